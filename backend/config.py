@@ -1,0 +1,94 @@
+"""Settings: the only place that reads the environment (prefix ``HUB_``, ``.env`` supported).
+
+In sandbox mode every secret has a development default so that ``make run`` works on a fresh
+machine. In live mode a missing or placeholder secret stops start-up with a message naming it.
+"""
+
+from __future__ import annotations
+
+import functools
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "hub.db"
+
+# Values that mean "nobody set this": refused in live mode.
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev", "sandbox-only-not-secret"}
+_DEV_SECRET = "sandbox-only-not-secret"
+# 32 bytes, base64: a development key ring entry. Refused in live mode like the other placeholders.
+_DEV_CREDENTIAL_KEY = "dev1:c2FuZGJveC1vbmx5LWtleS1ub3QtZm9yLWxpdmUhISE="
+
+
+class ProviderMode(StrEnum):
+    SANDBOX = "sandbox"
+    LIVE = "live"
+
+
+class SettingsError(RuntimeError):
+    """Raised when the settings cannot be used; the message names what to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HUB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(default=f"sqlite:///{DEFAULT_SQLITE_PATH}")
+    provider_mode: ProviderMode = ProviderMode.SANDBOX
+
+    console_port: int = 3000
+    sidecar_port: int = 8100
+    sandbox_port: int = 8200
+    host: str = "127.0.0.1"
+    # Where browsers and providers reach the processes (links in emails, OAuth callbacks).
+    public_console_url: str = "http://127.0.0.1:3000"
+    public_sidecar_url: str = "http://127.0.0.1:8100"
+
+    # Signs sessions' companions, OAuth state and links sent to people.
+    secret_key: SecretStr = SecretStr(_DEV_SECRET)
+    # Ordered key ring "id:base64key,id:base64key": the first encrypts, all decrypt.
+    credential_keys: SecretStr = SecretStr(_DEV_CREDENTIAL_KEY)
+    # Guards POST /outbox/run for an external cron.
+    cron_secret: SecretStr = SecretStr(_DEV_SECRET)
+
+    session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # Login throttling: after this many failures in a row each attempt waits longer.
+    login_free_failures: int = Field(default=3, ge=1)
+    login_max_delay_seconds: int = Field(default=300, ge=1)
+
+    heartbeat_seconds: int = Field(default=5, ge=1)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_live_mode(self) -> Settings:
+        if self.provider_mode is ProviderMode.LIVE:
+            for name in ("secret_key", "credential_keys", "cron_secret"):
+                value: SecretStr = getattr(self, name)
+                raw = value.get_secret_value().strip()
+                if raw.lower() in _PLACEHOLDERS or raw == _DEV_CREDENTIAL_KEY:
+                    raise ValueError(
+                        f"HUB_{name.upper()} is missing or a placeholder; live mode needs a real "
+                        f"value (see docs/OPERATIONS.md, 'Environment variables')."
+                    )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read once. Raises SettingsError with the variable to fix."""
+    try:
+        return Settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise SettingsError(str(exc)) from exc

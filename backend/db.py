@@ -1,0 +1,77 @@
+"""The database engine and the three ways code gets a session.
+
+- ``session_scope()`` for scripts, jobs and console handlers: commits on success, rolls back on error;
+- ``get_session`` as a FastAPI dependency, with the same rule;
+- ``make_engine(url)`` for tests and tools that need an engine of their own.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.config import get_settings
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the console read while the scheduler writes; foreign keys are off by default.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 10}, **kwargs)
+        event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    if url.startswith("postgresql://"):
+        # One driver, psycopg 3, whatever the URL says.
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+@functools.cache
+def get_engine() -> Engine:
+    return make_engine(get_settings().database_url)
+
+
+@functools.cache
+def _session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
+    return _session_factory(engine or get_engine())
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A unit of work: commit if the block finishes, roll back if it raises."""
+    session = session_factory(engine)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_session() -> Iterator[Session]:
+    """FastAPI dependency: one unit of work per request."""
+    with session_scope() as session:
+        yield session

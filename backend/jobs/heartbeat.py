@@ -1,0 +1,23 @@
+"""The scheduler's pulse: the console shows its age, and an old one means nothing runs at night."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from backend.config import get_settings
+from backend.db import session_scope
+from backend.jobs.registry import periodic
+from backend.services import heartbeat
+
+INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@periodic(
+    id="heartbeat",
+    seconds=get_settings().heartbeat_seconds,
+    description="Record that this scheduler process is alive.",
+)
+def record_heartbeat() -> None:
+    with session_scope() as session:
+        heartbeat.beat(session, instance=INSTANCE)

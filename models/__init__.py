@@ -1,0 +1,70 @@
+"""The SQLAlchemy models shared by the console, the sidecar and the scheduler.
+
+Importing this package registers every table on ``Base.metadata`` (Alembic relies on it).
+"""
+
+from models.accounts import Membership, Operator, OperatorSession, Workspace
+from models.base import Base, utcnow
+from models.crm import Client, Contract, Event, Lead, Payment, Proposal
+from models.engagement import EngagementEvent
+from models.enums import (
+    AlertPriority,
+    AlertState,
+    ContractStatus,
+    InboundStatus,
+    IntegrationStatus,
+    InvoiceStatus,
+    JobStatus,
+    PaymentKind,
+    PaymentStatus,
+    Plan,
+    Role,
+    ShowStatus,
+)
+from models.inbox import InboundEvent
+from models.integrations import Integration
+from models.invoices import Invoice
+from models.monitoring import Alert, AuditLog, IntegrationLog
+from models.outbox import OutboxJob
+from models.shows import Buyer, Claim, Show, ShowItem
+from models.system import SchedulerHeartbeat
+
+__all__ = [
+    "Alert",
+    "AlertPriority",
+    "AlertState",
+    "AuditLog",
+    "Base",
+    "Buyer",
+    "Claim",
+    "Client",
+    "Contract",
+    "ContractStatus",
+    "EngagementEvent",
+    "Event",
+    "InboundEvent",
+    "InboundStatus",
+    "Integration",
+    "IntegrationLog",
+    "IntegrationStatus",
+    "Invoice",
+    "InvoiceStatus",
+    "JobStatus",
+    "Lead",
+    "Membership",
+    "Operator",
+    "OperatorSession",
+    "OutboxJob",
+    "Payment",
+    "PaymentKind",
+    "PaymentStatus",
+    "Plan",
+    "Proposal",
+    "Role",
+    "SchedulerHeartbeat",
+    "Show",
+    "ShowItem",
+    "ShowStatus",
+    "Workspace",
+    "utcnow",
+]

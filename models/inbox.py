@@ -1,0 +1,36 @@
+"""The webhook inbox: every verified provider event, stored before the sidecar answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, IdMixin, utcnow
+from models.enums import InboundStatus, str_enum
+
+
+class InboundEvent(IdMixin, Base):
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        # A provider's retry of the same event is recognised here and changes nothing.
+        UniqueConstraint("provider", "external_id"),
+        Index("ix_inbound_events_status_received_at", "status", "received_at"),
+    )
+
+    provider: Mapped[str] = mapped_column(String(40))
+    external_id: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(80))
+    workspace_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[InboundStatus] = mapped_column(
+        str_enum(InboundStatus, "inbound_status"), default=InboundStatus.PENDING
+    )
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    handled_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,30 @@
+"""A workspace's connection to one provider; its credentials are encrypted at rest."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, CreatedAtMixin, IdMixin
+from models.enums import IntegrationStatus, str_enum
+
+
+class Integration(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "integrations"
+    __table_args__ = (UniqueConstraint("workspace_id", "provider"),)
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(40))
+    status: Mapped[IntegrationStatus] = mapped_column(
+        str_enum(IntegrationStatus, "integration_status"), default=IntegrationStatus.INACTIVE
+    )
+    display_name: Mapped[str] = mapped_column(String(120))
+    credentials_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(String(40))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    connected_at: Mapped[dt.datetime | None]
+    last_checked_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,38 @@
+"""The transactional outbox: every side effect on a provider, written with the change that asks for it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, CreatedAtMixin, IdMixin, utcnow
+from models.enums import JobStatus, str_enum
+
+
+class OutboxJob(IdMixin, CreatedAtMixin, Base):
+    __tablename__ = "outbox_jobs"
+    __table_args__ = (
+        # The claim query: pending jobs whose time has come, oldest first.
+        Index("ix_outbox_jobs_status_run_after", "status", "run_after"),
+        Index("ix_outbox_jobs_kind_status", "kind", "status"),
+    )
+
+    workspace_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[JobStatus] = mapped_column(
+        str_enum(JobStatus, "job_status"), default=JobStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=6)
+    run_after: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[dt.datetime | None]

@@ -1,0 +1,65 @@
+"""The scheduler process: runs every job declared with ``@periodic`` in backend/jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import sys
+from types import FrameType
+
+import structlog
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from backend import jobs
+from backend.config import SettingsError, get_settings
+from backend.db import get_engine
+from backend.logging import configure
+from backend.services import readiness
+
+log = structlog.get_logger("scheduler")
+
+
+def build_scheduler() -> BlockingScheduler:
+    scheduler = BlockingScheduler(timezone="UTC")
+    for job in jobs.declared():
+        # Short-interval jobs (the heartbeat) run at once, so a fresh start shows as alive.
+        first_run = {"next_run_time": dt.datetime.now(dt.UTC)} if job.seconds <= 60 else {}
+        scheduler.add_job(
+            job.func,
+            "interval",
+            seconds=job.seconds,
+            id=job.id,
+            name=job.description,
+            # A slow tick is skipped, not queued up behind itself.
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, job.seconds),
+            **first_run,
+        )
+    return scheduler
+
+
+def main() -> None:
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure(settings.log_level)
+    state = readiness.check(get_engine())
+    if not state.ready:
+        print(f"scheduler not started: {state.reason}", file=sys.stderr)
+        raise SystemExit(1)
+    scheduler = build_scheduler()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("scheduler.stopping", signal=signum)
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    log.info("scheduler.started", jobs=[job.id for job in jobs.declared()])
+    scheduler.start()
+
+
+if __name__ == "__main__":
+    main()
