@@ -14,6 +14,6 @@ config = rx.Config(
     show_built_with_reflex=False,
     frontend_port=int(os.environ.get("HUB_CONSOLE_PORT", "3000")),
     backend_port=int(os.environ.get("HUB_CONSOLE_PORT", "3000")),
-    plugins=[rx.plugins.RadixThemesPlugin()],
+    plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="indigo", radius="medium"))],
     disable_plugins=[rx.plugins.SitemapPlugin],
 )

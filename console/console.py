@@ -1,13 +1,36 @@
+"""The operators' console: `app` and its pages. Every page but /login requires a session."""
+
+from __future__ import annotations
+
 import reflex as rx
 
-class S(rx.State):
-    n: int = 0
-    @rx.event
-    def inc(self):
-        self.n += 1
-
-def index() -> rx.Component:
-    return rx.vstack(rx.heading("hi"), rx.button("inc", on_click=S.inc), rx.text(S.n))
+from console.pages.dashboard import dashboard_page
+from console.pages.lists import (
+    health_page,
+    integrations_page,
+    jobs_page,
+    shows_page,
+    timeline_page,
+)
+from console.pages.login import login_page
+from console.pages.settings import settings_page
+from console.state.dashboard import DashboardState
+from console.state.login import LoginState
+from console.state.pages import HealthState, IntegrationsState, JobsState, ShowsState, TimelineState
+from console.state.settings import SettingsState
 
 app = rx.App()
-app.add_page(index)
+app.add_page(login_page, route="/login", title="Log in · Integrations Hub",
+             on_load=LoginState.redirect_if_logged_in)
+app.add_page(dashboard_page, route="/", title="Dashboard · Integrations Hub",
+             on_load=DashboardState.load)
+app.add_page(integrations_page, route="/integrations", title="Integrations · Integrations Hub",
+             on_load=IntegrationsState.load)
+app.add_page(shows_page, route="/shows", title="Shows · Integrations Hub", on_load=ShowsState.load)
+app.add_page(timeline_page, route="/timeline", title="Timeline · Integrations Hub",
+             on_load=TimelineState.load)
+app.add_page(health_page, route="/health", title="Health · Integrations Hub",
+             on_load=HealthState.load)
+app.add_page(jobs_page, route="/jobs", title="Jobs · Integrations Hub", on_load=JobsState.load)
+app.add_page(settings_page, route="/settings", title="Settings · Integrations Hub",
+             on_load=SettingsState.load)

@@ -1,0 +1,82 @@
+"""The list pages: Integrations, Shows, Timeline, Health, Jobs."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from console.components.table import data_table
+from console.layout import page
+from console.state.pages import HealthState, IntegrationsState, JobsState, ShowsState, TimelineState
+
+
+def integrations_page() -> rx.Component:
+    return page(
+        "Integrations",
+        data_table(
+            [("Provider", "provider"), ("Name", "name"), ("Status", "status"),
+             ("Last checked", "checked"), ("Last error", "error")],
+            IntegrationsState.rows,
+            "No integrations are connected in this workspace yet.",
+            "integrations-table",
+        ),
+    )
+
+
+def shows_page() -> rx.Component:
+    return page(
+        "Shows",
+        rx.input(placeholder="Search shows", value=ShowsState.search,
+                 on_change=ShowsState.set_search.debounce(300), width="20rem"),  # type: ignore[attr-defined]
+        data_table(
+            [("Show", "title"), ("Status", "status"), ("Started", "started"), ("Claims", "claims"),
+             ("Buyers", "buyers"), ("Total", "total"), ("Items without price", "unpriced")],
+            ShowsState.rows,
+            "No shows yet.",
+            "shows-table",
+        ),
+    )
+
+
+def timeline_page() -> rx.Component:
+    return page(
+        "Timeline",
+        data_table(
+            [("When", "at"), ("Source", "source"), ("Event", "name"), ("Who", "subject")],
+            TimelineState.rows,
+            "Nothing has happened yet: opens, clicks and payments appear here.",
+            "timeline-table",
+        ),
+    )
+
+
+def health_page() -> rx.Component:
+    return page(
+        "Health",
+        rx.heading("Providers, last 24 hours", size="4"),
+        data_table(
+            [("Provider", "provider"), ("Calls", "calls"), ("Success", "success"),
+             ("Average latency", "latency")],
+            HealthState.providers,
+            "No provider calls in the last 24 hours.",
+            "health-table",
+        ),
+        rx.heading("Open alerts", size="4"),
+        data_table(
+            [("When", "at"), ("Priority", "priority"), ("Message", "message"), ("State", "state")],
+            HealthState.alerts,
+            "No open alerts.",
+            "alerts-table",
+        ),
+    )
+
+
+def jobs_page() -> rx.Component:
+    return page(
+        "Jobs",
+        data_table(
+            [("Kind", "kind"), ("Status", "status"), ("Jobs", "count")],
+            JobsState.rows,
+            "The job queue is empty.",
+            "jobs-table",
+        ),
+    )

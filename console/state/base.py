@@ -1,0 +1,110 @@
+"""Who is looking: the session token, the operator, the workspace they work in and their role.
+
+Every page state subclasses SessionState, so each page's handlers re-resolve the token on the
+server before doing anything: the role shown in the browser is for display, never for deciding.
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from backend.config import get_settings
+from backend.db import session_scope
+from backend.services import accounts
+from backend.services.actors import Actor
+from backend.services.errors import NotAuthenticated, ServiceError
+from models import Workspace
+
+SESSION_COOKIE = "hub_session"
+
+
+def _identity(token: str) -> tuple[Actor, str, str, list[dict[str, str]]]:
+    with session_scope() as session:
+        actor = accounts.resolve(session, token=token)
+        workspace = session.get_one(Workspace, actor.workspace_id)
+        choices = [
+            {"id": str(c.workspace_id), "label": f"{c.name} ({c.role.value})"}
+            for c in accounts.workspaces_of(session, operator_id=actor.operator_id)
+        ]
+        return actor, workspace.name, workspace.plan.value, choices
+
+
+class SessionState(rx.State):
+    # A cookie rather than local storage so that it is sent on the first request and expires.
+    token: str = rx.Cookie(
+        "",
+        name=SESSION_COOKIE,
+        same_site="strict",
+        max_age=get_settings().session_ttl_hours * 3600,
+    )
+    operator_name: str = ""
+    operator_email: str = ""
+    workspace_id: str = ""
+    workspace_name: str = ""
+    role: str = ""
+    plan: str = ""
+    workspaces: list[dict[str, str]] = []
+    provider_mode: str = get_settings().provider_mode.value
+
+    @rx.var
+    def can_change(self) -> bool:
+        return self.role in ("owner", "admin")
+
+    @rx.var
+    def is_sandbox(self) -> bool:
+        return self.provider_mode == "sandbox"
+
+    async def _authenticate(self) -> Actor | None:
+        """Resolve the session token on the server; refresh what the layout shows."""
+        token = self.token
+        if not token:
+            return None
+        try:
+            actor, name, plan, choices = await rx.run_in_thread(lambda: _identity(token))
+        except NotAuthenticated:
+            self.token = ""
+            return None
+        self.operator_name = actor.name
+        self.operator_email = actor.email
+        self.workspace_id = str(actor.workspace_id)
+        self.workspace_name = name
+        self.role = actor.role.value
+        self.plan = plan
+        self.workspaces = choices
+        return actor
+
+    @rx.event
+    async def require_login(self) -> rx.event.EventSpec | None:
+        if await self._authenticate() is None:
+            return rx.redirect("/login")
+        return None
+
+    @rx.event
+    async def switch_workspace(self, workspace_id: str) -> rx.event.EventSpec | None:
+        token = self.token
+
+        def work() -> None:
+            with session_scope() as session:
+                accounts.switch_workspace(session, token=token, workspace_id=int(workspace_id))
+
+        try:
+            await rx.run_in_thread(work)
+        except NotAuthenticated:
+            return rx.redirect("/login")
+        except ServiceError as exc:
+            return rx.toast.error(str(exc))
+        # Every open panel belongs to the old workspace: start the page again.
+        return rx.call_script("window.location.reload()")
+
+    @rx.event
+    async def logout(self) -> rx.event.EventSpec:
+        token = self.token
+
+        def work() -> None:
+            with session_scope() as session:
+                accounts.logout(session, token=token)
+
+        await rx.run_in_thread(work)
+        self.reset()
+        self.token = ""
+        return rx.redirect("/login")

@@ -1,0 +1,50 @@
+"""The Dashboard: the workspace's figures at a glance, refreshed every few seconds."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from backend.db import session_scope
+from backend.services import dashboard
+from console.state.base import SessionState
+
+
+def _describe_heartbeat(age: int | None) -> tuple[str, bool]:
+    if age is None:
+        return "never seen: the scheduler has not run", False
+    # Three missed beats (default every 5 s) mean the process is gone or stuck.
+    alive = age <= 20
+    return (f"last beat {age} s ago" if alive else f"stopped: last beat {age} s ago"), alive
+
+
+class DashboardState(SessionState):
+    connected_integrations: int = 0
+    open_alerts: int = 0
+    queued_jobs: int = 0
+    dead_jobs: int = 0
+    shows: int = 0
+    heartbeat_text: str = ""
+    scheduler_alive: bool = False
+    loaded: bool = False
+
+    @rx.event
+    async def load(self) -> rx.event.EventSpec | None:
+        actor = await self._authenticate()
+        if actor is None:
+            return rx.redirect("/login")
+
+        def work() -> dashboard.DashboardFigures:
+            with session_scope() as session:
+                return dashboard.figures(session, workspace_id=actor.workspace_id)
+
+        figures = await rx.run_in_thread(work)
+        self.connected_integrations = figures.connected_integrations
+        self.open_alerts = figures.open_alerts
+        self.queued_jobs = figures.queued_jobs
+        self.dead_jobs = figures.dead_jobs
+        self.shows = figures.shows
+        self.heartbeat_text, self.scheduler_alive = _describe_heartbeat(
+            figures.heartbeat_age_seconds
+        )
+        self.loaded = True
+        return None

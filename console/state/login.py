@@ -1,0 +1,60 @@
+"""The login form."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import reflex as rx
+
+from backend.config import get_settings
+from backend.db import session_scope
+from backend.services import accounts
+from backend.services.errors import ServiceError
+from console.state.base import SessionState
+
+
+def _policy() -> accounts.LoginPolicy:
+    settings = get_settings()
+    return accounts.LoginPolicy(
+        session_ttl=dt.timedelta(hours=settings.session_ttl_hours),
+        free_failures=settings.login_free_failures,
+        max_delay_seconds=settings.login_max_delay_seconds,
+    )
+
+
+class LoginState(SessionState):
+    error: str = ""
+    busy: bool = False
+
+    @rx.event
+    async def redirect_if_logged_in(self) -> rx.event.EventSpec | None:
+        if await self._authenticate() is not None:
+            return rx.redirect("/")
+        return None
+
+    @rx.event
+    async def submit(self, form: dict[str, str]) -> AsyncIterator[rx.event.EventSpec | None]:
+        email, password = form.get("email", ""), form.get("password", "")
+        if not email.strip() or not password:
+            self.error = "Enter your email and password."
+            return
+        self.busy = True
+        yield
+
+        def work() -> str:
+            with session_scope() as session:
+                return accounts.login(
+                    session, email=email, password=password, policy=_policy()
+                ).token
+
+        try:
+            token = await rx.run_in_thread(work)
+        except ServiceError as exc:
+            self.error = str(exc)
+            self.busy = False
+            return
+        self.error = ""
+        self.busy = False
+        self.token = token
+        yield rx.redirect("/")

@@ -1,0 +1,161 @@
+"""States of the list pages (Integrations, Shows, Timeline, Health, Jobs): each loads its rows
+for the operator's workspace in a worker thread and keeps plain dicts, never ORM objects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import reflex as rx
+from sqlalchemy.orm import Session
+
+from backend.db import session_scope
+from backend.services import connections, engagement, health, outbox, shows
+from console.state.base import SessionState
+from console.state.formatting import money, when
+
+T = TypeVar("T")
+
+
+class ListPageState(SessionState):
+    """Shared shape: authenticate, then read in a thread."""
+
+    async def _read(self, reader: Callable[[Session, int], T]) -> T | None:
+        actor = await self._authenticate()
+        if actor is None:
+            return None
+
+        def work() -> T:
+            with session_scope() as session:
+                return reader(session, actor.workspace_id)
+
+        return await rx.run_in_thread(work)
+
+
+class IntegrationsState(ListPageState):
+    rows: list[dict[str, str]] = []
+
+    @rx.event
+    async def load(self) -> rx.event.EventSpec | None:
+        found = await self._read(
+            lambda s, w: [
+                {
+                    "provider": i.provider,
+                    "name": i.display_name,
+                    "status": i.status.value,
+                    "checked": when(i.last_checked_at),
+                    "error": i.last_error or "",
+                }
+                for i in connections.list_connections(s, workspace_id=w)
+            ]
+        )
+        if found is None:
+            return rx.redirect("/login")
+        self.rows = found
+        return None
+
+
+class ShowsState(ListPageState):
+    rows: list[dict[str, str]] = []
+    search: str = ""
+
+    @rx.event
+    async def load(self) -> rx.event.EventSpec | None:
+        search = self.search
+        found = await self._read(
+            lambda s, w: [
+                {
+                    "id": str(x.id),
+                    "title": x.title,
+                    "status": x.status.value,
+                    "started": when(x.started_at),
+                    "claims": str(x.claims),
+                    "buyers": str(x.buyers),
+                    "total": money(x.total_cents, x.currency),
+                    "unpriced": str(x.unpriced_items),
+                }
+                for x in shows.list_shows(s, workspace_id=w, search=search)
+            ]
+        )
+        if found is None:
+            return rx.redirect("/login")
+        self.rows = found
+        return None
+
+    @rx.event
+    async def set_search(self, value: str) -> rx.event.EventSpec | None:
+        self.search = value
+        return ShowsState.load
+
+
+class TimelineState(ListPageState):
+    rows: list[dict[str, str]] = []
+
+    @rx.event
+    async def load(self) -> rx.event.EventSpec | None:
+        found = await self._read(
+            lambda s, w: [
+                {
+                    "at": when(e.occurred_at),
+                    "source": e.source,
+                    "name": e.name,
+                    "subject": f"{e.subject_type} #{e.subject_id}",
+                }
+                for e in engagement.recent(s, workspace_id=w)
+            ]
+        )
+        if found is None:
+            return rx.redirect("/login")
+        self.rows = found
+        return None
+
+
+class HealthState(ListPageState):
+    providers: list[dict[str, str]] = []
+    alerts: list[dict[str, str]] = []
+
+    @rx.event
+    async def load(self) -> rx.event.EventSpec | None:
+        def read(s: Session, w: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+            providers = [
+                {
+                    "provider": p.provider,
+                    "calls": str(p.calls),
+                    "success": f"{p.success_rate:.1%}",
+                    "latency": "" if p.avg_latency_ms is None else f"{p.avg_latency_ms} ms",
+                }
+                for p in health.provider_health(s, workspace_id=w)
+            ]
+            alerts = [
+                {
+                    "at": when(a.created_at),
+                    "priority": a.priority.value,
+                    "message": a.message,
+                    "state": a.state.value,
+                }
+                for a in health.open_alerts(s, workspace_id=w)
+            ]
+            return providers, alerts
+
+        found = await self._read(read)
+        if found is None:
+            return rx.redirect("/login")
+        self.providers, self.alerts = found
+        return None
+
+
+class JobsState(ListPageState):
+    rows: list[dict[str, str]] = []
+
+    @rx.event
+    async def load(self) -> rx.event.EventSpec | None:
+        found = await self._read(
+            lambda s, w: [
+                {"kind": d.kind, "status": d.status.value, "count": str(d.count)}
+                for d in outbox.queue_depth(s, workspace_id=w)
+            ]
+        )
+        if found is None:
+            return rx.redirect("/login")
+        self.rows = found
+        return None

@@ -1,0 +1,47 @@
+"""Settings: the workspace's name and plan, and who the operator is in it."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from backend.db import session_scope
+from backend.services import accounts
+from backend.services.errors import ServiceError
+from console.state.base import SessionState
+
+
+class SettingsState(SessionState):
+    name_draft: str = ""
+    message: str = ""
+    error: str = ""
+
+    @rx.event
+    async def load(self) -> rx.event.EventSpec | None:
+        if await self._authenticate() is None:
+            return rx.redirect("/login")
+        self.name_draft = self.workspace_name
+        self.message = self.error = ""
+        return None
+
+    @rx.event
+    def set_name_draft(self, value: str) -> None:
+        self.name_draft = value
+
+    @rx.event
+    async def save_name(self) -> rx.event.EventSpec | None:
+        actor = await self._authenticate()
+        if actor is None:
+            return rx.redirect("/login")
+        name = self.name_draft
+
+        def work() -> str:
+            with session_scope() as session:
+                return accounts.rename_workspace(session, actor=actor, name=name).name
+
+        try:
+            self.workspace_name = await rx.run_in_thread(work)
+        except ServiceError as exc:
+            self.error, self.message = str(exc), ""
+            return None
+        self.message, self.error = "Saved.", ""
+        return rx.toast.success("Workspace renamed")
