@@ -3,9 +3,12 @@ the webhook routers are mounted here as they arrive."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import Annotated
+
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import Engine
 
 from backend.db import get_engine
 from backend.services import readiness
@@ -40,9 +43,9 @@ def create_app() -> FastAPI:
         tags=["health"],
         responses={503: {"model": Ready, "description": "not ready, with the reason"}},
     )
-    def readyz() -> JSONResponse:
+    def readyz(engine: Annotated[Engine, Depends(get_engine)]) -> JSONResponse:
         """The database answers and is migrated to the revision this code expects."""
-        state = readiness.check(get_engine())
+        state = readiness.check(engine)
         body = Ready(
             status="ready" if state.ready else "not ready",
             reason=state.reason,

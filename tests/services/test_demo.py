@@ -1,0 +1,87 @@
+"""The demo seed gives a newcomer two businesses to click through, and is safe to run again."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from backend.services import accounts, demo
+from models import (
+    Buyer,
+    Claim,
+    Contract,
+    ContractStatus,
+    Lead,
+    Operator,
+    Payment,
+    PaymentStatus,
+    Plan,
+    Role,
+    Show,
+    ShowItem,
+    ShowStatus,
+    Workspace,
+)
+from tests.factories import POLICY
+
+
+def _counts(session: Session) -> dict[str, int]:
+    return {
+        model.__tablename__: int(session.scalar(select(func.count()).select_from(model)) or 0)
+        for model in (Workspace, Operator, Show, ShowItem, Buyer, Claim, Lead, Contract, Payment)
+    }
+
+
+def test_seed_creates_what_the_journeys_need(session: Session) -> None:
+    report = demo.seed(session)
+    session.commit()
+    assert report.created_workspaces == [demo.LIVE_SELLER, demo.STUDIO]
+    plans = dict(session.execute(select(Workspace.slug, Workspace.plan)).all())
+    assert plans == {demo.LIVE_SELLER: Plan.PRO, demo.STUDIO: Plan.FREE}
+
+    ended = session.scalars(select(Show).where(Show.status == ShowStatus.ENDED)).one()
+    buyers = session.scalar(
+        select(func.count(func.distinct(Claim.platform_user_id))).where(Claim.show_id == ended.id)
+    )
+    claims = session.scalar(select(func.count()).select_from(Claim).where(Claim.show_id == ended.id))
+    unpriced = session.scalar(
+        select(func.count()).select_from(ShowItem)
+        .where(ShowItem.show_id == ended.id, ShowItem.price_cents.is_(None))
+    )
+    assert buyers is not None and buyers >= 40
+    assert claims is not None and claims >= 150
+    assert unpriced is not None and unpriced > 0
+    assert session.scalar(select(func.count()).select_from(Show).where(Show.status == ShowStatus.LIVE)) == 1
+    assert (session.scalar(select(func.count()).select_from(Lead)) or 0) >= 3
+    contract = session.scalars(select(Contract)).one()
+    assert contract.status is ContractStatus.SIGNED
+    deposit = session.scalars(select(Payment).where(Payment.contract_id == contract.id)).one()
+    assert deposit.status is PaymentStatus.PENDING
+    assert deposit.amount_cents * 2 == contract.total_cents
+
+
+def test_seed_twice_changes_nothing(session: Session) -> None:
+    demo.seed(session)
+    session.commit()
+    before = _counts(session)
+    report = demo.seed(session)
+    session.commit()
+    assert report.created_workspaces == []
+    assert _counts(session) == before
+
+
+def test_every_demo_login_works_with_its_role(session: Session) -> None:
+    demo.seed(session)
+    session.commit()
+    for login in demo.DEMO_LOGINS:
+        result = accounts.login(session, email=login.email, password=demo.DEMO_PASSWORD,
+                                policy=POLICY)
+        slug = session.get_one(Workspace, result.actor.workspace_id).slug
+        choices = {
+            session.get_one(Workspace, c.workspace_id).slug: c.role
+            for c in accounts.workspaces_of(session, operator_id=result.actor.operator_id)
+        }
+        assert choices[login.workspace] is login.role
+        assert slug in choices
+    viewers = [d for d in demo.DEMO_LOGINS if d.role is Role.VIEWER]
+    assert {v.workspace for v in viewers} == {demo.LIVE_SELLER, demo.STUDIO}
