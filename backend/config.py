@@ -18,7 +18,7 @@ DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "hub.db"
 
 # Values that mean "nobody set this": refused in live mode.
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev", "sandbox-only-not-secret"}
-_DEV_SECRET = "sandbox-only-not-secret"
+_DEV_SECRET = "sandbox-only-not-secret"  # noqa: S105 - refused in live mode
 # 32 bytes, base64: a development key ring entry. Refused in live mode like the other placeholders.
 _DEV_CREDENTIAL_KEY = "dev1:c2FuZGJveC1vbmx5LWtleS1ub3QtZm9yLWxpdmUhISE="
 

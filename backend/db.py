@@ -1,6 +1,6 @@
 """The database engine and the three ways code gets a session.
 
-- ``session_scope()`` for scripts, jobs and console handlers: commits on success, rolls back on error;
+- ``session_scope()`` for scripts, jobs and console handlers: commit on success, roll back on error;
 - ``get_session`` as a FastAPI dependency, with the same rule;
 - ``make_engine(url)`` for tests and tools that need an engine of their own.
 """

@@ -19,18 +19,36 @@ from console.state.login import LoginState
 from console.state.pages import HealthState, IntegrationsState, JobsState, ShowsState, TimelineState
 from console.state.settings import SettingsState
 
-app = rx.App()
-app.add_page(login_page, route="/login", title="Log in · Integrations Hub",
-             on_load=LoginState.redirect_if_logged_in)
-app.add_page(dashboard_page, route="/", title="Dashboard · Integrations Hub",
-             on_load=DashboardState.load)
-app.add_page(integrations_page, route="/integrations", title="Integrations · Integrations Hub",
-             on_load=IntegrationsState.load)
+app = rx.App(head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")])
+app.add_page(
+    login_page,
+    route="/login",
+    title="Log in · Integrations Hub",
+    on_load=LoginState.redirect_if_logged_in,
+)
+app.add_page(
+    dashboard_page, route="/", title="Dashboard · Integrations Hub", on_load=DashboardState.load
+)
+app.add_page(
+    integrations_page,
+    route="/integrations",
+    title="Integrations · Integrations Hub",
+    on_load=IntegrationsState.load,
+)
 app.add_page(shows_page, route="/shows", title="Shows · Integrations Hub", on_load=ShowsState.load)
-app.add_page(timeline_page, route="/timeline", title="Timeline · Integrations Hub",
-             on_load=TimelineState.load)
-app.add_page(health_page, route="/health", title="Health · Integrations Hub",
-             on_load=HealthState.load)
+app.add_page(
+    timeline_page,
+    route="/timeline",
+    title="Timeline · Integrations Hub",
+    on_load=TimelineState.load,
+)
+app.add_page(
+    health_page, route="/health", title="Health · Integrations Hub", on_load=HealthState.load
+)
 app.add_page(jobs_page, route="/jobs", title="Jobs · Integrations Hub", on_load=JobsState.load)
-app.add_page(settings_page, route="/settings", title="Settings · Integrations Hub",
-             on_load=SettingsState.load)
+app.add_page(
+    settings_page,
+    route="/settings",
+    title="Settings · Integrations Hub",
+    on_load=SettingsState.load,
+)

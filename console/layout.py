@@ -64,8 +64,11 @@ def topbar() -> rx.Component:
         rx.badge(SessionState.plan, color_scheme="violet", data_testid="plan-badge"),
         rx.cond(
             SessionState.is_sandbox,
-            rx.badge("Sandbox mode: providers are emulated", color_scheme="amber",
-                     data_testid="sandbox-badge"),
+            rx.badge(
+                "Sandbox mode: providers are emulated",
+                color_scheme="amber",
+                data_testid="sandbox-badge",
+            ),
         ),
         rx.spacer(),
         rx.text(SessionState.operator_name, weight="medium"),

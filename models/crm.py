@@ -1,4 +1,4 @@
-"""Event services: leads, clients, proposals, contracts, their payments and the events they become."""
+"""Event services: leads, clients, proposals, contracts, their payments and resulting events."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The transactional outbox: every side effect on a provider, written with the change that asks for it."""
+"""The transactional outbox: every side effect on a provider, written with the change that asks."""
 
 from __future__ import annotations
 

@@ -8,8 +8,10 @@ database copied from a template that the real Alembic migrations built once per 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +105,22 @@ def session(engine: Engine) -> Iterator[Session]:
     """A session for arranging and checking; tests commit where the code under test would."""
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+_DB_ID = re.compile(r"\[(?:[^\]]*-)?(sqlite|postgresql)(?:-[^\]]*)?\]")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say plainly how many database tests ran on each database."""
+    counts: dict[str, Counter[str]] = {db: Counter() for db in DATABASES}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            match = _DB_ID.search(getattr(report, "nodeid", ""))
+            if match and (report.when == "call" or outcome in ("error", "skipped")):
+                counts[match.group(1)][outcome] += 1
+    if any(counts.values()):
+        parts = [
+            f"{db}: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(c.items()))
+            for db, c in counts.items()
+        ]
+        terminalreporter.write_line("database tests — " + "; ".join(parts))

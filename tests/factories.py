@@ -25,7 +25,8 @@ def workspace(session: Session, *, slug: str = "acme", plan: Plan = Plan.PRO) ->
 def member(
     session: Session, ws: Workspace, *, email: str, role: Role, password: str = PASSWORD
 ) -> Operator:
-    operator = accounts.create_operator(session, email=email, name=email.split("@")[0],
-                                        password=password)
+    operator = accounts.create_operator(
+        session, email=email, name=email.split("@")[0], password=password
+    )
     accounts.add_member(session, workspace_id=ws.id, operator_id=operator.id, role=role)
     return operator

@@ -14,14 +14,24 @@ from tests.support.processes import env_for, running, wait_for_http
 
 def test_sidecar_process_is_ready_on_a_migrated_database(db_url: str) -> None:
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "backend.api.app:app", "--host", "127.0.0.1",
-               "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "backend.api.app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     with running(command, env=env_for(db_url)) as output:
         wait_for_http(f"http://127.0.0.1:{port}/readyz", timeout=60, output=output)
 
 
 def test_scheduler_process_records_heartbeats(db_url: str, engine: Engine) -> None:
-    with running([sys.executable, "scheduler.py"], env=env_for(db_url, HUB_HEARTBEAT_SECONDS="1")) as output:
+    with running(
+        [sys.executable, "scheduler.py"], env=env_for(db_url, HUB_HEARTBEAT_SECONDS="1")
+    ) as output:
         deadline = time.monotonic() + 60
         ticks: list[object] = []
         while time.monotonic() < deadline:
@@ -44,7 +54,14 @@ def test_scheduler_refuses_to_start_on_an_unmigrated_database(tmp_path: object) 
     from tests.support.processes import ROOT
 
     url = f"sqlite:///{tmp_path}/empty.db"
-    done = subprocess.run([sys.executable, "scheduler.py"], cwd=ROOT, env=env_for(url),
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "scheduler.py"],
+        cwd=ROOT,
+        env=env_for(url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1
     assert "make migrate" in done.stderr

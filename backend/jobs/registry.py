@@ -23,7 +23,7 @@ class PeriodicJob:
 _REGISTRY: dict[str, PeriodicJob] = {}
 
 
-def periodic(*, id: str, seconds: int, description: str) -> Callable[[JobFunc], JobFunc]:  # noqa: A002
+def periodic(*, id: str, seconds: int, description: str) -> Callable[[JobFunc], JobFunc]:
     def register(func: JobFunc) -> JobFunc:
         if id in _REGISTRY and _REGISTRY[id].func is not func:
             raise ValueError(f"two periodic jobs are declared with the id {id!r}")

@@ -11,7 +11,12 @@ from sqlalchemy.orm import Session
 from backend.security.auth import hash_password, new_session_token, token_digest, verify_password
 from backend.services import audit
 from backend.services.actors import Actor
-from backend.services.errors import InvalidInput, NotAuthenticated, PermissionDenied, TooManyAttempts
+from backend.services.errors import (
+    InvalidInput,
+    NotAuthenticated,
+    PermissionDenied,
+    TooManyAttempts,
+)
 from models import Membership, Operator, OperatorSession, Plan, Role, Workspace, utcnow
 
 WRONG_CREDENTIALS = "Wrong email or password. Check both and try again."
@@ -195,9 +200,7 @@ def switch_workspace(
     return resolve(session, token=token, now=now)
 
 
-def add_member(
-    session: Session, *, workspace_id: int, operator_id: int, role: Role
-) -> Membership:
+def add_member(session: Session, *, workspace_id: int, operator_id: int, role: Role) -> Membership:
     membership = Membership(workspace_id=workspace_id, operator_id=operator_id, role=role)
     session.add(membership)
     session.flush()

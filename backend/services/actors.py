@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models import Role
 from backend.services.errors import PermissionDenied
+from models import Role
 
 # What each role may do. Owners decide (plan, keys); admins operate; viewers only look.
 _CHANGE_ROLES = frozenset({Role.OWNER, Role.ADMIN})

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import AuditLog, utcnow
 from backend.services.actors import Actor
+from models import AuditLog, utcnow
 
 
 def record(

@@ -66,6 +66,8 @@ def figures(session: Session, *, workspace_id: int) -> DashboardFigures:
             jobs_by_status.get(JobStatus.PENDING, 0) + jobs_by_status.get(JobStatus.RUNNING, 0)
         ),
         dead_jobs=int(jobs_by_status.get(JobStatus.DEAD, 0)),
-        shows=count(select(func.count()).select_from(Show).where(Show.workspace_id == workspace_id)),
+        shows=count(
+            select(func.count()).select_from(Show).where(Show.workspace_id == workspace_id)
+        ),
         heartbeat_age_seconds=heartbeat.age_seconds(heartbeat.last_tick(session)),
     )

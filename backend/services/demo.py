@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -58,15 +59,54 @@ DEMO_LOGINS = (
 )
 
 _ITEMS = [
-    "Vintage denim jacket", "Silk scarf", "Leather crossbody bag", "Gold hoop earrings",
-    "Linen shirt", "Wool beanie", "Ceramic mug set", "Beaded bracelet", "Canvas tote",
-    "Cashmere sweater", "Sunglasses", "Pearl necklace", "Suede boots", "Floral dress",
-    "Knit cardigan", "Phone case", "Scented candle", "Hair clips (set of 4)", "Belt",
-    "Ankle socks (3 pack)", "Wallet", "Rain jacket", "Pendant", "Tea towel set",
+    "Vintage denim jacket",
+    "Silk scarf",
+    "Leather crossbody bag",
+    "Gold hoop earrings",
+    "Linen shirt",
+    "Wool beanie",
+    "Ceramic mug set",
+    "Beaded bracelet",
+    "Canvas tote",
+    "Cashmere sweater",
+    "Sunglasses",
+    "Pearl necklace",
+    "Suede boots",
+    "Floral dress",
+    "Knit cardigan",
+    "Phone case",
+    "Scented candle",
+    "Hair clips (set of 4)",
+    "Belt",
+    "Ankle socks (3 pack)",
+    "Wallet",
+    "Rain jacket",
+    "Pendant",
+    "Tea towel set",
 ]
 _HANDLES = [
-    "maria", "jules", "kemi", "sam", "ana", "tomas", "priya", "lee", "noor", "zoe", "ivan",
-    "grace", "omar", "lina", "theo", "rosa", "dev", "mia", "kai", "ines", "ben", "yara",
+    "maria",
+    "jules",
+    "kemi",
+    "sam",
+    "ana",
+    "tomas",
+    "priya",
+    "lee",
+    "noor",
+    "zoe",
+    "ivan",
+    "grace",
+    "omar",
+    "lina",
+    "theo",
+    "rosa",
+    "dev",
+    "mia",
+    "kai",
+    "ines",
+    "ben",
+    "yara",
 ]
 
 
@@ -100,8 +140,12 @@ def seed(session: Session, *, now: dt.datetime | None = None) -> SeedReport:
                 )
         fill(session, workspace.id, now)
         audit.record(
-            session, actor="seed", action="workspace.create", target=f"workspace:{workspace.id}",
-            workspace_id=workspace.id, details={"plan": plan.value},
+            session,
+            actor="seed",
+            action="workspace.create",
+            target=f"workspace:{workspace.id}",
+            workspace_id=workspace.id,
+            details={"plan": plan.value},
         )
         report.created_workspaces.append(slug)
     return report
@@ -146,7 +190,10 @@ def _fill_live_seller(session: Session, workspace_id: int, now: dt.datetime) -> 
         price = None if number % 6 == 0 else rng.randrange(800, 9500, 50)
         items.append(
             ShowItem(
-                workspace_id=workspace_id, show_id=ended.id, number=number, title=title,
+                workspace_id=workspace_id,
+                show_id=ended.id,
+                number=number,
+                title=title,
                 price_cents=price,
             )
         )
@@ -178,8 +225,11 @@ def _fill_live_seller(session: Session, workspace_id: int, now: dt.datetime) -> 
         for item in rng.sample(items, 3 + index % 2):
             claims.append(
                 Claim(
-                    workspace_id=workspace_id, show_id=ended.id, item_id=item.id,
-                    platform_user_id=buyer.platform_user_id, buyer_handle=buyer.handle,
+                    workspace_id=workspace_id,
+                    show_id=ended.id,
+                    item_id=item.id,
+                    platform_user_id=buyer.platform_user_id,
+                    buyer_handle=buyer.handle,
                     quantity=1 if rng.random() < 0.85 else 2,
                     claimed_at=ended.started_at + dt.timedelta(seconds=30 * len(claims)),
                 )
@@ -187,8 +237,12 @@ def _fill_live_seller(session: Session, workspace_id: int, now: dt.datetime) -> 
     for buyer in buyers[:5]:
         claims.append(
             Claim(
-                workspace_id=workspace_id, show_id=live.id, item_id=live_items[0].id,
-                platform_user_id=buyer.platform_user_id, buyer_handle=buyer.handle, quantity=1,
+                workspace_id=workspace_id,
+                show_id=live.id,
+                item_id=live_items[0].id,
+                platform_user_id=buyer.platform_user_id,
+                buyer_handle=buyer.handle,
+                quantity=1,
                 claimed_at=now - dt.timedelta(minutes=10),
             )
         )
@@ -197,41 +251,75 @@ def _fill_live_seller(session: Session, workspace_id: int, now: dt.datetime) -> 
 
 def _fill_studio(session: Session, workspace_id: int, now: dt.datetime) -> None:
     leads = [
-        Lead(workspace_id=workspace_id, email="hannah.k@families.example", name="Hannah Kim",
-             message="Spring recital, two performances, need a highlight reel.",
-             marketing_consent=True),
-        Lead(workspace_id=workspace_id, email="dance@brightsteps.example", name="Bright Steps Dance",
-             message="Looking for a quote for our June showcase.", inquiries=2),
-        Lead(workspace_id=workspace_id, email="r.osei@weddings.example", name="Rita Osei",
-             message="Wedding videography, September.", status="contacted"),
+        Lead(
+            workspace_id=workspace_id,
+            email="hannah.k@families.example",
+            name="Hannah Kim",
+            message="Spring recital, two performances, need a highlight reel.",
+            marketing_consent=True,
+        ),
+        Lead(
+            workspace_id=workspace_id,
+            email="dance@brightsteps.example",
+            name="Bright Steps Dance",
+            message="Looking for a quote for our June showcase.",
+            inquiries=2,
+        ),
+        Lead(
+            workspace_id=workspace_id,
+            email="r.osei@weddings.example",
+            name="Rita Osei",
+            message="Wedding videography, September.",
+            status="contacted",
+        ),
     ]
     session.add_all(leads)
     session.flush()
-    client = Client(workspace_id=workspace_id, lead_id=leads[0].id, name="Hannah Kim",
-                    email=leads[0].email)
+    client = Client(
+        workspace_id=workspace_id, lead_id=leads[0].id, name="Hannah Kim", email=leads[0].email
+    )
     session.add(client)
     session.flush()
-    items = [
-        {"name": "Two-camera recital coverage", "amount_cents": 90000},
-        {"name": "Highlight reel (3 min)", "amount_cents": 35000},
-        {"name": "Family download link", "amount_cents": 15000},
-    ]
-    total = sum(int(i["amount_cents"]) for i in items)
-    proposal = Proposal(workspace_id=workspace_id, lead_id=leads[0].id, client_id=client.id,
-                        title="Spring recital package", config_items=items, total_cents=total,
-                        status="accepted", sent_at=now - dt.timedelta(days=6))
+    priced = (
+        ("Two-camera recital coverage", 90000),
+        ("Highlight reel (3 min)", 35000),
+        ("Family download link", 15000),
+    )
+    items: list[dict[str, Any]] = [{"name": n, "amount_cents": c} for n, c in priced]
+    total = sum(cents for _, cents in priced)
+    proposal = Proposal(
+        workspace_id=workspace_id,
+        lead_id=leads[0].id,
+        client_id=client.id,
+        title="Spring recital package",
+        config_items=items,
+        total_cents=total,
+        status="accepted",
+        sent_at=now - dt.timedelta(days=6),
+    )
     session.add(proposal)
     session.flush()
     contract = Contract(
-        workspace_id=workspace_id, client_id=client.id, proposal_id=proposal.id,
-        title="Spring recital 2027 — Kim family", status=ContractStatus.SIGNED,
-        total_cents=total, service_type="recital", event_date=(now + dt.timedelta(days=60)).date(),
-        venue="Riverside Community Theatre", signed_at=now - dt.timedelta(days=1),
+        workspace_id=workspace_id,
+        client_id=client.id,
+        proposal_id=proposal.id,
+        title="Spring recital 2027 — Kim family",
+        status=ContractStatus.SIGNED,
+        total_cents=total,
+        service_type="recital",
+        event_date=(now + dt.timedelta(days=60)).date(),
+        venue="Riverside Community Theatre",
+        signed_at=now - dt.timedelta(days=1),
     )
     session.add(contract)
     session.flush()
     # The 50% deposit the client has not paid yet: paying it will hand the contract off.
     session.add(
-        Payment(workspace_id=workspace_id, contract_id=contract.id, amount_cents=total // 2,
-                kind=PaymentKind.DEPOSIT, due_date=(now + dt.timedelta(days=7)).date())
+        Payment(
+            workspace_id=workspace_id,
+            contract_id=contract.id,
+            amount_cents=total // 2,
+            kind=PaymentKind.DEPOSIT,
+            due_date=(now + dt.timedelta(days=7)).date(),
+        )
     )

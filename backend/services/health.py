@@ -24,7 +24,10 @@ class ProviderHealth:
 
 
 def provider_health(
-    session: Session, *, workspace_id: int, window: dt.timedelta = dt.timedelta(hours=24),
+    session: Session,
+    *,
+    workspace_id: int,
+    window: dt.timedelta = dt.timedelta(hours=24),
     now: dt.datetime | None = None,
 ) -> list[ProviderHealth]:
     since = (now or utcnow()) - window

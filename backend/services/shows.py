@@ -32,10 +32,12 @@ def list_shows(
             Claim.show_id,
             func.count(Claim.id).label("claims"),
             func.count(func.distinct(Claim.platform_user_id)).label("buyers"),
-            func.coalesce(func.sum(Claim.quantity * func.coalesce(ShowItem.price_cents, 0)), 0)
-            .label("total"),
-            func.count(func.distinct(case((ShowItem.price_cents.is_(None), ShowItem.id))))
-            .label("unpriced"),
+            func.coalesce(
+                func.sum(Claim.quantity * func.coalesce(ShowItem.price_cents, 0)), 0
+            ).label("total"),
+            func.count(func.distinct(case((ShowItem.price_cents.is_(None), ShowItem.id)))).label(
+                "unpriced"
+            ),
         )
         .join(ShowItem, ShowItem.id == Claim.item_id)
         .where(Claim.workspace_id == workspace_id)
@@ -53,9 +55,15 @@ def list_shows(
         stmt = stmt.where(Show.title.ilike(f"%{search.strip()}%"))
     return [
         ShowSummary(
-            id=show.id, title=show.title, status=show.status, started_at=show.started_at,
-            claims=int(n or 0), buyers=int(b or 0), total_cents=int(t or 0),
-            unpriced_items=int(u or 0), currency=show.currency,
+            id=show.id,
+            title=show.title,
+            status=show.status,
+            started_at=show.started_at,
+            claims=int(n or 0),
+            buyers=int(b or 0),
+            total_cents=int(t or 0),
+            unpriced_items=int(u or 0),
+            currency=show.currency,
         )
         for show, n, b, t, u in session.execute(stmt).all()
     ]

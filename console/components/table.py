@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 from reflex.vars import Var
 
@@ -28,7 +30,9 @@ def data_table(
     )
 
 
-def figure_card(label: str, value: Var | str, test_id: str, hint: Var | str = "") -> rx.Component:
+def figure_card(
+    label: str, value: Var[Any] | str, test_id: str, hint: Var[Any] | str = ""
+) -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.text(label, size="2", color_scheme="gray"),

@@ -13,8 +13,13 @@ def integrations_page() -> rx.Component:
     return page(
         "Integrations",
         data_table(
-            [("Provider", "provider"), ("Name", "name"), ("Status", "status"),
-             ("Last checked", "checked"), ("Last error", "error")],
+            [
+                ("Provider", "provider"),
+                ("Name", "name"),
+                ("Status", "status"),
+                ("Last checked", "checked"),
+                ("Last error", "error"),
+            ],
             IntegrationsState.rows,
             "No integrations are connected in this workspace yet.",
             "integrations-table",
@@ -25,11 +30,22 @@ def integrations_page() -> rx.Component:
 def shows_page() -> rx.Component:
     return page(
         "Shows",
-        rx.input(placeholder="Search shows", value=ShowsState.search,
-                 on_change=ShowsState.set_search.debounce(300), width="20rem"),  # type: ignore[attr-defined]
+        rx.input(
+            placeholder="Search shows",
+            value=ShowsState.search,
+            on_change=ShowsState.set_search.debounce(300),
+            width="20rem",
+        ),  # type: ignore[attr-defined]
         data_table(
-            [("Show", "title"), ("Status", "status"), ("Started", "started"), ("Claims", "claims"),
-             ("Buyers", "buyers"), ("Total", "total"), ("Items without price", "unpriced")],
+            [
+                ("Show", "title"),
+                ("Status", "status"),
+                ("Started", "started"),
+                ("Claims", "claims"),
+                ("Buyers", "buyers"),
+                ("Total", "total"),
+                ("Items without price", "unpriced"),
+            ],
             ShowsState.rows,
             "No shows yet.",
             "shows-table",
@@ -54,8 +70,12 @@ def health_page() -> rx.Component:
         "Health",
         rx.heading("Providers, last 24 hours", size="4"),
         data_table(
-            [("Provider", "provider"), ("Calls", "calls"), ("Success", "success"),
-             ("Average latency", "latency")],
+            [
+                ("Provider", "provider"),
+                ("Calls", "calls"),
+                ("Success", "success"),
+                ("Average latency", "latency"),
+            ],
             HealthState.providers,
             "No provider calls in the last 24 hours.",
             "health-table",

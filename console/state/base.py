@@ -7,6 +7,7 @@ server before doing anything: the role shown in the browser is for display, neve
 from __future__ import annotations
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from backend.config import get_settings
 from backend.db import session_scope
@@ -60,10 +61,13 @@ class SessionState(rx.State):
         if not token:
             return None
         try:
-            actor, name, plan, choices = await rx.run_in_thread(lambda: _identity(token))
+            identity: tuple[Actor, str, str, list[dict[str, str]]] = await rx.run_in_thread(
+                lambda: _identity(token)
+            )
         except NotAuthenticated:
             self.token = ""
             return None
+        actor, name, plan, choices = identity
         self.operator_name = actor.name
         self.operator_email = actor.email
         self.workspace_id = str(actor.workspace_id)
@@ -74,13 +78,13 @@ class SessionState(rx.State):
         return actor
 
     @rx.event
-    async def require_login(self) -> rx.event.EventSpec | None:
+    async def require_login(self) -> EventSpec | None:
         if await self._authenticate() is None:
             return rx.redirect("/login")
         return None
 
     @rx.event
-    async def switch_workspace(self, workspace_id: str) -> rx.event.EventSpec | None:
+    async def switch_workspace(self, workspace_id: str) -> EventSpec | None:
         token = self.token
 
         def work() -> None:
@@ -92,12 +96,13 @@ class SessionState(rx.State):
         except NotAuthenticated:
             return rx.redirect("/login")
         except ServiceError as exc:
-            return rx.toast.error(str(exc))
+            toast: EventSpec = rx.toast.error(str(exc))
+            return toast
         # Every open panel belongs to the old workspace: start the page again.
         return rx.call_script("window.location.reload()")
 
     @rx.event
-    async def logout(self) -> rx.event.EventSpec:
+    async def logout(self) -> EventSpec:
         token = self.token
 
         def work() -> None:
@@ -105,6 +110,6 @@ class SessionState(rx.State):
                 accounts.logout(session, token=token)
 
         await rx.run_in_thread(work)
-        self.reset()
+        self.reset()  # type: ignore[no-untyped-call]
         self.token = ""
         return rx.redirect("/login")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from backend.db import session_scope
 from backend.services import dashboard
@@ -28,7 +29,7 @@ class DashboardState(SessionState):
     loaded: bool = False
 
     @rx.event
-    async def load(self) -> rx.event.EventSpec | None:
+    async def load(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
             return rx.redirect("/login")

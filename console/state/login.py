@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from backend.config import get_settings
 from backend.db import session_scope
@@ -28,19 +29,19 @@ class LoginState(SessionState):
     busy: bool = False
 
     @rx.event
-    async def redirect_if_logged_in(self) -> rx.event.EventSpec | None:
+    async def redirect_if_logged_in(self) -> EventSpec | None:
         if await self._authenticate() is not None:
             return rx.redirect("/")
         return None
 
     @rx.event
-    async def submit(self, form: dict[str, str]) -> AsyncIterator[rx.event.EventSpec | None]:
+    async def submit(self, form: dict[str, str]) -> AsyncIterator[EventSpec | None]:
         email, password = form.get("email", ""), form.get("password", "")
         if not email.strip() or not password:
             self.error = "Enter your email and password."
             return
         self.busy = True
-        yield
+        yield None
 
         def work() -> str:
             with session_scope() as session:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import reflex as rx
+from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
 from backend.db import session_scope
@@ -29,14 +30,15 @@ class ListPageState(SessionState):
             with session_scope() as session:
                 return reader(session, actor.workspace_id)
 
-        return await rx.run_in_thread(work)
+        result: T = await rx.run_in_thread(work)
+        return result
 
 
 class IntegrationsState(ListPageState):
     rows: list[dict[str, str]] = []
 
     @rx.event
-    async def load(self) -> rx.event.EventSpec | None:
+    async def load(self) -> EventSpec | None:
         found = await self._read(
             lambda s, w: [
                 {
@@ -60,7 +62,7 @@ class ShowsState(ListPageState):
     search: str = ""
 
     @rx.event
-    async def load(self) -> rx.event.EventSpec | None:
+    async def load(self) -> EventSpec | None:
         search = self.search
         found = await self._read(
             lambda s, w: [
@@ -83,16 +85,17 @@ class ShowsState(ListPageState):
         return None
 
     @rx.event
-    async def set_search(self, value: str) -> rx.event.EventSpec | None:
+    async def set_search(self, value: str) -> EventSpec | None:
         self.search = value
-        return ShowsState.load
+        # Returning the handler chains it: the list reloads with the new search.
+        return ShowsState.load  # type: ignore[return-value]
 
 
 class TimelineState(ListPageState):
     rows: list[dict[str, str]] = []
 
     @rx.event
-    async def load(self) -> rx.event.EventSpec | None:
+    async def load(self) -> EventSpec | None:
         found = await self._read(
             lambda s, w: [
                 {
@@ -115,7 +118,7 @@ class HealthState(ListPageState):
     alerts: list[dict[str, str]] = []
 
     @rx.event
-    async def load(self) -> rx.event.EventSpec | None:
+    async def load(self) -> EventSpec | None:
         def read(s: Session, w: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
             providers = [
                 {
@@ -148,7 +151,7 @@ class JobsState(ListPageState):
     rows: list[dict[str, str]] = []
 
     @rx.event
-    async def load(self) -> rx.event.EventSpec | None:
+    async def load(self) -> EventSpec | None:
         found = await self._read(
             lambda s, w: [
                 {"kind": d.kind, "status": d.status.value, "count": str(d.count)}

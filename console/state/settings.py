@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from backend.db import session_scope
 from backend.services import accounts
@@ -16,7 +17,7 @@ class SettingsState(SessionState):
     error: str = ""
 
     @rx.event
-    async def load(self) -> rx.event.EventSpec | None:
+    async def load(self) -> EventSpec | None:
         if await self._authenticate() is None:
             return rx.redirect("/login")
         self.name_draft = self.workspace_name
@@ -28,7 +29,7 @@ class SettingsState(SessionState):
         self.name_draft = value
 
     @rx.event
-    async def save_name(self) -> rx.event.EventSpec | None:
+    async def save_name(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
             return rx.redirect("/login")
@@ -44,4 +45,5 @@ class SettingsState(SessionState):
             self.error, self.message = str(exc), ""
             return None
         self.message, self.error = "Saved.", ""
-        return rx.toast.success("Workspace renamed")
+        toast: EventSpec = rx.toast.success("Workspace renamed")
+        return toast

@@ -31,7 +31,9 @@ def test_readyz_is_200_on_a_migrated_database(client: TestClient) -> None:
     assert response.json()["status"] == "ready"
 
 
-def test_readyz_is_503_with_the_reason_when_not_migrated(client: TestClient, engine: Engine) -> None:
+def test_readyz_is_503_with_the_reason_when_not_migrated(
+    client: TestClient, engine: Engine
+) -> None:
     downgrade(engine, "base")
     response = client.get("/readyz")
     assert response.status_code == 503

@@ -17,7 +17,9 @@ def test_sandbox_defaults_need_no_configuration(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("HUB_DATABASE_URL", raising=False)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.provider_mode is ProviderMode.SANDBOX
-    assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith("var/hub.db")
+    assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith(
+        "var/hub.db"
+    )
 
 
 @pytest.mark.parametrize("missing", sorted(REAL))

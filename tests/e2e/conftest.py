@@ -20,8 +20,14 @@ from tests.support.pgserver import free_port
 from tests.support.processes import env_for, run_cli, running, wait_for_http
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 
 
@@ -46,12 +52,28 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     db_path: Path = tmp_path_factory.mktemp("console") / "hub.db"
     url = f"sqlite:///{db_path}"
     port = free_port()
-    env = env_for(url, HUB_CONSOLE_PORT=str(port), REFLEX_USE_NPM="1",
-                  HUB_PUBLIC_CONSOLE_URL=f"http://127.0.0.1:{port}")
+    env = env_for(
+        url,
+        HUB_CONSOLE_PORT=str(port),
+        REFLEX_USE_NPM="1",
+        HUB_PUBLIC_CONSOLE_URL=f"http://127.0.0.1:{port}",
+    )
     run_cli("migrate", env=env)
     run_cli("seed", env=env)
-    command = [sys.executable, "-m", "reflex", "run", "--env", "prod", "--frontend-port", str(port),
-               "--backend-port", str(port), "--backend-host", "127.0.0.1"]
+    command = [
+        sys.executable,
+        "-m",
+        "reflex",
+        "run",
+        "--env",
+        "prod",
+        "--frontend-port",
+        str(port),
+        "--backend-port",
+        str(port),
+        "--backend-host",
+        "127.0.0.1",
+    ]
     with running(command, env=env) as output:
         base = f"http://127.0.0.1:{port}"
         # The first production build installs the frontend's packages: allow for it.

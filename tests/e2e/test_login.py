@@ -39,7 +39,8 @@ def test_owner_sees_the_dashboard_figures_then_logs_out(page: Page, console: Con
     expect(page.get_by_test_id("dash-shows")).to_have_text(str(expected.shows))
     expect(page.get_by_test_id("dash-alerts")).to_have_text(str(expected.open_alerts))
     expect(page.get_by_test_id("dash-integrations")).to_have_text(
-        str(expected.connected_integrations))
+        str(expected.connected_integrations)
+    )
     expect(page.get_by_test_id("sandbox-badge")).to_be_visible()
     assert expected.open_alerts >= 1
 

@@ -46,8 +46,9 @@ def test_one_integration_per_provider_per_workspace(session: Session) -> None:
 
 
 def test_outbox_idempotency_key_is_unique(session: Session) -> None:
-    session.add_all([OutboxJob(kind="noop", idempotency_key="k1"),
-                     OutboxJob(kind="noop", idempotency_key="k1")])
+    session.add_all(
+        [OutboxJob(kind="noop", idempotency_key="k1"), OutboxJob(kind="noop", idempotency_key="k1")]
+    )
     with pytest.raises(IntegrityError):
         session.flush()
 
@@ -58,22 +59,30 @@ def test_times_come_back_aware_utc_and_json_round_trips(session: Session) -> Non
     session.add(workspace)
     session.flush()
     session.add(
-        Integration(workspace_id=workspace.id, provider="slack", display_name="Slack",
-                    status=IntegrationStatus.ACTIVE, settings={"channel": "#ops", "n": [1, 2]})
+        Integration(
+            workspace_id=workspace.id,
+            provider="slack",
+            display_name="Slack",
+            status=IntegrationStatus.ACTIVE,
+            settings={"channel": "#ops", "n": [1, 2]},
+        )
     )
     session.commit()
     session.expire_all()
     loaded = session.scalars(select(Workspace).where(Workspace.slug == "b")).one()
     assert loaded.plan_changed_at == moment
-    assert loaded.plan_changed_at is not None and loaded.plan_changed_at.utcoffset() == dt.timedelta(0)
+    assert (
+        loaded.plan_changed_at is not None and loaded.plan_changed_at.utcoffset() == dt.timedelta(0)
+    )
     integration = session.scalars(select(Integration)).one()
     assert integration.settings == {"channel": "#ops", "n": [1, 2]}
     assert integration.status is IntegrationStatus.ACTIVE
 
 
 def test_naive_datetimes_are_refused(session: Session) -> None:
-    session.add(Workspace(name="C", slug="c", plan=Plan.FREE,
-                          plan_changed_at=dt.datetime(2026, 1, 1)))  # noqa: DTZ001
+    session.add(
+        Workspace(name="C", slug="c", plan=Plan.FREE, plan_changed_at=dt.datetime(2026, 1, 1))
+    )
     with pytest.raises(Exception, match="naive datetime"):
         session.flush()
 
@@ -85,5 +94,5 @@ def test_database_refuses_a_plan_outside_the_vocabulary(session: Session) -> Non
         "VALUES ('D', :slug, :plan, CURRENT_TIMESTAMP)"
     )
     session.execute(insert, {"slug": "d1", "plan": "pro"})
-    with pytest.raises(IntegrityError, match="(?i)check"):
+    with pytest.raises(IntegrityError, match=r"(?i)check"):
         session.execute(insert, {"slug": "d2", "plan": "platinum"})

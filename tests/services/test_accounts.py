@@ -29,11 +29,17 @@ def acme(session: Session) -> Workspace:
     return ws
 
 
-def test_login_opens_a_session_that_resolves_to_the_operator(session: Session, acme: Workspace) -> None:
+def test_login_opens_a_session_that_resolves_to_the_operator(
+    session: Session, acme: Workspace
+) -> None:
     result = accounts.login(session, email=" owner@ACME.example ", password=PASSWORD, policy=POLICY)
     session.commit()
     actor = accounts.resolve(session, token=result.token)
-    assert (actor.workspace_id, actor.role, actor.email) == (acme.id, Role.OWNER, "owner@acme.example")
+    assert (actor.workspace_id, actor.role, actor.email) == (
+        acme.id,
+        Role.OWNER,
+        "owner@acme.example",
+    )
     stored = session.scalars(select(OperatorSession)).one()
     assert stored.token_hash != result.token  # only a digest is kept
 
@@ -54,17 +60,28 @@ def test_repeated_failures_are_slowed_down_then_allowed_again(
     now = utcnow()
     for attempt in range(POLICY.free_failures):
         with pytest.raises(InvalidInput):
-            accounts.login(session, email="owner@acme.example", password="bad-guess!",
-                           policy=POLICY, now=now + dt.timedelta(milliseconds=attempt))
+            accounts.login(
+                session,
+                email="owner@acme.example",
+                password="bad-guess!",
+                policy=POLICY,
+                now=now + dt.timedelta(milliseconds=attempt),
+            )
     # Even the right password waits now: a guesser cannot tell when they hit it.
     with pytest.raises(TooManyAttempts) as slowed:
-        accounts.login(session, email="owner@acme.example", password=PASSWORD, policy=POLICY,
-                       now=now + dt.timedelta(milliseconds=10))
+        accounts.login(
+            session,
+            email="owner@acme.example",
+            password=PASSWORD,
+            policy=POLICY,
+            now=now + dt.timedelta(milliseconds=10),
+        )
     assert slowed.value.retry_after_seconds >= 1
     assert "Wait" in str(slowed.value)
     later = now + dt.timedelta(seconds=POLICY.delay_after(POLICY.free_failures) + 1)
-    result = accounts.login(session, email="owner@acme.example", password=PASSWORD,
-                            policy=POLICY, now=later)
+    result = accounts.login(
+        session, email="owner@acme.example", password=PASSWORD, policy=POLICY, now=later
+    )
     assert result.token
 
 
@@ -77,10 +94,13 @@ def test_delay_doubles_and_is_capped() -> None:
 
 def test_sessions_expire(session: Session, acme: Workspace) -> None:
     now = utcnow()
-    result = accounts.login(session, email="owner@acme.example", password=PASSWORD,
-                            policy=POLICY, now=now)
+    result = accounts.login(
+        session, email="owner@acme.example", password=PASSWORD, policy=POLICY, now=now
+    )
     session.commit()
-    accounts.resolve(session, token=result.token, now=now + POLICY.session_ttl - dt.timedelta(seconds=1))
+    accounts.resolve(
+        session, token=result.token, now=now + POLICY.session_ttl - dt.timedelta(seconds=1)
+    )
     with pytest.raises(NotAuthenticated):
         accounts.resolve(session, token=result.token, now=now + POLICY.session_ttl)
 
@@ -108,8 +128,9 @@ def test_switching_workspace_needs_membership(session: Session, acme: Workspace)
     result = accounts.login(session, email="owner@acme.example", password=PASSWORD, policy=POLICY)
     with pytest.raises(PermissionDenied):
         accounts.switch_workspace(session, token=result.token, workspace_id=other.id)
-    accounts.add_member(session, workspace_id=other.id, operator_id=owner.operator_id,
-                        role=Role.VIEWER)
+    accounts.add_member(
+        session, workspace_id=other.id, operator_id=owner.operator_id, role=Role.VIEWER
+    )
     actor = accounts.switch_workspace(session, token=result.token, workspace_id=other.id)
     assert (actor.workspace_id, actor.role) == (other.id, Role.VIEWER)
     assert accounts.resolve(session, token=result.token).workspace_id == other.id
@@ -118,8 +139,9 @@ def test_switching_workspace_needs_membership(session: Session, acme: Workspace)
 def test_viewer_cannot_rename_the_workspace_and_nothing_changes(
     session: Session, acme: Workspace
 ) -> None:
-    viewer = accounts.login(session, email="viewer@acme.example", password=PASSWORD,
-                            policy=POLICY).actor
+    viewer = accounts.login(
+        session, email="viewer@acme.example", password=PASSWORD, policy=POLICY
+    ).actor
     with pytest.raises(PermissionDenied, match="viewer"):
         accounts.rename_workspace(session, actor=viewer, name="Hijacked")
     session.rollback()
@@ -127,8 +149,9 @@ def test_viewer_cannot_rename_the_workspace_and_nothing_changes(
 
 
 def test_owner_renames_the_workspace_with_an_audit_entry(session: Session, acme: Workspace) -> None:
-    owner = accounts.login(session, email="owner@acme.example", password=PASSWORD,
-                           policy=POLICY).actor
+    owner = accounts.login(
+        session, email="owner@acme.example", password=PASSWORD, policy=POLICY
+    ).actor
     accounts.rename_workspace(session, actor=owner, name="  Acme Events  ")
     session.commit()
     assert session.get_one(Workspace, acme.id).name == "Acme Events"

