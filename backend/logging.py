@@ -23,3 +23,8 @@ def configure(level: str = "INFO", *, json: bool = False) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
+    # APScheduler logs every run of every job at INFO: a heartbeat every few seconds drowns the
+    # rest. Its warnings (missed runs, errors) still come through.
+    logging.getLogger("apscheduler").setLevel(
+        max(logging.WARNING, logging.getLevelName(level.upper()))
+    )
