@@ -1,0 +1,62 @@
+"""The sandbox's memory: one JSON-able dict per provider, guarded by one lock, optionally saved
+to a file so that a restarted `make run` keeps its customers, invoices and emails."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str, length: int = 24) -> str:
+    """Ids shaped like the providers' own (``cus_`` + 24 characters for Stripe)."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+class Store:
+    def __init__(self, path: Path | None = None) -> None:
+        self._lock = threading.RLock()
+        self._path = path
+        self._data: dict[str, dict[str, Any]] = {}
+        self._dirty = False
+        if path is not None and path.exists():
+            self._data = json.loads(path.read_text())
+
+    @contextmanager
+    def section(self, name: str) -> Iterator[dict[str, Any]]:
+        """Exclusive access to one provider's state for the block; saved afterwards."""
+        with self._lock:
+            yield self._data.setdefault(name, {})
+            self._dirty = True
+        self.save()
+
+    def read(self, name: str) -> dict[str, Any]:
+        """A deep copy for display: the control page never holds the lock while rendering."""
+        with self._lock:
+            copied: dict[str, Any] = json.loads(json.dumps(self._data.get(name, {})))
+            return copied
+
+    def save(self) -> None:
+        if self._path is None or not self._dirty:
+            return
+        with self._lock:
+            payload = json.dumps(self._data)
+            self._dirty = False
+        tmp = self._path.with_suffix(".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(payload)
+        os.replace(tmp, self._path)
+
+
+def now() -> int:
+    """Unix seconds, as Stripe and SendGrid put times in their objects."""
+    return int(time.time())

@@ -1,0 +1,99 @@
+"""What a handler gets: the state, the caller's account, the decoded parameters."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.sandbox.context import SandboxContext
+from backend.sandbox.stripe.core import RequestMeta, StripeError, emit, table
+from backend.sandbox.stripe.formdata import as_int
+from backend.sandbox.stripe.objects import list_object, search_result
+
+
+@dataclass
+class Op:
+    s: dict[str, Any]
+    ctx: SandboxContext
+    account: str
+    params: dict[str, Any]
+    path: dict[str, str] = field(default_factory=dict)
+    meta: RequestMeta | None = None
+
+    def emit(
+        self, event_type: str, obj: dict[str, Any], previous: dict[str, Any] | None = None
+    ) -> None:
+        emit(self.s, self.ctx, self.account, event_type, obj, previous=previous, request=self.meta)
+
+    def table(self, resource: str) -> dict[str, dict[str, Any]]:
+        return table(self.s, self.account, resource)
+
+    def require(self, name: str) -> Any:
+        value = self.params.get(name)
+        if value in (None, ""):
+            raise StripeError(
+                400, f"Missing required param: {name}.", code="parameter_missing", param=name
+            )
+        return value
+
+
+def paginate(op: Op, items: list[dict[str, Any]], url: str) -> dict[str, Any]:
+    """Newest first, with limit / starting_after / ending_before, as Stripe lists do."""
+    ordered = list(reversed(items))
+    limit = min(max(as_int(op.params.get("limit"), 10) or 10, 1), 100)
+    if after := op.params.get("starting_after"):
+        ids = [o["id"] for o in ordered]
+        if after not in ids:
+            raise StripeError(400, f"Invalid starting_after id: {after}", param="starting_after")
+        ordered = ordered[ids.index(after) + 1 :]
+    elif before := op.params.get("ending_before"):
+        ids = [o["id"] for o in ordered]
+        if before in ids:
+            ordered = ordered[: ids.index(before)][-limit:]
+    return list_object(ordered[:limit], url, has_more=len(ordered) > limit)
+
+
+_CLAUSE = re.compile(
+    r"""(metadata\[['"](?P<mkey>[^'"]+)['"]\]|(?P<field>\w+))\s*:\s*['"](?P<value>[^'"]*)['"]"""
+)
+
+
+def search(op: Op, items: list[dict[str, Any]], url: str) -> dict[str, Any]:
+    """Stripe's search language, the part that matters here: ``field:'v'``,
+    ``metadata['k']:'v'``, joined by AND or OR."""
+    query = str(op.require("query"))
+    joiner = " OR " if " OR " in query else " AND "
+    clauses = []
+    for part in query.split(joiner):
+        match = _CLAUSE.fullmatch(part.strip())
+        if match is None:
+            raise StripeError(
+                400,
+                f"Invalid search query: {query}",
+                code="parameter_invalid_string",
+                param="query",
+            )
+        clauses.append((match.group("mkey"), match.group("field"), match.group("value")))
+
+    def hit(obj: dict[str, Any], clause: tuple[str | None, str | None, str]) -> bool:
+        mkey, name, value = clause
+        if mkey is not None:
+            return str(obj.get("metadata", {}).get(mkey)) == value
+        return str(obj.get(name or "")) == value
+
+    combine = any if joiner == " OR " else all
+    found = [o for o in reversed(items) if combine(hit(o, c) for c in clauses)]
+    limit = min(as_int(op.params.get("limit"), 10) or 10, 100)
+    return search_result(found[:limit], url)
+
+
+def metadata(op: Op, current: dict[str, str] | None = None) -> dict[str, str]:
+    """Stripe merges metadata on update; an empty value deletes a key."""
+    merged = dict(current or {})
+    for key, value in (op.params.get("metadata") or {}).items():
+        if value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = str(value)
+    return merged

@@ -1,0 +1,111 @@
+"""Switches that make a provider misbehave on purpose: an outage (500s or hanging requests) and a
+rate limit answering 429. Set from the control page or POST /_sandbox/switches; applied by a
+middleware to every request under the provider's path prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+Outage = Literal["none", "errors", "timeouts"]
+# Renders the provider's own error shape: (status, kind, message) -> response.
+ErrorRenderer = Callable[[int, str, str], Response]
+
+
+@dataclass
+class ProviderSwitches:
+    outage: Outage = "none"
+    # Requests per second allowed for one API key; None is unlimited.
+    rate_limit: float | None = None
+    # How long a "timeouts" outage holds a request before answering 504.
+    hang_seconds: float = 60.0
+
+
+@dataclass
+class DeliverySwitches:
+    """Stripe delivers some events twice and out of order; these make it happen on purpose."""
+
+    duplicate: bool = False
+    reorder: bool = False
+
+
+@dataclass
+class Switches:
+    providers: dict[str, ProviderSwitches] = field(default_factory=dict)
+    delivery: DeliverySwitches = field(default_factory=DeliverySwitches)
+
+    def of(self, provider: str) -> ProviderSwitches:
+        return self.providers.setdefault(provider, ProviderSwitches())
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "providers": {name: asdict(s) for name, s in self.providers.items()},
+            "delivery": asdict(self.delivery),
+        }
+
+
+class TokenBuckets:
+    """One bucket per (provider, key): Stripe limits per account, not per sandbox."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def take(self, provider: str, key: str, rate: float) -> float:
+        """0 if allowed now, else seconds until a token is free."""
+        with self._lock:
+            now = time.monotonic()
+            tokens, last = self._buckets.get((provider, key), (rate, now))
+            tokens = min(rate, tokens + (now - last) * rate)
+            if tokens >= 1:
+                self._buckets[(provider, key)] = (tokens - 1, now)
+                return 0.0
+            self._buckets[(provider, key)] = (tokens, now)
+            return (1 - tokens) / rate
+
+
+@dataclass(frozen=True)
+class ProviderMount:
+    name: str
+    prefix: str
+    render_error: ErrorRenderer
+
+
+def make_middleware(
+    switches: Switches, mounts: list[ProviderMount]
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    buckets = TokenBuckets()
+
+    async def apply(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        mount = next((m for m in mounts if path.startswith(m.prefix + "/")), None)
+        # Hosted pages and mailboxes are for people: only the API misbehaves.
+        if mount is None or "/_pages/" in path or "/_sandbox/" in path:
+            return await call_next(request)
+        state = switches.of(mount.name)
+        if state.outage == "errors":
+            return mount.render_error(500, "api_error", "The sandbox is simulating an outage.")
+        if state.outage == "timeouts":
+            await asyncio.sleep(state.hang_seconds)
+            return mount.render_error(504, "api_error", "The sandbox simulated a timeout.")
+        if state.rate_limit:
+            key = request.headers.get("authorization", "") or request.client.host  # type: ignore[union-attr]
+            wait = buckets.take(mount.name, key, state.rate_limit)
+            if wait > 0:
+                response = mount.render_error(
+                    429, "rate_limit", "Too many requests hit the API too quickly."
+                )
+                response.headers["Retry-After"] = str(max(1, round(wait)))
+                return response
+        return await call_next(request)
+
+    return apply
