@@ -48,7 +48,9 @@ def banner() -> None:
         "Integrations Hub is starting (it is ready when the console prints 'App running').",
         f"  console  {settings.public_console_url}",
         f"  sidecar  {settings.public_sidecar_url}  (/readyz, /docs)",
-        f"  provider mode: {settings.provider_mode.value}",
+        f"  sandbox  {settings.sandbox_url}  (emulated Stripe, SendGrid, Drive, Messenger, Slack)"
+        if settings.provider_mode.value == "sandbox"
+        else "  provider mode: live (real providers)",
         f"  log in as {owner.email} / {demo.DEMO_PASSWORD}  (owner, {owner.workspace})",
         "  other demo logins (same password): "
         + ", ".join(f"{d.email} ({d.role.value})" for d in demo.DEMO_LOGINS[1:5]),

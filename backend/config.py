@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     login_free_failures: int = Field(default=3, ge=1)
     login_max_delay_seconds: int = Field(default=300, ge=1)
 
+    # Where the provider sandbox keeps its state between restarts ("" keeps it in memory only).
+    sandbox_state_file: str = str(PROJECT_ROOT / "var" / "sandbox.json")
+
     heartbeat_seconds: int = Field(default=5, ge=1)
     log_level: str = "INFO"
 
@@ -82,6 +85,7 @@ class Settings(BaseSettings):
 
     @property
     def sandbox_url(self) -> str:
+        """Where the adapters and people reach the offline provider sandbox."""
         return f"http://127.0.0.1:{self.sandbox_port}"
 
 

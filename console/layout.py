@@ -64,10 +64,15 @@ def topbar() -> rx.Component:
         rx.badge(SessionState.plan, color_scheme="violet", data_testid="plan-badge"),
         rx.cond(
             SessionState.is_sandbox,
-            rx.badge(
-                "Sandbox mode: providers are emulated",
-                color_scheme="amber",
-                data_testid="sandbox-badge",
+            rx.link(
+                rx.badge(
+                    "Sandbox mode: providers are emulated",
+                    color_scheme="amber",
+                    data_testid="sandbox-badge",
+                ),
+                href=SessionState.sandbox_url,
+                is_external=True,
+                title="Open the provider sandbox (emulated Stripe, SendGrid, Drive ...)",
             ),
         ),
         rx.spacer(),

@@ -65,3 +65,29 @@ def test_scheduler_refuses_to_start_on_an_unmigrated_database(tmp_path: object) 
     )
     assert done.returncode == 1
     assert "make migrate" in done.stderr
+
+
+def test_sandbox_process_serves_its_control_page_and_the_stripe_api(tmp_path: object) -> None:
+    import httpx
+
+    port = free_port()
+    env = env_for(
+        f"sqlite:///{tmp_path}/unused.db",
+        HUB_SANDBOX_PORT=str(port),
+        HUB_SANDBOX_STATE_FILE=f"{tmp_path}/sandbox.json",
+    )
+    with running([sys.executable, "-m", "backend.sandbox"], env=env) as output:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/_sandbox/healthz", timeout=60, output=output)
+        page = httpx.get(base + "/", timeout=10)
+        assert page.status_code == 200
+        for section in ("Stripe: accounts and API keys", "SendGrid", "Drive", "Slack"):
+            assert section.lower() in page.text.lower(), section
+        from backend.sandbox.stripe.core import DEMO_SECRET_KEY
+
+        account = httpx.get(
+            f"{base}/stripe/v1/account",
+            timeout=10,
+            headers={"Authorization": f"Bearer {DEMO_SECRET_KEY}"},
+        )
+        assert account.json()["object"] == "account"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import uvicorn
 
-from backend.config import PROJECT_ROOT, get_settings
+from backend.config import get_settings
 from backend.sandbox.app import create_app
 
 
@@ -13,7 +15,7 @@ def main() -> None:
     public_url = settings.sandbox_url
     app = create_app(
         public_url=public_url,
-        state_file=PROJECT_ROOT / "var" / "sandbox.json",
+        state_file=Path(settings.sandbox_state_file) if settings.sandbox_state_file else None,
         # In `make run` the product's sidecar receives the sandbox's webhooks.
         webhook_targets={
             "stripe": f"{settings.public_sidecar_url}/webhooks/stripe",

@@ -6,6 +6,7 @@ Each provider lives under its own path prefix (``/stripe``, ``/sendgrid``, ``/go
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -50,12 +51,19 @@ def create_app(
         webhook_targets=dict(webhook_targets or {}),
     )
 
+    async def save_periodically() -> None:
+        while True:
+            await asyncio.sleep(2)
+            await asyncio.to_thread(store.save)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await ctx.deliverer.start()
+        saver = asyncio.create_task(save_periodically())
         try:
             yield
         finally:
+            saver.cancel()
             await ctx.deliverer.stop()
             store.save()
 

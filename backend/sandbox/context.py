@@ -17,7 +17,7 @@ from backend.sandbox.switches import Switches
 
 @dataclass(frozen=True)
 class Section:
-    """A table on the control page."""
+    """A table on the control page. Cells are HTML as given: escape what came from a request."""
 
     title: str
     columns: list[str]

@@ -33,11 +33,14 @@ class Store:
 
     @contextmanager
     def section(self, name: str) -> Iterator[dict[str, Any]]:
-        """Exclusive access to one provider's state for the block; saved afterwards."""
+        """Exclusive access to one provider's state for the block.
+
+        Not written to disk here: the app saves every few seconds and at shutdown (see
+        ``save``), so a burst of API calls does not rewrite the file once per request.
+        """
         with self._lock:
             yield self._data.setdefault(name, {})
             self._dirty = True
-        self.save()
 
     def read(self, name: str) -> dict[str, Any]:
         """A deep copy for display: the control page never holds the lock while rendering."""
@@ -46,6 +49,7 @@ class Store:
             return copied
 
     def save(self) -> None:
+        """Write the state to its file if anything changed since the last save."""
         if self._path is None or not self._dirty:
             return
         with self._lock:

@@ -46,6 +46,7 @@ class SessionState(rx.State):
     plan: str = ""
     workspaces: list[dict[str, str]] = []
     provider_mode: str = get_settings().provider_mode.value
+    sandbox_url: str = get_settings().sandbox_url
 
     @rx.var
     def can_change(self) -> bool:

@@ -42,6 +42,8 @@ def test_owner_sees_the_dashboard_figures_then_logs_out(page: Page, console: Con
         str(expected.connected_integrations)
     )
     expect(page.get_by_test_id("sandbox-badge")).to_be_visible()
+    sandbox_link = page.locator("a", has=page.get_by_test_id("sandbox-badge"))
+    expect(sandbox_link).to_have_attribute("href", "http://127.0.0.1:8200")
     assert expected.open_alerts >= 1
 
     page.get_by_test_id("logout").click()
