@@ -13,6 +13,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from backend import jobs
 from backend.config import SettingsError, get_settings
 from backend.db import get_engine
+from backend.jobs.outbox import Drainer
 from backend.logging import configure
 from backend.services import readiness
 
@@ -51,9 +52,12 @@ def main() -> None:
         print(f"scheduler not started: {state.reason}", file=sys.stderr)
         raise SystemExit(1)
     scheduler = build_scheduler()
+    drainer = Drainer(threads=settings.outbox_threads)
+    drainer.start()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("scheduler.stopping", signal=signum)
+        drainer.stop()
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)

@@ -21,6 +21,9 @@ _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev", "sandbox-only-not
 _DEV_SECRET = "sandbox-only-not-secret"  # noqa: S105 - refused in live mode
 # 32 bytes, base64: a development key ring entry. Refused in live mode like the other placeholders.
 _DEV_CREDENTIAL_KEY = "dev1:c2FuZGJveC1vbmx5LWtleS1ub3QtZm9yLWxpdmUhISE="
+# The sandbox's platform Stripe endpoint secret: it signs the webhooks the sandbox delivers.
+_SANDBOX_PLATFORM_WEBHOOK_SECRET = "whsec_SandboxPlatformWebhookSecret000000000"  # noqa: S105
+_DEV_VALUES = {_DEV_CREDENTIAL_KEY, _SANDBOX_PLATFORM_WEBHOOK_SECRET}
 
 
 class ProviderMode(StrEnum):
@@ -54,6 +57,13 @@ class Settings(BaseSettings):
     credential_keys: SecretStr = SecretStr(_DEV_CREDENTIAL_KEY)
     # Guards POST /outbox/run for an external cron.
     cron_secret: SecretStr = SecretStr(_DEV_SECRET)
+    # Verifies the platform's own Stripe account webhooks (plans and upgrades).
+    platform_stripe_webhook_secret: SecretStr = SecretStr(_SANDBOX_PLATFORM_WEBHOOK_SECRET)
+
+    # Webhook intake: how far a signed timestamp may be from now (both ways), and the largest
+    # body read (providers send far less; the cap bounds memory per request).
+    webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    max_webhook_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
     # Login throttling: after this many failures in a row each attempt waits longer.
@@ -64,15 +74,22 @@ class Settings(BaseSettings):
     sandbox_state_file: str = str(PROJECT_ROOT / "var" / "sandbox.json")
 
     heartbeat_seconds: int = Field(default=5, ge=1)
+    # Outbox worker threads in each scheduler process (run more processes to scale out).
+    outbox_threads: int = Field(default=2, ge=1, le=32)
     log_level: str = "INFO"
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_live_mode(self) -> Settings:
         if self.provider_mode is ProviderMode.LIVE:
-            for name in ("secret_key", "credential_keys", "cron_secret"):
+            for name in (
+                "secret_key",
+                "credential_keys",
+                "cron_secret",
+                "platform_stripe_webhook_secret",
+            ):
                 value: SecretStr = getattr(self, name)
                 raw = value.get_secret_value().strip()
-                if raw.lower() in _PLACEHOLDERS or raw == _DEV_CREDENTIAL_KEY:
+                if raw.lower() in _PLACEHOLDERS or raw in _DEV_VALUES:
                     raise ValueError(
                         f"HUB_{name.upper()} is missing or a placeholder; live mode needs a real "
                         f"value (see docs/OPERATIONS.md, 'Environment variables')."

@@ -20,6 +20,8 @@ from backend.config import get_settings
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not pysqlite, decide when transactions begin (see _on_sqlite_begin).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets the console read while the scheduler writes; foreign keys are off by default.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -29,6 +31,13 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _on_sqlite_begin(connection: Any) -> None:
+    # IMMEDIATE takes the write lock up front: a transaction that reads and then writes cannot
+    # fail half-way with "database is locked" because another process wrote in between
+    # (busy_timeout makes it wait its turn instead). SAVEPOINTs work as documented too.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -36,6 +45,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 10}, **kwargs)
         event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     if url.startswith("postgresql://"):
         # One driver, psycopg 3, whatever the URL says.

@@ -25,7 +25,7 @@ from models.inbox import InboundEvent
 from models.integrations import Integration
 from models.invoices import Invoice
 from models.monitoring import Alert, AuditLog, IntegrationLog
-from models.outbox import OutboxJob
+from models.outbox import JobKindPause, OutboxJob, ProviderCircuit
 from models.shows import Buyer, Claim, Show, ShowItem
 from models.system import SchedulerHeartbeat
 
@@ -49,6 +49,7 @@ __all__ = [
     "IntegrationStatus",
     "Invoice",
     "InvoiceStatus",
+    "JobKindPause",
     "JobStatus",
     "Lead",
     "Membership",
@@ -60,6 +61,7 @@ __all__ = [
     "PaymentStatus",
     "Plan",
     "Proposal",
+    "ProviderCircuit",
     "Role",
     "SchedulerHeartbeat",
     "Show",

@@ -1,13 +1,20 @@
 """Scheduled jobs are declared next to the code they run, with ``@periodic``.
 
 ``scheduler.py`` imports ``backend.jobs`` (which imports every job module) and adds what is
-registered here to APScheduler. Tests read the registry to check what is declared.
+registered here to APScheduler. A job declared ``exclusive`` runs once per tick however many
+scheduler processes there are: on PostgreSQL it takes an advisory lock, and a process that does
+not get it skips the tick.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from backend.db import get_engine
 
 JobFunc = Callable[[], None]
 
@@ -18,16 +25,55 @@ class PeriodicJob:
     func: JobFunc
     seconds: int
     description: str
+    exclusive: bool
 
 
 _REGISTRY: dict[str, PeriodicJob] = {}
 
 
-def periodic(*, id: str, seconds: int, description: str) -> Callable[[JobFunc], JobFunc]:
+def advisory_key(job_id: str) -> int:
+    """A stable signed 64-bit key for pg_try_advisory_lock."""
+    return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:8], "big", signed=True)
+
+
+def run_exclusively(job_id: str, func: JobFunc) -> bool:
+    """Run ``func`` unless another process holds this job's lock. True if it ran."""
+    engine = get_engine()
+    if engine.dialect.name != "postgresql":
+        func()  # SQLite serves one machine and one scheduler
+        return True
+    key = advisory_key(job_id)
+    with engine.connect() as conn:
+        if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            return False
+        try:
+            func()
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
+    return True
+
+
+def periodic(
+    *, id: str, seconds: int, description: str, exclusive: bool = True
+) -> Callable[[JobFunc], JobFunc]:
     def register(func: JobFunc) -> JobFunc:
         if id in _REGISTRY and _REGISTRY[id].func is not func:
             raise ValueError(f"two periodic jobs are declared with the id {id!r}")
-        _REGISTRY[id] = PeriodicJob(id=id, func=func, seconds=seconds, description=description)
+
+        def runner() -> None:
+            if exclusive:
+                run_exclusively(id, func)
+            else:
+                func()
+
+        _REGISTRY[id] = PeriodicJob(
+            id=id,
+            func=runner,
+            seconds=seconds,  # type: ignore[arg-type]
+            description=description,
+            exclusive=exclusive,
+        )
         return func
 
     return register

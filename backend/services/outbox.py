@@ -1,13 +1,503 @@
-"""The transactional outbox (reading side for now: queue depth for the Jobs page)."""
+"""The transactional outbox: every side effect on a provider is a job written in the same
+transaction as the change that asks for it, then run by workers.
+
+- ``enqueue`` inside the caller's transaction; a repeated idempotency key adds nothing.
+- Workers ``claim`` batches (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer
+  makes the claiming UPDATE atomic there), holding a lease they can extend.
+- Failures back off exponentially with jitter; a provider's 4xx that cannot succeed fails at
+  once; a 429 waits for its Retry-After without using an attempt; after ``max_attempts`` the job
+  is dead and an alert is raised. Jobs of a provider whose circuit is open wait, unclaimed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import func, select
+import structlog
+from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from models import JobStatus, OutboxJob
+from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
+from backend.services import audit, circuits
+from backend.services.actors import Actor
+from models import (
+    Alert,
+    AlertPriority,
+    JobKindPause,
+    JobStatus,
+    OutboxJob,
+    utcnow,
+)
+
+log = structlog.get_logger("outbox")
+
+# 5, 10, 20, 40, 80 minutes: the retry schedule a provider outage of an evening survives.
+DEFAULT_BACKOFF = (300.0, 600.0, 1200.0, 2400.0, 4800.0)
+DEFAULT_MAX_ATTEMPTS = len(DEFAULT_BACKOFF) + 1
+NOTIFY_CHANNEL = "outbox"
+
+
+class RetryLater(Exception):
+    """A temporary failure. ``retry_after`` (seconds) comes from the provider (429) if given."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, rate_limited: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited
+
+
+class PermanentFailure(Exception):
+    """The provider refused in a way no retry can fix (a 4xx such as a bad parameter)."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    attempt: int
+    workspace_id: int | None
+    worker: str
+
+    def provider_key(self, *parts: object) -> str:
+        """A deterministic idempotency key for one provider call of this job: a retry, or
+        another worker after a crash, sends the same key, so the provider applies it once."""
+        suffix = ":".join(str(p) for p in parts)
+        return f"{self.idempotency_key}:{suffix}" if suffix else self.idempotency_key
+
+
+Handler = Callable[[Session, JobContext], None]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    kind: str
+    handler: Handler
+    provider: str | None = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff: tuple[float, ...] = DEFAULT_BACKOFF
+    lease_seconds: int = 60
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def job_kind(
+    kind: str,
+    *,
+    provider: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    backoff: Sequence[float] = DEFAULT_BACKOFF,
+    lease_seconds: int = 60,
+) -> Callable[[Handler], Handler]:
+    """Declare what runs a kind of job, next to the code it runs."""
+
+    def register(handler: Handler) -> Handler:
+        existing = _KINDS.get(kind)
+        if existing is not None and existing.handler is not handler:
+            raise ValueError(f"job kind {kind!r} is declared twice")
+        _KINDS[kind] = JobKind(kind, handler, provider, max_attempts, tuple(backoff), lease_seconds)
+        return handler
+
+    return register
+
+
+def kinds() -> dict[str, JobKind]:
+    return dict(_KINDS)
+
+
+def configure_kind(kind: str, **changes: Any) -> None:
+    """Per-deployment (or per-test) tuning of a kind's retries: backoff, max_attempts, lease."""
+    current = _KINDS[kind]
+    _KINDS[kind] = JobKind(**{**current.__dict__, **changes})
+
+
+# -- writing jobs ---------------------------------------------------------------------------
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    payload: dict[str, Any],
+    idempotency_key: str,
+    workspace_id: int | None = None,
+    run_after: dt.datetime | None = None,
+    max_attempts: int | None = None,
+) -> int | None:
+    """Add a job in the caller's transaction. Returns its id, or None when a job with this
+    idempotency key already exists (nothing is added)."""
+    spec = _KINDS.get(kind)
+    if spec is None:
+        raise ValueError(f"unknown job kind {kind!r}; declare it with @job_kind")
+    stmt = (
+        _insert(session)(OutboxJob)
+        .values(
+            kind=kind,
+            provider=spec.provider,
+            payload=payload,
+            idempotency_key=idempotency_key,
+            workspace_id=workspace_id,
+            status=JobStatus.PENDING,
+            attempts=0,
+            max_attempts=max_attempts or spec.max_attempts,
+            run_after=run_after or utcnow(),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(OutboxJob.id)
+    )
+    job_id = session.execute(stmt).scalar()
+    if job_id is not None and session.get_bind().dialect.name == "postgresql":
+        # Delivered at commit; wakes idle workers at once instead of at their next poll.
+        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    return job_id
+
+
+# -- claiming and leases --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    attempts: int
+    max_attempts: int
+    workspace_id: int | None
+    provider: str | None
+
+
+def claim(
+    session: Session,
+    *,
+    worker: str,
+    limit: int = 100,
+    lease_seconds: int = 60,
+    now: dt.datetime | None = None,
+) -> list[Claimed]:
+    """Take up to ``limit`` due jobs for ``worker``. Commit soon after: the claim is the lease."""
+    now = now or utcnow()
+    paused = select(JobKindPause.kind)
+    gate = circuits.claim_gate(session, now=now)
+    due = (
+        select(OutboxJob.id)
+        .where(
+            OutboxJob.status == JobStatus.PENDING,
+            OutboxJob.run_after <= now,
+            OutboxJob.kind.not_in(paused),
+        )
+        .order_by(OutboxJob.run_after, OutboxJob.id)
+        .limit(limit)
+    )
+    if gate.blocked:
+        due = due.where(or_(OutboxJob.provider.is_(None), OutboxJob.provider.not_in(gate.blocked)))
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    claimed = _take(session, due, worker, lease_seconds, now)
+    for provider in gate.probes:
+        # A half-open circuit lets exactly one job through to test the provider.
+        probe = (
+            select(OutboxJob.id)
+            .where(
+                OutboxJob.status == JobStatus.PENDING,
+                OutboxJob.run_after <= now,
+                OutboxJob.provider == provider,
+                OutboxJob.kind.not_in(paused),
+            )
+            .order_by(OutboxJob.run_after, OutboxJob.id)
+            .limit(1)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            probe = probe.with_for_update(skip_locked=True)
+        claimed += _take(session, probe, worker, lease_seconds, now)
+    return claimed
+
+
+def _take(
+    session: Session, ids: Any, worker: str, lease_seconds: int, now: dt.datetime
+) -> list[Claimed]:
+    if session.get_bind().dialect.name == "postgresql":
+        # Materialized once: PostgreSQL may otherwise re-run an IN (... LIMIT n SKIP LOCKED)
+        # subquery per row and take more than n jobs.
+        chosen = ids.cte("claimable").prefix_with("MATERIALIZED")
+        target = OutboxJob.id.in_(select(chosen.c.id))
+    else:
+        target = OutboxJob.id.in_(ids.scalar_subquery())
+    stmt = (
+        update(OutboxJob)
+        .where(target, OutboxJob.status == JobStatus.PENDING)
+        .values(
+            status=JobStatus.RUNNING,
+            lease_owner=worker,
+            lease_until=now + dt.timedelta(seconds=lease_seconds),
+            attempts=OutboxJob.attempts + 1,
+        )
+        .returning(
+            OutboxJob.id,
+            OutboxJob.kind,
+            OutboxJob.payload,
+            OutboxJob.idempotency_key,
+            OutboxJob.attempts,
+            OutboxJob.max_attempts,
+            OutboxJob.workspace_id,
+            OutboxJob.provider,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return [Claimed(*row) for row in session.execute(stmt).all()]
+
+
+def extend_lease(
+    session: Session, *, job_id: int, worker: str, seconds: int, now: dt.datetime | None = None
+) -> bool:
+    """Keep a long job's lease; False if the lease was lost (another worker may have it)."""
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxJob)
+        .where(
+            OutboxJob.id == job_id,
+            OutboxJob.lease_owner == worker,
+            OutboxJob.status == JobStatus.RUNNING,
+        )
+        .values(lease_until=now + dt.timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def rescue_expired_leases(session: Session, *, now: dt.datetime | None = None) -> int:
+    """Jobs whose worker died mid-run: pending again. Their idempotency keys make the rerun
+    harmless at the provider; their attempt stays counted."""
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.status == JobStatus.RUNNING, OutboxJob.lease_until < now)
+        .values(
+            status=JobStatus.PENDING,
+            lease_owner=None,
+            lease_until=None,
+            run_after=now,
+            last_error=func.coalesce(OutboxJob.last_error, "lease expired: worker stopped"),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# -- outcomes -------------------------------------------------------------------------------
+
+
+def complete(
+    session: Session, job_ids: Sequence[int], *, worker: str, now: dt.datetime | None = None
+) -> int:
+    """Mark jobs done, only where this worker still holds the lease."""
+    if not job_ids:
+        return 0
+    result = session.execute(
+        update(OutboxJob)
+        .where(
+            OutboxJob.id.in_(job_ids),
+            OutboxJob.lease_owner == worker,
+            OutboxJob.status == JobStatus.RUNNING,
+        )
+        .values(
+            status=JobStatus.DONE,
+            finished_at=now or utcnow(),
+            lease_owner=None,
+            lease_until=None,
+            last_error=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def backoff_delay(spec: JobKind, attempts: int, rng: random.Random | None = None) -> float:
+    """The schedule's delay for this attempt, with ±20% jitter so retries do not stampede."""
+    base = spec.backoff[min(max(attempts - 1, 0), len(spec.backoff) - 1)]
+    return base * (0.8 + 0.4 * (rng or random).random())
+
+
+def classify(error: BaseException) -> tuple[bool, float | None, bool]:
+    """(permanent, retry after seconds, rate limited) for any error a handler raised."""
+    if isinstance(error, (PermanentFailure, ProviderRejected)):
+        return True, None, False
+    if isinstance(error, RetryLater):
+        return False, error.retry_after, error.rate_limited
+    if isinstance(error, ProviderRateLimited):
+        return False, error.retry_after if error.retry_after is not None else 1.0, True
+    return False, None, False
+
+
+def counts_against_provider(error: BaseException) -> bool:
+    """Only a provider's unavailability opens its circuit: not our bad request (4xx), not a
+    rate limit it asked us to respect."""
+    if isinstance(error, RetryLater):
+        return not error.rate_limited
+    return isinstance(error, ProviderUnavailable)
+
+
+def fail(
+    session: Session,
+    job: Claimed,
+    error: BaseException,
+    *,
+    worker: str,
+    now: dt.datetime | None = None,
+) -> JobStatus:
+    """Record a failed run: retry later, or dead (with an alert)."""
+    now = now or utcnow()
+    spec = _KINDS.get(job.kind)
+    message = f"{type(error).__name__}: {error}"[:2000]
+    permanent, retry_after, rate_limited = classify(error)
+    attempts = job.attempts - 1 if rate_limited else job.attempts
+    # (A 429 is the provider asking us to wait: that run was not a real attempt.)
+    if permanent or spec is None or attempts >= job.max_attempts:
+        values: dict[str, Any] = dict(status=JobStatus.DEAD, finished_at=now, attempts=attempts)
+        status = JobStatus.DEAD
+    else:
+        delay = retry_after if retry_after is not None else backoff_delay(spec, attempts)
+        values = dict(
+            status=JobStatus.PENDING, run_after=now + dt.timedelta(seconds=delay), attempts=attempts
+        )
+        status = JobStatus.PENDING
+    result = session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.id == job.id, OutboxJob.lease_owner == worker)
+        .values(lease_owner=None, lease_until=None, last_error=message, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) and status is JobStatus.DEAD:
+        session.add(
+            Alert(
+                workspace_id=job.workspace_id,
+                type="job.dead",
+                priority=AlertPriority.HIGH,
+                message=f"A {job.kind} job failed {attempts} time(s) and stopped: {message[:300]}. "
+                "Open Jobs to see it and replay it once the cause is fixed.",
+                entity_type="outbox_job",
+                entity_id=str(job.id),
+            )
+        )
+    return status
+
+
+# -- operators: pause, replay ---------------------------------------------------------------
+
+
+def pause_kind(session: Session, *, actor: Actor, kind: str) -> None:
+    actor.require_change("pause jobs")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown job kind {kind!r}")
+    if session.get(JobKindPause, kind) is None:
+        session.add(JobKindPause(kind=kind, paused_by=actor.label))
+        audit.record(session, actor=actor, action="jobs.pause", target=f"kind:{kind}")
+
+
+def resume_kind(session: Session, *, actor: Actor, kind: str) -> None:
+    actor.require_change("resume jobs")
+    session.execute(delete(JobKindPause).where(JobKindPause.kind == kind))
+    audit.record(session, actor=actor, action="jobs.resume", target=f"kind:{kind}")
+
+
+def paused_kinds(session: Session) -> set[str]:
+    return set(session.scalars(select(JobKindPause.kind)))
+
+
+def _dead_filter(
+    workspace_id: int, kind: str | None, since: dt.datetime | None, job_id: int | None
+) -> Any:
+    conditions = [OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.DEAD]
+    if kind:
+        conditions.append(OutboxJob.kind == kind)
+    if since:
+        conditions.append(OutboxJob.finished_at >= since)
+    if job_id is not None:
+        conditions.append(OutboxJob.id == job_id)
+    return and_(*conditions)
+
+
+def preview_replay(
+    session: Session,
+    *,
+    workspace_id: int,
+    kind: str | None = None,
+    since: dt.datetime | None = None,
+    job_id: int | None = None,
+) -> int:
+    """How many dead jobs a replay with these filters would run again."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(OutboxJob)
+            .where(_dead_filter(workspace_id, kind, since, job_id))
+        )
+        or 0
+    )
+
+
+def replay(
+    session: Session,
+    *,
+    actor: Actor,
+    kind: str | None = None,
+    since: dt.datetime | None = None,
+    job_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """Dead jobs of this workspace back to pending with fresh attempts; same idempotency keys,
+    so what had already reached the provider is not done twice."""
+    actor.require_change("replay jobs")
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxJob)
+        .where(_dead_filter(actor.workspace_id, kind, since, job_id))
+        .values(
+            status=JobStatus.PENDING,
+            attempts=0,
+            run_after=now,
+            finished_at=None,
+            lease_owner=None,
+            lease_until=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    count = int(getattr(result, "rowcount", 0) or 0)
+    audit.record(
+        session,
+        actor=actor,
+        action="jobs.replay",
+        target=f"kind:{kind or 'any'}",
+        details={"jobs": count, "job_id": job_id, "since": since.isoformat() if since else None},
+    )
+    return count
+
+
+@dataclass
+class DrainReport:
+    claimed: int = 0
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+# -- reading: the Jobs page -----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,11 +507,12 @@ class QueueDepth:
     count: int
 
 
-def queue_depth(session: Session, *, workspace_id: int) -> list[QueueDepth]:
-    rows = session.execute(
+def queue_depth(session: Session, *, workspace_id: int | None) -> list[QueueDepth]:
+    stmt = (
         select(OutboxJob.kind, OutboxJob.status, func.count())
-        .where(OutboxJob.workspace_id == workspace_id)
         .group_by(OutboxJob.kind, OutboxJob.status)
         .order_by(OutboxJob.kind, OutboxJob.status)
-    ).all()
-    return [QueueDepth(kind, status, int(n)) for kind, status, n in rows]
+    )
+    if workspace_id is not None:
+        stmt = stmt.where(OutboxJob.workspace_id == workspace_id)
+    return [QueueDepth(kind, status, int(n)) for kind, status, n in session.execute(stmt).all()]

@@ -10,6 +10,7 @@ REAL = {
     "secret_key": "k" * 48,
     "credential_keys": "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=",
     "cron_secret": "c" * 40,
+    "platform_stripe_webhook_secret": "whsec_" + "p" * 32,
 }
 
 

@@ -1,0 +1,173 @@
+"""Runs outbox jobs: claims a batch, runs each job's handler, records the outcome, commits.
+
+Jobs that only change the database (``provider is None``, e.g. applying an inbound event) run
+together in one transaction, each inside a savepoint, so a failing one rolls back alone and a
+batch of thousands costs one commit. Jobs that call a provider run one per transaction: the
+provider's answer is committed as soon as it is known, and a worker that dies mid-job leaves
+only that job to be rerun (with the same idempotency key) when its lease expires.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import Engine
+
+from backend.db import session_scope
+from backend.services import circuits, outbox
+from backend.services.outbox import Claimed, DrainReport, JobContext, PermanentFailure
+from models import JobStatus
+
+log = structlog.get_logger("outbox")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
+
+
+@dataclass
+class Runner:
+    engine: Engine
+    worker: str
+    batch: int = 200
+    lease_seconds: int = 60
+
+    def run_once(self) -> DrainReport:
+        report = DrainReport()
+        with session_scope(self.engine) as session:
+            claimed = outbox.claim(
+                session, worker=self.worker, limit=self.batch, lease_seconds=self.lease_seconds
+            )
+        report.claimed = len(claimed)
+        specs = outbox.kinds()
+        local = [j for j in claimed if j.kind in specs and specs[j.kind].provider is None]
+        remote = [j for j in claimed if j not in local]
+        if local:
+            self._run_together(local, report)
+        for job in remote:
+            self._run_alone(job, report)
+        return report
+
+    def _context(self, job: Claimed) -> JobContext:
+        return JobContext(
+            job.id,
+            job.kind,
+            job.payload,
+            job.idempotency_key,
+            job.attempts,
+            job.workspace_id,
+            self.worker,
+        )
+
+    def _run_together(self, jobs: list[Claimed], report: DrainReport) -> None:
+        specs = outbox.kinds()
+        with session_scope(self.engine) as session:
+            done: list[int] = []
+            failed: list[tuple[Claimed, BaseException]] = []
+            for job in jobs:
+                savepoint = session.begin_nested()
+                try:
+                    specs[job.kind].handler(session, self._context(job))
+                    savepoint.commit()
+                    done.append(job.id)
+                except Exception as exc:
+                    savepoint.rollback()
+                    failed.append((job, exc))
+            report.done += outbox.complete(session, done, worker=self.worker)
+            for job, error in failed:
+                status = outbox.fail(session, job, error, worker=self.worker)
+                self._tally(report, status, job, error)
+
+    def _run_alone(self, job: Claimed, report: DrainReport) -> None:
+        spec = outbox.kinds().get(job.kind)
+        keeper = _LeaseKeeper(
+            self.engine, job.id, self.worker, spec.lease_seconds if spec else self.lease_seconds
+        )
+        keeper.start()
+        error: BaseException | None = None
+        try:
+            if spec is None:
+                raise PermanentFailure(f"no handler is declared for job kind {job.kind!r}")
+            with session_scope(self.engine) as session:
+                spec.handler(session, self._context(job))
+                finished = outbox.complete(session, [job.id], worker=self.worker)
+                if spec.provider:
+                    circuits.record(session, provider=spec.provider, ok=True)
+            report.done += finished
+        except Exception as exc:
+            error = exc
+        finally:
+            keeper.stop()
+        if error is None:
+            return
+        with session_scope(self.engine) as session:
+            status = outbox.fail(session, job, error, worker=self.worker)
+            if spec and spec.provider and outbox.counts_against_provider(error):
+                circuits.record(session, provider=spec.provider, ok=False, error=str(error))
+        self._tally(report, status, job, error)
+
+    @staticmethod
+    def _tally(report: DrainReport, status: JobStatus, job: Claimed, error: BaseException) -> None:
+        if status is JobStatus.DEAD:
+            report.dead += 1
+        else:
+            report.retried += 1
+        report.errors.append(f"{job.kind}#{job.id}: {type(error).__name__}")
+        # The error's text may quote a provider's answer; never the payload.
+        log.warning(
+            "outbox.job_failed",
+            job_id=job.id,
+            kind=job.kind,
+            attempt=job.attempts,
+            outcome=status.value,
+            error=type(error).__name__,
+        )
+
+
+class _LeaseKeeper:
+    """Extends a running job's lease every third of its length, so a slow provider call is
+    not mistaken for a dead worker."""
+
+    def __init__(self, engine: Engine, job_id: int, worker: str, seconds: int) -> None:
+        self._engine, self._job_id, self._worker, self._seconds = engine, job_id, worker, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._seconds / 3):
+            try:
+                with session_scope(self._engine) as session:
+                    outbox.extend_lease(
+                        session, job_id=self._job_id, worker=self._worker, seconds=self._seconds
+                    )
+            except Exception:
+                log.warning("outbox.lease_extension_failed", job_id=self._job_id)
+
+
+def drain(engine: Engine, *, worker: str, max_seconds: float, batch: int = 200) -> DrainReport:
+    """Run batches until the queue has nothing due or ``max_seconds`` pass."""
+    runner = Runner(engine, worker, batch=batch)
+    total = DrainReport()
+    deadline = time.monotonic() + max_seconds
+    while time.monotonic() < deadline:
+        report = runner.run_once()
+        total.claimed += report.claimed
+        total.done += report.done
+        total.retried += report.retried
+        total.dead += report.dead
+        total.errors += report.errors[:20]
+        if report.claimed == 0:
+            break
+    return total

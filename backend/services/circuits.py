@@ -1,0 +1,197 @@
+"""Per-provider circuit breakers and rate limits, kept in the database so that every worker
+process sees the same state (and the console can show it).
+
+A circuit opens after a run of consecutive failures, or when more than half of the calls in a
+window fail; while open, that provider's jobs stay queued instead of burning attempts. After the
+open period one probe job is let through (half-open): success closes the circuit, failure
+opens it again for longer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from models import ProviderCircuit, utcnow
+
+
+@dataclass(frozen=True)
+class CircuitPolicy:
+    consecutive_failures: int = 5
+    window: dt.timedelta = dt.timedelta(minutes=1)
+    window_min_calls: int = 10
+    failure_rate: float = 0.5
+    open_for: dt.timedelta = dt.timedelta(seconds=30)
+    max_open_for: dt.timedelta = dt.timedelta(minutes=10)
+    # How long a half-open probe may take before another worker may probe again.
+    probe_timeout: dt.timedelta = dt.timedelta(seconds=60)
+
+
+POLICY = CircuitPolicy()
+# Requests per second each provider accepts (Stripe's test mode: 25/s). None: unlimited.
+RATE_LIMITS: dict[str, float] = {
+    "stripe": 25.0,
+    "sendgrid": 50.0,
+    "slack": 1.0,
+    "messenger": 40.0,
+    "google": 10.0,
+}
+
+
+def set_policy(policy: CircuitPolicy) -> None:
+    """Tests and deployments tune the breaker here."""
+    global POLICY
+    POLICY = policy
+
+
+@dataclass(frozen=True)
+class Gate:
+    blocked: list[str]
+    probes: list[str]
+
+
+def _row(session: Session, provider: str, now: dt.datetime) -> ProviderCircuit:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(ProviderCircuit)
+        .values(
+            provider=provider,
+            state="closed",
+            consecutive_failures=0,
+            window_started_at=now,
+            window_calls=0,
+            window_failures=0,
+            open_count=0,
+            tokens=RATE_LIMITS.get(provider, 1.0),
+            tokens_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["provider"])
+    )
+    stmt = select(ProviderCircuit).where(ProviderCircuit.provider == provider)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one()
+
+
+def claim_gate(session: Session, *, now: dt.datetime | None = None) -> Gate:
+    """Which providers' jobs must not be claimed now, and which get one probe job."""
+    now = now or utcnow()
+    blocked: list[str] = []
+    probes: list[str] = []
+    rows = session.execute(
+        select(ProviderCircuit.provider, ProviderCircuit.state, ProviderCircuit.opened_until).where(
+            ProviderCircuit.state != "closed"
+        )
+    ).all()
+    for provider, state, until in rows:
+        blocked.append(provider)
+        if until is not None and until <= now:
+            # Exactly one worker wins the move to half-open and sends the probe.
+            moved = session.execute(
+                update(ProviderCircuit)
+                .where(
+                    ProviderCircuit.provider == provider,
+                    ProviderCircuit.state == state,
+                    ProviderCircuit.opened_until == until,
+                )
+                .values(state="half_open", opened_until=now + POLICY.probe_timeout, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(moved, "rowcount", 0):
+                probes.append(provider)
+    return Gate(blocked, probes)
+
+
+def record(
+    session: Session,
+    *,
+    provider: str,
+    ok: bool,
+    error: str | None = None,
+    now: dt.datetime | None = None,
+) -> str:
+    """Count one call's outcome; returns the circuit's state afterwards."""
+    now = now or utcnow()
+    row = _row(session, provider, now)
+    if now - row.window_started_at > POLICY.window:
+        row.window_started_at, row.window_calls, row.window_failures = now, 0, 0
+    row.window_calls += 1
+    row.updated_at = now
+    if ok:
+        row.consecutive_failures = 0
+        if row.state != "closed":
+            row.state, row.opened_until, row.open_count = "closed", None, 0
+        return row.state
+    row.window_failures += 1
+    row.consecutive_failures += 1
+    row.last_error = (error or "")[:500]
+    failing = (
+        row.state == "half_open"
+        or row.consecutive_failures >= POLICY.consecutive_failures
+        or (
+            row.window_calls >= POLICY.window_min_calls
+            and row.window_failures / row.window_calls > POLICY.failure_rate
+        )
+    )
+    if failing and row.state != "open":
+        row.open_count += 1
+        seconds = min(
+            POLICY.open_for.total_seconds() * 2 ** (row.open_count - 1),
+            POLICY.max_open_for.total_seconds(),
+        )
+        row.state, row.opened_until = "open", now + dt.timedelta(seconds=seconds)
+    return row.state
+
+
+def take_token(session: Session, *, provider: str, now: dt.datetime | None = None) -> float:
+    """Take one request's token from the provider's bucket. 0.0 when taken; otherwise the
+    seconds to wait before asking again (nothing is taken). Shared by all workers."""
+    rate = RATE_LIMITS.get(provider)
+    if rate is None:
+        return 0.0
+    now = now or utcnow()
+    row = _row(session, provider, now)
+    elapsed = max(0.0, (now - row.tokens_at).total_seconds())
+    # A bucket of one second's worth: bursts stay within the provider's per-second limit.
+    tokens = min(rate, row.tokens + elapsed * rate)
+    row.tokens_at = now
+    if tokens >= 1.0:
+        row.tokens = tokens - 1.0
+        return 0.0
+    row.tokens = tokens
+    return (1.0 - tokens) / rate
+
+
+@dataclass(frozen=True)
+class CircuitView:
+    provider: str
+    state: str
+    consecutive_failures: int
+    window_calls: int
+    window_failures: int
+    opened_until: dt.datetime | None
+    last_error: str | None
+    rate_limit: float | None
+
+
+def states(session: Session) -> list[CircuitView]:
+    rows = session.scalars(select(ProviderCircuit).order_by(ProviderCircuit.provider)).all()
+    return [
+        CircuitView(
+            r.provider,
+            r.state,
+            r.consecutive_failures,
+            r.window_calls,
+            r.window_failures,
+            r.opened_until,
+            r.last_error,
+            RATE_LIMITS.get(r.provider),
+        )
+        for r in rows
+    ]

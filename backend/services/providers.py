@@ -1,0 +1,61 @@
+"""Adapters for a workspace, built from its stored credentials and the provider mode: the one
+place that decides whether a call goes to the sandbox or to the real provider."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.config import ProviderMode, get_settings
+from backend.db import session_scope
+from backend.integrations.errors import ProviderAuthFailed
+from backend.integrations.stripe import StripeAdapter, StripeEndpoints
+from backend.services import circuits, credentials
+from backend.services.errors import NotFound
+from models import Integration, IntegrationStatus
+
+
+def stripe_endpoints() -> StripeEndpoints:
+    settings = get_settings()
+    if settings.provider_mode is ProviderMode.SANDBOX:
+        return StripeEndpoints.sandbox(settings.sandbox_url)
+    return StripeEndpoints()
+
+
+def throttle(provider: str) -> Callable[[], None]:
+    """Wait for a token of the provider's shared rate limit before each request. Its own short
+    transaction, so the bucket's row lock is held for microseconds, not for the call."""
+
+    def wait_for_token() -> None:
+        while True:
+            with session_scope() as session:
+                wait = circuits.take_token(session, provider=provider)
+            if wait <= 0:
+                return
+            time.sleep(wait)
+
+    return wait_for_token
+
+
+def active_integration(session: Session, *, workspace_id: int, provider: str) -> Integration:
+    integration = session.scalars(
+        select(Integration).where(
+            Integration.workspace_id == workspace_id, Integration.provider == provider
+        )
+    ).first()
+    if integration is None or integration.status is not IntegrationStatus.ACTIVE:
+        raise NotFound(
+            f"{provider} is not connected in this workspace; connect it under Integrations."
+        )
+    return integration
+
+
+def stripe_for(session: Session, *, workspace_id: int) -> StripeAdapter:
+    integration = active_integration(session, workspace_id=workspace_id, provider="stripe")
+    secret = credentials.unseal(integration).get("secret_key")
+    if not secret:
+        raise ProviderAuthFailed("the Stripe connection has no secret key; reconnect Stripe")
+    return StripeAdapter(secret, endpoints=stripe_endpoints(), throttle=throttle("stripe"))

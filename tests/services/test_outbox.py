@@ -1,0 +1,281 @@
+"""The outbox: enqueue once, claim with leases, back off, die loudly, replay, pause, and hold
+jobs behind an open circuit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
+from backend.jobs.runner import Runner
+from backend.services import circuits, outbox
+from backend.services.actors import Actor
+from backend.services.errors import PermissionDenied
+from models import Alert, JobStatus, OutboxJob, ProviderCircuit, Role, utcnow
+from tests import factories
+
+CALLS: Counter[str] = Counter()
+
+
+@outbox.job_kind("test.noop")
+def _noop(session: Session, job: outbox.JobContext) -> None:
+    CALLS[job.idempotency_key] += 1
+
+
+@outbox.job_kind("test.flaky", backoff=(60.0, 120.0), max_attempts=3)
+def _flaky(session: Session, job: outbox.JobContext) -> None:
+    error = job.payload.get("error")
+    if error == "unavailable":
+        raise ProviderUnavailable("down")
+    if error == "rejected":
+        raise ProviderRejected("bad parameter", status=400)
+    if error == "rate":
+        raise ProviderRateLimited("slow down", retry_after=7)
+    if error == "boom":
+        raise RuntimeError("boom")
+
+
+@outbox.job_kind("test.remote", provider="testpay", backoff=(0.0,), max_attempts=50)
+def _remote(session: Session, job: outbox.JobContext) -> None:
+    if job.payload.get("fail"):
+        raise ProviderUnavailable("testpay answered 500")
+    CALLS[job.idempotency_key] += 1
+
+
+def _jobs(session: Session) -> list[OutboxJob]:
+    session.expire_all()
+    return list(session.scalars(select(OutboxJob).order_by(OutboxJob.id)))
+
+
+def test_enqueue_twice_with_one_key_adds_one_job(session: Session) -> None:
+    first = outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key="k")
+    again = outbox.enqueue(session, kind="test.noop", payload={"other": 1}, idempotency_key="k")
+    session.commit()
+    assert first is not None and again is None
+    assert len(_jobs(session)) == 1
+
+
+def test_unknown_kind_is_refused(session: Session) -> None:
+    with pytest.raises(ValueError, match="unknown job kind"):
+        outbox.enqueue(session, kind="nope", payload={}, idempotency_key="x")
+
+
+def test_claim_takes_due_jobs_once_and_holds_a_lease(session: Session) -> None:
+    now = utcnow()
+    outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key="due", run_after=now)
+    outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key="later",
+                   run_after=now + dt.timedelta(minutes=5))
+    session.commit()
+    claimed = outbox.claim(session, worker="w1", lease_seconds=30, now=now)
+    session.commit()
+    assert [c.idempotency_key for c in claimed] == ["due"]
+    assert outbox.claim(session, worker="w2", now=now) == []
+    job = _jobs(session)[0]
+    assert (job.status, job.lease_owner, job.attempts) == (JobStatus.RUNNING, "w1", 1)
+    assert job.lease_until == now + dt.timedelta(seconds=30)
+
+
+def test_concurrent_workers_never_claim_the_same_job(engine: Engine) -> None:
+    with Session(engine) as session:
+        for n in range(300):
+            outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key=f"c{n}")
+        session.commit()
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while True:
+            with Session(engine) as session:
+                claimed = outbox.claim(session, worker=name, limit=7)
+                session.commit()
+            if not claimed:
+                return
+            with lock:
+                taken.extend(c.id for c in claimed)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(taken) == 300 and len(set(taken)) == 300
+
+
+def test_only_the_lease_owner_completes(session: Session) -> None:
+    outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key="a")
+    session.commit()
+    [job] = outbox.claim(session, worker="w1")
+    assert outbox.complete(session, [job.id], worker="intruder") == 0
+    assert outbox.complete(session, [job.id], worker="w1") == 1
+    session.commit()
+    assert _jobs(session)[0].status is JobStatus.DONE
+
+
+def test_failures_back_off_with_jitter_then_die_with_an_alert(session: Session) -> None:
+    ws = factories.workspace(session)
+    outbox.enqueue(session, kind="test.flaky", payload={"error": "unavailable"},
+                   idempotency_key="f", workspace_id=ws.id)
+    session.commit()
+    now = utcnow()
+    delays = []
+    for attempt in range(1, 4):
+        [job] = outbox.claim(session, worker="w", now=now)
+        status = outbox.fail(session, job, ProviderUnavailable("down"), worker="w", now=now)
+        session.commit()
+        row = _jobs(session)[0]
+        if attempt < 3:
+            assert status is JobStatus.PENDING and row.attempts == attempt
+            delays.append((row.run_after - now).total_seconds())
+            now = row.run_after
+        else:
+            assert status is JobStatus.DEAD and row.finished_at is not None
+    assert 48 <= delays[0] <= 72 and 96 <= delays[1] <= 144
+    alert = session.scalars(select(Alert)).one()
+    assert alert.type == "job.dead" and alert.workspace_id == ws.id
+    assert "replay" in alert.message
+
+
+def test_a_refused_request_dies_at_once(session: Session) -> None:
+    outbox.enqueue(session, kind="test.flaky", payload={}, idempotency_key="r")
+    session.commit()
+    [job] = outbox.claim(session, worker="w")
+    assert outbox.fail(session, job, ProviderRejected("bad", status=400), worker="w") is (
+        JobStatus.DEAD)
+
+
+def test_rate_limit_waits_for_retry_after_without_using_an_attempt(session: Session) -> None:
+    outbox.enqueue(session, kind="test.flaky", payload={}, idempotency_key="rl")
+    session.commit()
+    now = utcnow()
+    [job] = outbox.claim(session, worker="w", now=now)
+    outbox.fail(session, job, ProviderRateLimited("429", retry_after=7), worker="w", now=now)
+    session.commit()
+    row = _jobs(session)[0]
+    assert row.attempts == 0 and row.status is JobStatus.PENDING
+    assert row.run_after == now + dt.timedelta(seconds=7)
+
+
+def test_expired_leases_are_rescued(session: Session) -> None:
+    outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key="x")
+    session.commit()
+    now = utcnow()
+    outbox.claim(session, worker="dead-worker", lease_seconds=10, now=now)
+    session.commit()
+    assert outbox.rescue_expired_leases(session, now=now + dt.timedelta(seconds=5)) == 0
+    assert outbox.rescue_expired_leases(session, now=now + dt.timedelta(seconds=11)) == 1
+    session.commit()
+    [again] = outbox.claim(session, worker="w2", now=now + dt.timedelta(seconds=11))
+    assert again.attempts == 2
+
+
+def test_runner_batches_local_jobs_and_isolates_a_failure(engine: Engine) -> None:
+    with Session(engine) as session:
+        for n in range(5):
+            outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key=f"b{n}")
+        outbox.enqueue(session, kind="test.flaky", payload={"error": "boom"},
+                       idempotency_key="bad")
+        session.commit()
+    report = Runner(engine, "w").run_once()
+    assert (report.claimed, report.done, report.retried) == (6, 5, 1)
+    assert all(CALLS[f"b{n}"] >= 1 for n in range(5))
+    with Session(engine) as session:
+        statuses = Counter(j.status for j in _jobs(session))
+    assert statuses == Counter({JobStatus.DONE: 5, JobStatus.PENDING: 1})
+
+
+def test_replay_preview_and_replay_of_dead_jobs(session: Session) -> None:
+    ws = factories.workspace(session)
+    for n in range(3):
+        outbox.enqueue(session, kind="test.flaky", payload={}, idempotency_key=f"d{n}",
+                       workspace_id=ws.id)
+    session.commit()
+    for job in outbox.claim(session, worker="w"):
+        outbox.fail(session, job, ProviderRejected("no"), worker="w")
+    session.commit()
+    owner = Actor(1, ws.id, Role.OWNER)
+    viewer = Actor(2, ws.id, Role.VIEWER)
+    assert outbox.preview_replay(session, workspace_id=ws.id, kind="test.flaky") == 3
+    assert outbox.preview_replay(session, workspace_id=ws.id, kind="test.noop") == 0
+    with pytest.raises(PermissionDenied):
+        outbox.replay(session, actor=viewer, kind="test.flaky")
+    first = _jobs(session)[0].id
+    assert outbox.replay(session, actor=owner, job_id=first) == 1
+    assert outbox.replay(session, actor=owner, kind="test.flaky") == 2
+    session.commit()
+    assert {(j.status, j.attempts) for j in _jobs(session)} == {(JobStatus.PENDING, 0)}
+
+
+def test_paused_kinds_are_not_claimed(session: Session) -> None:
+    ws = factories.workspace(session)
+    owner = Actor(1, ws.id, Role.OWNER)
+    outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key="p")
+    outbox.pause_kind(session, actor=owner, kind="test.noop")
+    session.commit()
+    assert outbox.claim(session, worker="w") == []
+    outbox.resume_kind(session, actor=owner, kind="test.noop")
+    session.commit()
+    assert len(outbox.claim(session, worker="w")) == 1
+
+
+@pytest.fixture
+def quick_circuit() -> object:
+    previous = circuits.POLICY
+    circuits.set_policy(circuits.CircuitPolicy(consecutive_failures=3,
+                                               open_for=dt.timedelta(seconds=30)))
+    yield
+    circuits.set_policy(previous)
+
+
+def test_open_circuit_holds_jobs_then_a_probe_closes_it(engine: Engine, quick_circuit: object
+                                                        ) -> None:
+    with Session(engine) as session:
+        for n in range(3):
+            outbox.enqueue(session, kind="test.remote", payload={"fail": True},
+                           idempotency_key=f"down{n}")
+        for n in range(4):
+            outbox.enqueue(session, kind="test.remote", payload={}, idempotency_key=f"ok{n}",
+                           run_after=utcnow() + dt.timedelta(milliseconds=200))
+        session.commit()
+    runner = Runner(engine, "w", batch=3)
+    runner.run_once()
+    with Session(engine) as session:
+        circuit = session.get_one(ProviderCircuit, "testpay")
+        assert circuit.state == "open"
+        opened_until = circuit.opened_until
+    import time
+
+    time.sleep(0.3)
+    # Open: due jobs wait, and no attempt is burned.
+    assert runner.run_once().claimed == 0
+    with Session(engine) as session:
+        for job in _jobs(session):
+            job.payload = {}  # the provider has recovered
+        circuit = session.get_one(ProviderCircuit, "testpay")
+        assert opened_until is not None
+        circuit.opened_until = utcnow() - dt.timedelta(seconds=1)  # the open period passes
+        session.commit()
+    probe = runner.run_once()
+    assert probe.claimed == 1 and probe.done == 1
+    with Session(engine) as session:
+        assert session.get_one(ProviderCircuit, "testpay").state == "closed"
+    while runner.run_once().claimed:
+        pass
+    with Session(engine) as session:
+        assert {j.status for j in _jobs(session)} == {JobStatus.DONE}
+        assert session.scalar(select(func.count()).select_from(OutboxJob).where(
+            OutboxJob.status == JobStatus.DEAD)) == 0
+
+
+def test_rate_limit_bucket_is_shared_and_refills(session: Session) -> None:
+    now = utcnow()
+    rate = circuits.RATE_LIMITS["stripe"]
+    waits = [circuits.take_token(session, provider="stripe", now=now) for _ in range(int(rate) + 1)]
+    assert waits[: int(rate)] == [0.0] * int(rate)
+    assert 0 < waits[-1] <= 1 / rate
+    later = now + dt.timedelta(seconds=1 / rate)
+    assert circuits.take_token(session, provider="stripe", now=later) == 0.0
