@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = Field(default=5, ge=1)
     # Outbox worker threads in each scheduler process (run more processes to scale out).
     outbox_threads: int = Field(default=2, ge=1, le=32)
+    # How long a worker holds a job before another may take it (extended while it runs), and
+    # how often the scheduler looks for jobs whose worker died.
+    outbox_lease_seconds: int = Field(default=60, ge=1)
+    outbox_rescue_seconds: int = Field(default=5, ge=1)
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -1,17 +1,35 @@
-"""The webhook sidecar: a FastAPI app that providers call. Health and readiness for now;
-the webhook routers are mounted here as they arrive."""
+"""The webhook sidecar: a FastAPI app that providers call. It verifies and stores webhooks
+before answering, lets a cron drain the outbox, and exposes health, readiness and metrics."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+import structlog
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
+from backend.api import (
+    cron,
+    generic_webhooks,
+    metrics,
+    sendgrid_webhooks,
+    stripe_webhooks,
+    webhooks,
+    zoho_webhooks,
+)
+from backend.api.limits import BodySizeLimit, BodyTooLarge
+from backend.config import Settings, get_settings
 from backend.db import get_engine
 from backend.services import readiness
+
+log = structlog.get_logger("sidecar")
 
 
 class Health(BaseModel):
@@ -25,12 +43,81 @@ class Ready(BaseModel):
     code_revision: str | None
 
 
-def create_app() -> FastAPI:
+def _on_invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    # Every parameter is a plain string, so this is rare; a 400 says "your request" plainly.
+    assert isinstance(exc, RequestValidationError)
+    where = sorted({".".join(str(part) for part in error.get("loc", ())) for error in exc.errors()})
+    return JSONResponse({"detail": f"malformed request: {', '.join(where)}"}, status_code=400)
+
+
+def _on_too_large(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BodyTooLarge)
+    log.warning("request rejected", reason="body too large", path=request.url.path, status=413)
+    return JSONResponse({"detail": exc.detail}, status_code=413)
+
+
+def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Not the sender's fault and usually brief (a lock, a failover): 503 asks it to retry,
+    # which every provider does, and nothing was stored.
+    log.error("database unavailable", path=request.url.path, error=type(exc).__name__)
+    return JSONResponse(
+        {"detail": "database unavailable; retry later"},
+        status_code=503,
+        headers={"Retry-After": "30"},
+    )
+
+
+def _without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document minus FastAPI's automatic 422s: invalid requests answer 400 here
+    (see _on_invalid_request), and the document should say what the service really does."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = document.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    return build
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the sidecar. ``settings`` defaults to the process's (tests pass their own)."""
+    settings = settings or get_settings()
     app = FastAPI(
         title="Integrations Hub sidecar",
         version="0.1.0",
         description="Receives provider webhooks, verifies and stores them before answering.",
     )
+    app.state.settings = settings
+    app.state.metrics = metrics.SidecarMetrics()
+    # Added last is outermost: the metrics see the size limit's 413s too.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_webhook_body_bytes)
+    app.add_middleware(metrics.RequestMetrics, metrics=app.state.metrics)
+    webhooks.install(app)
+    app.add_exception_handler(RequestValidationError, _on_invalid_request)
+    app.add_exception_handler(BodyTooLarge, _on_too_large)
+    app.add_exception_handler(OperationalError, _on_database_unavailable)
+    for module in (
+        stripe_webhooks,
+        sendgrid_webhooks,
+        zoho_webhooks,
+        generic_webhooks,
+        cron,
+        metrics,
+    ):
+        app.include_router(module.router)
+    app.openapi = _without_422(app)  # type: ignore[method-assign]
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:

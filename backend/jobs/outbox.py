@@ -10,6 +10,7 @@ import time
 import structlog
 from sqlalchemy import Engine
 
+from backend.config import get_settings
 from backend.db import get_engine, session_scope
 from backend.jobs.registry import periodic
 from backend.jobs.runner import Runner, worker_name
@@ -20,7 +21,7 @@ log = structlog.get_logger("outbox")
 
 @periodic(
     id="rescue-expired-leases",
-    seconds=5,
+    seconds=get_settings().outbox_rescue_seconds,
     description="Make jobs of workers that died claimable again.",
 )
 def rescue_expired_leases() -> None:
@@ -59,7 +60,12 @@ class Drainer:
             thread.join(timeout=30)
 
     def _work(self) -> None:
-        runner = Runner(self._engine, worker_name(), batch=self._batch)
+        runner = Runner(
+            self._engine,
+            worker_name(),
+            batch=self._batch,
+            lease_seconds=get_settings().outbox_lease_seconds,
+        )
         while not self._stop.is_set():
             try:
                 report = runner.run_once()

@@ -85,9 +85,8 @@ class Runner:
 
     def _run_alone(self, job: Claimed, report: DrainReport) -> None:
         spec = outbox.kinds().get(job.kind)
-        keeper = _LeaseKeeper(
-            self.engine, job.id, self.worker, spec.lease_seconds if spec else self.lease_seconds
-        )
+        lease = (spec.lease_seconds if spec else None) or self.lease_seconds
+        keeper = _LeaseKeeper(self.engine, job.id, self.worker, lease)
         keeper.start()
         error: BaseException | None = None
         try:

@@ -85,7 +85,8 @@ class JobKind:
     provider: str | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff: tuple[float, ...] = DEFAULT_BACKOFF
-    lease_seconds: int = 60
+    # None: the runner's lease (settings.outbox_lease_seconds).
+    lease_seconds: int | None = None
 
 
 _KINDS: dict[str, JobKind] = {}
@@ -97,7 +98,7 @@ def job_kind(
     provider: str | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     backoff: Sequence[float] = DEFAULT_BACKOFF,
-    lease_seconds: int = 60,
+    lease_seconds: int | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare what runs a kind of job, next to the code it runs."""
 

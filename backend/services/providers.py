@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from backend.config import ProviderMode, get_settings
@@ -25,13 +25,13 @@ def stripe_endpoints() -> StripeEndpoints:
     return StripeEndpoints()
 
 
-def throttle(provider: str) -> Callable[[], None]:
+def throttle(engine: Engine, provider: str) -> Callable[[], None]:
     """Wait for a token of the provider's shared rate limit before each request. Its own short
     transaction, so the bucket's row lock is held for microseconds, not for the call."""
 
     def wait_for_token() -> None:
         while True:
-            with session_scope() as session:
+            with session_scope(engine) as session:
                 wait = circuits.take_token(session, provider=provider)
             if wait <= 0:
                 return
@@ -58,4 +58,5 @@ def stripe_for(session: Session, *, workspace_id: int) -> StripeAdapter:
     secret = credentials.unseal(integration).get("secret_key")
     if not secret:
         raise ProviderAuthFailed("the Stripe connection has no secret key; reconnect Stripe")
-    return StripeAdapter(secret, endpoints=stripe_endpoints(), throttle=throttle("stripe"))
+    engine = session.get_bind().engine
+    return StripeAdapter(secret, endpoints=stripe_endpoints(), throttle=throttle(engine, "stripe"))

@@ -68,8 +68,13 @@ def test_unknown_kind_is_refused(session: Session) -> None:
 def test_claim_takes_due_jobs_once_and_holds_a_lease(session: Session) -> None:
     now = utcnow()
     outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key="due", run_after=now)
-    outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key="later",
-                   run_after=now + dt.timedelta(minutes=5))
+    outbox.enqueue(
+        session,
+        kind="test.noop",
+        payload={},
+        idempotency_key="later",
+        run_after=now + dt.timedelta(minutes=5),
+    )
     session.commit()
     claimed = outbox.claim(session, worker="w1", lease_seconds=30, now=now)
     session.commit()
@@ -118,8 +123,13 @@ def test_only_the_lease_owner_completes(session: Session) -> None:
 
 def test_failures_back_off_with_jitter_then_die_with_an_alert(session: Session) -> None:
     ws = factories.workspace(session)
-    outbox.enqueue(session, kind="test.flaky", payload={"error": "unavailable"},
-                   idempotency_key="f", workspace_id=ws.id)
+    outbox.enqueue(
+        session,
+        kind="test.flaky",
+        payload={"error": "unavailable"},
+        idempotency_key="f",
+        workspace_id=ws.id,
+    )
     session.commit()
     now = utcnow()
     delays = []
@@ -145,7 +155,8 @@ def test_a_refused_request_dies_at_once(session: Session) -> None:
     session.commit()
     [job] = outbox.claim(session, worker="w")
     assert outbox.fail(session, job, ProviderRejected("bad", status=400), worker="w") is (
-        JobStatus.DEAD)
+        JobStatus.DEAD
+    )
 
 
 def test_rate_limit_waits_for_retry_after_without_using_an_attempt(session: Session) -> None:
@@ -177,8 +188,7 @@ def test_runner_batches_local_jobs_and_isolates_a_failure(engine: Engine) -> Non
     with Session(engine) as session:
         for n in range(5):
             outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key=f"b{n}")
-        outbox.enqueue(session, kind="test.flaky", payload={"error": "boom"},
-                       idempotency_key="bad")
+        outbox.enqueue(session, kind="test.flaky", payload={"error": "boom"}, idempotency_key="bad")
         session.commit()
     report = Runner(engine, "w").run_once()
     assert (report.claimed, report.done, report.retried) == (6, 5, 1)
@@ -191,8 +201,9 @@ def test_runner_batches_local_jobs_and_isolates_a_failure(engine: Engine) -> Non
 def test_replay_preview_and_replay_of_dead_jobs(session: Session) -> None:
     ws = factories.workspace(session)
     for n in range(3):
-        outbox.enqueue(session, kind="test.flaky", payload={}, idempotency_key=f"d{n}",
-                       workspace_id=ws.id)
+        outbox.enqueue(
+            session, kind="test.flaky", payload={}, idempotency_key=f"d{n}", workspace_id=ws.id
+        )
     session.commit()
     for job in outbox.claim(session, worker="w"):
         outbox.fail(session, job, ProviderRejected("no"), worker="w")
@@ -225,21 +236,29 @@ def test_paused_kinds_are_not_claimed(session: Session) -> None:
 @pytest.fixture
 def quick_circuit() -> object:
     previous = circuits.POLICY
-    circuits.set_policy(circuits.CircuitPolicy(consecutive_failures=3,
-                                               open_for=dt.timedelta(seconds=30)))
+    circuits.set_policy(
+        circuits.CircuitPolicy(consecutive_failures=3, open_for=dt.timedelta(seconds=30))
+    )
     yield
     circuits.set_policy(previous)
 
 
-def test_open_circuit_holds_jobs_then_a_probe_closes_it(engine: Engine, quick_circuit: object
-                                                        ) -> None:
+def test_open_circuit_holds_jobs_then_a_probe_closes_it(
+    engine: Engine, quick_circuit: object
+) -> None:
     with Session(engine) as session:
         for n in range(3):
-            outbox.enqueue(session, kind="test.remote", payload={"fail": True},
-                           idempotency_key=f"down{n}")
+            outbox.enqueue(
+                session, kind="test.remote", payload={"fail": True}, idempotency_key=f"down{n}"
+            )
         for n in range(4):
-            outbox.enqueue(session, kind="test.remote", payload={}, idempotency_key=f"ok{n}",
-                           run_after=utcnow() + dt.timedelta(milliseconds=200))
+            outbox.enqueue(
+                session,
+                kind="test.remote",
+                payload={},
+                idempotency_key=f"ok{n}",
+                run_after=utcnow() + dt.timedelta(milliseconds=200),
+            )
         session.commit()
     runner = Runner(engine, "w", batch=3)
     runner.run_once()
@@ -267,8 +286,14 @@ def test_open_circuit_holds_jobs_then_a_probe_closes_it(engine: Engine, quick_ci
         pass
     with Session(engine) as session:
         assert {j.status for j in _jobs(session)} == {JobStatus.DONE}
-        assert session.scalar(select(func.count()).select_from(OutboxJob).where(
-            OutboxJob.status == JobStatus.DEAD)) == 0
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(OutboxJob)
+                .where(OutboxJob.status == JobStatus.DEAD)
+            )
+            == 0
+        )
 
 
 def test_rate_limit_bucket_is_shared_and_refills(session: Session) -> None:

@@ -1,0 +1,171 @@
+"""The outbox against a real provider (the Stripe sandbox over loopback HTTP): workers killed
+mid-job, and a provider outage. Every job finishes, and each side effect happens once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+import backend.sandbox.stripe as stripe_emulator
+from backend.jobs.runner import Runner
+from backend.services import buyers, circuits, outbox
+from models import Buyer, JobStatus, OutboxJob, ProviderCircuit
+from tests.sandbox.stripe_support import client, new_account
+from tests.support.hub_env import apply, connect_stripe, hub_env  # noqa: F401 - fixture
+from tests.support.processes import ROOT, env_for
+from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
+
+
+def _buyers(engine: Engine, workspace_id: int, count: int) -> None:
+    with Session(engine) as session:
+        for n in range(count):
+            buyer = Buyer(
+                workspace_id=workspace_id,
+                platform_user_id=f"fb_{n}",
+                handle=f"b{n}",
+                email=f"b{n}@example.com" if n % 2 else None,
+            )
+            session.add(buyer)
+            session.flush()
+            buyers.request_customer_sync(session, buyer=buyer)
+        session.commit()
+
+
+def _statuses(engine: Engine) -> dict[JobStatus, int]:
+    with Session(engine) as session:
+        return dict(
+            session.execute(select(OutboxJob.status, func.count()).group_by(OutboxJob.status)).all()
+        )
+
+
+def _sandbox_customers(sandbox: RunningSandbox, key: str) -> list[str]:
+    sdk = client(sandbox.url, key)
+    return [
+        c.metadata["platform_user_id"]
+        for c in sdk.v1.customers.list({"limit": 100}).auto_paging_iter()
+    ]
+
+
+def test_workers_killed_at_random_points_lose_and_repeat_nothing(
+    make_sandbox: MakeSandbox,
+    engine: Engine,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    hub_env: dict[str, str],  # noqa: F811
+) -> None:
+    sandbox = make_sandbox(providers=[stripe_emulator])
+    key = new_account(sandbox.url)["secret_key"]
+    apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=sandbox.url)
+    workspace_id = connect_stripe(engine, secret_key=key)
+    count = 120
+    _buyers(engine, workspace_id, count)
+
+    env = env_for(
+        db_url,
+        **{k: v for k, v in hub_env.items() if k != "HUB_DATABASE_URL"},
+        HUB_OUTBOX_LEASE_SECONDS="2",
+        HUB_OUTBOX_RESCUE_SECONDS="1",
+        HUB_HEARTBEAT_SECONDS="60",
+    )
+    rng = random.Random(7)
+    kills = 0
+    while kills < 20:
+        process = subprocess.Popen(
+            [sys.executable, "scheduler.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(1.2, 2.5))
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        kills += 1
+    statuses = _statuses(engine)
+    assert statuses.get(JobStatus.DONE, 0) < count, "kills came too late to interrupt any job"
+
+    process = subprocess.Popen(
+        [sys.executable, "scheduler.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _statuses(engine).get(JobStatus.DONE, 0) < count:
+            assert time.monotonic() < deadline, _statuses(engine)
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+    assert _statuses(engine) == {JobStatus.DONE: count}
+    created = _sandbox_customers(sandbox, key)
+    assert sorted(created) == sorted(f"fb_{n}" for n in range(count))  # once each, none twice
+    with Session(engine) as session:
+        ids = session.scalars(select(Buyer.stripe_customer_id)).all()
+    assert None not in ids and len(set(ids)) == count
+
+
+@pytest.fixture
+def fast_recovery() -> object:
+    previous = circuits.POLICY
+    circuits.set_policy(
+        circuits.CircuitPolicy(consecutive_failures=3, open_for=dt.timedelta(seconds=0.5))
+    )
+    original = outbox.kinds()[buyers.SYNC_CUSTOMER]
+    outbox.configure_kind(buyers.SYNC_CUSTOMER, backoff=(0.2,), max_attempts=4)
+    yield
+    circuits.set_policy(previous)
+    outbox.configure_kind(
+        buyers.SYNC_CUSTOMER, backoff=original.backoff, max_attempts=original.max_attempts
+    )
+
+
+def test_outage_holds_jobs_behind_the_breaker_and_they_drain_after(
+    make_sandbox: MakeSandbox,
+    engine: Engine,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    hub_env: dict[str, str],
+    fast_recovery: object,  # noqa: F811
+) -> None:
+    sandbox = make_sandbox(providers=[stripe_emulator])
+    key = new_account(sandbox.url)["secret_key"]
+    apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=sandbox.url)
+    workspace_id = connect_stripe(engine, secret_key=key)
+    count = 30
+    _buyers(engine, workspace_id, count)
+    runner = Runner(engine, "w", batch=10)
+
+    sandbox.switch(stripe={"outage": "errors"})
+    for _ in range(15):  # well past max_attempts, were attempts being burned
+        runner.run_once()
+        time.sleep(0.1)
+    with Session(engine) as session:
+        assert session.get_one(ProviderCircuit, "stripe").state in ("open", "half_open")
+    statuses = _statuses(engine)
+    assert JobStatus.DEAD not in statuses and statuses.get(JobStatus.DONE, 0) == 0
+
+    sandbox.switch(stripe={"outage": "none"})
+    deadline = time.monotonic() + 60
+    while _statuses(engine).get(JobStatus.DONE, 0) < count:
+        assert time.monotonic() < deadline, _statuses(engine)
+        runner.run_once()
+        time.sleep(0.05)
+    assert _statuses(engine) == {JobStatus.DONE: count}
+    assert sorted(_sandbox_customers(sandbox, key)) == sorted(f"fb_{n}" for n in range(count))
+    with Session(engine) as session:
+        assert session.get_one(ProviderCircuit, "stripe").state == "closed"
