@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     )
 
     database_url: str = Field(default=f"sqlite:///{DEFAULT_SQLITE_PATH}")
+    # Connections each process keeps open to PostgreSQL, and how many more it may open for a
+    # moment (opening one costs a server process: keep the pool at the concurrency you expect).
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
     provider_mode: ProviderMode = ProviderMode.SANDBOX
 
     console_port: int = 3000
@@ -64,6 +68,12 @@ class Settings(BaseSettings):
     # body read (providers send far less; the cap bounds memory per request).
     webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     max_webhook_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # How long the sidecar keeps a workspace's webhook secret after looking it up (0: never).
+    # A rotated secret works at once; a disconnected integration stops receiving within this.
+    webhook_receiver_cache_seconds: float = Field(default=10.0, ge=0, le=300)
+    # Webhooks a sidecar process verifies and stores at once (each holds a database
+    # connection; more wait their turn, unread). Keep it at most database_pool_size.
+    webhook_intake_concurrency: int = Field(default=8, ge=1, le=200)
 
     session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
     # Login throttling: after this many failures in a row each attempt waits longer.

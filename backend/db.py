@@ -55,7 +55,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 @functools.cache
 def get_engine() -> Engine:
-    return make_engine(get_settings().database_url)
+    settings = get_settings()
+    if settings.is_sqlite:
+        return make_engine(settings.database_url)
+    return make_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
 
 
 @functools.cache

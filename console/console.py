@@ -5,18 +5,19 @@ from __future__ import annotations
 import reflex as rx
 
 from console.pages.dashboard import dashboard_page
+from console.pages.jobs import jobs_page
 from console.pages.lists import (
     health_page,
     integrations_page,
-    jobs_page,
     shows_page,
     timeline_page,
 )
 from console.pages.login import login_page
 from console.pages.settings import settings_page
 from console.state.dashboard import DashboardState
+from console.state.jobs import JobsState
 from console.state.login import LoginState
-from console.state.pages import HealthState, IntegrationsState, JobsState, ShowsState, TimelineState
+from console.state.pages import HealthState, IntegrationsState, ShowsState, TimelineState
 from console.state.settings import SettingsState
 
 app = rx.App(head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")])

@@ -9,23 +9,27 @@ always means "stored".
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from backend.api.limits import read_capped
 from backend.api.metrics import metrics_of
 from backend.config import Settings, get_settings
+from backend.db import get_engine, session_scope
 from backend.security.crypto import CryptoError
 from backend.security.webhooks import SignatureError
 from backend.services import credentials, inbox
@@ -141,9 +145,17 @@ def request_time(request: Request) -> float:
     return clock()
 
 
+async def intake_engine(request: Request) -> Engine:
+    """``get_engine`` (or an app's override of it, as tests set) without a trip through the
+    thread pool that FastAPI gives every plain-function dependency: it is a cached lookup."""
+    provider: Callable[[], Engine] = request.app.dependency_overrides.get(get_engine, get_engine)
+    return provider()
+
+
 RawBody = Annotated[bytes, Depends(raw_body)]
 AppSettings = Annotated[Settings, Depends(app_settings)]
 Now = Annotated[float, Depends(request_time)]
+IntakeEngine = Annotated[Engine, Depends(intake_engine)]
 
 
 # -- finding the receiver ----------------------------------------------------------------------
@@ -210,6 +222,109 @@ def secret_of(integration: Integration, intake: Intake, key: str) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """What verifying a workspace's webhook needs: who receives it and the secret."""
+
+    workspace_id: int
+    integration_id: int
+    secret: Any
+
+
+class ReceiverCache:
+    """Receivers for a few seconds, so that a burst of webhooks to one workspace costs one
+    lookup and one decryption rather than one per request.
+
+    Only found, connected, configured receivers are kept (a 404 is looked up every time, so a
+    new connection works at once). A signature that fails against a kept secret is checked
+    again against a fresh lookup, so a rotated secret works at once too; a disconnection takes
+    effect within ``ttl`` seconds. ``ttl`` 0 turns the cache off.
+    """
+
+    def __init__(self, ttl: float, *, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[Hashable, tuple[float, Receiver]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Receiver | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: Hashable, receiver: Receiver) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self._max_entries:
+                now = time.monotonic()
+                for stale in [k for k, (until, _) in self._entries.items() if until < now]:
+                    del self._entries[stale]
+                if len(self._entries) >= self._max_entries:
+                    self._entries.clear()
+            self._entries[key] = (time.monotonic() + self.ttl, receiver)
+
+    def drop(self, key: Hashable) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+
+def receiver_cache(request: Request) -> ReceiverCache:
+    """The app's receiver cache (one per app, so test apps never share entries)."""
+    cache: ReceiverCache | None = getattr(request.app.state, "receivers", None)
+    if cache is None:
+        cache = ReceiverCache(app_settings(request).webhook_receiver_cache_seconds)
+        request.app.state.receivers = cache
+    return cache
+
+
+def intake_limiter(request: Request) -> anyio.CapacityLimiter:
+    """How many webhooks this process verifies and stores at once (settings'
+    ``webhook_intake_concurrency``): each holds a pooled connection, and more threads than
+    connections would only queue on the pool, or open connections to drop them again."""
+    loop = asyncio.get_running_loop()
+    held: tuple[asyncio.AbstractEventLoop, anyio.CapacityLimiter] | None = getattr(
+        request.app.state, "intake_limiter", None
+    )
+    if held is None or held[0] is not loop:
+        held = (loop, anyio.CapacityLimiter(app_settings(request).webhook_intake_concurrency))
+        request.app.state.intake_limiter = held
+    return held[1]
+
+
+def verified_for_workspace(
+    cache: ReceiverCache,
+    engine: Engine,
+    intake: Intake,
+    *,
+    slug: str,
+    providers: Iterable[str],
+    key: str,
+    check: Callable[[Any], object],
+) -> Receiver:
+    """Find the workspace's receiving integration and its secret ``key`` (404s as
+    ``workspace_integration`` and ``secret_of``), then run ``check(secret)`` (401s as
+    ``verified``). Receivers come from ``cache`` when fresh; see ReceiverCache."""
+    wanted = tuple(providers)
+    cache_key = (engine, slug, wanted, key)
+    cached = cache.get(cache_key)
+    if cached is not None:
+        try:
+            verified(intake, lambda: check(cached.secret))
+            return cached
+        except Rejected:
+            cache.drop(cache_key)  # perhaps rotated: check against the database's secret
+    with session_scope(engine) as session:
+        integration = workspace_integration(session, intake, slug=slug, providers=wanted)
+        receiver = Receiver(
+            integration.workspace_id, integration.id, secret_of(integration, intake, key)
+        )
+    verified(intake, lambda: check(receiver.secret))
+    cache.put(cache_key, receiver)
+    return receiver
+
+
 def verified(intake: Intake, check: Callable[[], object]) -> None:
     """Run a verifier; its SignatureError becomes a 401 with the verifier's reason."""
     try:
@@ -252,26 +367,41 @@ def _has_surrogate(text: str) -> bool:
 
 def parse_json(body: bytes, intake: Intake) -> Any:
     """The body as JSON (RFC 8259: no NaN/Infinity) that every database can store."""
+    return parse_json_text(body, intake)[0]
+
+
+def parse_json_text(body: bytes, intake: Intake) -> tuple[Any, str]:
+    """The body as JSON (see parse_json) and as the text it was parsed from."""
     try:
-        value = json.loads(body, parse_constant=_no_constants)
+        # Exactly what json.loads does with bytes (UTF-8, -16 or -32), keeping the text.
+        document = body.decode(json.detect_encoding(body), "surrogatepass")
+        value = json.loads(document, parse_constant=_no_constants)
     except (ValueError, RecursionError) as exc:
         # ValueError covers bad JSON, bad UTF-8 and integers too long to convert.
         raise Rejected(400, "body is not valid JSON", intake, "malformed_body") from exc
-    if not _storable(value):
+    # JSON text can only spell NUL or a surrogate with a \u escape, or smuggle a surrogate in
+    # as ill-formed UTF-8 (which decoding above lets through): without either, every string
+    # in it is storable, and the walk over every value can be skipped.
+    if ("\\u" in document or _has_surrogate(document)) and not _storable(value):
         raise Rejected(
             400,
             "body contains characters that cannot be stored (NUL or a lone surrogate)",
             intake,
             "malformed_body",
         )
-    return value
+    return value, document
 
 
 def json_object(body: bytes, intake: Intake) -> dict[str, Any]:
-    value = parse_json(body, intake)
+    return json_object_text(body, intake)[0]
+
+
+def json_object_text(body: bytes, intake: Intake) -> tuple[dict[str, Any], str]:
+    """The body as a JSON object, and the text it was parsed from."""
+    value, document = parse_json_text(body, intake)
     if not isinstance(value, dict):
         raise Rejected(400, "body must be a JSON object", intake, "malformed_body")
-    return value
+    return value, document
 
 
 def text_field(
@@ -304,6 +434,36 @@ def store(
         event_type=event_type,
         workspace_id=workspace_id,
         payload=payload,
+    )
+    log.info(
+        "webhook stored" if stored else "webhook duplicate",
+        provider=intake.provider,
+        workspace=intake.workspace,
+        event_type=event_type,
+    )
+    return stored
+
+
+def store_committed(
+    engine: Engine,
+    intake: Intake,
+    *,
+    external_id: str,
+    event_type: str,
+    workspace_id: int | None,
+    payload: dict[str, Any],
+    payload_json: str | None = None,
+) -> bool:
+    """``store`` in a transaction of its own, committed when this returns (see
+    ``inbox.record_committed``); False for a duplicate."""
+    stored = inbox.record_committed(
+        engine,
+        provider=intake.provider,
+        external_id=external_id,
+        event_type=event_type,
+        workspace_id=workspace_id,
+        payload=payload,
+        payload_json=payload_json,
     )
     log.info(
         "webhook stored" if stored else "webhook duplicate",

@@ -2,17 +2,15 @@
 
 from backend.jobs import heartbeat, maintenance, outbox, sessions
 from backend.jobs.registry import PeriodicJob, declared, periodic
-from backend.services import buyers, inbox, stripe_events
+from backend.services import job_kinds
 
 __all__ = [
     "PeriodicJob",
-    "buyers",
     "declared",
     "heartbeat",
-    "inbox",
+    "job_kinds",
     "maintenance",
     "outbox",
     "periodic",
     "sessions",
-    "stripe_events",
 ]

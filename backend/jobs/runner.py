@@ -13,7 +13,8 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import structlog
 from sqlalchemy import Engine
@@ -53,8 +54,8 @@ class Runner:
             self._run_alone(job, report)
         return report
 
-    def _context(self, job: Claimed) -> JobContext:
-        return JobContext(
+    def _context(self, job: Claimed, release: Callable[[], None] | None = None) -> JobContext:
+        context = JobContext(
             job.id,
             job.kind,
             job.payload,
@@ -63,6 +64,7 @@ class Runner:
             job.workspace_id,
             self.worker,
         )
+        return replace(context, release=release) if release else context
 
     def _run_together(self, jobs: list[Claimed], report: DrainReport) -> None:
         specs = outbox.kinds()
@@ -93,7 +95,7 @@ class Runner:
             if spec is None:
                 raise PermanentFailure(f"no handler is declared for job kind {job.kind!r}")
             with session_scope(self.engine) as session:
-                spec.handler(session, self._context(job))
+                spec.handler(session, self._context(job, release=session.commit))
                 finished = outbox.complete(session, [job.id], worker=self.worker)
                 if spec.provider:
                     circuits.record(session, provider=spec.provider, ok=True)

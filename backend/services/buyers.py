@@ -26,9 +26,13 @@ def sync_customer(session: Session, job: outbox.JobContext) -> None:
     if buyer.stripe_customer_id:
         return
     stripe = providers.stripe_for(session, workspace_id=buyer.workspace_id)
-    buyer.stripe_customer_id = stripe.ensure_customer(
-        platform_user_id=buyer.platform_user_id,
-        email=buyer.email,
-        name=buyer.handle,
-        idempotency_key=job.provider_key("customer"),
+    platform_user_id, email, handle = buyer.platform_user_id, buyer.email, buyer.handle
+    customer_id = job.call_provider(
+        lambda: stripe.ensure_customer(
+            platform_user_id=platform_user_id,
+            email=email,
+            name=handle,
+            idempotency_key=job.provider_key("customer"),
+        )
     )
+    buyer.stripe_customer_id = customer_id

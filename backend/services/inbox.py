@@ -9,17 +9,19 @@ order, sometimes days late, and the final state must be the same as sending each
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection, Engine, bindparam, func, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from backend.db import session_scope
 from backend.services import outbox
-from models import InboundEvent, InboundStatus, IntegrationLog, utcnow
+from models import InboundEvent, InboundStatus, IntegrationLog, JobStatus, utcnow
+from models.base import UTCDateTime
 
 InboxHandler = Callable[[Session, InboundEvent], None]
 _HANDLERS: dict[tuple[str, str], InboxHandler] = {}
@@ -50,14 +52,31 @@ def record(
     workspace_id: int | None,
     payload: dict[str, Any],
     received_at: dt.datetime | None = None,
+    payload_json: str | None = None,
 ) -> bool:
     """Store a verified event and its processing job, in the caller's transaction.
 
     Returns False, changing nothing, when this provider's event id is already stored.
+    ``payload_json``, when given, is the exact JSON text ``payload`` was parsed from: PostgreSQL
+    then stores it as received instead of a re-serialization (same value, less work).
     """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    if session.get_bind().dialect.name == "postgresql":
+        stored = _record_postgresql(
+            session,
+            provider=provider,
+            external_id=external_id,
+            event_type=event_type,
+            workspace_id=workspace_id,
+            payload=payload,
+            received_at=received_at,
+            payload_json=payload_json,
+        )
+        if stored:
+            # Delivered at commit, like outbox.enqueue's.
+            session.execute(text(f"NOTIFY {outbox.NOTIFY_CHANNEL}"))
+        return stored
     inbound_id = session.execute(
-        insert(InboundEvent)
+        sqlite_insert(InboundEvent)
         .values(
             provider=provider,
             external_id=external_id,
@@ -77,10 +96,119 @@ def record(
         session,
         kind=PROCESS_KIND,
         payload={"inbound_id": inbound_id},
-        idempotency_key=f"inbox:{provider}:{external_id}",
+        idempotency_key=_job_key(provider, external_id),
         workspace_id=workspace_id,
     )
     return True
+
+
+def record_committed(
+    engine: Engine,
+    *,
+    provider: str,
+    external_id: str,
+    event_type: str,
+    workspace_id: int | None,
+    payload: dict[str, Any],
+    payload_json: str | None = None,
+) -> bool:
+    """``record`` in a transaction of its own, committed before returning: the sidecar's hot
+    path.
+
+    On PostgreSQL this is one statement in autocommit (one round trip; both rows or neither),
+    and the workers are woken by a NOTIFY sent just after the commit (``outbox.wake``): a
+    NOTIFY inside the transaction would hold PostgreSQL's global notify lock through the
+    commit's WAL flush and so serialize every concurrent intake (measured: ~1,600 commits/s
+    at most instead of ~12,000 on the benchmark machine).
+    """
+    if engine.dialect.name != "postgresql":
+        with session_scope(engine) as session:
+            return record(
+                session,
+                provider=provider,
+                external_id=external_id,
+                event_type=event_type,
+                workspace_id=workspace_id,
+                payload=payload,
+                payload_json=payload_json,
+            )
+    with engine.connect() as connection:
+        stored = _record_postgresql(
+            connection.execution_options(isolation_level="AUTOCOMMIT"),
+            provider=provider,
+            external_id=external_id,
+            event_type=event_type,
+            workspace_id=workspace_id,
+            payload=payload,
+            received_at=None,
+            payload_json=payload_json,
+        )
+    if stored:
+        outbox.wake(engine)
+    return stored
+
+
+def _job_key(provider: str, external_id: str) -> str:
+    return f"inbox:{provider}:{external_id}"
+
+
+# Both rows in one statement: the job is inserted only if the event was (a duplicate event
+# inserts nothing), and the job's payload points at the event's new id.
+_RECORD_POSTGRESQL = text(
+    """
+    WITH event AS (
+        INSERT INTO inbound_events
+            (provider, external_id, event_type, workspace_id, payload, status, received_at,
+             attempts)
+        VALUES
+            (:provider, :external_id, :event_type, :workspace_id, CAST(:payload AS JSONB),
+             :event_status, :now, 0)
+        ON CONFLICT (provider, external_id) DO NOTHING
+        RETURNING id
+    ), job AS (
+        INSERT INTO outbox_jobs
+            (kind, provider, payload, idempotency_key, workspace_id, status, attempts,
+             max_attempts, run_after, created_at)
+        SELECT :kind, NULL, jsonb_build_object('inbound_id', event.id), :job_key,
+               :workspace_id, :job_status, 0, :max_attempts, :now, :now
+        FROM event
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id
+    )
+    SELECT event.id FROM event LEFT JOIN job ON TRUE
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def _record_postgresql(
+    executor: Session | Connection,
+    *,
+    provider: str,
+    external_id: str,
+    event_type: str,
+    workspace_id: int | None,
+    payload: dict[str, Any],
+    received_at: dt.datetime | None,
+    payload_json: str | None,
+) -> bool:
+    spec = outbox.kinds()[PROCESS_KIND]
+    row = executor.execute(
+        _RECORD_POSTGRESQL,
+        {
+            "provider": provider,
+            "external_id": external_id,
+            "event_type": event_type,
+            "workspace_id": workspace_id,
+            "payload": payload_json if payload_json is not None else json.dumps(payload),
+            "event_status": InboundStatus.PENDING.value,
+            "now": received_at or utcnow(),
+            "kind": PROCESS_KIND,
+            "job_key": _job_key(provider, external_id),
+            "job_status": JobStatus.PENDING.value,
+            "max_attempts": spec.max_attempts,
+        },
+    ).first()
+    return row is not None
 
 
 @outbox.job_kind(PROCESS_KIND, max_attempts=8, backoff=(5, 30, 120, 600, 1800, 3600, 7200))

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import Engine, and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -58,6 +60,10 @@ class PermanentFailure(Exception):
     """The provider refused in a way no retry can fix (a 4xx such as a bad parameter)."""
 
 
+def _no_release() -> None:
+    raise RuntimeError("this job kind declares no provider: it may not call one")
+
+
 @dataclass(frozen=True)
 class JobContext:
     id: int
@@ -67,6 +73,19 @@ class JobContext:
     attempt: int
     workspace_id: int | None
     worker: str
+    # Ends the job's current transaction (set by the runner for provider jobs).
+    release: Callable[[], None] = field(default=_no_release, compare=False, repr=False)
+
+    def call_provider(self, call: Callable[[], T]) -> T:
+        """Run a provider call outside any database transaction.
+
+        A transaction held across a network call would hold row locks (and, on SQLite, the
+        whole database's write lock) for as long as the provider takes. So the job's reads so
+        far are ended first; its writes come after, in a new transaction that commits with the
+        job's completion. Write nothing before calling: it would commit early.
+        """
+        self.release()
+        return call()
 
     def provider_key(self, *parts: object) -> str:
         """A deterministic idempotency key for one provider call of this job: a retry, or
@@ -76,6 +95,7 @@ class JobContext:
 
 
 Handler = Callable[[Session, JobContext], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -166,6 +186,72 @@ def enqueue(
         # Delivered at commit; wakes idle workers at once instead of at their next poll.
         session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
     return job_id
+
+
+class _Waker:
+    """Sends ``NOTIFY outbox`` from its own thread and connection after commits that added
+    jobs (see ``wake``). Pokes that arrive while a NOTIFY is on its way are coalesced into the
+    next one, so a burst of commits costs a handful of NOTIFYs; every poke is followed by a
+    NOTIFY sent after it. The thread ends after a few idle seconds and starts again on demand.
+    """
+
+    IDLE_SECONDS = 5.0
+
+    def __init__(self, engine: Engine) -> None:
+        # Weak: a waker must not keep a disposed engine (and its pool) alive.
+        self._engine = weakref.ref(engine)
+        self._poked = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def poke(self) -> None:
+        self._poked.set()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="outbox-notify", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            if not self._poked.wait(self.IDLE_SECONDS):
+                with self._lock:
+                    if not self._poked.is_set():
+                        self._thread = None
+                        return
+                continue
+            self._poked.clear()
+            engine = self._engine()
+            if engine is None:
+                return
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+                    conn.commit()
+            except Exception as exc:
+                # Workers still poll; a missed wake-up only delays jobs by the poll interval.
+                log.warning("outbox.notify_failed", error=type(exc).__name__)
+                with self._lock:
+                    self._thread = None
+                return
+            finally:
+                del engine
+
+
+_WAKERS: weakref.WeakKeyDictionary[Engine, _Waker] = weakref.WeakKeyDictionary()
+_WAKERS_LOCK = threading.Lock()
+
+
+def wake(engine: Engine) -> None:
+    """Wake idle workers soon after jobs were committed outside a Session's ``enqueue``
+    (which notifies inside its transaction). Call it after the commit. Nothing on SQLite,
+    whose workers poll."""
+    if engine.dialect.name != "postgresql":
+        return
+    waker = _WAKERS.get(engine)
+    if waker is None:
+        with _WAKERS_LOCK:
+            waker = _WAKERS.setdefault(engine, _Waker(engine))
+    waker.poke()
 
 
 # -- claiming and leases --------------------------------------------------------------------
@@ -517,3 +603,73 @@ def queue_depth(session: Session, *, workspace_id: int | None) -> list[QueueDept
     if workspace_id is not None:
         stmt = stmt.where(OutboxJob.workspace_id == workspace_id)
     return [QueueDepth(kind, status, int(n)) for kind, status, n in session.execute(stmt).all()]
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    id: int
+    kind: str
+    status: JobStatus
+    attempts: int
+    max_attempts: int
+    lease_owner: str | None
+    lease_until: dt.datetime | None
+    run_after: dt.datetime
+    last_error: str | None
+    finished_at: dt.datetime | None
+
+
+def _views(rows: Sequence[OutboxJob]) -> list[JobView]:
+    return [
+        JobView(
+            j.id,
+            j.kind,
+            j.status,
+            j.attempts,
+            j.max_attempts,
+            j.lease_owner,
+            j.lease_until,
+            j.run_after,
+            j.last_error,
+            j.finished_at,
+        )
+        for j in rows
+    ]
+
+
+def running_jobs(session: Session, *, workspace_id: int, limit: int = 50) -> list[JobView]:
+    return _views(
+        session.scalars(
+            select(OutboxJob)
+            .where(OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.RUNNING)
+            .order_by(OutboxJob.lease_until)
+            .limit(limit)
+        ).all()
+    )
+
+
+def dead_jobs(session: Session, *, workspace_id: int, limit: int = 100) -> list[JobView]:
+    return _views(
+        session.scalars(
+            select(OutboxJob)
+            .where(OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.DEAD)
+            .order_by(OutboxJob.finished_at.desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+def waiting_jobs(session: Session, *, workspace_id: int, limit: int = 50) -> list[JobView]:
+    """Pending jobs that already failed at least once: what an outage is holding back."""
+    return _views(
+        session.scalars(
+            select(OutboxJob)
+            .where(
+                OutboxJob.workspace_id == workspace_id,
+                OutboxJob.status == JobStatus.PENDING,
+                OutboxJob.attempts > 0,
+            )
+            .order_by(OutboxJob.run_after)
+            .limit(limit)
+        ).all()
+    )

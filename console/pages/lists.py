@@ -6,7 +6,7 @@ import reflex as rx
 
 from console.components.table import data_table
 from console.layout import page
-from console.state.pages import HealthState, IntegrationsState, JobsState, ShowsState, TimelineState
+from console.state.pages import HealthState, IntegrationsState, ShowsState, TimelineState
 
 
 def integrations_page() -> rx.Component:
@@ -86,17 +86,5 @@ def health_page() -> rx.Component:
             HealthState.alerts,
             "No open alerts.",
             "alerts-table",
-        ),
-    )
-
-
-def jobs_page() -> rx.Component:
-    return page(
-        "Jobs",
-        data_table(
-            [("Kind", "kind"), ("Status", "status"), ("Jobs", "count")],
-            JobsState.rows,
-            "The job queue is empty.",
-            "jobs-table",
         ),
     )

@@ -11,7 +11,7 @@ from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
 from backend.db import session_scope
-from backend.services import connections, engagement, health, outbox, shows
+from backend.services import connections, engagement, health, shows
 from console.state.base import SessionState
 from console.state.formatting import money, when
 
@@ -144,21 +144,4 @@ class HealthState(ListPageState):
         if found is None:
             return rx.redirect("/login")
         self.providers, self.alerts = found
-        return None
-
-
-class JobsState(ListPageState):
-    rows: list[dict[str, str]] = []
-
-    @rx.event
-    async def load(self) -> EventSpec | None:
-        found = await self._read(
-            lambda s, w: [
-                {"kind": d.kind, "status": d.status.value, "count": str(d.count)}
-                for d in outbox.queue_depth(s, workspace_id=w)
-            ]
-        )
-        if found is None:
-            return rx.redirect("/login")
-        self.rows = found
         return None

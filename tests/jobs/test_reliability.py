@@ -20,7 +20,7 @@ from backend.jobs.runner import Runner
 from backend.services import buyers, circuits, outbox
 from models import Buyer, JobStatus, OutboxJob, ProviderCircuit
 from tests.sandbox.stripe_support import client, new_account
-from tests.support.hub_env import apply, connect_stripe, hub_env  # noqa: F401 - fixture
+from tests.support.hub_env import apply, connect_stripe
 from tests.support.processes import ROOT, env_for
 from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
 
@@ -60,7 +60,7 @@ def test_workers_killed_at_random_points_lose_and_repeat_nothing(
     engine: Engine,
     db_url: str,
     monkeypatch: pytest.MonkeyPatch,
-    hub_env: dict[str, str],  # noqa: F811
+    hub_env: dict[str, str],
 ) -> None:
     sandbox = make_sandbox(providers=[stripe_emulator])
     key = new_account(sandbox.url)["secret_key"]
@@ -140,7 +140,7 @@ def test_outage_holds_jobs_behind_the_breaker_and_they_drain_after(
     db_url: str,
     monkeypatch: pytest.MonkeyPatch,
     hub_env: dict[str, str],
-    fast_recovery: object,  # noqa: F811
+    fast_recovery: object,
 ) -> None:
     sandbox = make_sandbox(providers=[stripe_emulator])
     key = new_account(sandbox.url)["secret_key"]

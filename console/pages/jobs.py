@@ -1,0 +1,188 @@
+"""The Jobs page."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from console.components.table import data_table
+from console.layout import page
+from console.state.jobs import JobsState
+
+
+def _kinds_table() -> rx.Component:
+    return rx.table.root(
+        rx.table.header(
+            rx.table.row(*[rx.table.column_header_cell(h) for h in ("Kind", "Calls", "Paused", "")])
+        ),
+        rx.table.body(
+            rx.foreach(
+                JobsState.kinds,
+                lambda k: rx.table.row(
+                    rx.table.cell(k["kind"]),
+                    rx.table.cell(k["provider"]),
+                    rx.table.cell(k["paused"]),
+                    rx.table.cell(
+                        rx.cond(
+                            k["paused"] == "yes",
+                            rx.button(
+                                "Resume",
+                                size="1",
+                                on_click=JobsState.resume(k["kind"]),
+                                disabled=~JobsState.can_change,
+                            ),
+                            rx.button(
+                                "Pause",
+                                size="1",
+                                variant="soft",
+                                on_click=JobsState.pause(k["kind"]),
+                                disabled=~JobsState.can_change,
+                            ),
+                        )
+                    ),
+                ),
+            )
+        ),
+        variant="surface",
+        width="100%",
+        data_testid="kinds-table",
+    )
+
+
+def _dead_table() -> rx.Component:
+    headers = ("Job", "Kind", "Attempts", "Died", "Last error", "")
+    return rx.cond(
+        JobsState.dead.length() > 0,  # type: ignore[attr-defined]
+        rx.table.root(
+            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+            rx.table.body(
+                rx.foreach(
+                    JobsState.dead,
+                    lambda j: rx.table.row(
+                        rx.table.cell(j["id"]),
+                        rx.table.cell(j["kind"]),
+                        rx.table.cell(j["attempts"]),
+                        rx.table.cell(j["finished"]),
+                        rx.table.cell(rx.code(j["error"])),
+                        rx.table.cell(
+                            rx.button(
+                                "Replay",
+                                size="1",
+                                on_click=JobsState.replay_one(j["id"]),
+                                disabled=~JobsState.can_change,
+                            )
+                        ),
+                    ),
+                )
+            ),
+            variant="surface",
+            width="100%",
+            data_testid="dead-table",
+        ),
+        rx.callout(
+            "No job has died.", icon="check", color_scheme="green", data_testid="dead-table-empty"
+        ),
+    )
+
+
+def _replay_form() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading("Replay dead jobs", size="3"),
+            rx.hstack(
+                rx.select(
+                    JobsState.dead_kinds,
+                    placeholder="Kind",
+                    value=JobsState.replay_kind,
+                    on_change=JobsState.set_replay_kind,
+                ),
+                rx.input(
+                    type="datetime-local",
+                    value=JobsState.replay_since,
+                    on_change=JobsState.set_replay_since,
+                ),
+                rx.button("Preview", variant="soft", on_click=JobsState.preview),
+                rx.cond(
+                    JobsState.replay_preview >= 0,
+                    rx.button(
+                        f"Replay {JobsState.replay_preview} job(s)",
+                        on_click=JobsState.replay_matching,
+                        disabled=(~JobsState.can_change) | (JobsState.replay_preview == 0),
+                    ),
+                ),
+                align="center",
+            ),
+            rx.text(
+                "Dead jobs of the kind, finished since the time (UTC), run again with the same "
+                "idempotency keys: what already reached the provider is not done twice.",
+                size="1",
+                color_scheme="gray",
+            ),
+        )
+    )
+
+
+def jobs_page() -> rx.Component:
+    return page(
+        "Jobs",
+        rx.heading("Queue", size="4"),
+        data_table(
+            [("Kind", "kind"), ("Status", "status"), ("Jobs", "count")],
+            JobsState.depth,
+            "The job queue is empty.",
+            "jobs-table",
+        ),
+        rx.heading("Providers", size="4"),
+        data_table(
+            [
+                ("Provider", "provider"),
+                ("Circuit", "state"),
+                ("Failures", "failures"),
+                ("Open until", "opened_until"),
+                ("Rate limit", "rate"),
+                ("Last error", "error"),
+            ],
+            JobsState.circuits,
+            "No provider has been called yet.",
+            "circuits-table",
+        ),
+        rx.heading("Running", size="4"),
+        data_table(
+            [("Job", "id"), ("Kind", "kind"), ("Attempt", "attempts"), ("Lease", "lease")],
+            JobsState.running,
+            "Nothing is running.",
+            "running-table",
+        ),
+        rx.heading("Waiting to retry", size="4"),
+        data_table(
+            [
+                ("Job", "id"),
+                ("Kind", "kind"),
+                ("Attempts", "attempts"),
+                ("Next try", "run_after"),
+                ("Last error", "error"),
+            ],
+            JobsState.waiting,
+            "No job is waiting to retry.",
+            "waiting-table",
+        ),
+        rx.heading("Dead", size="4"),
+        _dead_table(),
+        _replay_form(),
+        rx.heading("Kinds", size="4"),
+        _kinds_table(),
+        rx.heading("Webhooks received", size="4"),
+        data_table(
+            [
+                ("Received", "received"),
+                ("Provider", "provider"),
+                ("Event", "type"),
+                ("Status", "status"),
+                ("Attempts", "attempts"),
+                ("Error", "error"),
+            ],
+            JobsState.inbound,
+            "No webhook has arrived yet.",
+            "inbound-table",
+        ),
+        rx.moment(interval=3000, on_change=JobsState.load, display="none"),
+    )

@@ -1,0 +1,210 @@
+"""The Jobs page: the queue, what runs, what died (with replay), paused kinds, each provider's
+circuit and rate limit, and the latest webhooks received."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import reflex as rx
+from reflex.event import EventSpec
+from sqlalchemy.orm import Session
+
+from backend.db import session_scope
+
+# job_kinds: every kind is listed on the page, not only those this process has used.
+from backend.services import circuits, inbox, job_kinds, outbox  # noqa: F401
+from backend.services.actors import Actor
+from backend.services.errors import ServiceError
+from console.state.base import SessionState
+from console.state.formatting import when
+
+
+@dataclass
+class JobsSnapshot:
+    depth: list[dict[str, str]] = field(default_factory=list)
+    running: list[dict[str, str]] = field(default_factory=list)
+    waiting: list[dict[str, str]] = field(default_factory=list)
+    dead: list[dict[str, str]] = field(default_factory=list)
+    kinds: list[dict[str, str]] = field(default_factory=list)
+    circuits: list[dict[str, str]] = field(default_factory=list)
+    inbound: list[dict[str, str]] = field(default_factory=list)
+
+
+def _job_row(job: outbox.JobView) -> dict[str, str]:
+    return {
+        "id": str(job.id),
+        "kind": job.kind,
+        "status": job.status.value,
+        "attempts": f"{job.attempts} of {job.max_attempts}",
+        "lease": f"{job.lease_owner or ''} until {when(job.lease_until)}"
+        if job.lease_owner
+        else "",
+        "run_after": when(job.run_after),
+        "finished": when(job.finished_at),
+        "error": (job.last_error or "")[:300],
+    }
+
+
+def read_snapshot(session: Session, workspace_id: int) -> JobsSnapshot:
+    paused = outbox.paused_kinds(session)
+    snapshot = JobsSnapshot()
+    snapshot.depth = [
+        {"kind": d.kind, "status": d.status.value, "count": str(d.count)}
+        for d in outbox.queue_depth(session, workspace_id=workspace_id)
+    ]
+    snapshot.running = [
+        _job_row(j) for j in outbox.running_jobs(session, workspace_id=workspace_id)
+    ]
+    snapshot.waiting = [
+        _job_row(j) for j in outbox.waiting_jobs(session, workspace_id=workspace_id)
+    ]
+    snapshot.dead = [_job_row(j) for j in outbox.dead_jobs(session, workspace_id=workspace_id)]
+    snapshot.kinds = [
+        {
+            "kind": name,
+            "provider": spec.provider or "database",
+            "paused": "yes" if name in paused else "no",
+        }
+        for name, spec in sorted(outbox.kinds().items())
+        if not name.startswith("test.")
+    ]
+    snapshot.circuits = [
+        {
+            "provider": c.provider,
+            "state": c.state,
+            "failures": f"{c.window_failures} of {c.window_calls} in the window",
+            "opened_until": when(c.opened_until),
+            "rate": "unlimited" if c.rate_limit is None else f"{c.rate_limit:g}/s",
+            "error": (c.last_error or "")[:200],
+        }
+        for c in circuits.states(session)
+    ]
+    snapshot.inbound = [
+        {
+            "received": when(e.received_at),
+            "provider": e.provider,
+            "type": e.event_type,
+            "status": e.status.value,
+            "attempts": str(e.attempts),
+            "error": (e.last_error or "")[:200],
+        }
+        for e in inbox.recent(session, workspace_id=workspace_id)
+    ]
+    return snapshot
+
+
+class JobsState(SessionState):
+    depth: list[dict[str, str]] = []
+    running: list[dict[str, str]] = []
+    waiting: list[dict[str, str]] = []
+    dead: list[dict[str, str]] = []
+    kinds: list[dict[str, str]] = []
+    circuits: list[dict[str, str]] = []
+    inbound: list[dict[str, str]] = []
+    replay_kind: str = ""
+    replay_since: str = ""
+    replay_preview: int = -1
+    message: str = ""
+
+    @rx.var
+    def dead_kinds(self) -> list[str]:
+        return sorted({row["kind"] for row in self.dead})
+
+    @rx.event
+    async def load(self) -> EventSpec | None:
+        actor = await self._authenticate()
+        if actor is None:
+            return rx.redirect("/login")
+        await self._refresh(actor)
+        return None
+
+    async def _refresh(self, actor: Actor) -> None:
+        def work() -> JobsSnapshot:
+            with session_scope() as session:
+                return read_snapshot(session, actor.workspace_id)
+
+        snapshot: JobsSnapshot = await rx.run_in_thread(work)
+        for name, value in vars(snapshot).items():
+            setattr(self, name, value)
+
+    async def _change(self, label: str, change: Any) -> EventSpec | None:
+        """Run a change as the operator; refused changes come back as a message."""
+        actor = await self._authenticate()
+        if actor is None:
+            return rx.redirect("/login")
+
+        def work() -> Any:
+            with session_scope() as session:
+                return change(session, actor)
+
+        try:
+            result = await rx.run_in_thread(work)
+        except (ServiceError, ValueError) as exc:
+            self.message = str(exc)
+            failed: EventSpec = rx.toast.error(str(exc))
+            return failed
+        self.message = f"{label}: {result}" if result is not None else label
+        await self._refresh(actor)
+        toast: EventSpec = rx.toast.success(self.message)
+        return toast
+
+    @rx.event
+    async def pause(self, kind: str) -> EventSpec | None:
+        done = await self._change(
+            f"Paused {kind}", lambda s, a: outbox.pause_kind(s, actor=a, kind=kind)
+        )
+        return done
+
+    @rx.event
+    async def resume(self, kind: str) -> EventSpec | None:
+        done = await self._change(
+            f"Resumed {kind}", lambda s, a: outbox.resume_kind(s, actor=a, kind=kind)
+        )
+        return done
+
+    @rx.event
+    async def replay_one(self, job_id: str) -> EventSpec | None:
+        done = await self._change(
+            "Replayed jobs", lambda s, a: outbox.replay(s, actor=a, job_id=int(job_id))
+        )
+        return done
+
+    def _since(self) -> dt.datetime | None:
+        if not self.replay_since:
+            return None
+        return dt.datetime.fromisoformat(self.replay_since).replace(tzinfo=dt.UTC)
+
+    @rx.event
+    def set_replay_kind(self, kind: str) -> None:
+        self.replay_kind, self.replay_preview = kind, -1
+
+    @rx.event
+    def set_replay_since(self, since: str) -> None:
+        self.replay_since, self.replay_preview = since, -1
+
+    @rx.event
+    async def preview(self) -> EventSpec | None:
+        actor = await self._authenticate()
+        if actor is None:
+            return rx.redirect("/login")
+        kind, since = self.replay_kind or None, self._since()
+
+        def work() -> int:
+            with session_scope() as session:
+                return outbox.preview_replay(
+                    session, workspace_id=actor.workspace_id, kind=kind, since=since
+                )
+
+        self.replay_preview = await rx.run_in_thread(work)
+        return None
+
+    @rx.event
+    async def replay_matching(self) -> EventSpec | None:
+        kind, since = self.replay_kind or None, self._since()
+        done = await self._change(
+            "Replayed jobs", lambda s, a: outbox.replay(s, actor=a, kind=kind, since=since)
+        )
+        self.replay_preview = -1
+        return done
