@@ -89,9 +89,11 @@ def _replay_form() -> rx.Component:
         rx.vstack(
             rx.heading("Replay dead jobs", size="3"),
             rx.hstack(
-                rx.select(
-                    JobsState.dead_kinds,
-                    placeholder="Kind",
+                rx.select.root(
+                    rx.select.trigger(placeholder="Kind", data_testid="replay-kind"),
+                    rx.select.content(
+                        rx.foreach(JobsState.dead_kinds, lambda k: rx.select.item(k, value=k))
+                    ),
                     value=JobsState.replay_kind,
                     on_change=JobsState.set_replay_kind,
                 ),

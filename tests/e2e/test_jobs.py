@@ -50,7 +50,7 @@ def test_operator_replays_a_dead_job_after_a_preview(page: Page, console: Consol
     expect(dead).to_contain_text("handler failed: boom")
     expect(dead).to_contain_text("8 of 8")
 
-    page.get_by_role("combobox").first.click()
+    page.get_by_test_id("replay-kind").click()
     page.get_by_role("option", name="inbox.process").click()
     page.get_by_role("button", name="Preview").click()
     replay = page.get_by_role("button", name="Replay 1 job(s)")
