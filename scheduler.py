@@ -15,7 +15,7 @@ from backend.config import SettingsError, get_settings
 from backend.db import get_engine
 from backend.jobs.outbox import Drainer
 from backend.logging import configure
-from backend.services import readiness
+from backend.services import credentials, readiness
 
 log = structlog.get_logger("scheduler")
 
@@ -50,6 +50,11 @@ def main() -> None:
     state = readiness.check(get_engine())
     if not state.ready:
         print(f"scheduler not started: {state.reason}", file=sys.stderr)
+        raise SystemExit(1)
+    # Jobs would fail one by one on rows they cannot decrypt; refuse at once, saying why.
+    problem = credentials.startup_problem(get_engine())
+    if problem:
+        print(f"scheduler not started: {problem}", file=sys.stderr)
         raise SystemExit(1)
     scheduler = build_scheduler()
     drainer = Drainer(threads=settings.outbox_threads)

@@ -1,8 +1,10 @@
-"""Operator commands: `python -m backend.cli migrate | seed | check | banner`."""
+"""Operator commands: `python -m backend.cli migrate | seed | check | banner`, and the credential
+key ring: `keys new | rotate | check` (see docs/OPERATIONS.md, "Key rotation")."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from alembic import command
@@ -10,7 +12,8 @@ from alembic.config import Config
 
 from backend.config import SettingsError, get_settings
 from backend.db import get_engine, session_scope
-from backend.services import demo, readiness
+from backend.security.crypto import KeyRingError, generate_key_entry
+from backend.services import credentials, demo, readiness
 
 
 def _alembic_config() -> Config:
@@ -59,16 +62,73 @@ def banner() -> None:
     print("\n".join(lines))
 
 
+def _next_key_id() -> str:
+    """One more than the highest ``k<N>`` in the current ring (``k1`` if none)."""
+    try:
+        ids = credentials.key_ring().ids
+    except KeyRingError:
+        ids = set()
+    numbers = [int(m.group(1)) for key_id in ids if (m := re.fullmatch(r"k(\d+)", key_id))]
+    return f"k{max(numbers, default=0) + 1}"
+
+
+def keys_new(key_id: str | None = None) -> None:
+    """Print a new ring entry; the operator puts it first in HUB_CREDENTIAL_KEYS."""
+    entry = generate_key_entry(key_id or _next_key_id())
+    print(entry)
+    print(
+        "Put it first in HUB_CREDENTIAL_KEYS (newest first, comma-separated), restart, then "
+        "run `python -m backend.cli keys rotate`; remove the old key only after that.",
+        file=sys.stderr,
+    )
+
+
+def keys_rotate() -> None:
+    """Re-encrypt every stored credential under the ring's newest key."""
+    ring = credentials.key_ring()
+    with session_scope() as session:
+        report = credentials.rotate(session, ring)
+    print(f"key {ring.current_id}: {report}")
+    for row in report.unreadable:
+        print(f"  unreadable: {row}", file=sys.stderr)
+    if report.unreadable:
+        raise SystemExit(1)
+
+
+def keys_check() -> None:
+    """Exit 1, naming them, when stored credentials use key ids the ring lacks."""
+    ring = credentials.key_ring()
+    with session_scope() as session:
+        missing = credentials.check_ring(session, ring)
+    if missing:
+        print(credentials.missing_keys_message(missing), file=sys.stderr)
+        raise SystemExit(1)
+    print(f"key ring ok: {', '.join(key_id for key_id, _ in ring.keys)} (newest first)")
+
+
+KEY_COMMANDS = {"rotate": keys_rotate, "check": keys_check}
 COMMANDS = {"migrate": migrate, "seed": seed, "check": check, "banner": banner}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m backend.cli")
-    parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("command", choices=sorted([*COMMANDS, "keys"]))
+    parser.add_argument(
+        "action", nargs="?", choices=["new", *sorted(KEY_COMMANDS)], help="for `keys`"
+    )
+    parser.add_argument("--id", dest="key_id", help="for `keys new`: the new key's id")
     args = parser.parse_args(argv)
     try:
-        COMMANDS[args.command]()
-    except SettingsError as exc:
+        if args.command == "keys":
+            if args.action is None:
+                parser.error("keys needs an action: new, rotate or check")
+            if args.action == "new":
+                keys_new(args.key_id)
+            else:
+                KEY_COMMANDS[args.action]()
+        else:
+            COMMANDS[args.command]()
+    except (SettingsError, KeyRingError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -23,7 +23,15 @@ _DEV_SECRET = "sandbox-only-not-secret"  # noqa: S105 - refused in live mode
 _DEV_CREDENTIAL_KEY = "dev1:c2FuZGJveC1vbmx5LWtleS1ub3QtZm9yLWxpdmUhISE="
 # The sandbox's platform Stripe endpoint secret: it signs the webhooks the sandbox delivers.
 _SANDBOX_PLATFORM_WEBHOOK_SECRET = "whsec_SandboxPlatformWebhookSecret000000000"  # noqa: S105
-_DEV_VALUES = {_DEV_CREDENTIAL_KEY, _SANDBOX_PLATFORM_WEBHOOK_SECRET}
+# The sandbox's platform Stripe account (plans, upgrades and Stripe Connect OAuth).
+_SANDBOX_PLATFORM_SECRET_KEY = "sk_test_51SandboxPlatform0000000000000000000000000000000"  # noqa: S105
+_SANDBOX_PLATFORM_CLIENT_ID = "ca_SandboxPlatform00000000000000000"
+_DEV_VALUES = {
+    _DEV_CREDENTIAL_KEY,
+    _SANDBOX_PLATFORM_WEBHOOK_SECRET,
+    _SANDBOX_PLATFORM_SECRET_KEY,
+    _SANDBOX_PLATFORM_CLIENT_ID,
+}
 
 
 class ProviderMode(StrEnum):
@@ -63,6 +71,17 @@ class Settings(BaseSettings):
     cron_secret: SecretStr = SecretStr(_DEV_SECRET)
     # Verifies the platform's own Stripe account webhooks (plans and upgrades).
     platform_stripe_webhook_secret: SecretStr = SecretStr(_SANDBOX_PLATFORM_WEBHOOK_SECRET)
+    # The platform's own Stripe account: sells the plans (Checkout) and is the Connect platform.
+    platform_stripe_secret_key: SecretStr = SecretStr(_SANDBOX_PLATFORM_SECRET_KEY)
+    platform_stripe_client_id: str = _SANDBOX_PLATFORM_CLIENT_ID
+    # Monthly plan prices (minor units), used when the platform's prices do not exist yet.
+    plan_price_currency: str = "usd"
+    pro_price_cents: int = Field(default=2900, ge=0)
+    business_price_cents: int = Field(default=9900, ge=0)
+    # The Google OAuth client for Drive. Empty in sandbox mode until one is registered with the
+    # sandbox (POST /google/_sandbox/oauth_clients); required for Google OAuth in live mode.
+    google_client_id: str = ""
+    google_client_secret: SecretStr = SecretStr("")
 
     # Webhook intake: how far a signed timestamp may be from now (both ways), and the largest
     # body read (providers send far less; the cap bounds memory per request).
@@ -71,9 +90,9 @@ class Settings(BaseSettings):
     # How long the sidecar keeps a workspace's webhook secret after looking it up (0: never).
     # A rotated secret works at once; a disconnected integration stops receiving within this.
     webhook_receiver_cache_seconds: float = Field(default=10.0, ge=0, le=300)
-    # Webhooks a sidecar process verifies and stores at once (each holds a database
-    # connection; more wait their turn, unread). Keep it at most database_pool_size.
-    webhook_intake_concurrency: int = Field(default=8, ge=1, le=200)
+    # Connections through which each sidecar process stores webhooks on PostgreSQL, each
+    # committing a batch of whatever arrived while the previous batch committed.
+    webhook_intake_writers: int = Field(default=2, ge=1, le=32)
 
     session_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
     # Login throttling: after this many failures in a row each attempt waits longer.
@@ -100,9 +119,11 @@ class Settings(BaseSettings):
                 "credential_keys",
                 "cron_secret",
                 "platform_stripe_webhook_secret",
+                "platform_stripe_secret_key",
+                "platform_stripe_client_id",
             ):
-                value: SecretStr = getattr(self, name)
-                raw = value.get_secret_value().strip()
+                value: SecretStr | str = getattr(self, name)
+                raw = (value.get_secret_value() if isinstance(value, SecretStr) else value).strip()
                 if raw.lower() in _PLACEHOLDERS or raw in _DEV_VALUES:
                     raise ValueError(
                         f"HUB_{name.upper()} is missing or a placeholder; live mode needs a real "

@@ -5,19 +5,20 @@ from __future__ import annotations
 import reflex as rx
 
 from console.pages.dashboard import dashboard_page
+from console.pages.integrations import hub_page, manage_page
 from console.pages.jobs import jobs_page
 from console.pages.lists import (
     health_page,
-    integrations_page,
     shows_page,
     timeline_page,
 )
 from console.pages.login import login_page
 from console.pages.settings import settings_page
 from console.state.dashboard import DashboardState
+from console.state.integrations import HubState, ManageState
 from console.state.jobs import JobsState
 from console.state.login import LoginState
-from console.state.pages import HealthState, IntegrationsState, ShowsState, TimelineState
+from console.state.pages import HealthState, ShowsState, TimelineState
 from console.state.settings import SettingsState
 
 app = rx.App(head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")])
@@ -31,10 +32,16 @@ app.add_page(
     dashboard_page, route="/", title="Dashboard · Integrations Hub", on_load=DashboardState.load
 )
 app.add_page(
-    integrations_page,
+    hub_page,
     route="/integrations",
     title="Integrations · Integrations Hub",
-    on_load=IntegrationsState.load,
+    on_load=HubState.load,
+)
+app.add_page(
+    manage_page,
+    route="/integrations/[slug]",
+    title="Integration · Integrations Hub",
+    on_load=ManageState.load,
 )
 app.add_page(shows_page, route="/shows", title="Shows · Integrations Hub", on_load=ShowsState.load)
 app.add_page(

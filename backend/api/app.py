@@ -3,7 +3,9 @@ before answering, lets a cron drain the outbox, and exposes health, readiness an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
@@ -19,6 +21,7 @@ from backend.api import (
     cron,
     generic_webhooks,
     metrics,
+    oauth,
     sendgrid_webhooks,
     stripe_webhooks,
     webhooks,
@@ -27,7 +30,7 @@ from backend.api import (
 from backend.api.limits import BodySizeLimit, BodyTooLarge
 from backend.config import Settings, get_settings
 from backend.db import get_engine
-from backend.services import readiness
+from backend.services import credentials, readiness
 
 log = structlog.get_logger("sidecar")
 
@@ -91,6 +94,32 @@ def _without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return build
 
 
+class CredentialKeysMissing(RuntimeError):
+    """Stored credentials use a key the ring lacks: the sidecar refuses to start."""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Webhook verification reads workspaces' sealed secrets: with a key missing from the ring
+    # every such webhook would fail with 401s the providers then retry for days. Refuse now.
+    problem = credentials.startup_problem(get_engine())
+    if problem:
+        log.error("sidecar not started", reason=problem)
+        raise CredentialKeysMissing(problem)
+    if getattr(app.state, "settle_heap", False):
+        _settle_heap()
+    yield
+
+
+def _settle_heap() -> None:
+    """What is loaded by now (FastAPI, SQLAlchemy, pydantic, the app: ~150,000 objects)
+    lives as long as the process: move it out of the cyclic garbage collector's sight, so that
+    its full collections scan only what requests allocate. Measured on the webhook hot path:
+    ~25% less CPU a request (bench/bench_ingest.py)."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the sidecar. ``settings`` defaults to the process's (tests pass their own)."""
     settings = settings or get_settings()
@@ -98,10 +127,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Integrations Hub sidecar",
         version="0.1.0",
         description="Receives provider webhooks, verifies and stores them before answering.",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.metrics = metrics.SidecarMetrics()
-    # Added last is outermost: the metrics see the size limit's 413s too.
+    # Added last is outermost: the metrics see the size limit's 413s too, and both wrap the
+    # lane that serves a workspace's Stripe events (the busiest route) without the router.
+    app.add_middleware(stripe_webhooks.WorkspaceEventLane)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_webhook_body_bytes)
     app.add_middleware(metrics.RequestMetrics, metrics=app.state.metrics)
     webhooks.install(app)
@@ -115,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generic_webhooks,
         cron,
         metrics,
+        oauth,
     ):
         app.include_router(module.router)
     app.openapi = _without_422(app)  # type: ignore[method-assign]
@@ -145,3 +178,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 app = create_app()
+# The served app (uvicorn backend.api.app:app) settles its heap at start-up; apps that tests
+# build with create_app() leave the process's garbage collector alone.
+app.state.settle_heap = True

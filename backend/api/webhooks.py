@@ -2,14 +2,15 @@
 counted, never with the body or a secret), the lookups of the receiving integration, body
 parsing, and storing through the inbox.
 
-The routes are plain (sync) functions: FastAPI runs them in its thread pool, so the database
+Most routes are plain (sync) functions: FastAPI runs them in its thread pool, so the database
 work never blocks the event loop, and each one commits before it returns, so the provider's 2xx
-always means "stored".
+always means "stored". The busiest, a workspace's Stripe events, is async: it verifies on the
+event loop with a cached secret and hands the event to the batching writer (backend/api/
+intake.py), which answers once the event is committed, so its 2xx means "stored" too.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -18,14 +19,15 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import anyio
 import structlog
+from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from backend.api.intake import IntakeWriter
 from backend.api.limits import read_capped
 from backend.api.metrics import metrics_of
 from backend.config import Settings, get_settings
@@ -33,7 +35,7 @@ from backend.db import get_engine, session_scope
 from backend.security.crypto import CryptoError
 from backend.security.webhooks import SignatureError
 from backend.services import credentials, inbox
-from models import Integration, IntegrationStatus, Workspace
+from models import Integration, IntegrationStatus, Workspace, utcnow
 
 log = structlog.get_logger("sidecar")
 
@@ -279,22 +281,18 @@ def receiver_cache(request: Request) -> ReceiverCache:
     return cache
 
 
-def intake_limiter(request: Request) -> anyio.CapacityLimiter:
-    """How many webhooks this process verifies and stores at once (settings'
-    ``webhook_intake_concurrency``): each holds a pooled connection, and more threads than
-    connections would only queue on the pool, or open connections to drop them again."""
-    loop = asyncio.get_running_loop()
-    held: tuple[asyncio.AbstractEventLoop, anyio.CapacityLimiter] | None = getattr(
-        request.app.state, "intake_limiter", None
-    )
-    if held is None or held[0] is not loop:
-        held = (loop, anyio.CapacityLimiter(app_settings(request).webhook_intake_concurrency))
-        request.app.state.intake_limiter = held
-    return held[1]
+def _lookup_receiver(
+    engine: Engine, intake: Intake, slug: str, providers: tuple[str, ...], key: str
+) -> Receiver:
+    with session_scope(engine) as session:
+        integration = workspace_integration(session, intake, slug=slug, providers=providers)
+        return Receiver(
+            integration.workspace_id, integration.id, secret_of(integration, intake, key)
+        )
 
 
-def verified_for_workspace(
-    cache: ReceiverCache,
+async def verified_receiver(
+    request: Request,
     engine: Engine,
     intake: Intake,
     *,
@@ -305,7 +303,9 @@ def verified_for_workspace(
 ) -> Receiver:
     """Find the workspace's receiving integration and its secret ``key`` (404s as
     ``workspace_integration`` and ``secret_of``), then run ``check(secret)`` (401s as
-    ``verified``). Receivers come from ``cache`` when fresh; see ReceiverCache."""
+    ``verified``). Receivers come from the app's ReceiverCache when fresh, without touching
+    the database; a lookup runs in the thread pool."""
+    cache = receiver_cache(request)
     wanted = tuple(providers)
     cache_key = (engine, slug, wanted, key)
     cached = cache.get(cache_key)
@@ -315,11 +315,7 @@ def verified_for_workspace(
             return cached
         except Rejected:
             cache.drop(cache_key)  # perhaps rotated: check against the database's secret
-    with session_scope(engine) as session:
-        integration = workspace_integration(session, intake, slug=slug, providers=wanted)
-        receiver = Receiver(
-            integration.workspace_id, integration.id, secret_of(integration, intake, key)
-        )
+    receiver = await to_thread.run_sync(_lookup_receiver, engine, intake, slug, wanted, key)
     verified(intake, lambda: check(receiver.secret))
     cache.put(cache_key, receiver)
     return receiver
@@ -444,7 +440,22 @@ def store(
     return stored
 
 
-def store_committed(
+def intake_writer(request: Request, engine: Engine) -> IntakeWriter:
+    """The app's batching writer for ``engine`` (see backend/api/intake.py)."""
+    writers: dict[Engine, IntakeWriter] | None = getattr(request.app.state, "intake", None)
+    if writers is None:
+        writers = request.app.state.intake = {}
+    writer = writers.get(engine)
+    if writer is None:
+        settings = app_settings(request)
+        writer = writers.setdefault(
+            engine, IntakeWriter(engine, writers=settings.webhook_intake_writers)
+        )
+    return writer
+
+
+async def store_verified(
+    request: Request,
     engine: Engine,
     intake: Intake,
     *,
@@ -454,17 +465,12 @@ def store_committed(
     payload: dict[str, Any],
     payload_json: str | None = None,
 ) -> bool:
-    """``store`` in a transaction of its own, committed when this returns (see
-    ``inbox.record_committed``); False for a duplicate."""
-    stored = inbox.record_committed(
-        engine,
-        provider=intake.provider,
-        external_id=external_id,
-        event_type=event_type,
-        workspace_id=workspace_id,
-        payload=payload,
-        payload_json=payload_json,
+    """``store``, for async routes: committed (with others that arrived meanwhile) when this
+    returns; False for a duplicate."""
+    event = inbox.Incoming(
+        intake.provider, external_id, event_type, workspace_id, payload, payload_json, utcnow()
     )
+    stored = await intake_writer(request, engine).record(event)
     log.info(
         "webhook stored" if stored else "webhook duplicate",
         provider=intake.provider,

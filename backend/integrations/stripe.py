@@ -1,4 +1,5 @@
-"""Every call the product makes to Stripe, through the official SDK, and nothing else.
+"""Every call the product makes to Stripe, through the official SDK, and nothing else; and the
+provider's declaration (``PROVIDER``): its key form, settings and connection test.
 
 The adapter never touches the database or the settings: the service hands it the key, the base
 URLs (the sandbox's or Stripe's) and a ``throttle`` to call before each request.
@@ -8,11 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import stripe
+from pydantic import BaseModel, Field, SecretStr
 
+from backend.integrations._common import expect
+from backend.integrations.base import (
+    Category,
+    ConnectionTest,
+    InvalidCredentials,
+    Method,
+    PlanTier,
+    Provider,
+    ProviderContext,
+    ProviderInfo,
+    timed,
+)
 from backend.integrations.errors import (
     ProviderAuthFailed,
     ProviderRateLimited,
@@ -132,3 +146,183 @@ class StripeAdapter:
             )
         )
         return str(created.id)
+
+    # -- the platform account: plans (Checkout subscriptions) and Stripe Connect OAuth --------
+
+    def ensure_price(self, *, lookup_key: str, amount: int, currency: str, name: str) -> str:
+        """A monthly price found by ``lookup_key``, else created with it (so the platform's
+        prices need no setup and a price edited in the dashboard is the one used)."""
+        found = self._call(
+            lambda: self._client.v1.prices.list({"lookup_keys": [lookup_key], "limit": 1})
+        )
+        if found.data:
+            return str(found.data[0].id)
+        created = self._call(
+            lambda: self._client.v1.prices.create(
+                {
+                    "unit_amount": amount,
+                    "currency": currency,
+                    "recurring": {"interval": "month"},
+                    "lookup_key": lookup_key,
+                    "product_data": {"name": name},
+                },
+                {"idempotency_key": f"price:{lookup_key}:{amount}:{currency}"},
+            )
+        )
+        return str(created.id)
+
+    def create_subscription_checkout(
+        self,
+        *,
+        price_id: str,
+        success_url: str,
+        cancel_url: str,
+        client_reference_id: str,
+        metadata: dict[str, str],
+        customer: str | None = None,
+    ) -> str:
+        """A Checkout Session in subscription mode; returns the hosted page's URL. The metadata
+        goes on the session and on the subscription it creates (webhooks carry both)."""
+        params: dict[str, Any] = {
+            "mode": "subscription",
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "client_reference_id": client_reference_id,
+            "metadata": metadata,
+            "subscription_data": {"metadata": metadata},
+        }
+        if customer:
+            params["customer"] = customer
+        session = self._call(
+            lambda: self._client.v1.checkout.sessions.create(params)  # type: ignore[arg-type]
+        )
+        return str(session.url)
+
+    def connect_authorize_url(
+        self, *, client_id: str, redirect_uri: str, state: str, scope: str = "read_write"
+    ) -> str:
+        """Where to send an owner to connect their Stripe account to the platform."""
+        return self._client.oauth.authorize_url(
+            {
+                "client_id": client_id,
+                "redirect_uri": redirect_uri,
+                "state": state,
+                "scope": scope,
+                "response_type": "code",
+            }
+        )
+
+    def connect_token(self, *, code: str) -> dict[str, str]:
+        """Exchange a Connect authorization code (platform key) for the account's tokens."""
+        token = self._call(
+            lambda: self._client.oauth.token({"grant_type": "authorization_code", "code": code})
+        )
+        data = token.to_dict()
+        return {
+            "access_token": str(data["access_token"]),
+            "refresh_token": str(data.get("refresh_token") or ""),
+            "stripe_user_id": str(data["stripe_user_id"]),
+            "stripe_publishable_key": str(data.get("stripe_publishable_key") or ""),
+        }
+
+    def connect_deauthorize(self, *, client_id: str, stripe_user_id: str) -> None:
+        """Disconnect a Connect account from the platform (its tokens stop working)."""
+        self._call(
+            lambda: self._client.oauth.deauthorize(
+                {"client_id": client_id, "stripe_user_id": stripe_user_id}
+            )
+        )
+
+
+# -- the provider's declaration: what the key form asks for and how a connection is tested -------
+
+_SECRET_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_")
+
+
+class StripeCredentials(BaseModel):
+    secret_key: SecretStr = Field(
+        description="Secret key (sk_…) or a restricted key (rk_…) from Developers → API keys."
+    )
+    webhook_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="Signing secret (whsec_…) of the webhook endpoint pointing at this console.",
+    )
+
+
+class StripeSettings(BaseModel):
+    default_currency: str = Field(default="usd", pattern=r"^[a-z]{3}$")
+    invoice_memo_template: str = Field(default="Your claims from {show}", max_length=500)
+    days_until_due: int = Field(default=7, ge=1, le=90)
+
+
+class StripeProvider:
+    info = ProviderInfo(
+        slug="stripe",
+        name="Stripe",
+        category=Category.PAYMENTS,
+        description="Send invoices and take card payments; paid invoices update claims.",
+        minimum_plan=PlanTier.PRO,
+        logo="/logos/stripe.svg",
+        # Stripe Connect (OAuth) or the operator's own keys.
+        methods=(Method.OAUTH, Method.API_KEY),
+        payment_provider=True,
+        docs_url="https://docs.stripe.com/keys",
+    )
+    credentials_model: type[BaseModel] = StripeCredentials
+    settings_model: type[BaseModel] = StripeSettings
+
+    def check_credentials(self, credentials: BaseModel, context: ProviderContext) -> None:
+        creds = expect(credentials, StripeCredentials)
+        key = creds.secret_key.get_secret_value().strip()
+        if key.startswith("pk_"):
+            raise InvalidCredentials(
+                "This is a publishable key (pk_…). Paste the secret key that starts with sk_ "
+                "(or a restricted key rk_ with write access) from Developers → API keys.",
+                field="secret_key",
+            )
+        if not key.startswith(_SECRET_PREFIXES):
+            raise InvalidCredentials(
+                "This does not look like a Stripe secret key. Paste the key that starts with "
+                "sk_live_ (or sk_test_ for test mode) from Developers → API keys.",
+                field="secret_key",
+            )
+        if context.live and key.startswith(("sk_test_", "rk_test_")):
+            raise InvalidCredentials(
+                "This is a test-mode key; live mode needs a live key (sk_live_…).",
+                field="secret_key",
+            )
+        signing = (creds.webhook_signing_secret or SecretStr("")).get_secret_value().strip()
+        if signing and not signing.startswith("whsec_"):
+            raise InvalidCredentials(
+                "A webhook signing secret starts with whsec_. Copy it from Developers → "
+                "Webhooks → your endpoint → Signing secret (not the API key).",
+                field="webhook_signing_secret",
+            )
+
+    def test_connection(
+        self, credentials: BaseModel, settings: BaseModel, context: ProviderContext
+    ) -> ConnectionTest:
+        creds = expect(credentials, StripeCredentials)
+        adapter = self.adapter(creds, context)
+        outcome = timed(adapter.account, "Connected to Stripe.")
+        if outcome.ok:
+            name = outcome.account.get("name") or outcome.account.get("id")
+            return replace(outcome, message=f"Connected to Stripe account {name}.")
+        return outcome
+
+    def adapter(self, credentials: StripeCredentials, context: ProviderContext) -> StripeAdapter:
+        """The adapter for these credentials, pointed at the sandbox in sandbox mode."""
+        endpoints = (
+            StripeEndpoints.sandbox(context.sandbox_url)
+            if context.sandbox_url
+            else StripeEndpoints()
+        )
+        return StripeAdapter(
+            credentials.secret_key.get_secret_value().strip(),
+            endpoints=endpoints,
+            throttle=context.throttle,
+        )
+
+
+PROVIDER: Provider = StripeProvider()

@@ -1,7 +1,7 @@
 """The sandbox: one ASGI app emulating the slice of each provider's HTTP API the product calls.
 
 Each provider lives under its own path prefix (``/stripe``, ``/sendgrid``, ``/google``,
-``/graph``, ``/slack``); the product's adapters point their SDKs there in sandbox mode.
+``/graph``, ``/slack``, ``/zoho``); the product's adapters point their SDKs there in sandbox mode.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from backend.sandbox.delivery import Deliverer, RetryPolicy
 from backend.sandbox.store import Store
 from backend.sandbox.switches import ProviderMount, Switches, make_middleware
 
-PROVIDER_MODULES = ("stripe", "sendgrid", "google", "messenger", "slack")
+PROVIDER_MODULES = ("stripe", "sendgrid", "google", "messenger", "slack", "zoho")
 
 
 def default_providers() -> list[ProviderEmulator]:

@@ -45,3 +45,16 @@ def recent(session: Session, *, workspace_id: int, limit: int = 50) -> list[Audi
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def for_target(
+    session: Session, *, workspace_id: int, target: str, limit: int = 30
+) -> list[AuditLog]:
+    """The trail of one thing (``integration:stripe``): who connected, tested, rotated it."""
+    stmt = (
+        select(AuditLog)
+        .where(AuditLog.workspace_id == workspace_id, AuditLog.target == target)
+        .order_by(AuditLog.at.desc(), AuditLog.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

@@ -21,7 +21,15 @@ class NotFound(ServiceError):
 
 
 class InvalidInput(ServiceError):
-    pass
+    """The operator's input cannot be used; ``field`` names the form field when there is one."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PlanRequired(ServiceError):
+    """The workspace's plan does not allow this; the message says which plan does."""
 
 
 class TooManyAttempts(ServiceError):

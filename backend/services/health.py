@@ -56,3 +56,15 @@ def open_alerts(session: Session, *, workspace_id: int, limit: int = 50) -> list
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def recent_calls(
+    session: Session, *, workspace_id: int, provider: str, limit: int = 20
+) -> list[IntegrationLog]:
+    stmt = (
+        select(IntegrationLog)
+        .where(IntegrationLog.workspace_id == workspace_id, IntegrationLog.provider == provider)
+        .order_by(IntegrationLog.at.desc(), IntegrationLog.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import threading
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Engine, and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -186,72 +184,6 @@ def enqueue(
         # Delivered at commit; wakes idle workers at once instead of at their next poll.
         session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
     return job_id
-
-
-class _Waker:
-    """Sends ``NOTIFY outbox`` from its own thread and connection after commits that added
-    jobs (see ``wake``). Pokes that arrive while a NOTIFY is on its way are coalesced into the
-    next one, so a burst of commits costs a handful of NOTIFYs; every poke is followed by a
-    NOTIFY sent after it. The thread ends after a few idle seconds and starts again on demand.
-    """
-
-    IDLE_SECONDS = 5.0
-
-    def __init__(self, engine: Engine) -> None:
-        # Weak: a waker must not keep a disposed engine (and its pool) alive.
-        self._engine = weakref.ref(engine)
-        self._poked = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def poke(self) -> None:
-        self._poked.set()
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="outbox-notify", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            if not self._poked.wait(self.IDLE_SECONDS):
-                with self._lock:
-                    if not self._poked.is_set():
-                        self._thread = None
-                        return
-                continue
-            self._poked.clear()
-            engine = self._engine()
-            if engine is None:
-                return
-            try:
-                with engine.connect() as conn:
-                    conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-                    conn.commit()
-            except Exception as exc:
-                # Workers still poll; a missed wake-up only delays jobs by the poll interval.
-                log.warning("outbox.notify_failed", error=type(exc).__name__)
-                with self._lock:
-                    self._thread = None
-                return
-            finally:
-                del engine
-
-
-_WAKERS: weakref.WeakKeyDictionary[Engine, _Waker] = weakref.WeakKeyDictionary()
-_WAKERS_LOCK = threading.Lock()
-
-
-def wake(engine: Engine) -> None:
-    """Wake idle workers soon after jobs were committed outside a Session's ``enqueue``
-    (which notifies inside its transaction). Call it after the commit. Nothing on SQLite,
-    whose workers poll."""
-    if engine.dialect.name != "postgresql":
-        return
-    waker = _WAKERS.get(engine)
-    if waker is None:
-        with _WAKERS_LOCK:
-            waker = _WAKERS.setdefault(engine, _Waker(engine))
-    waker.poke()
 
 
 # -- claiming and leases --------------------------------------------------------------------

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from backend.config import ProviderMode, get_settings
 from backend.db import session_scope
+from backend.integrations.base import ProviderContext
 from backend.integrations.errors import ProviderAuthFailed
 from backend.integrations.stripe import StripeAdapter, StripeEndpoints
 from backend.services import circuits, credentials
@@ -38,6 +39,37 @@ def throttle(engine: Engine, provider: str) -> Callable[[], None]:
             time.sleep(wait)
 
     return wait_for_token
+
+
+def provider_context(provider: str, engine: Engine | None = None) -> ProviderContext:
+    """What an adapter is handed: sandbox or live, and (given ``engine``) the provider's shared
+    rate limit.
+
+    Connection tests run inside the caller's transaction (connect, test, the OAuth callback):
+    call this without ``engine`` for them. A throttle takes its token in a transaction of its
+    own, which on SQLite (BEGIN IMMEDIATE) would wait behind the caller's write lock until it
+    timed out; one test click is not what the shared limit protects against.
+    """
+    settings = get_settings()
+    live = settings.provider_mode is ProviderMode.LIVE
+    return ProviderContext(
+        live=live,
+        sandbox_url=None if live else settings.sandbox_url,
+        throttle=throttle(engine, provider) if engine is not None else (lambda: None),
+    )
+
+
+def platform_stripe() -> StripeAdapter:
+    """The platform's own Stripe account (plans, Checkout, Connect OAuth), keyed by settings.
+
+    Not throttled through the shared bucket: these calls are rare (an upgrade, a connect) and a
+    person waits on each of them.
+    """
+    settings = get_settings()
+    return StripeAdapter(
+        settings.platform_stripe_secret_key.get_secret_value(),
+        endpoints=stripe_endpoints(),
+    )
 
 
 def active_integration(session: Session, *, workspace_id: int, provider: str) -> Integration:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from console.layout import page
-from console.state.settings import SettingsState
+from console.state.settings import PlanState, SettingsState
 
 
 def settings_page() -> rx.Component:
@@ -57,6 +57,55 @@ def settings_page() -> rx.Component:
                 ),
                 rx.text("Plan: ", rx.text.strong(SettingsState.plan), size="2"),
                 rx.text("Your role: ", rx.text.strong(SettingsState.role), size="2"),
+                spacing="2",
+            ),
+        ),
+        rx.card(
+            rx.vstack(
+                rx.heading("Plan", size="4"),
+                rx.text(
+                    "This workspace is on the ",
+                    rx.text.strong(PlanState.plan, data_testid="current-plan"),
+                    " plan.",
+                ),
+                rx.text(
+                    "Free shows every integration; Pro connects Stripe, SendGrid, Google "
+                    "Drive, Slack and Messenger (one payment provider); Business adds Zoho "
+                    "Books, outbound webhooks and several payment providers.",
+                    size="2",
+                    color_scheme="gray",
+                ),
+                rx.hstack(
+                    rx.cond(
+                        PlanState.plan == "free",
+                        rx.button(
+                            "Upgrade to Pro",
+                            on_click=PlanState.upgrade("pro"),
+                            disabled=~PlanState.is_owner,
+                            data_testid="upgrade-pro",
+                        ),
+                    ),
+                    rx.cond(
+                        PlanState.plan != "business",
+                        rx.button(
+                            "Upgrade to Business",
+                            variant="soft",
+                            on_click=PlanState.upgrade("business"),
+                            disabled=~PlanState.is_owner,
+                            data_testid="upgrade-business",
+                        ),
+                    ),
+                ),
+                rx.cond(
+                    ~PlanState.is_owner,
+                    rx.text(
+                        "Only a workspace owner can change the plan.", size="1", color_scheme="gray"
+                    ),
+                ),
+                rx.cond(
+                    PlanState.plan_error != "",
+                    rx.callout(PlanState.plan_error, color_scheme="red", icon="triangle-alert"),
+                ),
                 spacing="2",
             ),
         ),

@@ -5,10 +5,12 @@ from __future__ import annotations
 import reflex as rx
 from reflex.event import EventSpec
 
+from backend.config import get_settings
 from backend.db import session_scope
-from backend.services import accounts
+from backend.services import accounts, plans
 from backend.services.errors import ServiceError
 from console.state.base import SessionState
+from models import Plan
 
 
 class SettingsState(SessionState):
@@ -47,3 +49,38 @@ class SettingsState(SessionState):
         self.message, self.error = "Saved.", ""
         toast: EventSpec = rx.toast.success("Workspace renamed")
         return toast
+
+
+class PlanState(SessionState):
+    """Settings → Plan: upgrade through the platform's own Stripe Checkout."""
+
+    plan_error: str = ""
+
+    @rx.var
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+    @rx.event
+    async def upgrade(self, plan: str) -> EventSpec | None:
+        actor = await self._authenticate()
+        if actor is None:
+            return rx.redirect("/login")
+        console_url = get_settings().public_console_url
+
+        def work() -> str:
+            with session_scope() as session:
+                return plans.start_upgrade(
+                    session,
+                    actor=actor,
+                    plan=Plan(plan),
+                    success_url=f"{console_url}/integrations?upgraded={plan}",
+                    cancel_url=f"{console_url}/settings?cancelled=1",
+                )
+
+        try:
+            url = await rx.run_in_thread(work)
+        except (ServiceError, ValueError) as exc:
+            self.plan_error = str(exc)
+            return None
+        self.plan_error = ""
+        return rx.redirect(url)

@@ -268,6 +268,7 @@ def test_openapi_documents_every_route_and_its_errors(sidecar: TestClient) -> No
         "/webhooks/sendgrid/{workspace}",
         "/webhooks/zoho/{workspace}",
         "/webhooks/generic/{integration}",
+        "/oauth/stripe/callback",
     }
     for path in (
         "/webhooks/stripe/{workspace}",

@@ -11,6 +11,8 @@ REAL = {
     "credential_keys": "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=",
     "cron_secret": "c" * 40,
     "platform_stripe_webhook_secret": "whsec_" + "p" * 32,
+    "platform_stripe_secret_key": "sk_live_" + "s" * 32,
+    "platform_stripe_client_id": "ca_" + "c" * 32,
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import Engine
 
 from backend.db import make_engine
@@ -35,6 +35,8 @@ CHROMIUM_ARGS = [
 class Console:
     url: str
     engine: Engine
+    sandbox_url: str
+    sidecar_url: str
 
 
 def _chromium() -> str | None:
@@ -51,12 +53,18 @@ def _chromium() -> str | None:
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     db_path: Path = tmp_path_factory.mktemp("console") / "hub.db"
     url = f"sqlite:///{db_path}"
-    port = free_port()
+    port, sandbox_port, sidecar_port = free_port(), free_port(), free_port()
+    # The whole product, as `make run` starts it: the upgrade journey crosses all four.
     env = env_for(
         url,
         HUB_CONSOLE_PORT=str(port),
         REFLEX_USE_NPM="1",
         HUB_PUBLIC_CONSOLE_URL=f"http://127.0.0.1:{port}",
+        HUB_SANDBOX_PORT=str(sandbox_port),
+        HUB_SANDBOX_STATE_FILE="",
+        HUB_SIDECAR_PORT=str(sidecar_port),
+        HUB_PUBLIC_SIDECAR_URL=f"http://127.0.0.1:{sidecar_port}",
+        HUB_HEARTBEAT_SECONDS="2",
     )
     run_cli("migrate", env=env)
     run_cli("seed", env=env)
@@ -74,13 +82,36 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         "--backend-host",
         "127.0.0.1",
     ]
-    with running(command, env=env) as output:
+    sandbox = [sys.executable, "-m", "backend.sandbox"]
+    sidecar = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "backend.api.app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(sidecar_port),
+    ]
+    scheduler = [sys.executable, "scheduler.py"]
+    with (
+        running(sandbox, env=env) as sandbox_output,
+        running(sidecar, env=env) as sidecar_output,
+        running(scheduler, env=env),
+        running(command, env=env) as output,
+    ):
         base = f"http://127.0.0.1:{port}"
+        wait_for_http(
+            f"http://127.0.0.1:{sandbox_port}/_sandbox/healthz", timeout=60, output=sandbox_output
+        )
+        wait_for_http(f"http://127.0.0.1:{sidecar_port}/readyz", timeout=60, output=sidecar_output)
         # The first production build installs the frontend's packages: allow for it.
         wait_for_http(f"{base}/ping", timeout=900, output=output)
         wait_for_http(f"{base}/", timeout=120, output=output)
         engine = make_engine(url)
-        yield Console(base, engine)
+        yield Console(
+            base, engine, f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{sidecar_port}"
+        )
         engine.dispose()
 
 
@@ -95,17 +126,42 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)
+
+
 @pytest.fixture
-def page(browser: Browser, console: Console) -> Iterator[Page]:
+def page(
+    browser: Browser,
+    console: Console,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Page]:
     context = browser.new_context(base_url=console.url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(20_000)
     page = context.new_page()
     yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        # What the person would have seen when it failed.
+        folder = tmp_path_factory.mktemp("e2e-failures")
+        shot = folder / f"{request.node.name}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(
+            f"\nscreenshot of the failure: {shot}\nURL: {page.url}\n"
+            f"text: {page.inner_text('body')[:1500]}"
+        )
     context.close()
 
 
-def log_in(page: Page, email: str, password: str) -> None:
+def log_in(page: Page, email: str, password: str, *, expect_success: bool = True) -> None:
     page.goto("/login")
     page.get_by_test_id("login-email").fill(email)
     page.get_by_test_id("login-password").fill(password)
     page.get_by_test_id("login-submit").click()
+    if expect_success:
+        # The session cookie is set once the shell shows; navigating earlier races it.
+        expect(page.get_by_test_id("logout")).to_be_visible()

@@ -54,6 +54,8 @@ def running(command: list[str], *, env: Mapping[str, str]) -> Iterator[Callable[
     def output() -> str:
         return Path(log.name).read_text(errors="replace")
 
+    output.process = process  # type: ignore[attr-defined]  # lets waiters notice a death
+
     try:
         yield output
     finally:
@@ -73,7 +75,12 @@ def wait_for_http(
 ) -> None:
     deadline = time.monotonic() + timeout
     last = ""
+    process = getattr(output, "process", None)
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(
+                f"the process serving {url} exited ({process.returncode}):\n{output()[-4000:]}"
+            )
         try:
             response = httpx.get(url, timeout=5)
             if response.status_code == status:

@@ -1,0 +1,74 @@
+"""Small helpers the provider modules share: narrowing a form's model to the provider's own, and
+turning a plain HTTP answer (for providers without an official SDK) into provider-neutral errors.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel
+
+from backend.integrations.errors import (
+    ProviderAuthFailed,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+# One attempt, bounded: retries belong to the outbox, and a "Test connection" click must answer.
+HTTP_TIMEOUT = httpx.Timeout(10.0)
+
+
+def expect(value: BaseModel, model: type[M]) -> M:
+    """The registry hands models around as ``BaseModel``; a provider only accepts its own."""
+    if isinstance(value, model):
+        return value
+    # Validating from the other model's fields lets a caller pass an equivalent model, while a
+    # wrong provider's credentials still fail loudly (a programming error, not operator input).
+    return model.model_validate(value.model_dump())
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("retry-after")
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def raise_for_http_status(provider: str, response: httpx.Response, detail: str) -> None:
+    """Map a non-2xx answer to the error the outbox understands; ``detail`` is what the provider
+    said (never the request, which carries the token)."""
+    status = response.status_code
+    if status < 400:
+        return
+    if status == 429:
+        raise ProviderRateLimited(
+            f"{provider} rate limit: {detail}", retry_after=retry_after(response)
+        )
+    if status >= 500:
+        raise ProviderUnavailable(f"{provider} answered {status}: {detail}")
+    if status in (401, 403):
+        raise ProviderAuthFailed(f"{provider} refused the credentials: {detail}", status=status)
+    raise ProviderRejected(f"{provider} refused the request: {detail}", status=status)
+
+
+def unreachable(provider: str, exc: Exception) -> ProviderUnavailable:
+    # The exception's text can hold the URL (and for some providers a token in a query string):
+    # only its type goes into the message.
+    return ProviderUnavailable(f"{provider} could not be reached: {type(exc).__name__}")
+
+
+def is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

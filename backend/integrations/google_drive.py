@@ -1,0 +1,269 @@
+"""Every call the product makes to Google Drive, through google-api-python-client and
+google-auth, and the provider's declaration (``PROVIDER``): a service-account key form (or OAuth),
+the root folder setting, and the connection test.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import google.auth.credentials
+import google.auth.exceptions
+import google.oauth2.credentials
+import google_auth_httplib2
+import googleapiclient
+import httplib2
+from google.oauth2 import service_account
+from googleapiclient.discovery import build_from_document
+from googleapiclient.errors import HttpError
+from pydantic import BaseModel, Field, SecretStr
+
+from backend.integrations._common import expect
+from backend.integrations.base import (
+    Category,
+    ConnectionTest,
+    InvalidCredentials,
+    Method,
+    PlanTier,
+    Provider,
+    ProviderContext,
+    ProviderInfo,
+    timed,
+)
+from backend.integrations.errors import (
+    ProviderAuthFailed,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+
+DRIVE_SCOPE = "https://www.googleapis.com/auth/drive"
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, not a secret)
+TIMEOUT_SECONDS = 30
+_DRIVE_DOC = Path(googleapiclient.__file__).parent / "discovery_cache/documents/drive.v3.json"
+_REQUIRED_FIELDS = ("client_email", "private_key")
+
+
+class GoogleDriveCredentials(BaseModel):
+    service_account_json: SecretStr = Field(
+        description="The JSON key file of a service account (IAM → Service accounts → Keys)."
+    )
+
+
+class GoogleDriveSettings(BaseModel):
+    root_folder_name: str = Field(default="Integrations Hub", min_length=1, max_length=200)
+
+
+@functools.lru_cache(maxsize=1)
+def _discovery_text() -> str:
+    # The document ships inside the package: no network fetch at build time, same API every run.
+    return _DRIVE_DOC.read_text()
+
+
+def _discovery(sandbox_url: str | None) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(_discovery_text())
+    if sandbox_url:
+        # rootUrl, not client_options.api_endpoint: the latter keeps https for media uploads.
+        doc["rootUrl"] = f"{sandbox_url}/google/"
+    return copy.deepcopy(doc)
+
+
+def token_uri(context: ProviderContext) -> str:
+    """Where tokens come from. A pasted key file's own ``token_uri`` is ignored: it could send
+    our signed assertion anywhere."""
+    return f"{context.sandbox_url}/google/oauth2/token" if context.sandbox_url else GOOGLE_TOKEN_URI
+
+
+def parse_service_account(raw: str) -> dict[str, Any]:
+    """The key file as a dict, or ``InvalidCredentials`` saying what is wrong with it."""
+    field = "service_account_json"
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        raise InvalidCredentials(
+            "This is not valid JSON. Paste the whole key file Google downloaded, from { to }.",
+            field=field,
+        ) from None
+    if not isinstance(info, dict):
+        raise InvalidCredentials("The key file must be a JSON object ({ … }).", field=field)
+    if "installed" in info or "web" in info:
+        raise InvalidCredentials(
+            "This is an OAuth client file, not a service account key. Create a key under IAM → "
+            "Service accounts → your account → Keys → Add key → JSON, and paste that file.",
+            field=field,
+        )
+    if info.get("type") != "service_account":
+        raise InvalidCredentials(
+            'This JSON is not a service account key (its "type" should be "service_account").',
+            field=field,
+        )
+    missing = [name for name in _REQUIRED_FIELDS if not info.get(name)]
+    if missing:
+        raise InvalidCredentials(
+            f"The key file is missing {' and '.join(missing)}; download a new JSON key for the "
+            "service account and paste it whole.",
+            field=field,
+        )
+    return info
+
+
+def service_account_credentials(
+    info: dict[str, Any], context: ProviderContext
+) -> service_account.Credentials:
+    try:
+        return service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call,no-any-return]
+            info | {"token_uri": token_uri(context)}, scopes=[DRIVE_SCOPE]
+        )
+    except (ValueError, TypeError):
+        # google-auth's message can quote the key material; say only which field is at fault.
+        raise InvalidCredentials(
+            "The private_key in this key file cannot be read; download a new JSON key.",
+            field="service_account_json",
+        ) from None
+
+
+def _reason(exc: HttpError) -> str:
+    reason = getattr(exc, "reason", None) or exc._get_reason()
+    return str(reason).strip() or f"HTTP {exc.resp.status}"
+
+
+class GoogleDriveAdapter:
+    """A Drive v3 client for one connection; ``service`` is googleapiclient's resource."""
+
+    def __init__(self, service: Any, *, throttle: Callable[[], None] | None = None) -> None:
+        self.service = service
+        self._throttle = throttle or (lambda: None)
+
+    @classmethod
+    def build(
+        cls,
+        credentials: google.auth.credentials.Credentials,
+        context: ProviderContext,
+    ) -> GoogleDriveAdapter:
+        http = google_auth_httplib2.AuthorizedHttp(
+            credentials, http=httplib2.Http(timeout=TIMEOUT_SECONDS)
+        )
+        service = build_from_document(_discovery(context.sandbox_url), http=http)
+        return cls(service, throttle=context.throttle)
+
+    @classmethod
+    def from_service_account(
+        cls, info: dict[str, Any], context: ProviderContext
+    ) -> GoogleDriveAdapter:
+        return cls.build(service_account_credentials(info, context), context)
+
+    @classmethod
+    def from_oauth(
+        cls,
+        *,
+        access_token: str | None,
+        refresh_token: str | None,
+        client_id: str,
+        client_secret: str,
+        context: ProviderContext,
+        token_uri_override: str | None = None,
+    ) -> GoogleDriveAdapter:
+        """For a connection made through Google's consent screen: the stored tokens and the
+        app's OAuth client. google-auth refreshes an expired access token by itself; the caller
+        should store ``credentials.token`` again afterwards if it wants to save the refresh."""
+        credentials = google.oauth2.credentials.Credentials(  # type: ignore[no-untyped-call]
+            token=access_token,
+            refresh_token=refresh_token,
+            token_uri=token_uri_override or token_uri(context),
+            client_id=client_id,
+            client_secret=client_secret,
+            scopes=[DRIVE_SCOPE],
+        )
+        return cls.build(credentials, context)
+
+    def call(self, request: Any) -> dict[str, Any]:
+        """Execute one googleapiclient request, with Google's errors as provider-neutral ones."""
+        self._throttle()
+        try:
+            result: dict[str, Any] = request.execute(num_retries=0)
+        except HttpError as exc:
+            raise _translate(exc) from None
+        except google.auth.exceptions.RefreshError as exc:
+            said = str(exc.args[0]) if exc.args else "the token was refused"
+            raise ProviderAuthFailed(
+                f"Google refused the credentials: {said}. Create a new key for the service "
+                "account (or reconnect Google Drive) and try again."
+            ) from None
+        except (google.auth.exceptions.TransportError, httplib2.HttpLib2Error, OSError) as exc:
+            raise ProviderUnavailable(
+                f"Google could not be reached: {type(exc).__name__}"
+            ) from None
+        return result
+
+    def probe(self) -> dict[str, Any]:
+        """Test connection: the cheapest call that needs a working token with Drive scope."""
+        self.call(self.service.files().list(pageSize=1, fields="files(id)"))
+        return {}
+
+
+def _translate(exc: HttpError) -> ProviderError:
+    status = int(exc.resp.status)
+    said = _reason(exc)
+    if status == 429:
+        return ProviderRateLimited(f"Google Drive rate limit: {said}")
+    if status >= 500:
+        return ProviderUnavailable(f"Google Drive answered {status}: {said}")
+    if status == 401:
+        return ProviderAuthFailed(f"Google refused the credentials: {said}", status=status)
+    if status == 403:
+        if "scope" in said.lower() or "permission" in said.lower():
+            return ProviderAuthFailed(
+                f"Google says: {said} The connection needs full Drive access ({DRIVE_SCOPE}); "
+                "reconnect and allow it.",
+                status=status,
+            )
+        # Drive also uses 403 for per-user rate limits (userRateLimitExceeded).
+        if "rate limit" in said.lower():
+            return ProviderRateLimited(f"Google Drive rate limit: {said}")
+        return ProviderAuthFailed(f"Google refused the request: {said}", status=status)
+    return ProviderRejected(f"Google Drive refused the request: {said}", status=status)
+
+
+class GoogleDriveProvider:
+    info = ProviderInfo(
+        slug="google_drive",
+        name="Google Drive",
+        category=Category.FILES,
+        description="Keep contracts, invoices and exports in a Drive folder per show.",
+        minimum_plan=PlanTier.PRO,
+        logo="/logos/google_drive.svg",
+        # API_KEY here means "paste a service account JSON key".
+        methods=(Method.OAUTH, Method.API_KEY),
+        docs_url="https://cloud.google.com/iam/docs/keys-create-delete",
+    )
+    credentials_model: type[BaseModel] = GoogleDriveCredentials
+    settings_model: type[BaseModel] = GoogleDriveSettings
+
+    def check_credentials(self, credentials: BaseModel, context: ProviderContext) -> None:
+        raw = expect(credentials, GoogleDriveCredentials).service_account_json.get_secret_value()
+        service_account_credentials(parse_service_account(raw), context)
+
+    def test_connection(
+        self, credentials: BaseModel, settings: BaseModel, context: ProviderContext
+    ) -> ConnectionTest:
+        raw = expect(credentials, GoogleDriveCredentials).service_account_json.get_secret_value()
+        try:
+            info = parse_service_account(raw)
+            adapter = GoogleDriveAdapter.from_service_account(info, context)
+        except InvalidCredentials as exc:
+            return ConnectionTest(False, str(exc), 0)
+
+        def call() -> dict[str, Any]:
+            adapter.probe()
+            return {"client_email": info["client_email"], "project_id": info.get("project_id")}
+
+        return timed(call, f"Connected to Google Drive as {info['client_email']}.")
+
+
+PROVIDER: Provider = GoogleDriveProvider()

@@ -1,0 +1,368 @@
+"""The integrations hub (a tile per provider) and one provider's manage page (keys, test,
+settings, disconnect, history). Every change goes through backend.services.connections, which
+checks the role and the plan on the server; the page only mirrors what is allowed."""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import reflex as rx
+from pydantic import BaseModel, SecretStr
+from reflex.event import EventSpec
+from sqlalchemy.orm import Session
+
+from backend.db import session_scope
+from backend.services import audit, connections, health, oauth, providers
+from backend.services.actors import Actor
+from backend.services.errors import ServiceError
+from console.state.base import SessionState
+from console.state.formatting import when
+
+T = TypeVar("T")
+
+FILTERS = ["all", "connected", "available", "locked", "coming soon"]
+_FILTER_STATES = {
+    "connected": {"connected", "error"},
+    "available": {"connect"},
+    "locked": {"locked"},
+    "coming soon": {"coming_soon"},
+}
+
+
+def _tile(view: connections.ConnectionView) -> dict[str, str]:
+    return {
+        "slug": view.slug,
+        "name": view.name,
+        "category": view.category,
+        "description": view.description,
+        "logo": view.logo,
+        "state": view.state,
+        "required_plan": view.required_plan.title(),
+        "reason": view.locked_reason,
+        "checked": when(view.last_checked_at),
+        "error": view.last_error or "",
+    }
+
+
+class HubState(SessionState):
+    tiles: list[dict[str, str]] = []
+    search: str = ""
+    filter: str = "all"
+
+    @rx.var
+    def shown(self) -> list[dict[str, str]]:
+        wanted = _FILTER_STATES.get(self.filter)
+        needle = self.search.strip().lower()
+        return [
+            t
+            for t in self.tiles
+            if (wanted is None or t["state"] in wanted)
+            and (not needle or needle in (t["name"] + " " + t["description"]).lower())
+        ]
+
+    @rx.var
+    def categories(self) -> list[str]:
+        return list(dict.fromkeys(t["category"] for t in self.shown))
+
+    @rx.event
+    async def load(self) -> EventSpec | None:
+        actor = await self._authenticate()
+        if actor is None:
+            return rx.redirect("/login")
+
+        def work() -> list[dict[str, str]]:
+            with session_scope() as session:
+                return [_tile(v) for v in connections.view(session, actor.workspace_id)]
+
+        self.tiles = await rx.run_in_thread(work)
+        return None
+
+    @rx.event
+    def set_search(self, value: str) -> None:
+        self.search = value
+
+    @rx.event
+    def set_filter(self, value: str | list[str]) -> None:
+        self.filter = value if isinstance(value, str) else (value[0] if value else "all")
+
+
+def _field_kind(annotation: Any) -> str:
+    args = typing.get_args(annotation)
+    inner = [a for a in args if a is not type(None)] or [annotation]
+    target = inner[0]
+    if target is SecretStr:
+        return "secret"
+    if target is int:
+        return "number"
+    if target is bool:
+        return "bool"
+    if typing.get_origin(target) is list:
+        return "list"
+    return "text"
+
+
+def form_fields(model: type[BaseModel], values: dict[str, Any]) -> list[dict[str, str]]:
+    """The key or settings form of a provider, built from its pydantic model."""
+    fields = []
+    for name, info in model.model_fields.items():
+        kind = _field_kind(info.annotation)
+        value = values.get(name)
+        if kind == "list" and isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        fields.append(
+            {
+                "name": name,
+                "label": info.title or name.replace("_", " ").capitalize(),
+                "kind": kind,
+                "help": info.description or "",
+                "value": "" if value is None or kind == "secret" else str(value),
+                "required": "yes" if info.is_required() else "",
+            }
+        )
+    return fields
+
+
+def _coerce(fields: list[dict[str, str]], form: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in fields:
+        raw = form.get(field["name"])
+        if raw is None:
+            continue
+        text = str(raw).strip()
+        if field["kind"] == "list":
+            out[field["name"]] = [part.strip() for part in text.split(",") if part.strip()]
+        elif field["kind"] == "bool":
+            out[field["name"]] = text.lower() in ("on", "true", "1", "yes")
+        elif field["kind"] == "number":
+            out[field["name"]] = text  # pydantic converts, and explains a bad number
+        elif text or field["kind"] != "secret":
+            out[field["name"]] = text
+    return out
+
+
+class ManageState(SessionState):
+    slug: str = ""
+    name: str = ""
+    logo: str = ""
+    description: str = ""
+    state: str = ""
+    status: str = ""
+    methods: list[str] = []
+    required_plan: str = ""
+    locked_reason: str = ""
+    last_checked: str = ""
+    last_error: str = ""
+    key_fields: list[dict[str, str]] = []
+    setting_fields: list[dict[str, str]] = []
+    masked: dict[str, str] = {}
+    result_ok: bool = False
+    result: str = ""
+    offer_inactive: bool = False
+    audit_rows: list[dict[str, str]] = []
+    call_rows: list[dict[str, str]] = []
+    pending_keys: dict[str, str] = {}
+    busy: bool = False
+
+    @rx.var
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+    @rx.var
+    def connectable(self) -> bool:
+        return self.state in ("connect", "connected", "error")
+
+    def _slug_from_url(self) -> str:
+        path = urlsplit(str(self.router.url)).path.rstrip("/")
+        return path.rsplit("/", 1)[-1]
+
+    async def _refresh(self, actor: Actor) -> None:
+        slug = self.slug
+
+        def work() -> dict[str, Any]:
+            with session_scope() as session:
+                views = {v.slug: v for v in connections.view(session, actor.workspace_id)}
+                view = views[slug]
+                prov = connections.provider(slug)
+                row = connections.find(session, workspace_id=actor.workspace_id, provider_slug=slug)
+                return {
+                    "view": view,
+                    "keys": form_fields(prov.credentials_model, {}),
+                    "settings": form_fields(
+                        prov.settings_model, dict(row.settings or {}) if row else {}
+                    ),
+                    "audit": [
+                        {
+                            "at": when(a.at),
+                            "actor": a.actor,
+                            "action": a.action,
+                            "details": ", ".join(f"{k}: {v}" for k, v in a.details.items()),
+                        }
+                        for a in audit.for_target(
+                            session, workspace_id=actor.workspace_id, target=f"integration:{slug}"
+                        )
+                    ],
+                    "calls": [
+                        {
+                            "at": when(c.at),
+                            "operation": c.operation,
+                            "status": c.status,
+                            "latency": "" if c.latency_ms is None else f"{c.latency_ms} ms",
+                            "error": (c.error or "")[:200],
+                        }
+                        for c in health.recent_calls(
+                            session, workspace_id=actor.workspace_id, provider=slug
+                        )
+                    ],
+                }
+
+        data = await rx.run_in_thread(work)
+        view: connections.ConnectionView = data["view"]
+        self.name, self.logo, self.description = view.name, view.logo, view.description
+        self.state, self.status = view.state, view.status or ""
+        self.methods = list(view.methods)
+        self.required_plan, self.locked_reason = view.required_plan.title(), view.locked_reason
+        self.last_checked, self.last_error = when(view.last_checked_at), view.last_error or ""
+        self.masked = dict(view.masked)
+        self.key_fields, self.setting_fields = data["keys"], data["settings"]
+        self.audit_rows, self.call_rows = data["audit"], data["calls"]
+
+    @rx.event
+    async def load(self) -> EventSpec | None:
+        actor = await self._authenticate()
+        if actor is None:
+            return rx.redirect("/login")
+        self.slug = self._slug_from_url()
+        try:
+            connections.provider(self.slug)
+        except ServiceError:
+            return rx.redirect("/integrations")
+        self.result, self.offer_inactive = "", False
+        query = parse_qs(urlsplit(str(self.router.url)).query)
+        if query.get("connected"):
+            self.result_ok, self.result = True, "Connected through OAuth and tested."
+        elif query.get("error"):
+            self.result_ok, self.result = False, query["error"][0]
+        await self._refresh(actor)
+        return None
+
+    async def _run(self, change: Callable[[Session, Actor], T]) -> tuple[Actor | None, T | None]:
+        actor = await self._authenticate()
+        if actor is None:
+            return None, None
+
+        def work() -> T:
+            with session_scope() as session:
+                return change(session, actor)
+
+        self.busy = True
+        try:
+            return actor, await rx.run_in_thread(work)
+        except (ServiceError, ValueError) as exc:
+            self.result_ok, self.result = False, str(exc)
+            return actor, None
+        finally:
+            self.busy = False
+
+    def _show(self, result: connections.ConnectResult) -> None:
+        self.result_ok = result.ok
+        latency = f" ({result.latency_ms} ms)" if result.latency_ms else ""
+        self.result = f"{result.message}{latency}"
+
+    @rx.event
+    async def save_keys(self, form: dict[str, Any]) -> EventSpec | None:
+        """Test first; save only what works (or, on request, save it inactive)."""
+        creds = _coerce(self.key_fields, form)
+        self.pending_keys = {k: str(v) for k, v in creds.items()}
+        slug = self.slug
+        actor, result = await self._run(
+            lambda s, a: connections.connect_with_keys(
+                s,
+                actor=a,
+                provider_slug=slug,
+                credentials=creds,
+                context=providers.provider_context(slug),
+            )
+        )
+        if actor is None and result is None and not self.result:
+            return rx.redirect("/login")
+        if result is not None:
+            self._show(result)
+            self.offer_inactive = not result.saved
+            if result.saved:
+                self.pending_keys = {}
+        if actor is not None:
+            await self._refresh(actor)
+        return None
+
+    @rx.event
+    async def save_inactive(self) -> None:
+        creds: dict[str, Any] = dict(self.pending_keys)
+        slug = self.slug
+        actor, result = await self._run(
+            lambda s, a: connections.connect_with_keys(
+                s,
+                actor=a,
+                provider_slug=slug,
+                credentials=creds,
+                save_inactive=True,
+                context=providers.provider_context(slug),
+            )
+        )
+        if result is not None:
+            self.result_ok = False
+            self.result = "Saved as inactive: fix the keys and test again to turn it on."
+            self.offer_inactive, self.pending_keys = False, {}
+        if actor is not None:
+            await self._refresh(actor)
+
+    @rx.event
+    async def test_connection(self) -> None:
+        slug = self.slug
+        actor, result = await self._run(
+            lambda s, a: connections.test(
+                s,
+                actor=a,
+                provider_slug=slug,
+                context=providers.provider_context(slug),
+            )
+        )
+        if result is not None:
+            self._show(result)
+        if actor is not None:
+            await self._refresh(actor)
+
+    @rx.event
+    async def save_settings(self, form: dict[str, Any]) -> None:
+        values = _coerce(self.setting_fields, form)
+        slug = self.slug
+        actor, row = await self._run(
+            lambda s, a: connections.update_settings(
+                s, actor=a, provider_slug=slug, settings=values
+            )
+        )
+        if row is not None:
+            self.result_ok, self.result = True, "Settings saved."
+        if actor is not None:
+            await self._refresh(actor)
+
+    @rx.event
+    async def start_oauth(self) -> EventSpec | None:
+        """Stripe Connect: off to Stripe's consent page with a signed, expiring state."""
+        _, url = await self._run(lambda s, a: oauth.stripe_authorize_url(s, actor=a))
+        if url is None:
+            return None
+        return rx.redirect(url)
+
+    @rx.event
+    async def disconnect(self) -> None:
+        slug = self.slug
+        actor, row = await self._run(
+            lambda s, a: connections.disconnect(s, actor=a, provider_slug=slug)
+        )
+        if row is not None:
+            self.result_ok, self.result = True, "Disconnected: the keys are wiped; history stays."
+        if actor is not None:
+            await self._refresh(actor)

@@ -1,0 +1,158 @@
+"""Stripe Connect OAuth end to end: authorize URL with signed state, the sandbox's consent page
+"clicked" with httpx, the sidecar callback storing the tokens sealed, and disconnect revoking."""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+import backend.sandbox.stripe
+from backend.api.app import create_app
+from backend.config import get_settings
+from backend.security import tokens
+from backend.services import connections, credentials, oauth
+from backend.services.actors import Actor
+from backend.services.errors import PlanRequired
+from models import AuditLog, IntegrationStatus, Plan, Role
+from tests import factories
+from tests.support.hub_env import apply
+from tests.support.sandbox_fixtures import MakeSandbox
+
+
+@pytest.fixture
+def env(
+    engine: Engine,
+    db_url: str,
+    make_sandbox: MakeSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    hub_env: dict[str, str],
+) -> tuple[Engine, str]:
+    sandbox = make_sandbox(providers=[backend.sandbox.stripe])
+    hub_env["HUB_PUBLIC_CONSOLE_URL"] = "http://console.test"
+    hub_env["HUB_PUBLIC_SIDECAR_URL"] = "http://sidecar.test"
+    apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=sandbox.url)
+    return engine, sandbox.url
+
+
+def _owner(engine: Engine, plan: Plan = Plan.PRO) -> Actor:
+    with Session(engine) as session:
+        ws = factories.workspace(session, plan=plan)
+        op = factories.member(session, ws, email="owner@shop.test", role=Role.OWNER)
+        session.commit()
+        return Actor(operator_id=op.id, workspace_id=ws.id, role=Role.OWNER)
+
+
+def _consent(authorize_url: str, decision: str = "allow") -> str:
+    """Open Stripe's consent page and press a button; returns where it redirects."""
+    page = httpx.get(authorize_url, timeout=10)
+    assert page.status_code == 200 and "Connect" in page.text
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', page.text))
+    import html
+
+    fields = {k: html.unescape(v) for k, v in fields.items()}
+    fields["decision"] = decision
+    base = f"{urlsplit(authorize_url).scheme}://{urlsplit(authorize_url).netloc}"
+    answer = httpx.post(f"{base}/stripe/connect/oauth/authorize/decision", data=fields, timeout=10)
+    assert answer.status_code == 303
+    return answer.headers["location"]
+
+
+def _callback(client: TestClient, location: str) -> httpx.Response:
+    parts = urlsplit(location)
+    assert f"{parts.scheme}://{parts.netloc}" == "http://sidecar.test"
+    answer: httpx.Response = client.get(f"{parts.path}?{parts.query}", follow_redirects=False)
+    return answer
+
+
+def test_connect_with_stripe_end_to_end(env: tuple[Engine, str]) -> None:
+    engine, sandbox_url = env
+    actor = _owner(engine)
+    with Session(engine) as session:
+        url = oauth.stripe_authorize_url(session, actor=actor)
+    query = parse_qs(urlsplit(url).query)
+    assert url.startswith(f"{sandbox_url}/stripe/connect/oauth/authorize")
+    assert query["client_id"] == [get_settings().platform_stripe_client_id]
+    assert query["redirect_uri"] == ["http://sidecar.test/oauth/stripe/callback"]
+    location = _consent(url)
+    with TestClient(create_app()) as client:
+        answer = _callback(client, location)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "http://console.test/integrations/stripe?connected=1"
+    with Session(engine) as session:
+        row = connections.find(session, workspace_id=actor.workspace_id, provider_slug="stripe")
+        assert row is not None and row.status is IntegrationStatus.ACTIVE
+        stored = credentials.unseal(row)
+        assert stored["secret_key"].startswith("sk_") and stored["stripe_user_id"].startswith(
+            "acct_"
+        )
+        assert stored["secret_key"].encode() not in (row.credentials_enc or b"")
+        entry = session.scalars(
+            select(AuditLog).where(AuditLog.action == "integration.connect")
+        ).one()
+        assert stored["secret_key"] not in str(entry.details) and entry.details["method"] == "oauth"
+        # Disconnect deauthorizes at Stripe: the account's key stops working.
+        oauth.disconnect(session, actor=actor, provider_slug="stripe")
+        session.commit()
+        audit_row = session.scalars(
+            select(AuditLog).where(AuditLog.action == "integration.disconnect")
+        ).one()
+        assert audit_row.details == {"revoked": "ok"}
+    revoked = httpx.get(
+        f"{sandbox_url}/stripe/v1/account",
+        headers={"Authorization": f"Bearer {stored['secret_key']}"},
+        timeout=10,
+    )
+    assert revoked.status_code == 401
+
+
+def test_denied_consent_returns_to_the_console_with_an_error(env: tuple[Engine, str]) -> None:
+    engine, _ = env
+    actor = _owner(engine)
+    with Session(engine) as session:
+        url = oauth.stripe_authorize_url(session, actor=actor)
+    with TestClient(create_app()) as client:
+        answer = _callback(client, _consent(url, decision="deny"))
+    location = answer.headers["location"]
+    assert location.startswith("http://console.test/integrations/stripe?error=")
+    assert "cancelled" in parse_qs(urlsplit(location).query)["error"][0]
+
+
+def test_tampered_state_is_refused(env: tuple[Engine, str]) -> None:
+    engine, _ = env
+    actor = _owner(engine)
+    with Session(engine) as session:
+        url = oauth.stripe_authorize_url(session, actor=actor)
+    location = _consent(url)
+    tampered = location.replace("state=", "state=x")
+    with TestClient(create_app()) as client:
+        answer = _callback(client, tampered)
+    error = parse_qs(urlsplit(answer.headers["location"]).query)["error"][0]
+    assert "not valid" in error
+    with Session(engine) as session:
+        assert connections.list_connections(session, workspace_id=actor.workspace_id) == []
+
+
+def test_expired_state_is_refused() -> None:
+    state = tokens.oauth_state("s3cret", workspace_id=1, operator_id=2, provider="stripe")
+    time.sleep(1.1)
+    with pytest.raises(tokens.TokenExpired, match="expired"):
+        tokens.read_oauth_state("s3cret", state, provider="stripe", max_age=0)
+    with pytest.raises(tokens.TokenInvalid, match="started for stripe"):
+        tokens.read_oauth_state("s3cret", state, provider="google_drive")
+    assert tokens.read_oauth_state("s3cret", state, provider="stripe") == tokens.OAuthState(
+        1, 2, "stripe"
+    )
+
+
+def test_free_plan_cannot_start_stripe_connect(env: tuple[Engine, str]) -> None:
+    engine, _ = env
+    actor = _owner(engine, plan=Plan.FREE)
+    with Session(engine) as session, pytest.raises(PlanRequired, match="Pro plan"):
+        oauth.stripe_authorize_url(session, actor=actor)

@@ -1,0 +1,88 @@
+"""The hub's journeys in the browser, against the provider sandbox: upgrade from Free through the
+platform's Stripe Checkout, connect Stripe with keys (a wrong key gets the explanation), see it
+masked, disconnect; a viewer can look but not change."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.sandbox.stripe.core import DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY
+from backend.services import demo
+from models import Integration, IntegrationStatus, Plan, Workspace
+from tests.e2e.conftest import Console, log_in
+
+pytestmark = pytest.mark.e2e
+
+
+def _workspace(console: Console, slug: str) -> Workspace:
+    with Session(console.engine) as session:
+        return session.scalars(select(Workspace).where(Workspace.slug == slug)).one()
+
+
+def test_free_owner_upgrades_and_stripe_unlocks_without_a_reload(
+    page: Page, console: Console
+) -> None:
+    log_in(page, "owner@reelmoments.example", demo.DEMO_PASSWORD)
+    expect(page.get_by_test_id("dash-plan")).to_have_text("free")
+    page.get_by_test_id("nav-integrations").click()
+    stripe_tile = page.get_by_test_id("tile-stripe")
+    expect(stripe_tile).to_have_attribute("data-state", "locked")
+    expect(stripe_tile).to_contain_text("Available on Pro")
+    expect(page.get_by_test_id("tile-shopify")).to_contain_text("Coming soon")
+
+    stripe_tile.get_by_role("button", name="Upgrade").click()
+    page.get_by_test_id("upgrade-pro").click()
+    page.wait_for_url(re.compile(re.escape(console.sandbox_url) + "/stripe/_pages/checkout/"))
+    page.get_by_test_id("pay").click()
+
+    # Back on the hub: the subscription webhook goes sandbox → sidecar → inbox → scheduler,
+    # and the open page unlocks the tile when the plan changes.
+    page.wait_for_url(re.compile(r"/integrations"))
+    expect(page.get_by_test_id("tile-stripe")).to_have_attribute(
+        "data-state", "connect", timeout=45_000
+    )
+    assert _workspace(console, demo.STUDIO).plan is Plan.PRO
+
+
+def test_owner_connects_stripe_with_keys_and_disconnects(page: Page, console: Console) -> None:
+    log_in(page, "owner@lakeside.example", demo.DEMO_PASSWORD)
+    page.goto("/integrations/stripe")
+    expect(page.get_by_test_id("integration-status")).to_have_text("not connected")
+
+    page.get_by_test_id("field-secret_key").fill(DEMO_PUBLISHABLE_KEY)
+    page.get_by_test_id("save-keys").click()
+    expect(page.get_by_test_id("connect-result")).to_contain_text("publishable key")
+    expect(page.get_by_test_id("integration-status")).to_have_text("not connected")
+
+    page.get_by_test_id("field-secret_key").fill(DEMO_SECRET_KEY)
+    page.get_by_test_id("save-keys").click()
+    expect(page.get_by_test_id("connect-result")).to_contain_text("ms)")
+    expect(page.get_by_test_id("integration-status")).to_have_text("active")
+    expect(page.get_by_test_id("field-secret_key")).to_have_attribute(
+        "placeholder", re.compile(DEMO_SECRET_KEY[-4:])
+    )
+    # The key itself never comes back to the browser.
+    assert DEMO_SECRET_KEY not in page.content()
+    expect(page.get_by_test_id("calls-table")).to_contain_text("test_connection")
+    expect(page.get_by_test_id("audit-table")).to_contain_text("operator:")
+
+    page.get_by_test_id("disconnect").click()
+    page.get_by_test_id("confirm-disconnect").click()
+    expect(page.get_by_test_id("integration-status")).to_have_text("inactive")
+    with Session(console.engine) as session:
+        row = session.scalars(select(Integration).where(Integration.provider == "stripe")).one()
+        assert row.status is IntegrationStatus.INACTIVE and row.credentials_enc is None
+
+
+def test_viewer_sees_the_hub_but_cannot_change_a_connection(page: Page) -> None:
+    log_in(page, "books@lakeside.example", demo.DEMO_PASSWORD)
+    page.get_by_test_id("nav-integrations").click()
+    expect(page.get_by_test_id("tile-sendgrid")).to_be_visible()
+    page.goto("/integrations/sendgrid")
+    expect(page.get_by_test_id("save-keys")).to_be_disabled()
+    expect(page.get_by_test_id("disconnect")).to_be_disabled()

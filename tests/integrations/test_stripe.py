@@ -1,0 +1,117 @@
+"""The Stripe provider: key checks before any call, and "Test connection" through the stripe SDK
+against the sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr, ValidationError
+
+import backend.sandbox.stripe as stripe_emulator
+from backend.integrations.base import InvalidCredentials
+from backend.integrations.stripe import PROVIDER, StripeCredentials, StripeSettings
+from tests.integrations.support import LIVE, OFFLINE, sandboxed
+from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
+
+
+@pytest.fixture
+def sandbox(make_sandbox: MakeSandbox) -> RunningSandbox:
+    return make_sandbox(providers=[stripe_emulator])
+
+
+def new_account(sandbox: RunningSandbox, **body: Any) -> dict[str, str]:
+    response = httpx.post(f"{sandbox.url}/stripe/_sandbox/accounts", json=body, timeout=10)
+    response.raise_for_status()
+    keys: dict[str, str] = response.json()
+    return keys
+
+
+def creds(key: str, whsec: str | None = None) -> StripeCredentials:
+    return StripeCredentials(
+        secret_key=SecretStr(key), webhook_signing_secret=SecretStr(whsec) if whsec else None
+    )
+
+
+def refusal(credentials: StripeCredentials, *, live: bool = False) -> InvalidCredentials:
+    context = LIVE if live else OFFLINE
+    with pytest.raises(InvalidCredentials) as caught:
+        PROVIDER.check_credentials(credentials, context)
+    return caught.value
+
+
+def test_publishable_key_is_refused_with_what_to_paste() -> None:
+    error = refusal(creds("pk_test_51abcdef"))
+    assert str(error) == (
+        "This is a publishable key (pk_…). Paste the secret key that starts with sk_ "
+        "(or a restricted key rk_ with write access) from Developers → API keys."
+    )
+    assert error.field == "secret_key"
+
+
+def test_something_else_is_refused_as_not_a_secret_key() -> None:
+    error = refusal(creds("whsec_abc"))
+    assert "does not look like a Stripe secret key" in str(error)
+    assert error.field == "secret_key"
+
+
+@pytest.mark.parametrize("key", ["sk_test_51abc", "rk_test_51abc"])
+def test_test_mode_key_is_refused_in_live_mode(key: str) -> None:
+    error = refusal(creds(key), live=True)
+    assert str(error) == "This is a test-mode key; live mode needs a live key (sk_live_…)."
+
+
+def test_test_mode_key_is_accepted_outside_live_mode(sandbox: RunningSandbox) -> None:
+    PROVIDER.check_credentials(creds("sk_test_51abc"), sandboxed(sandbox))
+    PROVIDER.check_credentials(creds("sk_live_51abc"), LIVE)
+
+
+def test_webhook_signing_secret_must_start_with_whsec() -> None:
+    error = refusal(creds("sk_test_51abc", whsec="sk_test_51abc"))
+    assert error.field == "webhook_signing_secret"
+    assert "starts with whsec_" in str(error)
+    # Secrets never appear in the messages.
+    assert "sk_test_51abc" not in str(error)
+
+
+def test_settings_defaults_and_bounds() -> None:
+    settings = StripeSettings()
+    assert (settings.default_currency, settings.days_until_due) == ("usd", 7)
+    assert settings.invoice_memo_template == "Your claims from {show}"
+    with pytest.raises(ValidationError):
+        StripeSettings(days_until_due=91)
+    with pytest.raises(ValidationError):
+        StripeSettings(days_until_due=0)
+
+
+def test_connection_with_a_sandbox_secret_key(sandbox: RunningSandbox) -> None:
+    keys = new_account(sandbox, name="Lakeside Events")
+    result = PROVIDER.test_connection(
+        creds(keys["secret_key"]), StripeSettings(), sandboxed(sandbox)
+    )
+    assert result.ok, result.message
+    assert result.message == "Connected to Stripe account Lakeside Events."
+    assert result.account["id"] == keys["account"]
+
+
+def test_restricted_key_without_account_access_reports_stripes_message(
+    sandbox: RunningSandbox,
+) -> None:
+    keys = new_account(sandbox, restricted_permissions={"customers": "write"})
+    result = PROVIDER.test_connection(
+        creds(keys["restricted_key"]), StripeSettings(), sandboxed(sandbox)
+    )
+    assert not result.ok
+    assert "does not have the required permissions" in result.message
+    assert "rak_account_read" in result.message
+    assert keys["restricted_key"] not in result.message
+
+
+def test_unknown_key_is_reported_as_refused(sandbox: RunningSandbox) -> None:
+    result = PROVIDER.test_connection(
+        creds("sk_test_51NotAKeyTheSandboxKnows000000"), StripeSettings(), sandboxed(sandbox)
+    )
+    assert not result.ok
+    assert "Invalid API Key provided" in result.message
+    assert "sk_test_51NotAKeyTheSandboxKnows000000" not in result.message
