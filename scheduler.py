@@ -57,7 +57,7 @@ def main() -> None:
         print(f"scheduler not started: {problem}", file=sys.stderr)
         raise SystemExit(1)
     scheduler = build_scheduler()
-    drainer = Drainer(threads=settings.outbox_threads)
+    drainer = Drainer(threads=settings.outbox_threads, batch=settings.outbox_batch)
     drainer.start()
 
     def stop(signum: int, _frame: FrameType | None) -> None:

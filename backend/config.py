@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = Field(default=5, ge=1)
     # Outbox worker threads in each scheduler process (run more processes to scale out).
     outbox_threads: int = Field(default=2, ge=1, le=32)
+    # Jobs a worker thread claims at a time. Jobs that only touch the database run together in
+    # one transaction, so a larger batch means fewer commits; a claimed batch waits for its
+    # thread, so keep it small enough to finish well within the lease.
+    outbox_batch: int = Field(default=500, ge=1, le=5000)
     # How long a worker holds a job before another may take it (extended while it runs), and
     # how often the scheduler looks for jobs whose worker died.
     outbox_lease_seconds: int = Field(default=60, ge=1)

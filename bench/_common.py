@@ -149,6 +149,18 @@ def started(name: str, command: list[str], env: dict[str, str]) -> Iterator[Proc
             process.log_path.unlink(missing_ok=True)
 
 
+def wait_for_line(process: Process, line: str, timeout: float) -> None:
+    """Wait until ``process`` has printed ``line`` (its readiness), or fail with its output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if line in process.output():
+            return
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited:\n{process.output()[-4000:]}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{process.name} not ready after {timeout}s:\n{process.output()[-4000:]}")
+
+
 def product_env(database_url: str, **extra: str) -> dict[str, str]:
     env = env_for(database_url, HUB_LOG_LEVEL="WARNING", **extra)
     env["PYTHONPATH"] = str(ROOT)
@@ -257,7 +269,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Sums of counts; latency percentiles are the worst shard's (each shard has a share of
     the same traffic, so they differ only by noise), throughput is summed."""
     merged: dict[str, Any] = dict(parts[0])
-    for key in ("requests", "ok", "connection_errors"):
+    for key in ("requests", "ok", "connection_errors", "reconnects"):
         merged[key] = sum(p[key] for p in parts)
     merged["ok_per_second"] = sum(p["ok_per_second"] for p in parts)
     for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms"):
@@ -273,6 +285,100 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     if "sends" in parts[0]:
         merged["sends"] = [row for p in parts for row in p["sends"]]
     return merged
+
+
+# -- where the CPU went -----------------------------------------------------------------------
+# The machine is shared: a figure means little without knowing what else ran meanwhile.
+
+
+def _proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds so far) for every process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return table
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(table: dict[int, tuple[int, float]], roots: set[int]) -> set[int]:
+    found = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for pid, (parent, _) in table.items():
+            if parent in found and pid not in found:
+                found.add(pid)
+                grew = True
+    return found
+
+
+class CpuMeter:
+    """CPU used during a measurement by the server processes (``roots`` and their children),
+    PostgreSQL, the load generators (this process's finished children) and everything else."""
+
+    def __init__(self, db: Database, roots: list[int]) -> None:
+        self._db = db
+        self._roots = set(roots)
+
+    def _postmaster(self) -> int:
+        pid_file = self._db.server.data_dir / "postmaster.pid"
+        return int(pid_file.read_text().split()[0])
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._busy0 = _machine_busy()
+        self._table0 = _proc_table()
+        self._children0 = os.times().children_user + os.times().children_system
+        self._self0 = time.process_time()
+
+    def stop(self) -> str:
+        elapsed = time.monotonic() - self._t0
+        busy = _machine_busy() - self._busy0
+        table = _proc_table()
+        children = os.times().children_user + os.times().children_system - self._children0
+        bench = time.process_time() - self._self0
+
+        def used(pids: set[int]) -> float:
+            return sum(
+                table[pid][1] - self._table0.get(pid, (0, 0.0))[1] for pid in pids if pid in table
+            )
+
+        server_pids = _tree(table, self._roots)
+        servers = used(server_pids)
+        busiest = sorted((used({pid}) / elapsed for pid in server_pids), reverse=True)[:4]
+        postgres = used(_tree(table, {self._postmaster()}))
+        load = children + bench
+        other = max(0.0, busy - servers - postgres - load)
+        cpus = os.cpu_count() or 1
+        self.summary = {
+            "seconds": elapsed,
+            "servers": servers / elapsed,
+            "postgres": postgres / elapsed,
+            "load_and_bench": load / elapsed,
+            "other_processes": other / elapsed,
+            "machine": busy / elapsed,
+            "cpus": cpus,
+        }
+        return (
+            f"over {elapsed:.1f} s, in cores: server processes {servers / elapsed:.2f} "
+            f"(busiest: {', '.join(f'{c:.2f}' for c in busiest)}), "
+            f"PostgreSQL {postgres / elapsed:.2f}, load generator + bench "
+            f"{load / elapsed:.2f}, other processes on the machine {other / elapsed:.2f} "
+            f"(machine busy {busy / elapsed:.2f} of {cpus})"
+        )
 
 
 def _version(name: str) -> str:
@@ -292,7 +398,13 @@ def conditions(db: Database, **extra: Any) -> dict[str, Any]:
         "postgresql": server_version,
         "fsync": db.setting("fsync"),
         "synchronous_commit": db.setting("synchronous_commit"),
+        "full_page_writes": db.setting("full_page_writes"),
         "wal_sync_method": db.setting("wal_sync_method"),
+        "postgresql_tuning": ", ".join(
+            f"{name}={db.setting(name)}"
+            for name in ("shared_buffers", "max_wal_size", "checkpoint_timeout", "max_connections")
+        ),
+        "inbound_payload_compression": _payload_compression(db),
         "python": platform.python_version(),
         "uvicorn": _version("uvicorn"),
         "uvloop": _version("uvloop"),
@@ -301,8 +413,31 @@ def conditions(db: Database, **extra: Any) -> dict[str, Any]:
         "sqlalchemy": _version("sqlalchemy"),
         "psycopg": _version("psycopg"),
     }
+    facts["code"] = _code_version()
     facts.update(extra)
     return facts
+
+
+def _payload_compression(db: Database) -> str:
+    with db.engine.connect() as conn:
+        method = conn.execute(
+            text(
+                "SELECT attcompression FROM pg_attribute "
+                "WHERE attrelid = 'inbound_events'::regclass AND attname = 'payload'"
+            )
+        ).scalar()
+    return {"l": "lz4", "p": "pglz"}.get(str(method or ""), "default (pglz)")
+
+
+def _code_version() -> str:
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False, timeout=10
+        )
+        return done.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + (" with uncommitted changes" if git("status", "--porcelain") else "")
 
 
 def _cpu_model() -> str:

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     SIDECAR_WORKERS,
+    CpuMeter,
     conditions,
     database,
     log,
@@ -65,6 +66,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--generators", type=int, default=1)
     parser.add_argument("--rate", type=float, default=STEADY_RATE)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="HUB_X=VALUE",
+        help="a setting for the sidecar (repeatable), e.g. HUB_WEBHOOK_INTAKE_WRITERS=4",
+    )
     parser.add_argument("--skip-steady", action="store_true")
     parser.add_argument("--skip-max", action="store_true")
     args = parser.parse_args()
@@ -72,29 +80,21 @@ def main() -> int:
     with database(durable=True) as db:
         seed_stripe_workspace(db.engine)
         port = free_port()
-        env = product_env(db.url)
+        settings = dict(item.split("=", 1) for item in args.env)
+        env = product_env(db.url, **settings)
         with started("sidecar", sidecar_command(port, args.workers), env) as sidecar:
             wait_ready(port, sidecar)
             log("sidecar ready; warming up")
             run_load(port, processes=1, mode="closed", duration=2, connections=16, prefix="w")
 
+            meter = CpuMeter(db, [sidecar.popen.pid])
             throughput = steady = None
-            if not args.skip_max:
-                log(f"max throughput: {args.connections} connections for {args.duration}s")
-                throughput = run_load(
-                    port,
-                    processes=args.generators,
-                    mode="closed",
-                    duration=args.duration + args.warmup,
-                    warmup=args.warmup,
-                    connections=args.connections,
-                    prefix="m",
-                )
-                events, jobs = stored_counts(db.engine, "m")
-                throughput["stored_events"] = events
-                throughput["stored_jobs"] = jobs
+            cpu_max = cpu_steady = "not measured"
+            # The steady phase first, on fresh tables: after the maximum phase, PostgreSQL's
+            # autovacuum of its rows would run in the middle of it.
             if not args.skip_steady:
                 log(f"steady rate: {args.rate:.0f}/s for {args.duration}s")
+                meter.start()
                 steady = run_load(
                     port,
                     processes=args.generators,
@@ -105,12 +105,32 @@ def main() -> int:
                     connections=256,
                     prefix="s",
                 )
+                cpu_steady = meter.stop()
+            if not args.skip_max:
+                log(f"max throughput: {args.connections} connections for {args.duration}s")
+                meter.start()
+                throughput = run_load(
+                    port,
+                    processes=args.generators,
+                    mode="closed",
+                    duration=args.duration + args.warmup,
+                    warmup=args.warmup,
+                    connections=args.connections,
+                    prefix="m",
+                )
+                cpu_max = meter.stop()
+                events, jobs = stored_counts(db.engine, "m")
+                throughput["stored_events"] = events
+                throughput["stored_jobs"] = jobs
             facts = conditions(
                 db,
                 sidecar=f"uvicorn backend.api.app:app, {args.workers} workers, uvloop, httptools",
                 load=f"{args.generators} generator process(es), asyncio+uvloop, keep-alive",
                 event_bytes=(throughput or steady or {}).get("event_bytes"),
                 phase_seconds=f"{args.duration} (+{args.warmup} warm-up, not counted)",
+                settings=settings or "defaults",
+                cpu_during_max_throughput=cpu_max,
+                cpu_during_steady_rate=cpu_steady,
             )
             if sidecar.popen.poll() is not None:
                 print(sidecar.output()[-4000:])

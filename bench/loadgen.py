@@ -33,6 +33,7 @@ INVOICE_ID_WIDTH = 24
 _EVT_MARK = "E" * EVENT_ID_WIDTH
 _INV_MARK = "I" * INVOICE_ID_WIDTH
 _TS_MARK = 1999999999  # replaced by the send time (same width as today's Unix seconds)
+CONNECT_INTERVAL = 0.01
 
 
 def event_id(prefix: str, seq: int) -> str:
@@ -104,8 +105,11 @@ class Shared:
     host: bytes
     parts: tuple[bytes, bytes, bytes, bytes, bytes]
     invoice_prefix: str
+    host_name: str = "127.0.0.1"
+    port: int = 0
     samples: list[Sample] = field(default_factory=list)
     errors: int = 0
+    reconnects: int = 0
 
     def request(self, seq: int) -> tuple[bytes, float]:
         before_evt, middle, after_inv, ts_mark, _ = self.parts
@@ -180,34 +184,55 @@ async def connect(host: str, port: int) -> Connection:
     return protocol
 
 
-async def _one(shared: Shared, conn: Connection, seq: int, scheduled: float) -> None:
-    request, sent_wall = shared.request(seq)
-    try:
-        status = await conn.call(request)
-    except ConnectionError:
+async def _one(shared: Shared, conn: Connection, seq: int, scheduled: float) -> Connection:
+    """Send event ``seq`` on ``conn`` and record the answer; returns the connection to use
+    next. A connection the server closed (uvicorn ends keep-alives idle for 5 s) is replaced,
+    and a request it closed under is sent once more on a new one, as a sender would."""
+    status = 0
+    sent_wall = time.time()
+    for _attempt in range(2):
+        if conn.lost.done():
+            conn = await connect(shared.host_name, shared.port)
+            shared.reconnects += 1
+        request, sent_wall = shared.request(seq)
+        try:
+            status = await conn.call(request)
+            break
+        except (ConnectionError, RuntimeError):
+            status = 0
+    if status == 0:
         shared.errors += 1
-        status = 0
     shared.samples.append(
         Sample(seq, scheduled, sent_wall, time.perf_counter() - scheduled, status)
     )
+    return conn
 
 
 async def closed_loop(
     shared: Shared, host: str, port: int, connections: int, duration: float, first_seq: int
 ) -> int:
-    """Each connection sends again as soon as it is answered. Returns the next unused seq."""
-    conns = [await connect(host, port) for _ in range(connections)]
+    """Each connection sends again as soon as it is answered. Returns the next unused seq.
+
+    Connections open one at a time, each starting to send at once: a server process busy with
+    the earlier ones leaves the next accept to an idle one, as with traffic that builds up
+    (opened in a burst, all would go to whichever process the kernel woke first)."""
     counter = iter(range(first_seq, first_seq + 100_000_000))
     deadline = time.perf_counter() + duration
+    conns: list[Connection] = []
 
     async def run(conn: Connection) -> None:
         while time.perf_counter() < deadline:
-            await _one(shared, conn, next(counter), time.perf_counter())
+            conn = await _one(shared, conn, next(counter), time.perf_counter())
+        conns.append(conn)
 
-    await asyncio.gather(*(run(c) for c in conns))
+    tasks = []
+    for _ in range(connections):
+        tasks.append(asyncio.create_task(run(await connect(host, port))))
+        await asyncio.sleep(CONNECT_INTERVAL)
+    await asyncio.gather(*tasks)
     for conn in conns:
-        assert conn.transport is not None
-        conn.transport.close()
+        if conn.transport is not None:
+            conn.transport.close()
     return next(counter)
 
 
@@ -221,7 +246,10 @@ async def open_loop(
     max_connections: int,
 ) -> int:
     """``rate`` events a second on schedule, each on an idle connection (opened as needed)."""
-    idle: list[Connection] = [await connect(host, port) for _ in range(min(8, max_connections))]
+    idle: list[Connection] = []
+    for _ in range(min(8, max_connections)):
+        idle.append(await connect(host, port))
+        await asyncio.sleep(CONNECT_INTERVAL)
     opened = len(idle)
     freed = asyncio.Event()
     total = int(rate * duration)
@@ -229,8 +257,7 @@ async def open_loop(
     tasks: set[asyncio.Task[None]] = set()
 
     async def dispatch(conn: Connection, seq: int, scheduled: float) -> None:
-        await _one(shared, conn, seq, scheduled)
-        idle.append(conn)
+        idle.append(await _one(shared, conn, seq, scheduled))
         freed.set()
 
     for index in range(total):
@@ -292,6 +319,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         host=f"{args.host}:{args.port}".encode(),
         parts=event_template(invoice),
         invoice_prefix=args.invoice_prefix,
+        host_name=args.host,
+        port=args.port,
     )
     event_bytes = len(shared.request(0)[0].split(b"\r\n\r\n", 1)[1])
     if args.start_at:
@@ -325,6 +354,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         warmup=args.warmup,
         event_bytes=event_bytes,
         connection_errors=shared.errors,
+        reconnects=shared.reconnects,
     )
     if args.sends:
         summary["sends"] = [

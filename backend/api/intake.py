@@ -12,7 +12,7 @@ the event loop: handing it to threads cost more here (GIL hand-overs, ~20 futex 
 request) than the statement itself.
 
 Workers are woken by a NOTIFY sent after the commit from a connection of its own, at most
-every few milliseconds (see ``inbox.record_many`` for why not inside the transaction).
+once per 25 ms a process (see ``inbox.record_many`` for why not inside the transaction).
 
 A batch that fails for its data (a value PostgreSQL refuses) is retried one event at a time,
 so a bad event fails alone. A lost connection fails the batch with SQLAlchemy's
@@ -60,7 +60,7 @@ class IntakeWriter:
     IDLE_SECONDS = 5.0
     # At most one NOTIFY per interval from this process: workers busy draining do not need
     # one, so this only bounds how late an idle worker hears of new jobs.
-    NOTIFY_INTERVAL_SECONDS = 0.01
+    NOTIFY_INTERVAL_SECONDS = 0.025
 
     def __init__(
         self, engine: Engine, *, writers: int = 2, max_batch: int = inbox.MAX_RECORD_BATCH

@@ -193,7 +193,7 @@ def record_many(connection: Connection, events: Sequence[Incoming]) -> list[bool
     whatever its size. It sends no NOTIFY: a NOTIFY holds PostgreSQL's global notify lock from
     the commit until the WAL is flushed, so transactions that notify commit one at a time
     (measured here: ~1,600 commits/s at most, against ~12,000 without); the intake notifies
-    from a connection of its own after committing, at most every few milliseconds.
+    from a connection of its own after committing, at most once per 25 ms a process.
     """
     outcomes: list[bool] = []
     for start in range(0, len(events), MAX_RECORD_BATCH):
