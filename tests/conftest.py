@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,22 +64,6 @@ def pg_server() -> Iterator[pgserver.PostgresServer]:
         server.stop()
 
 
-def _fresh_postgres(server: pgserver.PostgresServer) -> tuple[str, str]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(server.admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE hub_template'))
-    admin.dispose()
-    return name, server.url(name)
-
-
-def _drop_postgres(server: pgserver.PostgresServer, name: str) -> None:
-    admin = make_engine(server.admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a fresh, migrated database of each kind."""
@@ -90,9 +73,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{path}"
         return
     server: pgserver.PostgresServer = request.getfixturevalue("pg_server")
-    name, url = _fresh_postgres(server)
+    name, url = pgserver.create_database(server)
     yield url
-    _drop_postgres(server, name)
+    pgserver.drop_database(server, name)
 
 
 @pytest.fixture
@@ -100,6 +83,18 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(params=["postgresql"])
+def pg_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """PostgreSQL only, for its own features (batch statements, advisory locks, SKIP LOCKED
+    under real concurrency). The id carries "postgresql" so the per-database summary counts it."""
+    server: pgserver.PostgresServer = request.getfixturevalue("pg_server")
+    name, url = pgserver.create_database(server)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+    pgserver.drop_database(server, name)
 
 
 @pytest.fixture

@@ -28,13 +28,6 @@ def _event(external_id: str, **changes: object) -> Incoming:
     return Incoming(**fields)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def pg(engine: Engine) -> Engine:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("record_many is PostgreSQL's batch statement")
-    return engine
-
-
 def _stored(engine: Engine) -> tuple[int, int]:
     with Session(engine) as session:
         events = session.scalar(select(func.count()).select_from(InboundEvent))
@@ -42,12 +35,12 @@ def _stored(engine: Engine) -> tuple[int, int]:
     return int(events or 0), int(jobs or 0)
 
 
-def test_a_batch_stores_each_event_with_its_job(pg: Engine) -> None:
+def test_a_batch_stores_each_event_with_its_job(pg_engine: Engine) -> None:
     events = [_event(f"evt_{n}") for n in range(5)]  # padded to 8 rows
-    with pg.begin() as conn:
+    with pg_engine.begin() as conn:
         assert inbox.record_many(conn, events) == [True] * 5
-    assert _stored(pg) == (5, 5)
-    with Session(pg) as session:
+    assert _stored(pg_engine) == (5, 5)
+    with Session(pg_engine) as session:
         job = session.scalars(select(OutboxJob).order_by(OutboxJob.id)).first()
         assert job is not None
         event = session.get(InboundEvent, job.payload["inbound_id"])
@@ -55,37 +48,37 @@ def test_a_batch_stores_each_event_with_its_job(pg: Engine) -> None:
         assert job.kind == inbox.PROCESS_KIND and job.max_attempts == 8
 
 
-def test_duplicates_in_the_batch_and_in_the_table_store_nothing(pg: Engine) -> None:
-    with pg.begin() as conn:
+def test_duplicates_in_the_batch_and_in_the_table_store_nothing(pg_engine: Engine) -> None:
+    with pg_engine.begin() as conn:
         inbox.record_many(conn, [_event("evt_old")])
-    with pg.begin() as conn:
+    with pg_engine.begin() as conn:
         outcome = inbox.record_many(
             conn, [_event("evt_new"), _event("evt_old"), _event("evt_new"), _event("evt_2")]
         )
     assert outcome == [True, False, False, True]
-    assert _stored(pg) == (3, 3)
+    assert _stored(pg_engine) == (3, 3)
 
 
-def test_the_raw_json_text_is_stored_as_the_same_value(pg: Engine) -> None:
+def test_the_raw_json_text_is_stored_as_the_same_value(pg_engine: Engine) -> None:
     text = '{"id": "evt_raw", "type": "invoice.paid", "big": 1e400, "n": 0.1000000000000000055}'
     event = _event("evt_raw", payload={"id": "evt_raw"}, payload_json=text)
-    with pg.begin() as conn:
+    with pg_engine.begin() as conn:
         assert inbox.record_many(conn, [event]) == [True]
-    with Session(pg) as session:
+    with Session(pg_engine) as session:
         stored = session.scalars(select(InboundEvent)).one()
     assert stored.payload["type"] == "invoice.paid"  # the text, not the dict, was stored
 
 
-def test_long_lists_are_split_and_times_kept(pg: Engine) -> None:
+def test_long_lists_are_split_and_times_kept(pg_engine: Engine) -> None:
     when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     events = [_event(f"evt_{n}", received_at=when) for n in range(inbox.MAX_RECORD_BATCH + 3)]
-    with pg.begin() as conn:
+    with pg_engine.begin() as conn:
         assert all(inbox.record_many(conn, events))
-    assert _stored(pg) == (len(events), len(events))
-    with Session(pg) as session:
+    assert _stored(pg_engine) == (len(events), len(events))
+    with Session(pg_engine) as session:
         assert set(session.scalars(select(InboundEvent.received_at))) == {when}
 
 
-def test_naive_times_are_refused(pg: Engine) -> None:
-    with pg.begin() as conn, pytest.raises(ValueError, match="naive"):
+def test_naive_times_are_refused(pg_engine: Engine) -> None:
+    with pg_engine.begin() as conn, pytest.raises(ValueError, match="naive"):
         inbox.record_many(conn, [_event("evt_n", received_at=dt.datetime(2026, 1, 1))])

@@ -4,13 +4,11 @@ exclusive periodic jobs on PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from backend.db import make_engine
 from backend.jobs import registry
 from backend.services import maintenance
 from models import (
@@ -30,8 +28,6 @@ from models import (
     utcnow,
 )
 from tests import factories
-from tests.conftest import _drop_postgres, _fresh_postgres
-from tests.support.pgserver import PostgresServer
 
 
 def _count(session: Session, model: object) -> int:
@@ -135,16 +131,6 @@ def test_signed_paid_contract_without_event_is_reported_once(session: Session) -
     session.commit()
     alert = session.scalars(select(Alert)).one()
     assert alert.entity_id == str(contracts[0].id) and "Orphan" in alert.message
-
-
-@pytest.fixture
-def pg_engine(pg_server: PostgresServer) -> Iterator[Engine]:
-    """PostgreSQL only: advisory locks are its feature (SQLite runs one scheduler)."""
-    name, url = _fresh_postgres(pg_server)
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-    _drop_postgres(pg_server, name)
 
 
 def test_exclusive_job_skips_a_tick_while_another_process_holds_it(

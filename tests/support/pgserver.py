@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,3 +138,28 @@ def start(*, fsync: bool = False, extra: tuple[str, ...] = ()) -> PostgresServer
         time.sleep(0.1)
     server.stop()
     raise PostgresUnavailable("PostgreSQL started but does not accept connections")
+
+
+def create_database(server: PostgresServer, template: str = "hub_template") -> tuple[str, str]:
+    """A fresh database copied from ``template``: (name, url)."""
+    from sqlalchemy import text
+
+    from backend.db import make_engine
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(server.admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE {template}'))
+    admin.dispose()
+    return name, server.url(name)
+
+
+def drop_database(server: PostgresServer, name: str) -> None:
+    from sqlalchemy import text
+
+    from backend.db import make_engine
+
+    admin = make_engine(server.admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
