@@ -23,7 +23,7 @@ from models.enums import (
 )
 from models.inbox import InboundEvent
 from models.integrations import Integration
-from models.invoices import Invoice
+from models.invoices import CheckoutLinkSend, Invoice, InvoiceDiscrepancy
 from models.monitoring import Alert, AuditLog, IntegrationLog
 from models.outbox import JobKindPause, OutboxJob, ProviderCircuit
 from models.shows import Buyer, Claim, Show, ShowItem
@@ -36,6 +36,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "Buyer",
+    "CheckoutLinkSend",
     "Claim",
     "Client",
     "Contract",
@@ -48,6 +49,7 @@ __all__ = [
     "IntegrationLog",
     "IntegrationStatus",
     "Invoice",
+    "InvoiceDiscrepancy",
     "InvoiceStatus",
     "JobKindPause",
     "JobStatus",

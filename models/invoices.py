@@ -1,14 +1,16 @@
-"""One invoice per buyer and show, mirrored from the provider that holds it (Stripe)."""
+"""One invoice per buyer and show (per attempt: a voided invoice can be regenerated), mirrored
+from the provider that holds it (Stripe); the checkout links sent for it; and the differences
+reconciliation found between our copy and the provider's."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, CreatedAtMixin, IdMixin
+from models.base import Base, CreatedAtMixin, IdMixin, utcnow
 from models.enums import InvoiceStatus, str_enum
 
 
@@ -18,6 +20,9 @@ class Invoice(IdMixin, CreatedAtMixin, Base):
         Index("ix_invoices_show_id_status", "show_id", "status"),
         Index("ix_invoices_workspace_id_created_at", "workspace_id", "created_at"),
         Index("ix_invoices_external_id", "external_id"),
+        # The guard against duplicates: two clicks, two operators or two workers that try to
+        # invoice the same buyer for the same show meet here, whatever the timing.
+        UniqueConstraint("show_id", "buyer_platform_id", "attempt"),
     )
 
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -30,6 +35,8 @@ class Invoice(IdMixin, CreatedAtMixin, Base):
     external_url: Mapped[str | None] = mapped_column(String(500))
     buyer_handle: Mapped[str] = mapped_column(String(120))
     buyer_platform_id: Mapped[str] = mapped_column(String(64))
+    # 1 for the first invoice of a buyer in a show; a regenerate after a void adds the next.
+    attempt: Mapped[int] = mapped_column(default=1, server_default="1")
     status: Mapped[InvoiceStatus] = mapped_column(
         str_enum(InvoiceStatus, "invoice_status"), default=InvoiceStatus.DRAFT
     )
@@ -39,3 +46,41 @@ class Invoice(IdMixin, CreatedAtMixin, Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[dt.datetime | None]
     paid_at: Mapped[dt.datetime | None]
+    # How the buyer got the checkout link: "messenger", "email" (Stripe sent it), "manual".
+    link_channel: Mapped[str | None] = mapped_column(String(16))
+    link_sent_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CheckoutLinkSend(IdMixin, CreatedAtMixin, Base):
+    """Every attempt to get a checkout link to a buyer, whatever came of it."""
+
+    __tablename__ = "checkout_link_sends"
+    __table_args__ = (Index("ix_checkout_link_sends_invoice_id", "invoice_id"),)
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))  # messenger | email | manual
+    outcome: Mapped[str] = mapped_column(String(16))  # sent | manual | failed
+    detail: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+
+
+class InvoiceDiscrepancy(IdMixin, Base):
+    """A difference between our invoice and the provider's, found by reconciliation and open
+    until fixed (or found to be gone on the next run)."""
+
+    __tablename__ = "invoice_discrepancies"
+    __table_args__ = (
+        Index("ix_invoice_discrepancies_show_id_resolved_at", "show_id", "resolved_at"),
+    )
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(32))  # status | amount | missing
+    ours: Mapped[str] = mapped_column(String(200))
+    theirs: Mapped[str] = mapped_column(String(200))
+    found_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[dt.datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))

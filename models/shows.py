@@ -45,6 +45,8 @@ class Buyer(IdMixin, CreatedAtMixin, Base):
     handle: Mapped[str] = mapped_column(String(120))
     email: Mapped[str | None] = mapped_column(String(254))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(64))
+    # The buyer's page-scoped id once they have written to the Page: Messenger can reach them.
+    messenger_psid: Mapped[str | None] = mapped_column(String(64))
 
 
 class Claim(IdMixin, Base):

@@ -7,6 +7,7 @@ URLs (the sandbox's or Stripe's) and a ``throttle`` to call before each request.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -88,6 +89,35 @@ def translated_errors() -> Iterator[None]:
         ) from None
 
 
+@dataclass(frozen=True)
+class StripeInvoice:
+    """What we keep of a Stripe invoice."""
+
+    id: str
+    status: str  # draft | open | paid | void | uncollectible
+    hosted_invoice_url: str | None
+    amount_due: int
+    amount_paid: int
+    currency: str
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, invoice: Any) -> StripeInvoice:
+        return cls(
+            id=str(invoice.id),
+            status=str(invoice.status),
+            hosted_invoice_url=getattr(invoice, "hosted_invoice_url", None),
+            amount_due=int(invoice.amount_due or 0),
+            amount_paid=int(invoice.amount_paid or 0),
+            currency=str(invoice.currency),
+            metadata=(
+                {str(k): str(v) for k, v in invoice.metadata.to_dict().items()}
+                if invoice.metadata
+                else {}
+            ),
+        )
+
+
 class StripeAdapter:
     def __init__(
         self,
@@ -146,6 +176,116 @@ class StripeAdapter:
             )
         )
         return str(created.id)
+
+    # -- invoices: one per buyer and show, sent for the buyer to pay on Stripe's hosted page ----
+
+    def create_invoice(
+        self,
+        *,
+        customer: str,
+        currency: str,
+        memo: str,
+        days_until_due: int,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> StripeInvoice:
+        """A draft invoice the buyer will pay themselves (``send_invoice``), not charged."""
+        params: dict[str, Any] = {
+            "customer": customer,
+            "currency": currency,
+            "collection_method": "send_invoice",
+            "days_until_due": days_until_due,
+            "description": memo,
+            "metadata": metadata,
+            # We finalize it ourselves once its lines are on; Stripe must not do it earlier.
+            "auto_advance": False,
+        }
+        created = self._call(
+            lambda: self._client.v1.invoices.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            )
+        )
+        return StripeInvoice.of(created)
+
+    def add_invoice_lines(
+        self, invoice_id: str, lines: list[dict[str, Any]], *, idempotency_key: str
+    ) -> StripeInvoice:
+        """All of a draft invoice's lines in one request (each: amount, description, metadata)."""
+        updated = self._call(
+            lambda: self._client.v1.invoices.add_lines(
+                invoice_id,
+                {"lines": lines},  # type: ignore[typeddict-item]
+                {"idempotency_key": idempotency_key},
+            )
+        )
+        return StripeInvoice.of(updated)
+
+    def finalize_invoice(self, invoice_id: str, *, idempotency_key: str) -> StripeInvoice:
+        finalized = self._call(
+            lambda: self._client.v1.invoices.finalize_invoice(
+                invoice_id, {"auto_advance": False}, {"idempotency_key": idempotency_key}
+            )
+        )
+        return StripeInvoice.of(finalized)
+
+    def send_invoice(self, invoice_id: str, *, idempotency_key: str) -> StripeInvoice:
+        """Stripe emails the hosted link to the customer (who must have an email)."""
+        sent = self._call(
+            lambda: self._client.v1.invoices.send_invoice(
+                invoice_id, {}, {"idempotency_key": idempotency_key}
+            )
+        )
+        return StripeInvoice.of(sent)
+
+    def void_invoice(self, invoice_id: str, *, idempotency_key: str) -> StripeInvoice:
+        voided = self._call(
+            lambda: self._client.v1.invoices.void_invoice(
+                invoice_id, {}, {"idempotency_key": idempotency_key}
+            )
+        )
+        return StripeInvoice.of(voided)
+
+    def retrieve_invoice(self, invoice_id: str) -> StripeInvoice:
+        return StripeInvoice.of(self._call(lambda: self._client.v1.invoices.retrieve(invoice_id)))
+
+    def invoices_with_metadata(self, key: str, value: str) -> list[StripeInvoice]:
+        """Every invoice whose metadata has ``key: value`` (all pages of Stripe's search)."""
+        query = f"metadata['{key}']:'{value}'"
+        found: list[StripeInvoice] = []
+        page: str | None = None
+        while True:
+            params: dict[str, Any] = {"query": query, "limit": 100}
+            if page:
+                params["page"] = page
+            result = self._call(functools.partial(self._client.v1.invoices.search, params))  # type: ignore[arg-type]
+            found.extend(StripeInvoice.of(invoice) for invoice in result.data)
+            page = getattr(result, "next_page", None)
+            if not getattr(result, "has_more", False) or not page:
+                return found
+
+    # -- webhooks: the account's events delivered to our sidecar --------------------------------
+
+    def create_webhook_endpoint(
+        self, *, url: str, events: list[str], description: str, idempotency_key: str
+    ) -> tuple[str, str]:
+        """(endpoint id, signing secret). Stripe shows the secret only in this answer."""
+        created = self._call(
+            lambda: self._client.v1.webhook_endpoints.create(
+                {"url": url, "enabled_events": events, "description": description},  # type: ignore[typeddict-item]
+                {"idempotency_key": idempotency_key},
+            )
+        )
+        return str(created.id), str(created.secret)
+
+    def delete_webhook_endpoints(self, *, url: str) -> int:
+        """Remove the account's endpoints that deliver to ``url`` (a reconnect makes a new one)."""
+        listed = self._call(lambda: self._client.v1.webhook_endpoints.list({"limit": 100}))
+        removed = 0
+        for endpoint_id in [e.id for e in listed.data if e.url == url]:
+            self._call(functools.partial(self._client.v1.webhook_endpoints.delete, endpoint_id))
+            removed += 1
+        return removed
 
     # -- the platform account: plans (Checkout subscriptions) and Stripe Connect OAuth --------
 

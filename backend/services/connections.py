@@ -29,7 +29,7 @@ from backend.integrations.base import (
 )
 from backend.integrations.errors import ProviderError
 from backend.security.crypto import CryptoError
-from backend.services import audit, credentials, tiers
+from backend.services import audit, credentials, stripe_webhook_setup, tiers
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput, NotFound, PlanRequired
 from models import Integration, IntegrationLog, IntegrationStatus, Plan, Workspace, utcnow
@@ -38,6 +38,9 @@ MASK = "••••"
 TEST_OPERATION = "test_connection"
 
 Revoke = Callable[[dict[str, Any]], None]
+# Tests stored secrets that the provider's key form does not describe (OAuth tokens). It may
+# renew them in the dict it is given: what it leaves there is what gets stored.
+Tester = Callable[[dict[str, Any]], ConnectionTest]
 
 
 class Catalog(Protocol):
@@ -277,14 +280,12 @@ def _run_test(
     workspace_id: int,
     integration_id: int | None,
     prov: Provider,
-    creds: BaseModel,
-    settings: BaseModel,
-    context: ProviderContext,
+    call: Callable[[], ConnectionTest],
 ) -> tuple[ConnectionTest, IntegrationLog]:
-    """Call the provider's test and log it in integration_logs (every test, pass or fail)."""
+    """Run a connection test and log it in integration_logs (every test, pass or fail)."""
     started = time.perf_counter()
     try:
-        outcome = prov.test_connection(creds, settings, context)
+        outcome = call()
     except ProviderError as exc:
         # Adapters' errors are safe to show (no secrets); anything else is a bug and propagates.
         outcome = ConnectionTest(False, str(exc), round((time.perf_counter() - started) * 1000))
@@ -352,9 +353,7 @@ def connect_with_keys(
         workspace_id=actor.workspace_id,
         integration_id=existing.id if existing is not None else None,
         prov=prov,
-        creds=creds,
-        settings=settings_model,
-        context=context,
+        call=lambda: prov.test_connection(creds, settings_model, context),
     )
     plain = _plain(creds)
     masked = _masked_secrets(prov.credentials_model, plain)
@@ -371,6 +370,7 @@ def connect_with_keys(
         row.status = IntegrationStatus.ACTIVE
         row.last_error = None
         row.connected_at = now
+        stripe_webhook_setup.request_if_needed(session, row)
     else:
         row.status = IntegrationStatus.INACTIVE
         row.last_error = outcome.message
@@ -417,10 +417,12 @@ def store_tokens(
     secrets: dict[str, Any],
     context: ProviderContext,
     catalog: Catalog | None = None,
+    tester: Tester | None = None,
 ) -> ConnectResult:
     """Save credentials an OAuth flow obtained (tier-checked, tested, sealed). Used by the
     OAuth service after a callback; the row is saved even when the test fails, as the tokens
-    are real and a later test may pass (the tile shows the error)."""
+    are real and a later test may pass (the tile shows the error). ``tester`` tests tokens the
+    provider's key form does not describe."""
     actor.require_owner("connect integrations")
     prov = provider(provider_slug, catalog)
     info = prov.info
@@ -435,6 +437,7 @@ def store_tokens(
         prov=prov,
         secrets=secrets,
         context=context,
+        tester=tester,
     )
     row = existing or _get_or_create(session, workspace_id=actor.workspace_id, info=info)
     log.integration_id = row.id
@@ -446,19 +449,23 @@ def store_tokens(
     row.connected_at = now
     row.status = IntegrationStatus.ACTIVE if outcome.ok else IntegrationStatus.ERROR
     row.last_error = None if outcome.ok else outcome.message
+    stripe_webhook_setup.request_if_needed(session, row)
     masked = {k: mask(str(v)) for k, v in secrets.items() if k in _SECRET_TOKEN_KEYS and v}
+    details = {
+        "status": row.status.value,
+        "method": "oauth",
+        "test": "ok" if outcome.ok else "failed",
+        "masked": masked,
+        "account_id": outcome.account.get("id") or secrets.get("stripe_user_id"),
+    }
+    if not outcome.ok:
+        details["error"] = outcome.message[:500]
     audit.record(
         session,
         actor=actor,
         action="integration.update" if existing is not None else "integration.connect",
         target=f"integration:{info.slug}",
-        details={
-            "status": row.status.value,
-            "method": "oauth",
-            "test": "ok" if outcome.ok else "failed",
-            "masked": masked,
-            "account_id": outcome.account.get("id") or secrets.get("stripe_user_id"),
-        },
+        details=details,
     )
     return ConnectResult(
         outcome.ok,
@@ -480,11 +487,21 @@ def _test_stored(
     workspace_id: int,
     row: Integration | None,
     prov: Provider,
-    secrets: Mapping[str, Any],
+    secrets: dict[str, Any],
     context: ProviderContext,
+    tester: Tester | None = None,
 ) -> tuple[ConnectionTest, IntegrationLog]:
     """Test with stored-shape secrets. Fields the provider's form does not know (OAuth's
-    refresh token, the account id) are ignored by pydantic; missing ones make a failed test."""
+    refresh token, the account id) are ignored by pydantic; missing ones make a failed test.
+    With ``tester``, it tests them instead of the provider's key-form test."""
+    if tester is not None:
+        return _run_test(
+            session,
+            workspace_id=workspace_id,
+            integration_id=row.id if row is not None else None,
+            prov=prov,
+            call=lambda: tester(secrets),
+        )
     try:
         creds = prov.credentials_model.model_validate(dict(secrets))
         settings_model = prov.settings_model.model_validate(
@@ -510,9 +527,7 @@ def _test_stored(
         workspace_id=workspace_id,
         integration_id=row.id if row is not None else None,
         prov=prov,
-        creds=creds,
-        settings=settings_model,
-        context=context,
+        call=lambda: prov.test_connection(creds, settings_model, context),
     )
 
 
@@ -523,11 +538,13 @@ def test(
     provider_slug: str,
     context: ProviderContext,
     catalog: Catalog | None = None,
+    tester: Tester | None = None,
 ) -> ConnectResult:
     """ "Test connection" on a stored integration (owners and admins).
 
     A pass turns an ERROR row ACTIVE; a failure turns an ACTIVE row ERROR. A test never
     activates an INACTIVE row: that is a connect, which checks the role and the plan.
+    ``tester`` tests OAuth tokens; tokens it renewed are stored.
     """
     actor.require_change("test connections")
     prov = provider(provider_slug, catalog)
@@ -543,6 +560,7 @@ def test(
     else:
         if not secrets:
             raise InvalidInput(f"{prov.info.name} has no stored credentials; connect it first.")
+        before = dict(secrets)
         outcome, _ = _test_stored(
             session,
             workspace_id=row.workspace_id,
@@ -550,7 +568,10 @@ def test(
             prov=prov,
             secrets=secrets,
             context=context,
+            tester=tester,
         )
+        if secrets != before:
+            credentials.seal(row, secrets)
     row.last_checked_at = utcnow()
     if outcome.ok:
         if row.status is IntegrationStatus.ERROR:

@@ -93,6 +93,9 @@ class JobContext:
 
 
 Handler = Callable[[Session, JobContext], None]
+# Called in the transaction that marks a job dead: (session, payload, error message). Lets the
+# domain row the job worked for show the failure (an invoice turns Error), atomically.
+DeadHook = Callable[[Session, dict[str, Any], str], None]
 T = TypeVar("T")
 
 
@@ -105,6 +108,7 @@ class JobKind:
     backoff: tuple[float, ...] = DEFAULT_BACKOFF
     # None: the runner's lease (settings.outbox_lease_seconds).
     lease_seconds: int | None = None
+    on_dead: DeadHook | None = None
 
 
 _KINDS: dict[str, JobKind] = {}
@@ -117,6 +121,7 @@ def job_kind(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     backoff: Sequence[float] = DEFAULT_BACKOFF,
     lease_seconds: int | None = None,
+    on_dead: DeadHook | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare what runs a kind of job, next to the code it runs."""
 
@@ -124,7 +129,9 @@ def job_kind(
         existing = _KINDS.get(kind)
         if existing is not None and existing.handler is not handler:
             raise ValueError(f"job kind {kind!r} is declared twice")
-        _KINDS[kind] = JobKind(kind, handler, provider, max_attempts, tuple(backoff), lease_seconds)
+        _KINDS[kind] = JobKind(
+            kind, handler, provider, max_attempts, tuple(backoff), lease_seconds, on_dead
+        )
         return handler
 
     return register
@@ -402,6 +409,8 @@ def fail(
         .execution_options(synchronize_session=False)
     )
     if getattr(result, "rowcount", 0) and status is JobStatus.DEAD:
+        if spec is not None and spec.on_dead is not None:
+            spec.on_dead(session, job.payload, message)
         session.add(
             Alert(
                 workspace_id=job.workspace_id,

@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from backend.config import ProviderMode, get_settings
 from backend.db import session_scope
+from backend.integrations import messenger
 from backend.integrations.base import ProviderContext
 from backend.integrations.errors import ProviderAuthFailed
+from backend.integrations.messenger import MessengerAdapter
 from backend.integrations.stripe import StripeAdapter, StripeEndpoints
 from backend.services import circuits, credentials
 from backend.services.errors import NotFound
@@ -92,3 +94,16 @@ def stripe_for(session: Session, *, workspace_id: int) -> StripeAdapter:
         raise ProviderAuthFailed("the Stripe connection has no secret key; reconnect Stripe")
     engine = session.get_bind().engine
     return StripeAdapter(secret, endpoints=stripe_endpoints(), throttle=throttle(engine, "stripe"))
+
+
+def messenger_for(session: Session, *, workspace_id: int) -> MessengerAdapter:
+    """The workspace's Facebook Page, to message buyers (NotFound when not connected)."""
+    integration = active_integration(session, workspace_id=workspace_id, provider="messenger")
+    token = credentials.unseal(integration).get("page_access_token")
+    if not token:
+        raise ProviderAuthFailed("the Messenger connection has no page token; reconnect it")
+    engine = session.get_bind().engine
+    return messenger.PROVIDER.adapter(  # type: ignore[attr-defined, no-any-return]
+        messenger.MessengerCredentials(page_access_token=token),
+        provider_context("messenger", engine),
+    )

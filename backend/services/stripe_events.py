@@ -14,16 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.services import inbox
+from backend.services import inbox, invoicing
 from models import Buyer, EngagementEvent, InboundEvent, Invoice, InvoiceStatus, utcnow
 
-RANK = {
-    InvoiceStatus.DRAFT: 0,
-    InvoiceStatus.ERROR: 0,
-    InvoiceStatus.SENT: 1,
-    InvoiceStatus.PAID: 2,
-    InvoiceStatus.VOID: 2,
-}
 EVENT_STATUS = {
     "invoice.finalized": InvoiceStatus.SENT,
     "invoice.sent": InvoiceStatus.SENT,
@@ -35,10 +28,24 @@ EVENT_STATUS = {
 
 
 def _ours(session: Session, event: InboundEvent, obj: dict[str, Any]) -> Invoice | None:
+    """Our invoice for Stripe's: by its id, or (an event that overtook the job storing that
+    id) by the row id the job put in its metadata."""
     stmt = select(Invoice).where(Invoice.external_id == obj.get("id"))
     if event.workspace_id is not None:
         stmt = stmt.where(Invoice.workspace_id == event.workspace_id)
-    return session.scalars(stmt.with_for_update()).first()
+    found = session.scalars(stmt.with_for_update()).first()
+    ours = str((obj.get("metadata") or {}).get("hub_invoice_id") or "")
+    if found is None and ours.isdigit() and event.workspace_id is not None:
+        found = session.scalars(
+            select(Invoice)
+            .where(Invoice.id == int(ours), Invoice.workspace_id == event.workspace_id)
+            .with_for_update()
+        ).first()
+        if found is not None and found.external_id not in (None, obj.get("id")):
+            return None  # metadata copied onto another invoice by hand: not ours
+        if found is not None:
+            found.external_id = obj.get("id")
+    return found
 
 
 def _when(seconds: Any) -> dt.datetime:
@@ -54,9 +61,7 @@ def invoice_status(session: Session, event: InboundEvent) -> None:
     target = EVENT_STATUS[event.event_type]
     if invoice.external_url is None and obj.get("hosted_invoice_url"):
         invoice.external_url = obj["hosted_invoice_url"]
-    if RANK[target] > RANK[invoice.status]:
-        invoice.status = target
-        invoice.error_message = None
+    invoicing.raise_status(invoice, target)
     transitions = obj.get("status_transitions") or {}
     if target is InvoiceStatus.PAID:
         invoice.paid_at = invoice.paid_at or _when(transitions.get("paid_at"))

@@ -1,0 +1,422 @@
+"""The invoice panel of a show, read side: the buyer rollup (claims grouped by buyer with their
+current invoice), its filters and pages, the summary and the generation progress, CSV export.
+
+One grouped query per page, whatever the show's size: the rollup of a show with 1,000 buyers and
+20,000 claims is one aggregate over ``claims`` (indexed by show and buyer) plus the page's items.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, String, and_, case, cast, func, literal, select
+from sqlalchemy.orm import Session, aliased
+
+from backend.services.errors import NotFound
+from models import Buyer, Claim, Invoice, InvoiceStatus, JobStatus, OutboxJob, Show, ShowItem
+
+PER_PAGE = 50
+NO_INVOICE = "none"  # the status filter for buyers not invoiced yet
+
+
+@dataclass(frozen=True, slots=True)
+class ItemLine:
+    number: int
+    title: str
+    quantity: int
+    unit_price_cents: int | None
+
+    @property
+    def amount_cents(self) -> int:
+        return self.quantity * (self.unit_price_cents or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceBrief:
+    id: int
+    status: InvoiceStatus
+    attempt: int
+    external_id: str | None
+    url: str | None
+    amount_cents: int
+    error: str | None
+    link_channel: str | None
+    job_status: JobStatus | None
+    job_attempts: int
+    job_error: str | None
+
+    @property
+    def in_progress(self) -> bool:
+        return self.job_status in (JobStatus.PENDING, JobStatus.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class BuyerRow:
+    platform_user_id: str
+    handle: str
+    email: str | None
+    messenger_psid: str | None
+    claims: int
+    subtotal_cents: int
+    unpriced: int
+    invoice: InvoiceBrief | None
+    items: list[ItemLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RollupPage:
+    rows: list[BuyerRow]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Invoices of the show's current generation, by where their job is."""
+
+    queued: int
+    done: int
+    failed: int
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.done + self.failed
+
+    @property
+    def finished(self) -> bool:
+        return self.queued == 0
+
+
+@dataclass(frozen=True, slots=True)
+class PanelSummary:
+    show_id: int
+    title: str
+    currency: str
+    buyers: int
+    claims: int
+    total_cents: int
+    not_invoiced: int
+    by_status: dict[str, int]
+    progress: Progress
+    unpriced_items: list[tuple[int, int, str]]  # (item id, number, title)
+
+
+def show_for(session: Session, *, workspace_id: int, show_id: int) -> Show:
+    show = session.get(Show, show_id)
+    if show is None or show.workspace_id != workspace_id:
+        raise NotFound("This show does not exist in this workspace; pick one from Shows.")
+    return show
+
+
+def job_key(invoice_id: int) -> str:
+    """The idempotency key of the job that creates this invoice in Stripe."""
+    return f"invoice:{invoice_id}"
+
+
+def _rollup_query(
+    session: Session, show: Show, status: str, search: str
+) -> tuple[Select[Any], Any, Any]:
+    totals = (
+        select(
+            Claim.platform_user_id.label("pid"),
+            func.max(Claim.buyer_handle).label("handle"),
+            func.count(Claim.id).label("claims"),
+            func.coalesce(
+                func.sum(Claim.quantity * func.coalesce(ShowItem.price_cents, 0)), 0
+            ).label("subtotal"),
+            func.sum(case((ShowItem.price_cents.is_(None), 1), else_=0)).label("unpriced"),
+        )
+        .join(ShowItem, ShowItem.id == Claim.item_id)
+        .where(Claim.show_id == show.id)
+        .group_by(Claim.platform_user_id)
+        .subquery()
+    )
+    latest = (
+        select(Invoice.buyer_platform_id, func.max(Invoice.attempt).label("attempt"))
+        .where(Invoice.show_id == show.id)
+        .group_by(Invoice.buyer_platform_id)
+        .subquery()
+    )
+    current = aliased(Invoice)
+    job = aliased(OutboxJob)
+    stmt = (
+        select(
+            totals.c.pid,
+            totals.c.handle,
+            totals.c.claims,
+            totals.c.subtotal,
+            totals.c.unpriced,
+            Buyer.email,
+            Buyer.messenger_psid,
+            current,
+            job.status,
+            job.attempts,
+            job.last_error,
+        )
+        .outerjoin(latest, latest.c.buyer_platform_id == totals.c.pid)
+        .outerjoin(
+            current,
+            and_(
+                current.show_id == show.id,
+                current.buyer_platform_id == totals.c.pid,
+                current.attempt == latest.c.attempt,
+            ),
+        )
+        .outerjoin(job, job.idempotency_key == literal("invoice:") + cast(current.id, String))
+        .outerjoin(
+            Buyer,
+            and_(Buyer.workspace_id == show.workspace_id, Buyer.platform_user_id == totals.c.pid),
+        )
+    )
+    if status == NO_INVOICE:
+        stmt = stmt.where(current.id.is_(None))
+    elif status:
+        stmt = stmt.where(current.status == InvoiceStatus(status))
+    if search.strip():
+        stmt = stmt.where(totals.c.handle.ilike(f"%{search.strip().lstrip('@')}%"))
+    return stmt, totals, current
+
+
+def rollup(
+    session: Session,
+    *,
+    workspace_id: int,
+    show_id: int,
+    status: str = "",
+    search: str = "",
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> RollupPage:
+    """One page of the show's buyers, by handle, with their items and current invoice."""
+    show = show_for(session, workspace_id=workspace_id, show_id=show_id)
+    stmt, totals, _current = _rollup_query(session, show, status, search)
+    total = int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    page = max(1, page)
+    rows = session.execute(
+        stmt.order_by(totals.c.handle, totals.c.pid).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    items = _items_of(session, show.id, [row[0] for row in rows])
+    return RollupPage(
+        rows=[_buyer_row(row, items.get(row[0], [])) for row in rows],
+        total=total,
+        page=page,
+        per_page=per_page,
+    )
+
+
+def all_rows(
+    session: Session, *, workspace_id: int, show_id: int, status: str = "", search: str = ""
+) -> list[BuyerRow]:
+    """Every buyer matching the filters (for the CSV export)."""
+    show = show_for(session, workspace_id=workspace_id, show_id=show_id)
+    stmt, totals, _current = _rollup_query(session, show, status, search)
+    rows = session.execute(stmt.order_by(totals.c.handle, totals.c.pid)).all()
+    items = _items_of(session, show.id, None)
+    return [_buyer_row(row, items.get(row[0], [])) for row in rows]
+
+
+def _buyer_row(row: Any, items: list[ItemLine]) -> BuyerRow:
+    pid, handle, claims, subtotal, unpriced, email, psid, invoice, j_status, j_att, j_err = row
+    brief = None
+    if invoice is not None:
+        brief = InvoiceBrief(
+            id=invoice.id,
+            status=invoice.status,
+            attempt=invoice.attempt,
+            external_id=invoice.external_id,
+            url=invoice.external_url,
+            amount_cents=invoice.amount_cents,
+            error=invoice.error_message,
+            link_channel=invoice.link_channel,
+            job_status=j_status,
+            job_attempts=int(j_att or 0),
+            job_error=j_err,
+        )
+    return BuyerRow(
+        platform_user_id=pid,
+        handle=handle,
+        email=email,
+        messenger_psid=psid,
+        claims=int(claims),
+        subtotal_cents=int(subtotal or 0),
+        unpriced=int(unpriced or 0),
+        invoice=brief,
+        items=items,
+    )
+
+
+def _items_of(
+    session: Session, show_id: int, buyers: list[str] | None
+) -> dict[str, list[ItemLine]]:
+    stmt = (
+        select(
+            Claim.platform_user_id,
+            ShowItem.number,
+            ShowItem.title,
+            func.sum(Claim.quantity),
+            ShowItem.price_cents,
+        )
+        .join(ShowItem, ShowItem.id == Claim.item_id)
+        .where(Claim.show_id == show_id)
+        .group_by(Claim.platform_user_id, ShowItem.id, ShowItem.number, ShowItem.title)
+        .order_by(Claim.platform_user_id, ShowItem.number)
+    )
+    if buyers is not None:
+        if not buyers:
+            return {}
+        stmt = stmt.where(Claim.platform_user_id.in_(buyers))
+    found: dict[str, list[ItemLine]] = {}
+    for pid, number, title, quantity, price in session.execute(stmt):
+        found.setdefault(pid, []).append(ItemLine(number, title, int(quantity), price))
+    return found
+
+
+def buyer_lines(session: Session, *, show_id: int, platform_user_id: str) -> list[ItemLine]:
+    """What one buyer claimed in the show, item by item (the invoice's lines)."""
+    return _items_of(session, show_id, [platform_user_id]).get(platform_user_id, [])
+
+
+def summary(session: Session, *, workspace_id: int, show_id: int) -> PanelSummary:
+    show = show_for(session, workspace_id=workspace_id, show_id=show_id)
+    buyers, claims, total = session.execute(
+        select(
+            func.count(func.distinct(Claim.platform_user_id)),
+            func.count(Claim.id),
+            func.coalesce(func.sum(Claim.quantity * func.coalesce(ShowItem.price_cents, 0)), 0),
+        )
+        .join(ShowItem, ShowItem.id == Claim.item_id)
+        .where(Claim.show_id == show.id)
+    ).one()
+    latest = (
+        select(Invoice.buyer_platform_id, func.max(Invoice.attempt).label("attempt"))
+        .where(Invoice.show_id == show.id)
+        .group_by(Invoice.buyer_platform_id)
+        .subquery()
+    )
+    current = (
+        select(Invoice.status, Invoice.external_id)
+        .join(
+            latest,
+            and_(
+                latest.c.buyer_platform_id == Invoice.buyer_platform_id,
+                latest.c.attempt == Invoice.attempt,
+            ),
+        )
+        .where(Invoice.show_id == show.id)
+        .subquery()
+    )
+    by_status: dict[str, int] = {}
+    queued = done = failed = 0
+    for status, has_external, count in session.execute(
+        select(current.c.status, current.c.external_id.is_not(None), func.count()).group_by(
+            current.c.status, current.c.external_id.is_not(None)
+        )
+    ):
+        by_status[str(InvoiceStatus(status).value)] = by_status.get(status, 0) + int(count)
+        if status == InvoiceStatus.ERROR:
+            failed += int(count)
+        elif has_external:
+            done += int(count)
+        elif status == InvoiceStatus.DRAFT:
+            queued += int(count)
+        else:
+            done += int(count)
+    unpriced = [
+        (item.id, item.number, item.title)
+        for item in session.scalars(
+            select(ShowItem)
+            .where(
+                ShowItem.show_id == show.id,
+                ShowItem.price_cents.is_(None),
+                ShowItem.id.in_(select(Claim.item_id).where(Claim.show_id == show.id)),
+            )
+            .order_by(ShowItem.number)
+        )
+    ]
+    invoiced = sum(by_status.values())
+    return PanelSummary(
+        show_id=show.id,
+        title=show.title,
+        currency=show.currency,
+        buyers=int(buyers),
+        claims=int(claims),
+        total_cents=int(total),
+        not_invoiced=int(buyers) - invoiced,
+        by_status=by_status,
+        progress=Progress(queued=queued, done=done, failed=failed),
+        unpriced_items=unpriced,
+    )
+
+
+def changes_since(
+    session: Session, *, workspace_id: int, show_id: int, since: dt.datetime
+) -> list[Invoice]:
+    """Invoices of the show changed after ``since`` (the open panel's poll: cheap, indexed)."""
+    return list(
+        session.scalars(
+            select(Invoice)
+            .where(
+                Invoice.workspace_id == workspace_id,
+                Invoice.show_id == show_id,
+                Invoice.updated_at > since,
+            )
+            .order_by(Invoice.updated_at)
+        )
+    )
+
+
+CSV_COLUMNS = (
+    "handle",
+    "platform_user_id",
+    "email",
+    "items",
+    "claims",
+    "subtotal",
+    "unpriced_items",
+    "invoice_status",
+    "invoice_amount",
+    "invoice_url",
+)
+
+
+def _money(cents: int) -> str:
+    return f"{cents / 100:.2f}"
+
+
+def export_csv(rows: Iterable[BuyerRow]) -> str:
+    """The rollup as CSV: one line per buyer, items as "#number title xquantity @price"."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        items = "; ".join(
+            f"#{i.number} {i.title} x{i.quantity} @"
+            + (_money(i.unit_price_cents) if i.unit_price_cents is not None else "unpriced")
+            for i in row.items
+        )
+        invoice = row.invoice
+        writer.writerow(
+            [
+                row.handle,
+                row.platform_user_id,
+                row.email or "",
+                items,
+                row.claims,
+                _money(row.subtotal_cents),
+                row.unpriced,
+                invoice.status.value if invoice else "",
+                _money(invoice.amount_cents) if invoice else "",
+                (invoice.url or "") if invoice else "",
+            ]
+        )
+    return out.getvalue()

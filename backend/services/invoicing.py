@@ -1,0 +1,491 @@
+"""The invoice panel of a show, write side: prices, "Generate", void and regenerate, and the
+outbox jobs that do them in Stripe.
+
+Duplicates are impossible by construction: an invoice row is inserted once per (show, buyer,
+attempt) — a unique constraint, with ON CONFLICT DO NOTHING, so concurrent clicks meet in the
+database — and only the transaction that inserted the row enqueues its job. The job's Stripe
+calls carry keys derived from the row's id, so a retry or a crashed worker's rerun reaches the
+same Stripe objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from backend.integrations.stripe import StripeAdapter, StripeInvoice
+from backend.services import audit, checkout_links, invoice_panel, outbox, providers
+from backend.services.actors import Actor
+from backend.services.errors import InvalidInput, NotFound
+from models import (
+    Buyer,
+    Claim,
+    Integration,
+    Invoice,
+    InvoiceStatus,
+    OutboxJob,
+    Show,
+    ShowItem,
+    utcnow,
+)
+
+CREATE_KIND = "stripe.create_invoice"
+VOID_KIND = "stripe.void_invoice"
+STRIPE_STATUS = {
+    "draft": InvoiceStatus.DRAFT,
+    "open": InvoiceStatus.SENT,
+    "paid": InvoiceStatus.PAID,
+    "void": InvoiceStatus.VOID,
+    "uncollectible": InvoiceStatus.VOID,
+}
+# Highest wins: an invoice only moves up (draft < sent < paid/void), whatever order news comes in.
+RANK = {
+    InvoiceStatus.DRAFT: 0,
+    InvoiceStatus.ERROR: 0,
+    InvoiceStatus.SENT: 1,
+    InvoiceStatus.PAID: 2,
+    InvoiceStatus.VOID: 2,
+}
+MAX_PRICE_CENTS = 10_000_000  # $100,000: a typo guard, not a business rule
+
+
+def raise_status(invoice: Invoice, status: InvoiceStatus) -> bool:
+    """Move the invoice up its ladder; False (and nothing changes) for a stale, lower status."""
+    if RANK[status] > RANK[invoice.status] or (
+        invoice.status is InvoiceStatus.ERROR and status is not InvoiceStatus.ERROR
+    ):
+        invoice.status = status
+        invoice.error_message = None
+        return True
+    return False
+
+
+# -- prices ---------------------------------------------------------------------------------
+
+
+def set_item_price(session: Session, *, actor: Actor, item_id: int, price: str) -> ShowItem:
+    """Price an item from what the operator typed ("12", "12.50", "$12.50")."""
+    actor.require_change("set prices")
+    item = session.get(ShowItem, item_id)
+    if item is None or item.workspace_id != actor.workspace_id:
+        raise NotFound("This item is not in this workspace any more; reload the show.")
+    cents = parse_price(price)
+    previous = item.price_cents
+    item.price_cents = cents
+    audit.record(
+        session,
+        actor=actor,
+        action="show_item.price",
+        target=f"show_item:{item.id}",
+        details={"show_id": item.show_id, "from": previous, "to": cents},
+    )
+    return item
+
+
+def parse_price(text: str) -> int:
+    cleaned = text.strip().removeprefix("$").replace(",", "")
+    try:
+        amount = round(float(cleaned) * 100)
+    except ValueError:
+        raise InvalidInput(
+            f"“{text}” is not a price. Type an amount like 12 or 12.50.", field="price"
+        ) from None
+    if amount < 0 or amount > MAX_PRICE_CENTS or cleaned.lower() in ("nan", "inf", "infinity"):
+        raise InvalidInput("A price is between 0 and 100,000.00.", field="price")
+    return amount
+
+
+# -- generate -------------------------------------------------------------------------------
+
+
+def _stripe_integration(session: Session, workspace_id: int) -> Integration:
+    return providers.active_integration(session, workspace_id=workspace_id, provider="stripe")
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _add_invoice(
+    session: Session,
+    *,
+    show: Show,
+    integration: Integration,
+    platform_user_id: str,
+    handle: str,
+    attempt: int,
+) -> int | None:
+    """Insert the (show, buyer, attempt) invoice and enqueue its job; None if it exists."""
+    now = utcnow()
+    invoice_id = session.execute(
+        _insert(session)(Invoice)
+        .values(
+            workspace_id=show.workspace_id,
+            show_id=show.id,
+            integration_id=integration.id,
+            provider="stripe",
+            buyer_handle=handle,
+            buyer_platform_id=platform_user_id,
+            attempt=attempt,
+            status=InvoiceStatus.DRAFT,
+            amount_cents=0,
+            currency=show.currency,
+            line_items=[],
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["show_id", "buyer_platform_id", "attempt"])
+        .returning(Invoice.id)
+    ).scalar()
+    if invoice_id is None:
+        return None
+    outbox.enqueue(
+        session,
+        kind=CREATE_KIND,
+        payload={"invoice_id": invoice_id},
+        idempotency_key=invoice_panel.job_key(invoice_id),
+        workspace_id=show.workspace_id,
+    )
+    return int(invoice_id)
+
+
+def _buyers_without_invoice(session: Session, show: Show) -> list[tuple[str, str]]:
+    invoiced = select(Invoice.buyer_platform_id).where(Invoice.show_id == show.id)
+    return [
+        (pid, handle)
+        for pid, handle in session.execute(
+            select(Claim.platform_user_id, func.max(Claim.buyer_handle))
+            .where(Claim.show_id == show.id, Claim.platform_user_id.not_in(invoiced))
+            .group_by(Claim.platform_user_id)
+            .order_by(func.max(Claim.buyer_handle))
+        )
+    ]
+
+
+def generate_all(session: Session, *, actor: Actor, show_id: int) -> int:
+    """One invoice job per buyer of the show who has no invoice yet; how many were queued."""
+    actor.require_change("generate invoices")
+    show = invoice_panel.show_for(session, workspace_id=actor.workspace_id, show_id=show_id)
+    integration = _stripe_integration(session, actor.workspace_id)
+    queued = 0
+    for pid, handle in _buyers_without_invoice(session, show):
+        if _add_invoice(
+            session,
+            show=show,
+            integration=integration,
+            platform_user_id=pid,
+            handle=handle,
+            attempt=1,
+        ):
+            queued += 1
+    audit.record(
+        session,
+        actor=actor,
+        action="invoices.generate_all",
+        target=f"show:{show.id}",
+        details={"queued": queued},
+    )
+    return queued
+
+
+def generate_one(session: Session, *, actor: Actor, show_id: int, platform_user_id: str) -> bool:
+    """The buyer's invoice, unless they have one (False then)."""
+    actor.require_change("generate invoices")
+    show = invoice_panel.show_for(session, workspace_id=actor.workspace_id, show_id=show_id)
+    integration = _stripe_integration(session, actor.workspace_id)
+    handle = session.scalar(
+        select(func.max(Claim.buyer_handle)).where(
+            Claim.show_id == show.id, Claim.platform_user_id == platform_user_id
+        )
+    )
+    if handle is None:
+        raise NotFound("This buyer claimed nothing in this show.")
+    current = _current(session, show.id, platform_user_id)
+    if current is not None:
+        return False
+    made = _add_invoice(
+        session,
+        show=show,
+        integration=integration,
+        platform_user_id=platform_user_id,
+        handle=handle,
+        attempt=1,
+    )
+    if made:
+        audit.record(
+            session, actor=actor, action="invoice.generate", target=f"invoice:{made}", details={}
+        )
+    return made is not None
+
+
+def _current(session: Session, show_id: int, platform_user_id: str) -> Invoice | None:
+    return session.scalars(
+        select(Invoice)
+        .where(Invoice.show_id == show_id, Invoice.buyer_platform_id == platform_user_id)
+        .order_by(Invoice.attempt.desc())
+        .limit(1)
+    ).first()
+
+
+def _own_invoice(session: Session, actor: Actor, invoice_id: int) -> Invoice:
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None or invoice.workspace_id != actor.workspace_id:
+        raise NotFound("This invoice is not in this workspace; reload the show.")
+    return invoice
+
+
+def regenerate(session: Session, *, actor: Actor, invoice_id: int) -> int:
+    """A new invoice (the next attempt) for a buyer whose current invoice is void."""
+    actor.require_change("regenerate invoices")
+    old = _own_invoice(session, actor, invoice_id)
+    if old.status is not InvoiceStatus.VOID or old.show_id is None:
+        raise InvalidInput("Only a voided invoice can be regenerated; void this one first.")
+    show = invoice_panel.show_for(session, workspace_id=actor.workspace_id, show_id=old.show_id)
+    made = _add_invoice(
+        session,
+        show=show,
+        integration=_stripe_integration(session, actor.workspace_id),
+        platform_user_id=old.buyer_platform_id,
+        handle=old.buyer_handle,
+        attempt=old.attempt + 1,
+    )
+    if made is None:
+        raise InvalidInput("This buyer already has a newer invoice; reload the show.")
+    audit.record(
+        session,
+        actor=actor,
+        action="invoice.regenerate",
+        target=f"invoice:{made}",
+        details={"replaces": old.id},
+    )
+    return made
+
+
+def void(session: Session, *, actor: Actor, invoice_id: int) -> None:
+    """Void the invoice in Stripe (through the outbox); the webhook or the job marks it Void."""
+    actor.require_change("void invoices")
+    invoice = _own_invoice(session, actor, invoice_id)
+    if invoice.status is InvoiceStatus.PAID:
+        raise InvalidInput("This invoice is paid; refund the payment in Stripe instead.")
+    if invoice.status is InvoiceStatus.VOID:
+        return
+    if invoice.external_id is None:
+        raise InvalidInput(
+            "This invoice is not in Stripe yet; wait for it to be created, then void it."
+        )
+    outbox.enqueue(
+        session,
+        kind=VOID_KIND,
+        payload={"invoice_id": invoice.id},
+        idempotency_key=f"invoice-void:{invoice.id}",
+        workspace_id=invoice.workspace_id,
+    )
+    audit.record(session, actor=actor, action="invoice.void", target=f"invoice:{invoice.id}")
+
+
+# -- the jobs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the job read before calling Stripe (the transaction ends before the calls)."""
+
+    invoice_id: int
+    show_id: int
+    workspace_id: int
+    buyer_id: int | None
+    customer_id: str | None
+    platform_user_id: str
+    handle: str
+    email: str | None
+    currency: str
+    memo: str
+    days_until_due: int
+    lines: list[dict[str, Any]]
+    amount_cents: int
+    snapshot: list[dict[str, Any]]
+
+
+def _plan(session: Session, invoice: Invoice, integration: Integration) -> _Plan:
+    assert invoice.show_id is not None
+    show = session.get_one(Show, invoice.show_id)
+    buyer = session.scalars(
+        select(Buyer).where(
+            Buyer.workspace_id == invoice.workspace_id,
+            Buyer.platform_user_id == invoice.buyer_platform_id,
+        )
+    ).first()
+    settings = integration.settings or {}
+    template = str(settings.get("invoice_memo_template") or "Your claims from {show}")
+    try:
+        memo = template.format(show=show.title, handle=invoice.buyer_handle)
+    except (KeyError, IndexError, ValueError):
+        memo = f"Your claims from {show.title}"  # a broken template must not block invoicing
+    items = invoice_panel.buyer_lines(
+        session, show_id=show.id, platform_user_id=invoice.buyer_platform_id
+    )
+    lines = [
+        {
+            "amount": item.amount_cents,
+            "quantity": item.quantity,
+            "description": f"#{item.number} {item.title}"
+            + (f" x{item.quantity}" if item.quantity > 1 else "")
+            + ("" if item.unit_price_cents is not None else " (price to be confirmed)"),
+            "metadata": {"item_number": str(item.number)},
+        }
+        for item in items
+    ]
+    snapshot = [
+        {
+            "number": i.number,
+            "title": i.title,
+            "quantity": i.quantity,
+            "unit_price_cents": i.unit_price_cents,
+            "amount_cents": i.amount_cents,
+        }
+        for i in items
+    ]
+    return _Plan(
+        invoice_id=invoice.id,
+        show_id=show.id,
+        workspace_id=invoice.workspace_id,
+        buyer_id=buyer.id if buyer else None,
+        customer_id=buyer.stripe_customer_id if buyer else None,
+        platform_user_id=invoice.buyer_platform_id,
+        handle=invoice.buyer_handle,
+        email=buyer.email if buyer else None,
+        currency=show.currency or str(settings.get("default_currency") or "usd"),
+        memo=memo,
+        days_until_due=int(settings.get("days_until_due") or 7),
+        lines=lines,
+        amount_cents=sum(i.amount_cents for i in items),
+        snapshot=snapshot,
+    )
+
+
+def _create_in_stripe(
+    stripe: StripeAdapter, plan: _Plan, job: outbox.JobContext
+) -> tuple[str, StripeInvoice, bool]:
+    """(customer id, the finalized invoice, whether Stripe emailed it). Every call keyed."""
+    customer = plan.customer_id or stripe.ensure_customer(
+        platform_user_id=plan.platform_user_id,
+        email=plan.email,
+        name=plan.handle,
+        idempotency_key=f"stripe-customer:{plan.workspace_id}:{plan.platform_user_id}",
+    )
+    existing: StripeInvoice | None = None
+    if job.attempt > 1:
+        # A rerun long after the first try (idempotency keys last 24 hours at Stripe): look for
+        # the invoice the first try may have made before making one.
+        found = stripe.invoices_with_metadata("hub_invoice_id", str(plan.invoice_id))
+        existing = found[0] if found else None
+    invoice = existing or stripe.create_invoice(
+        customer=customer,
+        currency=plan.currency,
+        memo=plan.memo,
+        days_until_due=plan.days_until_due,
+        metadata={
+            "hub_invoice_id": str(plan.invoice_id),
+            "hub_show_id": str(plan.show_id),
+            "hub_workspace_id": str(plan.workspace_id),
+            "platform_user_id": plan.platform_user_id,
+        },
+        idempotency_key=job.provider_key("create"),
+    )
+    if invoice.status == "draft":
+        if existing is None or existing.amount_due == 0:
+            invoice = stripe.add_invoice_lines(
+                invoice.id, plan.lines, idempotency_key=job.provider_key("lines")
+            )
+        invoice = stripe.finalize_invoice(invoice.id, idempotency_key=job.provider_key("finalize"))
+    emailed = False
+    if plan.email and invoice.status == "open":
+        invoice = stripe.send_invoice(invoice.id, idempotency_key=job.provider_key("send"))
+        emailed = True
+    return customer, invoice, emailed
+
+
+@outbox.job_kind(
+    CREATE_KIND,
+    provider="stripe",
+    on_dead=lambda session, payload, message: mark_failed(session, payload, message),
+)
+def create_invoice(session: Session, job: outbox.JobContext) -> None:
+    invoice = session.get(Invoice, job.payload["invoice_id"])
+    if invoice is None or invoice.external_id is not None:
+        return  # deleted with its show, or already made by an earlier run
+    integration = _stripe_integration(session, invoice.workspace_id)
+    plan = _plan(session, invoice, integration)
+    if plan.amount_cents == 0:
+        # Stripe marks a zero invoice paid on finalizing: nothing the buyer could pay.
+        raise outbox.PermanentFailure(
+            f"Nothing to charge @{plan.handle}: every item they claimed is unpriced. "
+            "Set the prices, then Retry."
+        )
+    stripe = providers.stripe_for(session, workspace_id=invoice.workspace_id)
+    customer, made, emailed = job.call_provider(lambda: _create_in_stripe(stripe, plan, job))
+
+    invoice = session.get_one(Invoice, plan.invoice_id)
+    if plan.buyer_id is not None:
+        buyer = session.get_one(Buyer, plan.buyer_id)
+        buyer.stripe_customer_id = buyer.stripe_customer_id or customer
+    invoice.external_id = made.id
+    invoice.external_url = made.hosted_invoice_url
+    invoice.amount_cents = made.amount_due or plan.amount_cents
+    invoice.line_items = plan.snapshot
+    raise_status(invoice, STRIPE_STATUS.get(made.status, InvoiceStatus.SENT))
+    invoice.sent_at = invoice.sent_at or utcnow()
+    if emailed:
+        invoice.link_channel, invoice.link_sent_at = "email", utcnow()
+    checkout_links.after_creation(session, invoice, emailed=emailed)
+
+
+def mark_failed(session: Session, payload: dict[str, Any], message: str) -> None:
+    """The invoice job gave up: the invoice shows Error with Stripe's words."""
+    invoice = session.get(Invoice, payload.get("invoice_id"))
+    if invoice is not None and invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.SENT):
+        invoice.status = InvoiceStatus.ERROR
+        invoice.error_message = message[:1000]
+
+
+@outbox.job_kind(VOID_KIND, provider="stripe")
+def void_invoice(session: Session, job: outbox.JobContext) -> None:
+    invoice = session.get_one(Invoice, job.payload["invoice_id"])
+    if invoice.status is InvoiceStatus.VOID or invoice.external_id is None:
+        return
+    external_id = invoice.external_id
+    stripe = providers.stripe_for(session, workspace_id=invoice.workspace_id)
+    voided = job.call_provider(
+        lambda: stripe.void_invoice(external_id, idempotency_key=job.provider_key())
+    )
+    invoice = session.get_one(Invoice, job.payload["invoice_id"])
+    raise_status(invoice, STRIPE_STATUS.get(voided.status, InvoiceStatus.VOID))
+
+
+def apply_stripe_truth(invoice: Invoice, theirs: StripeInvoice) -> None:
+    """Make our copy say what Stripe says (reconciliation's fix), even downwards."""
+    invoice.status = STRIPE_STATUS.get(theirs.status, invoice.status)
+    invoice.error_message = None
+    invoice.amount_cents = theirs.amount_due
+    invoice.external_url = theirs.hosted_invoice_url or invoice.external_url
+    if invoice.status is InvoiceStatus.PAID and invoice.paid_at is None:
+        invoice.paid_at = utcnow()
+
+
+def retry(session: Session, *, actor: Actor, invoice_id: int) -> None:
+    """Run a failed invoice's job again (same keys: nothing reaches Stripe twice)."""
+    actor.require_change("retry invoices")
+    invoice = _own_invoice(session, actor, invoice_id)
+    if invoice.status is not InvoiceStatus.ERROR or invoice.external_id is not None:
+        raise InvalidInput("Only an invoice that failed to be created can be retried.")
+    job_id = session.scalar(
+        select(OutboxJob.id).where(OutboxJob.idempotency_key == invoice_panel.job_key(invoice.id))
+    )
+    if job_id is None or not outbox.replay(session, actor=actor, job_id=job_id):
+        raise InvalidInput("This invoice's job is still running; wait for it to finish.")
+    invoice.status, invoice.error_message = InvoiceStatus.DRAFT, None

@@ -1,0 +1,398 @@
+"""Per-show invoices against the Stripe sandbox through the real SDK: generate, idempotency
+under repeated and concurrent clicks, unpriced items, void and regenerate, the Messenger
+fallback for checkout links, and out-of-order webhooks."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+import backend.sandbox.messenger as messenger_emulator
+import backend.sandbox.stripe as stripe_emulator
+from backend.jobs.runner import Runner
+from backend.services import checkout_links, credentials, inbox, invoicing
+from backend.services.actors import Actor
+from backend.services.errors import InvalidInput, NotFound, PermissionDenied
+from models import (
+    Buyer,
+    CheckoutLinkSend,
+    InboundEvent,
+    Integration,
+    IntegrationStatus,
+    Invoice,
+    InvoiceStatus,
+    JobStatus,
+    OutboxJob,
+    Role,
+)
+from tests.sandbox.stripe_support import client, new_account
+from tests.support.hub_env import apply, connect_stripe
+from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
+from tests.support.shows import MadeShow, make_show
+
+
+@dataclass
+class Shop:
+    engine: Engine
+    sandbox: RunningSandbox
+    key: str
+    workspace_id: int
+
+    @property
+    def owner(self) -> Actor:
+        return Actor(operator_id=1, workspace_id=self.workspace_id, role=Role.OWNER)
+
+    def drain(self, rounds: int = 40) -> None:
+        runner = Runner(self.engine, "test-worker", batch=50)
+        for _ in range(rounds):
+            report = runner.run_once()
+            if not report.claimed and not _due_jobs(self.engine):
+                return
+
+    def job_errors(self) -> list[str]:
+        with Session(self.engine) as session:
+            return [e for e in session.scalars(select(OutboxJob.last_error)) if e]
+
+    def stripe_invoices(self, show_id: int) -> list[object]:
+        sdk = client(self.sandbox.url, self.key)
+        found = sdk.v1.invoices.search({"query": f"metadata['hub_show_id']:'{show_id}'"})
+        return list(found.data)
+
+    def invoices(self, show_id: int) -> list[Invoice]:
+        with Session(self.engine) as session:
+            return list(
+                session.scalars(
+                    select(Invoice).where(Invoice.show_id == show_id).order_by(Invoice.id)
+                )
+            )
+
+
+def _due_jobs(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(OutboxJob)
+                .where(OutboxJob.status.in_([JobStatus.PENDING, JobStatus.RUNNING]))
+            )
+            or 0
+        )
+
+
+@pytest.fixture
+def shop(
+    make_sandbox: MakeSandbox,
+    engine: Engine,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    hub_env: dict[str, str],
+) -> Iterator[Shop]:
+    sandbox = make_sandbox(providers=[stripe_emulator, messenger_emulator])
+    key = new_account(sandbox.url)["secret_key"]
+    apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=sandbox.url)
+    workspace_id = connect_stripe(engine, secret_key=key)
+    yield Shop(engine, sandbox, key, workspace_id)
+
+
+def _generate(shop: Shop, show: MadeShow) -> int:
+    with Session(shop.engine) as session:
+        queued = invoicing.generate_all(session, actor=shop.owner, show_id=show.id)
+        session.commit()
+    return queued
+
+
+def test_one_finalized_invoice_per_buyer_and_nothing_new_on_a_second_click(shop: Shop) -> None:
+    show = make_show(shop.engine, workspace_id=shop.workspace_id, buyers=6)
+    assert _generate(shop, show) == 6
+    shop.drain()
+    ours = shop.invoices(show.id)
+    assert shop.job_errors() == []
+    theirs = {inv.id: inv for inv in shop.stripe_invoices(show.id)}  # type: ignore[attr-defined]
+    assert len(ours) == 6 and len(theirs) == 6
+    for invoice in ours:
+        stripe_invoice = theirs[invoice.external_id]
+        assert invoice.status is InvoiceStatus.SENT
+        assert stripe_invoice.status == "open"  # type: ignore[attr-defined]
+        assert stripe_invoice.collection_method == "send_invoice"  # type: ignore[attr-defined]
+        assert stripe_invoice.description == "Your claims from Friday Finds"  # type: ignore[attr-defined]
+        assert invoice.amount_cents == stripe_invoice.amount_due > 0  # type: ignore[attr-defined]
+        assert invoice.amount_cents == sum(line["amount_cents"] for line in invoice.line_items)
+        assert invoice.external_url == stripe_invoice.hosted_invoice_url  # type: ignore[attr-defined]
+    # Buyers with an email got it from Stripe; the others need the link sent by hand.
+    channels = sorted(invoice.link_channel or "" for invoice in ours)
+    assert channels == ["email"] * 3 + ["manual"] * 3
+
+    assert _generate(shop, show) == 0
+    shop.drain()
+    assert len(shop.invoices(show.id)) == 6 and len(shop.stripe_invoices(show.id)) == 6
+
+
+def test_concurrent_generate_clicks_make_one_invoice_per_buyer(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, hub_env: dict[str, str], db_url: str
+) -> None:
+    """Eight operators press "Generate all" at the same moment: one row and one job each."""
+    apply(monkeypatch, hub_env, db_url=db_url, sandbox_url="http://127.0.0.1:9")
+    workspace_id = connect_stripe(engine, secret_key="sk_test_" + "x" * 24)
+    show = make_show(engine, workspace_id=workspace_id, buyers=40)
+    owner = Actor(operator_id=1, workspace_id=workspace_id, role=Role.OWNER)
+    start = threading.Barrier(8)
+    queued: list[int] = []
+    errors: list[BaseException] = []
+
+    def click() -> None:
+        try:
+            start.wait()
+            with Session(engine) as session:
+                queued.append(invoicing.generate_all(session, actor=owner, show_id=show.id))
+                session.commit()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=click) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sum(queued) == 40
+    with Session(engine) as session:
+        invoices = session.scalar(select(func.count()).select_from(Invoice))
+        jobs = session.scalar(
+            select(func.count())
+            .select_from(OutboxJob)
+            .where(OutboxJob.kind == invoicing.CREATE_KIND)
+        )
+    assert (invoices, jobs) == (40, 40)
+
+
+def test_an_unpriced_buyer_fails_with_a_reason_and_succeeds_after_pricing(shop: Shop) -> None:
+    # Buyer 0 claims items 1-3, buyer 1 items 2-4: item 1 unpriced leaves buyer 0 with a
+    # zero line; make buyer 0's only items unpriced by claiming one item each.
+    show = make_show(
+        shop.engine, workspace_id=shop.workspace_id, buyers=2, claims_per_buyer=1, unpriced=(1,)
+    )
+    assert _generate(shop, show) == 2
+    shop.drain()
+    failed, made = shop.invoices(show.id)
+    assert failed.status is InvoiceStatus.ERROR and failed.external_id is None
+    assert "unpriced" in (failed.error_message or "") and "@b0000" in (failed.error_message or "")
+    assert made.status is InvoiceStatus.SENT
+
+    with Session(shop.engine) as session:
+        with pytest.raises(InvalidInput, match="not a price"):
+            invoicing.set_item_price(
+                session, actor=shop.owner, item_id=show.item_ids[0], price="ten"
+            )
+        invoicing.set_item_price(
+            session, actor=shop.owner, item_id=show.item_ids[0], price="$12.50"
+        )
+        invoicing.retry(session, actor=shop.owner, invoice_id=failed.id)
+        session.commit()
+    shop.drain()
+    retried = shop.invoices(show.id)[0]
+    assert retried.status is InvoiceStatus.SENT and retried.amount_cents == 1250 * 2
+    assert len(shop.stripe_invoices(show.id)) == 2
+
+
+def test_void_then_regenerate_makes_a_second_invoice_and_keeps_the_first(shop: Shop) -> None:
+    show = make_show(shop.engine, workspace_id=shop.workspace_id, buyers=2)
+    _generate(shop, show)
+    shop.drain()
+    first = shop.invoices(show.id)[0]
+    with Session(shop.engine) as session:
+        with pytest.raises(InvalidInput, match="voided"):
+            invoicing.regenerate(session, actor=shop.owner, invoice_id=first.id)
+        invoicing.void(session, actor=shop.owner, invoice_id=first.id)
+        session.commit()
+    shop.drain()
+    assert shop.invoices(show.id)[0].status is InvoiceStatus.VOID
+    with Session(shop.engine) as session:
+        second_id = invoicing.regenerate(session, actor=shop.owner, invoice_id=first.id)
+        session.commit()
+    shop.drain()
+    assert _generate(shop, show) == 0  # the voided buyer is invoiced, not "without invoice"
+    with Session(shop.engine) as session:
+        second = session.get_one(Invoice, second_id)
+        assert second.attempt == 2 and second.status is InvoiceStatus.SENT
+        assert second.external_id != first.external_id
+    statuses = sorted(inv.status for inv in shop.stripe_invoices(show.id))  # type: ignore[attr-defined]
+    assert statuses == ["open", "open", "void"]
+
+
+def test_a_viewer_cannot_generate_and_other_workspaces_are_invisible(shop: Shop) -> None:
+    show = make_show(shop.engine, workspace_id=shop.workspace_id, buyers=1)
+    viewer = Actor(operator_id=2, workspace_id=shop.workspace_id, role=Role.VIEWER)
+    stranger = Actor(operator_id=3, workspace_id=shop.workspace_id + 1000, role=Role.OWNER)
+    with Session(shop.engine) as session:
+        with pytest.raises(PermissionDenied):
+            invoicing.generate_all(session, actor=viewer, show_id=show.id)
+        with pytest.raises(NotFound):
+            invoicing.generate_all(session, actor=stranger, show_id=show.id)
+
+
+def test_without_stripe_generating_says_to_connect_it(shop: Shop) -> None:
+    show = make_show(shop.engine, workspace_id=shop.workspace_id, buyers=1)
+    with Session(shop.engine) as session:
+        session.execute(
+            Integration.__table__.update().values(status=IntegrationStatus.INACTIVE)  # type: ignore[attr-defined]
+        )
+        session.commit()
+        with pytest.raises(NotFound, match="connect it under Integrations"):
+            invoicing.generate_all(session, actor=shop.owner, show_id=show.id)
+
+
+def _connect_messenger(shop: Shop, permissions: list[str] | None = None) -> None:
+    body: dict[str, object] = {"name": "Lakeside"}
+    if permissions is not None:
+        body["permissions"] = permissions
+    page = httpx.post(f"{shop.sandbox.url}/graph/_sandbox/pages", json=body, timeout=10).json()
+    with Session(shop.engine) as session:
+        row = Integration(
+            workspace_id=shop.workspace_id,
+            provider="messenger",
+            display_name="Messenger",
+            status=IntegrationStatus.ACTIVE,
+        )
+        session.add(row)
+        session.flush()
+        credentials.seal(row, {"page_access_token": page["page_access_token"]})
+        session.commit()
+
+
+def _sent_messages(shop: Shop) -> list[dict[str, object]]:
+    with shop.sandbox.ctx.store.section("messenger") as state:
+        return list(state.get("messages", []))
+
+
+def test_links_go_by_messenger_when_it_can_reach_the_buyer(shop: Shop) -> None:
+    _connect_messenger(shop)
+    show = make_show(
+        shop.engine, workspace_id=shop.workspace_id, buyers=3, emails=False, psids=True
+    )
+    _generate(shop, show)
+    shop.drain()
+    invoices = shop.invoices(show.id)
+    assert [i.link_channel for i in invoices] == ["messenger"] * 3
+    texts = sorted(str(m["message"]["text"]) for m in _sent_messages(shop))  # type: ignore[index]
+    expected = sorted(
+        f"Hi {i.buyer_handle}! Here's your checkout for Friday Finds: {i.external_url}"
+        for i in invoices
+    )
+    assert texts == expected
+    # "Send link" again sends once more, and each send is recorded.
+    with Session(shop.engine) as session:
+        said = checkout_links.send_link(session, actor=shop.owner, invoice_id=invoices[0].id)
+        session.commit()
+    assert "Messenger" in said
+    shop.drain()
+    assert len(_sent_messages(shop)) == 4
+    with Session(shop.engine) as session:
+        sends = checkout_links.sends_of(
+            session, workspace_id=shop.workspace_id, invoice_id=invoices[0].id
+        )
+        assert [(s.channel, s.outcome) for s in sends] == [("messenger", "sent")] * 2
+
+
+def test_links_fall_back_to_a_manual_send_when_messenger_cannot(shop: Shop) -> None:
+    _connect_messenger(shop, permissions=["pages_show_list"])  # no pages_messaging
+    show = make_show(shop.engine, workspace_id=shop.workspace_id, buyers=2, emails=False)
+    # Buyer 0 wrote to the Page (but the token cannot message); buyer 1 never did.
+    _set_psid(shop, show.buyers[0], "9100000001")
+    _generate(shop, show)
+    shop.drain()
+    refused, unreachable = shop.invoices(show.id)
+    assert refused.link_channel == unreachable.link_channel == "manual"
+    assert _sent_messages(shop) == []
+    with Session(shop.engine) as session:
+        refused_sends = checkout_links.sends_of(
+            session, workspace_id=shop.workspace_id, invoice_id=refused.id
+        )
+        assert refused_sends[-1].outcome == "manual"
+        assert "pages_messaging" in (refused_sends[-1].detail or "")
+        said = checkout_links.send_link(session, actor=shop.owner, invoice_id=unreachable.id)
+        assert "copy the link" in said and "has not written to your Page" in said
+        checkout_links.record_copy(session, actor=shop.owner, invoice_id=unreachable.id)
+        session.commit()
+        outcomes = [
+            s.outcome
+            for s in session.scalars(
+                select(CheckoutLinkSend).where(CheckoutLinkSend.invoice_id == unreachable.id)
+            )
+        ]
+    assert outcomes == ["manual", "manual", "copied"]
+
+
+def _set_psid(shop: Shop, platform_user_id: str, psid: str) -> None:
+    with Session(shop.engine) as session:
+        buyer = session.scalars(
+            select(Buyer).where(Buyer.platform_user_id == platform_user_id)
+        ).one()
+        buyer.messenger_psid = psid
+        session.commit()
+
+
+def _deliver(shop: Shop, event_type: str, obj: dict[str, object], n: int) -> None:
+    with Session(shop.engine) as session:
+        event = InboundEvent(
+            provider="stripe",
+            external_id=f"evt_{event_type}_{n}",
+            event_type=event_type,
+            workspace_id=shop.workspace_id,
+            payload={
+                "id": f"evt_{n}",
+                "type": event_type,
+                "created": 1_700_000_000 + n,
+                "data": {"object": obj},
+            },
+            status="pending",
+            attempts=0,
+        )
+        session.add(event)
+        session.flush()
+        handler = inbox.handler_for("stripe", event_type)
+        assert handler is not None
+        handler(session, event)
+        session.commit()
+
+
+def test_webhooks_in_any_order_end_paid_and_a_late_one_changes_nothing(shop: Shop) -> None:
+    show = make_show(shop.engine, workspace_id=shop.workspace_id, buyers=1)
+    _generate(shop, show)
+    shop.drain()
+    invoice = shop.invoices(show.id)[0]
+    obj = {
+        "id": invoice.external_id,
+        "object": "invoice",
+        "amount_paid": invoice.amount_cents,
+        "currency": "usd",
+        "status_transitions": {"paid_at": 1_700_000_100},
+        "metadata": {},
+    }
+    _deliver(shop, "invoice.paid", obj, 1)
+    _deliver(shop, "invoice.finalized", obj, 2)
+    _deliver(shop, "invoice.sent", obj, 3)
+    after = shop.invoices(show.id)[0]
+    assert after.status is InvoiceStatus.PAID and after.paid_at is not None
+
+
+def test_an_event_that_overtakes_the_job_finds_the_invoice_by_its_metadata(shop: Shop) -> None:
+    show = make_show(shop.engine, workspace_id=shop.workspace_id, buyers=1)
+    _generate(shop, show)
+    invoice = shop.invoices(show.id)[0]  # queued: Stripe's id not stored yet
+    obj = {
+        "id": "in_overtaking",
+        "object": "invoice",
+        "amount_paid": 500,
+        "currency": "usd",
+        "metadata": {"hub_invoice_id": str(invoice.id)},
+        "status_transitions": {},
+    }
+    _deliver(shop, "invoice.paid", obj, 1)
+    after = shop.invoices(show.id)[0]
+    assert after.status is InvoiceStatus.PAID and after.external_id == "in_overtaking"
