@@ -14,13 +14,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.services import accounts, audit
+from backend.config import ProviderMode, get_settings
+from backend.services import accounts, audit, credentials, stripe_webhook_setup
 from models import (
     Buyer,
     Claim,
     Client,
     Contract,
     ContractStatus,
+    Integration,
+    IntegrationStatus,
     Lead,
     Operator,
     Payment,
@@ -36,6 +39,9 @@ from models import (
 )
 
 DEMO_PASSWORD = "hub-demo-2026"  # noqa: S105 - printed by `make run`; demo data only
+# The sandbox's built-in "Lakeside" Stripe account (backend/sandbox/stripe/core.py): in sandbox
+# mode the live seller starts with Stripe connected, so its shows can be invoiced at once.
+SANDBOX_LAKESIDE_STRIPE_KEY = "sk_test_51SandboxLakeside0000000000000000000000000000000"
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +220,8 @@ def _fill_live_seller(session: Session, workspace_id: int, now: dt.datetime) -> 
                 handle=handle,
                 # Some buyers gave an email at checkout before; the rest get the link by Messenger.
                 email=f"{handle}@buyers.example" if index % 3 == 0 else None,
+                # Some wrote to the Page during the show: Messenger can reach them.
+                messenger_psid=str(7_100_200_300 + index) if index % 3 == 1 else None,
             )
         )
     session.add_all(buyers)
@@ -247,6 +255,26 @@ def _fill_live_seller(session: Session, workspace_id: int, now: dt.datetime) -> 
             )
         )
     session.add_all(claims)
+    _connect_sandbox_stripe(session, workspace_id, now)
+
+
+def _connect_sandbox_stripe(session: Session, workspace_id: int, now: dt.datetime) -> None:
+    if get_settings().provider_mode is not ProviderMode.SANDBOX:
+        return  # a live deployment connects its own Stripe
+    integration = Integration(
+        workspace_id=workspace_id,
+        provider="stripe",
+        display_name="Stripe",
+        status=IntegrationStatus.ACTIVE,
+        settings={},
+        connected_at=now,
+        last_checked_at=now,
+    )
+    session.add(integration)
+    session.flush()
+    credentials.seal(integration, {"secret_key": SANDBOX_LAKESIDE_STRIPE_KEY})
+    # The scheduler registers the sidecar as the account's webhook endpoint.
+    stripe_webhook_setup.request_if_needed(session, integration)
 
 
 def _fill_studio(session: Session, workspace_id: int, now: dt.datetime) -> None:

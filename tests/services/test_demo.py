@@ -92,3 +92,10 @@ def test_every_demo_login_works_with_its_role(session: Session) -> None:
         assert slug in choices
     viewers = [d for d in demo.DEMO_LOGINS if d.role is Role.VIEWER]
     assert {v.workspace for v in viewers} == {demo.LIVE_SELLER, demo.STUDIO}
+
+
+def test_the_demo_stripe_key_is_the_sandbox_lakeside_account() -> None:
+    import backend.sandbox.stripe.core as stripe_core
+    from backend.services import demo
+
+    assert demo.SANDBOX_LAKESIDE_STRIPE_KEY == stripe_core.DEMO_SECRET_KEY
