@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 import backend.sandbox.messenger as messenger_emulator
 import backend.sandbox.stripe as stripe_emulator
 from backend.jobs.runner import Runner
-from backend.services import checkout_links, credentials, inbox, invoicing
+from backend.services import checkout_links, credentials, inbox, invoicing, stripe_webhook_setup
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput, NotFound, PermissionDenied
 from models import (
@@ -396,3 +396,24 @@ def test_an_event_that_overtakes_the_job_finds_the_invoice_by_its_metadata(shop:
     _deliver(shop, "invoice.paid", obj, 1)
     after = shop.invoices(show.id)[0]
     assert after.status is InvoiceStatus.PAID and after.external_id == "in_overtaking"
+
+
+def test_connecting_stripe_registers_our_sidecar_as_its_webhook_endpoint(shop: Shop) -> None:
+    with Session(shop.engine) as session:
+        integration = session.scalars(
+            select(Integration).where(Integration.provider == "stripe")
+        ).one()
+        assert stripe_webhook_setup.request_if_needed(session, integration) is not None
+        integration_id = integration.id
+        session.commit()
+    shop.drain()
+    with Session(shop.engine) as session:
+        integration = session.get_one(Integration, integration_id)
+        secrets = credentials.unseal(integration)
+        # Registered once: asking again for the same connection adds nothing.
+        assert stripe_webhook_setup.request_if_needed(session, integration) is None
+    endpoints = client(shop.sandbox.url, shop.key).v1.webhook_endpoints.list().data
+    ours = [e for e in endpoints if e.url.endswith("/webhooks/stripe/shop")]
+    assert len(ours) == 1 and ours[0].id == secrets["webhook_endpoint_id"]
+    assert "invoice.paid" in ours[0].enabled_events
+    assert str(secrets["webhook_signing_secret"]).startswith("whsec_")
