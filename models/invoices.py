@@ -78,7 +78,8 @@ class InvoiceDiscrepancy(IdMixin, Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     show_id: Mapped[int] = mapped_column(ForeignKey("shows.id", ondelete="CASCADE"))
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
-    field: Mapped[str] = mapped_column(String(32))  # status | amount | missing
+    # status | amount | missing | unlinked | duplicate (backend/services/reconciliation.py)
+    field: Mapped[str] = mapped_column(String(32))
     ours: Mapped[str] = mapped_column(String(200))
     theirs: Mapped[str] = mapped_column(String(200))
     found_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,10 +1,11 @@
-"""Periodic jobs of the night shift (each runs once per tick across scheduler processes)."""
+"""Periodic jobs of the night shift, and the hourly invoice reconciliation (each runs once per
+tick across scheduler processes)."""
 
 from __future__ import annotations
 
-from backend.db import session_scope
+from backend.db import get_engine, session_scope
 from backend.jobs.registry import periodic
-from backend.services import maintenance
+from backend.services import maintenance, reconciliation
 
 
 @periodic(
@@ -35,3 +36,13 @@ def orphaned_contracts() -> None:
 def retention() -> None:
     with session_scope() as session:
         maintenance.purge_old_rows(session)
+
+
+@periodic(
+    id="invoice-reconciliation",
+    seconds=3600,
+    description="Compare recent shows' invoices with Stripe's; alert once on new differences.",
+)
+def invoice_reconciliation() -> None:
+    # Takes the engine: Stripe is called between transactions, never inside one.
+    reconciliation.reconcile_recent(get_engine())

@@ -240,10 +240,14 @@ def _own_invoice(session: Session, actor: Actor, invoice_id: int) -> Invoice:
 
 
 def regenerate(session: Session, *, actor: Actor, invoice_id: int) -> int:
-    """A new invoice (the next attempt) for a buyer whose current invoice is void."""
+    """A new invoice (the next attempt) for a buyer whose current invoice is void (or gone
+    from Stripe)."""
     actor.require_change("regenerate invoices")
     old = _own_invoice(session, actor, invoice_id)
-    if old.status is not InvoiceStatus.VOID or old.show_id is None:
+    # An Error invoice with a Stripe id is one reconciliation found deleted in Stripe: nothing
+    # is left to void, and the buyer has nothing to pay.
+    gone_from_stripe = old.status is InvoiceStatus.ERROR and old.external_id is not None
+    if not (old.status is InvoiceStatus.VOID or gone_from_stripe) or old.show_id is None:
         raise InvalidInput("Only a voided invoice can be regenerated; void this one first.")
     show = invoice_panel.show_for(session, workspace_id=actor.workspace_id, show_id=old.show_id)
     made = _add_invoice(

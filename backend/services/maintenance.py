@@ -31,7 +31,7 @@ HEALTH_WINDOW = dt.timedelta(minutes=15)
 HEALTH_MIN_CALLS = 10
 
 
-def _raise_once(
+def raise_once(
     session: Session,
     *,
     workspace_id: int | None,
@@ -87,7 +87,7 @@ def check_provider_health(session: Session, *, now: dt.datetime | None = None) -
     for workspace_id, provider, calls, failures in rows:
         failures = int(failures or 0)
         if calls >= HEALTH_MIN_CALLS and failures / calls > FAILURE_RATE_ALERT:
-            raised += _raise_once(
+            raised += raise_once(
                 session,
                 workspace_id=workspace_id,
                 type_="provider.failing",
@@ -151,7 +151,7 @@ def sweep_orphaned_contracts(session: Session, *, now: dt.datetime | None = None
     ).all()
     raised = 0
     for contract_id, workspace_id, title in orphans:
-        raised += _raise_once(
+        raised += raise_once(
             session,
             workspace_id=workspace_id,
             type_="contract.orphaned",
