@@ -26,11 +26,18 @@ _SANDBOX_PLATFORM_WEBHOOK_SECRET = "whsec_SandboxPlatformWebhookSecret000000000"
 # The sandbox's platform Stripe account (plans, upgrades and Stripe Connect OAuth).
 _SANDBOX_PLATFORM_SECRET_KEY = "sk_test_51SandboxPlatform0000000000000000000000000000000"  # noqa: S105
 _SANDBOX_PLATFORM_CLIENT_ID = "ca_SandboxPlatform00000000000000000"
+# The sandbox's built-in Google OAuth client (Google Drive through the consent screen).
+_SANDBOX_GOOGLE_CLIENT_ID = (
+    "100000000000-sandboxintegrationshub0000000000.apps.googleusercontent.com"
+)
+_SANDBOX_GOOGLE_CLIENT_SECRET = "GOCSPX-SandboxIntegrationsHub000000000"  # noqa: S105
 _DEV_VALUES = {
     _DEV_CREDENTIAL_KEY,
     _SANDBOX_PLATFORM_WEBHOOK_SECRET,
     _SANDBOX_PLATFORM_SECRET_KEY,
     _SANDBOX_PLATFORM_CLIENT_ID,
+    _SANDBOX_GOOGLE_CLIENT_ID,
+    _SANDBOX_GOOGLE_CLIENT_SECRET,
 }
 
 
@@ -78,10 +85,10 @@ class Settings(BaseSettings):
     plan_price_currency: str = "usd"
     pro_price_cents: int = Field(default=2900, ge=0)
     business_price_cents: int = Field(default=9900, ge=0)
-    # The Google OAuth client for Drive. Empty in sandbox mode until one is registered with the
-    # sandbox (POST /google/_sandbox/oauth_clients); required for Google OAuth in live mode.
-    google_client_id: str = ""
-    google_client_secret: SecretStr = SecretStr("")
+    # The Google OAuth client for Drive ("Connect with Google"); its redirect URI is
+    # {public_sidecar_url}/oauth/google/callback. The defaults are the sandbox's built-in client.
+    google_client_id: str = _SANDBOX_GOOGLE_CLIENT_ID
+    google_client_secret: SecretStr = SecretStr(_SANDBOX_GOOGLE_CLIENT_SECRET)
 
     # Webhook intake: how far a signed timestamp may be from now (both ways), and the largest
     # body read (providers send far less; the cap bounds memory per request).
@@ -109,6 +116,12 @@ class Settings(BaseSettings):
     # one transaction, so a larger batch means fewer commits; a claimed batch waits for its
     # thread, so keep it small enough to finish well within the lease.
     outbox_batch: int = Field(default=500, ge=1, le=5000)
+    # Threads in each scheduler process that run jobs calling a provider (Stripe invoices,
+    # emails, ...), apart from the outbox threads: such a job mostly waits, for the provider and
+    # for its turn under the provider's rate limit (shared by every worker), so it takes several
+    # at once to use a limit such as Stripe's 25 requests a second. 0: the outbox threads run
+    # them, one at a time each.
+    outbox_provider_threads: int = Field(default=8, ge=0, le=64)
     # How long a worker holds a job before another may take it (extended while it runs), and
     # how often the scheduler looks for jobs whose worker died.
     outbox_lease_seconds: int = Field(default=60, ge=1)
@@ -125,6 +138,8 @@ class Settings(BaseSettings):
                 "platform_stripe_webhook_secret",
                 "platform_stripe_secret_key",
                 "platform_stripe_client_id",
+                "google_client_id",
+                "google_client_secret",
             ):
                 value: SecretStr | str = getattr(self, name)
                 raw = (value.get_secret_value() if isinstance(value, SecretStr) else value).strip()

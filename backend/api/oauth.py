@@ -1,5 +1,6 @@
-"""OAuth callbacks on the sidecar: the provider sends the owner's browser here with a code and
-our signed state; we store the connection and send the browser back to the console."""
+"""OAuth callbacks on the sidecar (Stripe Connect, Google): the provider sends the owner's
+browser here with a code and our signed state; we store the connection and send the browser back
+to the console."""
 
 from __future__ import annotations
 
@@ -46,3 +47,32 @@ def stripe_callback(
     if not result.ok:
         return RedirectResponse(oauth.console_url("stripe", error=result.message), status_code=303)
     return RedirectResponse(oauth.console_url("stripe", connected="1"), status_code=303)
+
+
+@router.get("/google/callback", status_code=303, response_class=RedirectResponse)
+def google_callback(
+    engine: EngineDep,
+    code: str = "",
+    state: str = "",
+    error: str = "",
+    scope: str = "",
+) -> RedirectResponse:
+    """Google's redirect: ``code``, ``scope`` and ``state``, or ``error=access_denied``."""
+    slug = oauth.GOOGLE
+    if error:
+        message = (
+            "You cancelled connecting Google Drive."
+            if error == "access_denied"
+            else f"Google said: {error}"
+        )
+        return RedirectResponse(oauth.console_url(slug, error=message), status_code=303)
+    try:
+        with session_scope(engine) as session:
+            result = oauth.complete_google(session, code=code, state=state)
+    except ServiceError as exc:
+        # The code and state are never logged: the code is a credential until it is used.
+        log.warning("oauth callback refused", provider="google", reason=str(exc))
+        return RedirectResponse(oauth.console_url(slug, error=str(exc)), status_code=303)
+    if not result.ok:
+        return RedirectResponse(oauth.console_url(slug, error=result.message), status_code=303)
+    return RedirectResponse(oauth.console_url(slug, connected="1"), status_code=303)

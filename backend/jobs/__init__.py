@@ -1,6 +1,6 @@
 """Importing this package registers every periodic job and every outbox job kind."""
 
-from backend.jobs import heartbeat, maintenance, outbox, sessions
+from backend.jobs import heartbeat, maintenance, oauth, outbox, sessions
 from backend.jobs.registry import PeriodicJob, declared, periodic
 from backend.services import job_kinds
 
@@ -10,6 +10,7 @@ __all__ = [
     "heartbeat",
     "job_kinds",
     "maintenance",
+    "oauth",
     "outbox",
     "periodic",
     "sessions",

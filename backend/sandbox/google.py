@@ -50,6 +50,10 @@ PREFIX = "/google"
 
 FOLDER = "application/vnd.google-apps.folder"
 DEFAULT_TTL = 3599
+# The hub's own OAuth client, there from the start like Stripe's platform account: the sandbox
+# defaults of HUB_GOOGLE_CLIENT_ID / HUB_GOOGLE_CLIENT_SECRET. Any redirect URI is accepted.
+SANDBOX_CLIENT_ID = "100000000000-sandboxintegrationshub0000000000.apps.googleusercontent.com"
+SANDBOX_CLIENT_SECRET = "GOCSPX-SandboxIntegrationsHub000000000"  # noqa: S105 - sandbox only
 GOOGLE_OAUTH_AUDIENCE = "https://oauth2.googleapis.com/token"
 _SCOPE = "https://www.googleapis.com/auth/"
 WRITE_SCOPES = {_SCOPE + s for s in ("drive", "drive.file", "drive.appdata")}
@@ -196,6 +200,14 @@ def _state(ctx: SandboxContext) -> Iterator[dict[str, Any]]:
     with ctx.store.section(NAME) as state:
         for key in _KEYS:
             state.setdefault(key, [] if key == "notifications" else {})
+        state["oauth_clients"].setdefault(
+            SANDBOX_CLIENT_ID,
+            {
+                "name": "Integrations Hub (sandbox)",
+                "client_secret": SANDBOX_CLIENT_SECRET,
+                "redirect_uris": [],
+            },
+        )
         yield state
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, ScalarSelect, func, select
 from sqlalchemy.orm import Session
 
 from backend.services import heartbeat
 from models import (
     Alert,
     AlertState,
+    Base,
     Integration,
     IntegrationStatus,
     JobStatus,
@@ -33,41 +34,42 @@ class DashboardFigures:
     heartbeat_age_seconds: int | None
 
 
+def _count(model: type[Base], *where: ColumnElement[bool]) -> ScalarSelect[int]:
+    return select(func.count()).select_from(model).where(*where).scalar_subquery()
+
+
 def figures(session: Session, *, workspace_id: int) -> DashboardFigures:
-    workspace = session.get_one(Workspace, workspace_id)
-
-    def count(stmt: object) -> int:
-        return int(session.scalar(stmt) or 0)  # type: ignore[call-overload]
-
-    jobs_by_status = dict(
-        session.execute(
-            select(OutboxJob.status, func.count())
-            .where(OutboxJob.workspace_id == workspace_id)
-            .group_by(OutboxJob.status)
-        ).all()
-    )
-    return DashboardFigures(
-        workspace_name=workspace.name,
-        plan=workspace.plan,
-        connected_integrations=count(
-            select(func.count())
-            .select_from(Integration)
-            .where(
+    """Every count in one query (a scalar subquery each), then the scheduler's heartbeat."""
+    name, plan, connected, alerts, queued, dead, shows = session.execute(
+        select(
+            Workspace.name,
+            Workspace.plan,
+            _count(
+                Integration,
                 Integration.workspace_id == workspace_id,
                 Integration.status == IntegrationStatus.ACTIVE,
-            )
-        ),
-        open_alerts=count(
-            select(func.count())
-            .select_from(Alert)
-            .where(Alert.workspace_id == workspace_id, Alert.state == AlertState.OPEN)
-        ),
-        queued_jobs=int(
-            jobs_by_status.get(JobStatus.PENDING, 0) + jobs_by_status.get(JobStatus.RUNNING, 0)
-        ),
-        dead_jobs=int(jobs_by_status.get(JobStatus.DEAD, 0)),
-        shows=count(
-            select(func.count()).select_from(Show).where(Show.workspace_id == workspace_id)
-        ),
+            ),
+            _count(Alert, Alert.workspace_id == workspace_id, Alert.state == AlertState.OPEN),
+            _count(
+                OutboxJob,
+                OutboxJob.workspace_id == workspace_id,
+                OutboxJob.status.in_((JobStatus.PENDING, JobStatus.RUNNING)),
+            ),
+            _count(
+                OutboxJob,
+                OutboxJob.workspace_id == workspace_id,
+                OutboxJob.status == JobStatus.DEAD,
+            ),
+            _count(Show, Show.workspace_id == workspace_id),
+        ).where(Workspace.id == workspace_id)
+    ).one()
+    return DashboardFigures(
+        workspace_name=name,
+        plan=plan,
+        connected_integrations=connected,
+        open_alerts=alerts,
+        queued_jobs=queued,
+        dead_jobs=dead,
+        shows=shows,
         heartbeat_age_seconds=heartbeat.age_seconds(heartbeat.last_tick(session)),
     )

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import SchedulerHeartbeat, utcnow
+from models.base import UTCDateTime
 
 
 def beat(session: Session, *, instance: str, now: dt.datetime | None = None) -> None:
@@ -21,12 +22,10 @@ def beat(session: Session, *, instance: str, now: dt.datetime | None = None) -> 
 
 def last_tick(session: Session) -> dt.datetime | None:
     """The newest tick of any scheduler process: one alive is enough for the work to go on."""
-    return session.scalar(select(func.max(SchedulerHeartbeat.last_tick_at)))
+    return session.scalar(select(func.max(SchedulerHeartbeat.last_tick_at, type_=UTCDateTime())))
 
 
 def age_seconds(last: dt.datetime | None, now: dt.datetime | None = None) -> int | None:
     if last is None:
         return None
-    if last.tzinfo is None:  # func.max() bypasses the column type on SQLite
-        last = dt.datetime.fromisoformat(str(last)).replace(tzinfo=dt.UTC)
     return max(0, int(((now or utcnow()) - last).total_seconds()))

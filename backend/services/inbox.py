@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from backend.db import session_scope
 from backend.services import outbox
 from models import InboundEvent, InboundStatus, IntegrationLog, JobStatus, utcnow
+from models.base import UTCDateTime
 
 InboxHandler = Callable[[Session, InboundEvent], None]
 _HANDLERS: dict[tuple[str, str], InboxHandler] = {}
@@ -280,14 +281,12 @@ def process(session: Session, job: outbox.JobContext) -> None:
 def lag_seconds(session: Session, *, now: dt.datetime | None = None) -> float:
     """Age of the oldest event not yet handled: how far processing is behind intake."""
     oldest = session.scalar(
-        select(func.min(InboundEvent.received_at)).where(
+        select(func.min(InboundEvent.received_at, type_=UTCDateTime())).where(
             InboundEvent.status == InboundStatus.PENDING
         )
     )
     if oldest is None:
         return 0.0
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=dt.UTC)
     return max(0.0, ((now or utcnow()) - oldest).total_seconds())
 
 

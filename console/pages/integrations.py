@@ -94,11 +94,11 @@ def _keys_card() -> rx.Component:
         rx.vstack(
             rx.heading("Keys", size="4"),
             rx.cond(
-                # Stripe Connect; Google Drive's OAuth is not offered yet (keys only).
-                ManageState.slug == "stripe",
+                # Providers that connect through a consent screen (Stripe Connect, Google).
+                ManageState.oauth_label != "",
                 rx.hstack(
                     rx.button(
-                        "Connect with Stripe",
+                        ManageState.oauth_label,
                         on_click=ManageState.start_oauth,
                         data_testid="oauth-connect",
                         disabled=~ManageState.is_owner,

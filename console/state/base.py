@@ -6,8 +6,13 @@ server before doing anything: the role shown in the browser is for display, neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
 import reflex as rx
 from reflex.event import EventSpec
+from sqlalchemy.orm import Session
 
 from backend.config import get_settings
 from backend.db import session_scope
@@ -17,6 +22,17 @@ from backend.services.errors import NotAuthenticated, ServiceError
 from models import Workspace
 
 SESSION_COOKIE = "hub_session"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """What a change asked for from a page came to. ``actor`` is None when nobody is signed
+    in (nothing ran); ``refused`` holds the service's reason, in words for the operator."""
+
+    actor: Actor | None
+    value: T | None = None
+    refused: str | None = None
 
 
 def _identity(token: str) -> tuple[Actor, str, str, list[dict[str, str]]]:
@@ -77,6 +93,24 @@ class SessionState(rx.State):
         self.plan = plan
         self.workspaces = choices
         return actor
+
+    async def _apply(self, change: Callable[[Session, Actor], T]) -> Outcome[T]:
+        """Run a service change as the signed-in operator: off the event loop, in one
+        transaction. A refusal (ServiceError, or a ValueError from validation) rolls it back
+        and comes back as ``refused``; anything else is a bug and propagates."""
+        actor = await self._authenticate()
+        if actor is None:
+            return Outcome(None)
+
+        def work() -> T:
+            with session_scope() as session:
+                return change(session, actor)
+
+        try:
+            value: T = await rx.run_in_thread(work)
+        except (ServiceError, ValueError) as exc:
+            return Outcome(actor, refused=str(exc))
+        return Outcome(actor, value)
 
     @rx.event
     async def require_login(self) -> EventSpec | None:

@@ -151,6 +151,8 @@ class ManageState(SessionState):
     state: str = ""
     status: str = ""
     methods: list[str] = []
+    # "Connect with Stripe" / "Connect with Google"; "" when the provider has no OAuth here.
+    oauth_label: str = ""
     required_plan: str = ""
     locked_reason: str = ""
     last_checked: str = ""
@@ -223,6 +225,7 @@ class ManageState(SessionState):
         self.name, self.logo, self.description = view.name, view.logo, view.description
         self.state, self.status = view.state, view.status or ""
         self.methods = list(view.methods)
+        self.oauth_label = oauth.button_label(view.slug) if "oauth" in view.methods else ""
         self.required_plan, self.locked_reason = view.required_plan.title(), view.locked_reason
         self.last_checked, self.last_error = when(view.last_checked_at), view.last_error or ""
         self.masked = dict(view.masked)
@@ -249,22 +252,15 @@ class ManageState(SessionState):
         return None
 
     async def _run(self, change: Callable[[Session, Actor], T]) -> tuple[Actor | None, T | None]:
-        actor = await self._authenticate()
-        if actor is None:
-            return None, None
-
-        def work() -> T:
-            with session_scope() as session:
-                return change(session, actor)
-
+        """A change from this page; a refusal is shown in the result callout."""
         self.busy = True
         try:
-            return actor, await rx.run_in_thread(work)
-        except (ServiceError, ValueError) as exc:
-            self.result_ok, self.result = False, str(exc)
-            return actor, None
+            outcome = await self._apply(change)
         finally:
             self.busy = False
+        if outcome.refused is not None:
+            self.result_ok, self.result = False, outcome.refused
+        return outcome.actor, outcome.value
 
     def _show(self, result: connections.ConnectResult) -> None:
         self.result_ok = result.ok
@@ -322,7 +318,7 @@ class ManageState(SessionState):
     async def test_connection(self) -> None:
         slug = self.slug
         actor, result = await self._run(
-            lambda s, a: connections.test(
+            lambda s, a: oauth.test(
                 s,
                 actor=a,
                 provider_slug=slug,
@@ -350,8 +346,10 @@ class ManageState(SessionState):
 
     @rx.event
     async def start_oauth(self) -> EventSpec | None:
-        """Stripe Connect: off to Stripe's consent page with a signed, expiring state."""
-        _, url = await self._run(lambda s, a: oauth.stripe_authorize_url(s, actor=a))
+        """Off to the provider's consent page (Stripe Connect, Google) with a signed, expiring
+        state; the sidecar's callback brings the owner back here."""
+        slug = self.slug
+        _, url = await self._run(lambda s, a: oauth.authorize_url(s, actor=a, provider_slug=slug))
         if url is None:
             return None
         return rx.redirect(url)
@@ -359,9 +357,7 @@ class ManageState(SessionState):
     @rx.event
     async def disconnect(self) -> None:
         slug = self.slug
-        actor, row = await self._run(
-            lambda s, a: connections.disconnect(s, actor=a, provider_slug=slug)
-        )
+        actor, row = await self._run(lambda s, a: oauth.disconnect(s, actor=a, provider_slug=slug))
         if row is not None:
             self.result_ok, self.result = True, "Disconnected: the keys are wiped; history stays."
         if actor is not None:

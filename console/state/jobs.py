@@ -4,8 +4,8 @@ circuit and rate limit, and the latest webhooks received."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import reflex as rx
 from reflex.event import EventSpec
@@ -16,7 +16,6 @@ from backend.db import session_scope
 # job_kinds: every kind is listed on the page, not only those this process has used.
 from backend.services import circuits, inbox, job_kinds, outbox  # noqa: F401
 from backend.services.actors import Actor
-from backend.services.errors import ServiceError
 from console.state.base import SessionState
 from console.state.formatting import when
 
@@ -129,24 +128,20 @@ class JobsState(SessionState):
         for name, value in vars(snapshot).items():
             setattr(self, name, value)
 
-    async def _change(self, label: str, change: Any) -> EventSpec | None:
+    async def _change(
+        self, label: str, change: Callable[[Session, Actor], object]
+    ) -> EventSpec | None:
         """Run a change as the operator; refused changes come back as a message."""
-        actor = await self._authenticate()
-        if actor is None:
+        outcome = await self._apply(change)
+        if outcome.actor is None:
             return rx.redirect("/login")
-
-        def work() -> Any:
-            with session_scope() as session:
-                return change(session, actor)
-
-        try:
-            result = await rx.run_in_thread(work)
-        except (ServiceError, ValueError) as exc:
-            self.message = str(exc)
-            failed: EventSpec = rx.toast.error(str(exc))
+        if outcome.refused is not None:
+            self.message = outcome.refused
+            failed: EventSpec = rx.toast.error(outcome.refused)
             return failed
+        result = outcome.value
         self.message = f"{label}: {result}" if result is not None else label
-        await self._refresh(actor)
+        await self._refresh(outcome.actor)
         toast: EventSpec = rx.toast.success(self.message)
         return toast
 

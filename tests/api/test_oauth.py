@@ -1,5 +1,6 @@
-"""Stripe Connect OAuth end to end: authorize URL with signed state, the sandbox's consent page
-"clicked" with httpx, the sidecar callback storing the tokens sealed, and disconnect revoking."""
+"""OAuth end to end (Stripe Connect, Google): authorize URL with signed state, the sandbox's
+consent page "clicked" with httpx, the sidecar callback storing the tokens sealed, and disconnect
+revoking."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+import backend.sandbox.google
 import backend.sandbox.stripe
 from backend.api.app import create_app
 from backend.config import get_settings
@@ -22,6 +24,7 @@ from backend.services.actors import Actor
 from backend.services.errors import PlanRequired
 from models import AuditLog, IntegrationStatus, Plan, Role
 from tests import factories
+from tests.support import google_oauth
 from tests.support.hub_env import apply
 from tests.support.sandbox_fixtures import MakeSandbox
 
@@ -156,3 +159,79 @@ def test_free_plan_cannot_start_stripe_connect(env: tuple[Engine, str]) -> None:
     actor = _owner(engine, plan=Plan.FREE)
     with Session(engine) as session, pytest.raises(PlanRequired, match="Pro plan"):
         oauth.stripe_authorize_url(session, actor=actor)
+
+
+# -- Google (Drive) ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def google_env(
+    engine: Engine,
+    db_url: str,
+    make_sandbox: MakeSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    hub_env: dict[str, str],
+) -> tuple[Engine, str]:
+    sandbox = make_sandbox(providers=[backend.sandbox.google])
+    hub_env["HUB_PUBLIC_CONSOLE_URL"] = "http://console.test"
+    hub_env["HUB_PUBLIC_SIDECAR_URL"] = "http://sidecar.test"
+    apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=sandbox.url)
+    return engine, sandbox.url
+
+
+def test_google_callback_stores_the_connection_and_returns_to_the_manage_page(
+    google_env: tuple[Engine, str],
+) -> None:
+    engine, _ = google_env
+    actor = _owner(engine)
+    with Session(engine) as session:
+        url = oauth.google_authorize_url(session, actor=actor)
+    location = google_oauth.consent(url)
+    assert location.startswith("http://sidecar.test/oauth/google/callback?")
+    with TestClient(create_app()) as client:
+        answer = _callback(client, location)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == (
+        "http://console.test/integrations/google_drive?connected=1"
+    )
+    with Session(engine) as session:
+        row = connections.find(
+            session, workspace_id=actor.workspace_id, provider_slug="google_drive"
+        )
+        assert row is not None and row.status is IntegrationStatus.ACTIVE
+        assert credentials.unseal(row)["method"] == "oauth"
+
+
+def test_google_callback_refuses_a_tampered_state_without_logging_secrets(
+    google_env: tuple[Engine, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine, _ = google_env
+    actor = _owner(engine)
+    with Session(engine) as session:
+        url = oauth.google_authorize_url(session, actor=actor)
+    location = google_oauth.consent(url)
+    sent = google_oauth.query_of(location)
+    with TestClient(create_app()) as client:
+        answer = _callback(client, location.replace("state=", "state=x"))
+    target = answer.headers["location"]
+    assert target.startswith("http://console.test/integrations/google_drive?error=")
+    assert "not valid" in google_oauth.query_of(target)["error"]
+    logged = capsys.readouterr()
+    assert "oauth callback refused" in logged.out + logged.err
+    assert sent["code"] not in logged.out + logged.err
+    assert sent["state"] not in logged.out + logged.err
+    with Session(engine) as session:
+        assert connections.list_connections(session, workspace_id=actor.workspace_id) == []
+
+
+def test_google_callback_after_deny_says_it_was_cancelled(
+    google_env: tuple[Engine, str],
+) -> None:
+    engine, _ = google_env
+    actor = _owner(engine)
+    with Session(engine) as session:
+        url = oauth.google_authorize_url(session, actor=actor)
+    with TestClient(create_app()) as client:
+        answer = _callback(client, google_oauth.consent(url, decision="deny"))
+    error = google_oauth.query_of(answer.headers["location"])["error"]
+    assert error == "You cancelled connecting Google Drive."

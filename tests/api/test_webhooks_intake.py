@@ -269,6 +269,7 @@ def test_openapi_documents_every_route_and_its_errors(sidecar: TestClient) -> No
         "/webhooks/zoho/{workspace}",
         "/webhooks/generic/{integration}",
         "/oauth/stripe/callback",
+        "/oauth/google/callback",
     }
     for path in (
         "/webhooks/stripe/{workspace}",

@@ -13,6 +13,8 @@ REAL = {
     "platform_stripe_webhook_secret": "whsec_" + "p" * 32,
     "platform_stripe_secret_key": "sk_live_" + "s" * 32,
     "platform_stripe_client_id": "ca_" + "c" * 32,
+    "google_client_id": "123456789012-" + "g" * 32 + ".apps.googleusercontent.com",
+    "google_client_secret": "GOCSPX-" + "g" * 28,
 }
 
 

@@ -49,15 +49,24 @@ def test_free_owner_upgrades_and_stripe_unlocks_without_a_reload(
     assert _workspace(console, demo.STUDIO).plan is Plan.PRO
 
 
-def test_owner_connects_stripe_with_keys_and_disconnects(page: Page, console: Console) -> None:
+def test_owner_disconnects_stripe_and_connects_it_with_keys(page: Page, console: Console) -> None:
+    """The demo starts with Stripe connected (sandbox); the test leaves it connected again, as
+    the invoice panel's browser tests need it."""
     log_in(page, "owner@lakeside.example", demo.DEMO_PASSWORD)
     page.goto("/integrations/stripe")
-    expect(page.get_by_test_id("integration-status")).to_have_text("not connected")
+    expect(page.get_by_test_id("integration-status")).to_have_text("active")
+
+    page.get_by_test_id("disconnect").click()
+    page.get_by_test_id("confirm-disconnect").click()
+    expect(page.get_by_test_id("integration-status")).to_have_text("inactive")
+    with Session(console.engine) as session:
+        row = session.scalars(select(Integration).where(Integration.provider == "stripe")).one()
+        assert row.status is IntegrationStatus.INACTIVE and row.credentials_enc is None
 
     page.get_by_test_id("field-secret_key").fill(DEMO_PUBLISHABLE_KEY)
     page.get_by_test_id("save-keys").click()
     expect(page.get_by_test_id("connect-result")).to_contain_text("publishable key")
-    expect(page.get_by_test_id("integration-status")).to_have_text("not connected")
+    expect(page.get_by_test_id("integration-status")).to_have_text("inactive")
 
     page.get_by_test_id("field-secret_key").fill(DEMO_SECRET_KEY)
     page.get_by_test_id("save-keys").click()
@@ -70,13 +79,6 @@ def test_owner_connects_stripe_with_keys_and_disconnects(page: Page, console: Co
     assert DEMO_SECRET_KEY not in page.content()
     expect(page.get_by_test_id("calls-table")).to_contain_text("test_connection")
     expect(page.get_by_test_id("audit-table")).to_contain_text("operator:")
-
-    page.get_by_test_id("disconnect").click()
-    page.get_by_test_id("confirm-disconnect").click()
-    expect(page.get_by_test_id("integration-status")).to_have_text("inactive")
-    with Session(console.engine) as session:
-        row = session.scalars(select(Integration).where(Integration.provider == "stripe")).one()
-        assert row.status is IntegrationStatus.INACTIVE and row.credentials_enc is None
 
 
 def test_viewer_sees_the_hub_but_cannot_change_a_connection(page: Page) -> None:
