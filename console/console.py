@@ -9,17 +9,19 @@ from console.pages.integrations import hub_page, manage_page
 from console.pages.jobs import jobs_page
 from console.pages.lists import (
     health_page,
-    shows_page,
     timeline_page,
 )
 from console.pages.login import login_page
 from console.pages.settings import settings_page
+from console.pages.shows import show_page, shows_page
 from console.state.dashboard import DashboardState
 from console.state.integrations import HubState, ManageState
 from console.state.jobs import JobsState
 from console.state.login import LoginState
-from console.state.pages import HealthState, ShowsState, TimelineState
+from console.state.pages import HealthState, TimelineState
 from console.state.settings import SettingsState
+from console.state.show import ShowState
+from console.state.shows import ShowsState
 
 app = rx.App(head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")])
 app.add_page(
@@ -44,6 +46,12 @@ app.add_page(
     on_load=ManageState.load,
 )
 app.add_page(shows_page, route="/shows", title="Shows · Integrations Hub", on_load=ShowsState.load)
+app.add_page(
+    show_page,
+    route="/shows/[show_id]",
+    title="Show · Integrations Hub",
+    on_load=ShowState.load,
+)
 app.add_page(
     timeline_page,
     route="/timeline",

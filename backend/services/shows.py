@@ -1,14 +1,14 @@
-"""Shows as the Shows page lists them: claims, buyers and value, newest first."""
+"""Shows as the Shows page lists them: claims, buyers, value and invoices, newest first."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from models import Claim, Show, ShowItem, ShowStatus
+from models import Claim, Invoice, InvoiceStatus, Show, ShowItem, ShowStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,8 @@ class ShowSummary:
     total_cents: int
     unpriced_items: int
     currency: str
+    # Buyers' current invoices (the latest attempt of each) by status: draft, sent, paid, ...
+    invoices: dict[str, int] = field(default_factory=dict)
 
 
 def list_shows(
@@ -53,6 +55,8 @@ def list_shows(
     )
     if search.strip():
         stmt = stmt.where(Show.title.ilike(f"%{search.strip()}%"))
+    found = session.execute(stmt).all()
+    invoices = invoice_counts(session, show_ids=[row[0].id for row in found])
     return [
         ShowSummary(
             id=show.id,
@@ -64,6 +68,39 @@ def list_shows(
             total_cents=int(t or 0),
             unpriced_items=int(u or 0),
             currency=show.currency,
+            invoices=invoices.get(show.id, {}),
         )
-        for show, n, b, t, u in session.execute(stmt).all()
+        for show, n, b, t, u in found
     ]
+
+
+def invoice_counts(session: Session, *, show_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Each show's current invoices by status, for all the shows in one grouped query."""
+    if not show_ids:
+        return {}
+    latest = (
+        select(
+            Invoice.show_id,
+            Invoice.buyer_platform_id,
+            func.max(Invoice.attempt).label("attempt"),
+        )
+        .where(Invoice.show_id.in_(show_ids))
+        .group_by(Invoice.show_id, Invoice.buyer_platform_id)
+        .subquery()
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for show_id, status, count in session.execute(
+        select(Invoice.show_id, Invoice.status, func.count())
+        .join(
+            latest,
+            and_(
+                latest.c.show_id == Invoice.show_id,
+                latest.c.buyer_platform_id == Invoice.buyer_platform_id,
+                latest.c.attempt == Invoice.attempt,
+            ),
+        )
+        .group_by(Invoice.show_id, Invoice.status)
+    ):
+        if show_id is not None:
+            counts.setdefault(show_id, {})[InvoiceStatus(status).value] = int(count)
+    return counts

@@ -1,4 +1,4 @@
-"""The list pages: Integrations, Shows, Timeline, Health, Jobs."""
+"""The list pages: Integrations, Timeline, Health."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import reflex as rx
 
 from console.components.table import data_table
 from console.layout import page
-from console.state.pages import HealthState, IntegrationsState, ShowsState, TimelineState
+from console.state.pages import HealthState, IntegrationsState, TimelineState
 
 
 def integrations_page() -> rx.Component:
@@ -23,32 +23,6 @@ def integrations_page() -> rx.Component:
             IntegrationsState.rows,
             "No integrations are connected in this workspace yet.",
             "integrations-table",
-        ),
-    )
-
-
-def shows_page() -> rx.Component:
-    return page(
-        "Shows",
-        rx.input(
-            placeholder="Search shows",
-            value=ShowsState.search,
-            on_change=ShowsState.set_search.debounce(300),
-            width="20rem",
-        ),  # type: ignore[attr-defined]
-        data_table(
-            [
-                ("Show", "title"),
-                ("Status", "status"),
-                ("Started", "started"),
-                ("Claims", "claims"),
-                ("Buyers", "buyers"),
-                ("Total", "total"),
-                ("Items without price", "unpriced"),
-            ],
-            ShowsState.rows,
-            "No shows yet.",
-            "shows-table",
         ),
     )
 

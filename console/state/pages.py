@@ -1,4 +1,4 @@
-"""States of the list pages (Integrations, Shows, Timeline, Health, Jobs): each loads its rows
+"""States of the list pages (Integrations, Timeline, Health): each loads its rows
 for the operator's workspace in a worker thread and keeps plain dicts, never ORM objects."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
 from backend.db import session_scope
-from backend.services import connections, engagement, health, shows
+from backend.services import connections, engagement, health
 from console.state.base import SessionState
-from console.state.formatting import money, when
+from console.state.formatting import when
 
 T = TypeVar("T")
 
@@ -55,40 +55,6 @@ class IntegrationsState(ListPageState):
             return rx.redirect("/login")
         self.rows = found
         return None
-
-
-class ShowsState(ListPageState):
-    rows: list[dict[str, str]] = []
-    search: str = ""
-
-    @rx.event
-    async def load(self) -> EventSpec | None:
-        search = self.search
-        found = await self._read(
-            lambda s, w: [
-                {
-                    "id": str(x.id),
-                    "title": x.title,
-                    "status": x.status.value,
-                    "started": when(x.started_at),
-                    "claims": str(x.claims),
-                    "buyers": str(x.buyers),
-                    "total": money(x.total_cents, x.currency),
-                    "unpriced": str(x.unpriced_items),
-                }
-                for x in shows.list_shows(s, workspace_id=w, search=search)
-            ]
-        )
-        if found is None:
-            return rx.redirect("/login")
-        self.rows = found
-        return None
-
-    @rx.event
-    async def set_search(self, value: str) -> EventSpec | None:
-        self.search = value
-        # Returning the handler chains it: the list reloads with the new search.
-        return ShowsState.load  # type: ignore[return-value]
 
 
 class TimelineState(ListPageState):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from backend.services import shows
-from models import Claim, Show, ShowItem, ShowStatus
+from models import Claim, Invoice, InvoiceStatus, Show, ShowItem, ShowStatus
 from tests import factories
 
 
@@ -48,3 +48,42 @@ def test_show_totals_and_search(session: Session) -> None:
     assert listed["Monday Books"].claims == 0
     found = shows.list_shows(session, workspace_id=ws.id, search="vint")
     assert [s.title for s in found] == ["Friday Vintage"]
+
+
+def _invoice(session: Session, show: Show, buyer: str, attempt: int, status: InvoiceStatus) -> None:
+    session.add(
+        Invoice(
+            workspace_id=show.workspace_id,
+            show_id=show.id,
+            provider="stripe",
+            buyer_handle=buyer,
+            buyer_platform_id=buyer,
+            attempt=attempt,
+            status=status,
+        )
+    )
+
+
+def test_invoice_counts_per_show_count_each_buyers_current_invoice(session: Session) -> None:
+    ws = factories.workspace(session)
+    first = Show(workspace_id=ws.id, title="Friday Vintage", status=ShowStatus.ENDED)
+    second = Show(workspace_id=ws.id, title="Saturday Shoes", status=ShowStatus.ENDED)
+    bare = Show(workspace_id=ws.id, title="Sunday Live", status=ShowStatus.LIVE)
+    session.add_all([first, second, bare])
+    session.flush()
+    _invoice(session, first, "u1", 1, InvoiceStatus.PAID)
+    _invoice(session, first, "u2", 1, InvoiceStatus.SENT)
+    _invoice(session, first, "u3", 1, InvoiceStatus.ERROR)
+    # A voided invoice replaced by a regenerated one counts once, as what replaced it.
+    _invoice(session, first, "u4", 1, InvoiceStatus.VOID)
+    _invoice(session, first, "u4", 2, InvoiceStatus.SENT)
+    _invoice(session, second, "u1", 1, InvoiceStatus.DRAFT)
+    _invoice(session, second, "u5", 1, InvoiceStatus.VOID)
+    session.commit()
+
+    listed = {s.title: s.invoices for s in shows.list_shows(session, workspace_id=ws.id)}
+    assert listed == {
+        "Friday Vintage": {"paid": 1, "sent": 2, "error": 1},
+        "Saturday Shoes": {"draft": 1, "void": 1},
+        "Sunday Live": {},
+    }

@@ -1,0 +1,908 @@
+"""A show's page: its Invoices tab (the buyer rollup with filter, search, pages and CSV export,
+prices for unpriced items, "Generate all" and its progress, each buyer's invoice actions, live
+statuses, reconciliation with Stripe) and its claims import from a CSV file.
+
+Live statuses come from a one-second poll of the invoices changed since the last poll
+(``invoice_panel.changes_since``: indexed, usually empty), not from re-reading the rollup: the
+page and the figures are read again only when something did change. The poll looks a few
+seconds back each time, because a row's ``updated_at`` is set before its transaction commits;
+what it saw last time is remembered by signature so that the overlap reports nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import reflex as rx
+from reflex.event import EventSpec
+from sqlalchemy.orm import Session
+
+from backend.db import get_engine, session_scope
+from backend.integrations.errors import ProviderError
+from backend.services import (
+    accounts,
+    checkout_links,
+    claims_import,
+    invoice_panel,
+    invoicing,
+    providers,
+    reconciliation,
+)
+from backend.services.actors import Actor
+from backend.services.errors import NotAuthenticated, NotFound, ServiceError
+from console.state.base import SessionState
+from console.state.formatting import money, when
+from models import Invoice, InvoiceStatus
+
+T = TypeVar("T")
+
+OVERLAP_SECONDS = 5.0
+STATUS_FILTERS: list[tuple[str, str]] = [
+    ("all", "All"),
+    (invoice_panel.NO_INVOICE, "Not invoiced"),
+    ("draft", "Draft"),
+    ("sent", "Sent"),
+    ("paid", "Paid"),
+    ("void", "Void"),
+    ("error", "Error"),
+]
+_STATUS_LABELS = {s.value: s.value.title() for s in InvoiceStatus}
+_CHANNELS = {"email": "emailed by Stripe", "messenger": "sent on Messenger", "manual": ""}
+
+
+@dataclass
+class ItemView:
+    # One line of text per item ("#12 Denim jacket x2 · $24.00"): a page of 50 buyers has about
+    # a thousand of them, and one element each keeps the first render quick.
+    text: str
+    unpriced: bool
+
+
+@dataclass
+class BuyerView:
+    """One row of the rollup, as the page shows it (strings and flags only)."""
+
+    pid: str
+    handle: str
+    contact: str
+    claims: int
+    subtotal: str
+    unpriced: int
+    lines: list[ItemView] = field(default_factory=list)
+    invoice_id: str = ""
+    status: str = ""  # "" before the buyer has an invoice
+    status_label: str = "Not invoiced"
+    note: str = ""  # the error, or why the invoice is not in Stripe yet
+    url: str = ""
+    channel: str = ""
+    manual: bool = False
+    can_generate: bool = False
+    can_send: bool = False
+    can_void: bool = False
+    can_regenerate: bool = False
+    can_retry: bool = False
+
+
+def buyer_view(row: invoice_panel.BuyerRow, currency: str) -> BuyerView:
+    view = BuyerView(
+        pid=row.platform_user_id,
+        handle=row.handle,
+        contact="email" if row.email else ("Messenger" if row.messenger_psid else ""),
+        claims=row.claims,
+        subtotal=money(row.subtotal_cents, currency),
+        unpriced=row.unpriced,
+        lines=[
+            ItemView(
+                text=f"#{i.number} {i.title} x{i.quantity} · "
+                + (
+                    "no price"
+                    if i.unit_price_cents is None
+                    else money(i.unit_price_cents, currency)
+                ),
+                unpriced=i.unit_price_cents is None,
+            )
+            for i in row.items
+        ],
+    )
+    invoice = row.invoice
+    if invoice is None:
+        view.can_generate = True
+        return view
+    status = invoice.status.value
+    view.invoice_id = str(invoice.id)
+    view.status, view.status_label = status, _STATUS_LABELS[status]
+    view.url = invoice.url or ""
+    view.manual = invoice.link_channel == checkout_links.MANUAL
+    view.channel = _CHANNELS.get(invoice.link_channel or "", "")
+    if invoice.error:
+        view.note = invoice.error
+    elif invoice.in_progress and invoice.external_id is None:
+        view.note = (
+            f"Creating in Stripe (retrying: {invoice.job_error[:200]})"
+            if invoice.job_error
+            else "Creating in Stripe…"
+        )
+    open_link = bool(view.url) and invoice.status in (InvoiceStatus.SENT, InvoiceStatus.ERROR)
+    view.can_send = open_link
+    view.can_void = invoice.external_id is not None and invoice.status in (
+        InvoiceStatus.DRAFT,
+        InvoiceStatus.SENT,
+        InvoiceStatus.ERROR,
+    )
+    view.can_regenerate = invoice.status is InvoiceStatus.VOID
+    view.can_retry = invoice.status is InvoiceStatus.ERROR and invoice.external_id is None
+    return view
+
+
+# -- what the poll sees ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceSnap:
+    """An invoice as the poll saw it: enough to tell a change and to announce a payment."""
+
+    id: int
+    handle: str
+    status: str
+    amount_cents: int
+    currency: str
+    updated: float
+    paid_at: float | None
+
+    @property
+    def signature(self) -> str:
+        return f"{self.status}@{self.updated}"
+
+
+def snap(invoice: Invoice) -> InvoiceSnap:
+    return InvoiceSnap(
+        id=invoice.id,
+        handle=invoice.buyer_handle,
+        status=invoice.status.value,
+        amount_cents=invoice.amount_cents,
+        currency=invoice.currency,
+        updated=invoice.updated_at.timestamp(),
+        paid_at=invoice.paid_at.timestamp() if invoice.paid_at else None,
+    )
+
+
+def fresh(changed: Iterable[InvoiceSnap], seen: dict[int, str]) -> list[InvoiceSnap]:
+    """What changed since the last poll (the overlap returns some rows again)."""
+    return [c for c in changed if seen.get(c.id) != c.signature]
+
+
+def payments(news: Iterable[InvoiceSnap], announced: set[int], opened: float) -> list[InvoiceSnap]:
+    """Invoices that turned Paid while the page was open, each announced once."""
+    return [
+        c
+        for c in news
+        if c.status == InvoiceStatus.PAID.value
+        and c.id not in announced
+        and (c.paid_at is None or c.paid_at >= opened - OVERLAP_SECONDS)
+    ]
+
+
+def paid_message(paid: InvoiceSnap) -> str:
+    return f"@{paid.handle} paid {money(paid.amount_cents, paid.currency)}"
+
+
+# -- reading the panel ----------------------------------------------------------------------
+
+
+@dataclass
+class Panel:
+    title: str
+    show_status: str
+    started: str
+    currency: str
+    buyers: int
+    claims: int
+    total: str
+    not_invoiced: int
+    counts: dict[str, int]
+    queued: int
+    done: int
+    failed: int
+    unpriced: list[dict[str, str]]
+    rows: list[BuyerView]
+    matching: int
+    page: int
+    pages: int
+    stripe_problem: str
+
+
+@dataclass(frozen=True)
+class View:
+    """Which rows the operator is looking at."""
+
+    show_id: int
+    status: str
+    search: str
+    page: int
+
+
+def read_panel(session: Session, workspace_id: int, view: View) -> Panel:
+    show = invoice_panel.show_for(session, workspace_id=workspace_id, show_id=view.show_id)
+    summary = invoice_panel.summary(session, workspace_id=workspace_id, show_id=view.show_id)
+    status = "" if view.status == "all" else view.status
+    rollup = invoice_panel.rollup(
+        session,
+        workspace_id=workspace_id,
+        show_id=view.show_id,
+        status=status,
+        search=view.search,
+        page=view.page,
+    )
+    if rollup.page > rollup.pages:  # the filter shrank under the page: show the last one
+        rollup = invoice_panel.rollup(
+            session,
+            workspace_id=workspace_id,
+            show_id=view.show_id,
+            status=status,
+            search=view.search,
+            page=rollup.pages,
+        )
+    try:
+        providers.active_integration(session, workspace_id=workspace_id, provider="stripe")
+        stripe_problem = ""
+    except NotFound as exc:
+        stripe_problem = str(exc)
+    return Panel(
+        title=show.title,
+        show_status=show.status.value,
+        started=when(show.started_at),
+        currency=summary.currency,
+        buyers=summary.buyers,
+        claims=summary.claims,
+        total=money(summary.total_cents, summary.currency),
+        not_invoiced=summary.not_invoiced,
+        counts={s.value: summary.by_status.get(s.value, 0) for s in InvoiceStatus},
+        queued=summary.progress.queued,
+        done=summary.progress.done,
+        failed=summary.progress.failed,
+        unpriced=[
+            {"id": str(item_id), "number": str(number), "title": title}
+            for item_id, number, title in summary.unpriced_items
+        ],
+        rows=[buyer_view(r, summary.currency) for r in rollup.rows],
+        matching=rollup.total,
+        page=rollup.page,
+        pages=rollup.pages,
+        stripe_problem=stripe_problem,
+    )
+
+
+def changed_since(
+    session: Session, workspace_id: int, show_id: int, since: float
+) -> list[InvoiceSnap]:
+    moment = dt.datetime.fromtimestamp(since, dt.UTC)
+    return [
+        snap(i)
+        for i in invoice_panel.changes_since(
+            session, workspace_id=workspace_id, show_id=show_id, since=moment
+        )
+    ]
+
+
+def _refused(exc: ServiceError) -> EventSpec:
+    toast: EventSpec = rx.toast.error(str(exc))
+    return toast
+
+
+def as_operator(token: str, work: Callable[[Session, Actor], T]) -> T:
+    """Run ``work`` as the operator behind the session token, in one transaction (blocking:
+    call it through rx.run_in_thread). The token is resolved again for every call."""
+    with session_scope() as session:
+        actor = accounts.resolve(session, token=token)
+        return work(session, actor)
+
+
+def finding_row(finding: reconciliation.Finding) -> dict[str, str]:
+    return {
+        "id": str(finding.id),
+        "field": finding.field,
+        "summary": finding.summary,
+        "new": "yes" if finding.new else "",
+        "fixable": "yes" if finding.fixable else "",
+    }
+
+
+def read_findings(session: Session, workspace_id: int, show_id: int) -> list[dict[str, str]]:
+    return [
+        finding_row(f)
+        for f in reconciliation.open_findings(session, workspace_id=workspace_id, show_id=show_id)
+    ]
+
+
+@dataclass
+class ImportView:
+    """A claims file's preview, as the Claims tab shows it."""
+
+    summary: str
+    errors: list[str]
+    notes: list[str]
+    ready: bool
+
+
+def import_view(found: claims_import.ImportPreview) -> ImportView:
+    if found.errors:
+        n = found.bad_lines
+        summary = (
+            f"{n} row{' has' if n == 1 else 's have'} problems: fix {'it' if n == 1 else 'them'}"
+            " in the file and choose it again. Nothing is imported until every row is right."
+        )
+    elif found.to_import == 0:
+        summary = "Every row of this file is already a claim in this show: nothing to import."
+    else:
+        summary = (
+            f"{found.to_import} claim{'s' if found.to_import != 1 else ''} to import: "
+            f"{found.new_items} new item{'s' if found.new_items != 1 else ''}, "
+            f"{found.new_buyers} new buyer{'s' if found.new_buyers != 1 else ''}."
+        )
+    return ImportView(
+        summary=summary,
+        errors=[str(e) for e in found.errors[:200]]
+        + ([f"… and {len(found.errors) - 200} more"] if len(found.errors) > 200 else []),
+        notes=found.notes,
+        ready=found.ok and found.to_import > 0,
+    )
+
+
+@dataclass
+class Polled:
+    seen: dict[int, str]
+    news: list[InvoiceSnap]
+    panel: Panel | None
+
+
+class ShowState(SessionState):
+    show_ref: str = ""  # the show's id, from the URL
+    loaded: bool = False
+    missing: str = ""
+    title: str = ""
+    show_status: str = ""
+    started: str = ""
+    currency: str = "usd"
+    stripe_problem: str = ""
+    buyers: int = 0
+    claims: int = 0
+    total: str = ""
+    not_invoiced: int = 0
+    counts: dict[str, int] = {}
+    queued: int = 0
+    done: int = 0
+    failed: int = 0
+    watching: bool = False  # after "Generate all", until every job has finished
+    generating: bool = False
+    exporting: bool = False
+    unpriced: list[dict[str, str]] = []
+    price_errors: dict[str, str] = {}
+    rows: list[BuyerView] = []
+    matching: int = 0
+    status_filter: str = "all"
+    search: str = ""
+    page: int = 1
+    pages: int = 1
+    void_id: str = ""
+    void_handle: str = ""
+    findings: list[dict[str, str]] = []
+    checking: bool = False
+    checked: bool = False
+    fixing: bool = False
+    import_file: str = ""
+    import_summary: str = ""
+    import_errors: list[str] = []
+    import_notes: list[str] = []
+    import_ready: bool = False
+    importing: bool = False
+    _import_data: bytes = b""
+    _seen: dict[int, str] = {}
+    _announced: list[int] = []
+    _opened: float = 0.0
+    _polled: float = 0.0
+
+    @rx.var
+    def stripe_ready(self) -> bool:
+        return self.stripe_problem == ""
+
+    @rx.var
+    def progress_total(self) -> int:
+        return self.queued + self.done + self.failed
+
+    @rx.var
+    def progress_percent(self) -> int:
+        total = self.queued + self.done + self.failed
+        return 0 if total == 0 else round(100 * (self.done + self.failed) / total)
+
+    @rx.var
+    def progress_finished(self) -> bool:
+        return self.queued == 0
+
+    @rx.var
+    def void_open(self) -> bool:
+        return self.void_id != ""
+
+    @rx.var
+    def fixable_findings(self) -> int:
+        return sum(1 for f in self.findings if f["fixable"])
+
+    def _view(self) -> View:
+        return View(int(self.show_ref), self.status_filter, self.search, self.page)
+
+    def _apply_panel(self, panel: Panel) -> list[EventSpec]:
+        """Show what was read; announce the end of a generation the page was watching."""
+        self.title, self.show_status, self.started = panel.title, panel.show_status, panel.started
+        self.currency, self.stripe_problem = panel.currency, panel.stripe_problem
+        self.buyers, self.claims, self.total = panel.buyers, panel.claims, panel.total
+        self.not_invoiced, self.counts = panel.not_invoiced, panel.counts
+        self.queued, self.done, self.failed = panel.queued, panel.done, panel.failed
+        self.unpriced = panel.unpriced
+        self.rows, self.matching = panel.rows, panel.matching
+        self.page, self.pages = panel.page, panel.pages
+        if self.watching and panel.queued == 0:
+            self.watching = False
+            if panel.failed:
+                return [
+                    rx.toast.warning(
+                        f"Invoices finished: {panel.done} done, {panel.failed} failed. "
+                        "Failed rows say why and offer Retry."
+                    )
+                ]
+            return [rx.toast.success(f"Invoices finished: {panel.done} done.")]
+        return []
+
+    def _show_from_url(self) -> str:
+        path = urlsplit(str(self.router.url)).path.rstrip("/")
+        return path.rsplit("/", 1)[-1]
+
+    @rx.event
+    async def load(self) -> EventSpec | None:
+        actor = await self._authenticate()
+        if actor is None:
+            return rx.redirect("/login")
+        ref = self._show_from_url()
+        self.show_ref, self.loaded, self.missing = ref, False, ""
+        self.status_filter, self.search, self.page = "all", "", 1
+        self.price_errors, self.void_id, self.void_handle = {}, "", ""
+        self.watching, self.generating, self.exporting = False, False, False
+        self.checking, self.checked, self.fixing = False, False, False
+        self._reset_import()
+        if not ref.isdigit():
+            self.missing = "There is no such show; pick one from Shows."
+            return None
+        opened = time.time()
+        view = self._view()
+
+        def work() -> tuple[Panel, list[InvoiceSnap], list[dict[str, str]]]:
+            with session_scope() as session:
+                panel = read_panel(session, actor.workspace_id, view)
+                primed = changed_since(
+                    session, actor.workspace_id, view.show_id, opened - OVERLAP_SECONDS
+                )
+                findings = read_findings(session, actor.workspace_id, view.show_id)
+                return panel, primed, findings
+
+        try:
+            panel, primed, self.findings = await rx.run_in_thread(work)
+        except NotFound as exc:
+            self.missing = str(exc)
+            return None
+        self._opened = self._polled = opened
+        self._seen = {c.id: c.signature for c in primed}
+        self._announced = [c.id for c in primed if c.status == InvoiceStatus.PAID.value]
+        self._apply_panel(panel)
+        # Generation started elsewhere (another tab, another operator): follow it too.
+        self.watching = panel.queued > 0
+        self.loaded = True
+        return None
+
+    @rx.event
+    async def poll(self) -> list[EventSpec] | EventSpec | None:
+        """Every second while the Invoices tab is open."""
+        if not self.loaded:
+            return None
+        token, view, seen = self.token, self._view(), dict(self._seen)
+        started = time.time()
+        since = self._polled - OVERLAP_SECONDS
+
+        def work(session: Session, actor: Actor) -> Polled:
+            changed = changed_since(session, actor.workspace_id, view.show_id, since)
+            news = fresh(changed, seen)
+            panel = read_panel(session, actor.workspace_id, view) if news else None
+            return Polled({c.id: c.signature for c in changed}, news, panel)
+
+        try:
+            polled = await rx.run_in_thread(lambda: as_operator(token, work))
+        except NotAuthenticated:
+            return rx.redirect("/login")
+        except NotFound:
+            return None  # the show went away; the next load says so
+        self._seen, self._polled = polled.seen, started
+        if polled.panel is None:
+            return None
+        events = self._apply_panel(polled.panel)
+        announced = set(self._announced)
+        for paid in payments(polled.news, announced, self._opened):
+            announced.add(paid.id)
+            events.append(rx.toast.success(paid_message(paid)))
+        self._announced = sorted(announced)
+        return events
+
+    async def _refresh(self) -> list[EventSpec]:
+        token, view = self.token, self._view()
+        try:
+            panel = await rx.run_in_thread(
+                lambda: as_operator(token, lambda s, a: read_panel(s, a.workspace_id, view))
+            )
+        except (NotAuthenticated, NotFound):
+            return []
+        return self._apply_panel(panel)
+
+    async def _change(
+        self,
+        change: Callable[[Session, Actor], T],
+        done: Callable[[T], str],
+        *,
+        starts_jobs: bool = False,
+    ) -> list[EventSpec] | EventSpec:
+        """Run one change as the operator (the service checks the role), then read the panel
+        again; a refusal comes back as a toast in the service's words."""
+        token = self.token
+        try:
+            result = await rx.run_in_thread(lambda: as_operator(token, change))
+        except NotAuthenticated:
+            return rx.redirect("/login")
+        except ServiceError as exc:
+            return _refused(exc)
+        self.watching = self.watching or starts_jobs
+        events = await self._refresh()
+        return [rx.toast.success(done(result)), *events]
+
+    # -- filters and pages --------------------------------------------------------------
+
+    @rx.event
+    async def set_status_filter(self, value: str | list[str]) -> list[EventSpec]:
+        chosen = value if isinstance(value, str) else (value[0] if value else "all")
+        self.status_filter, self.page = chosen or "all", 1
+        return await self._refresh()
+
+    @rx.event
+    async def set_search(self, value: str) -> list[EventSpec]:
+        self.search, self.page = value, 1
+        return await self._refresh()
+
+    @rx.event
+    async def next_page(self) -> list[EventSpec]:
+        self.page = min(self.page + 1, self.pages)
+        return await self._refresh()
+
+    @rx.event
+    async def previous_page(self) -> list[EventSpec]:
+        self.page = max(1, self.page - 1)
+        return await self._refresh()
+
+    # -- prices -------------------------------------------------------------------------
+
+    @rx.event
+    async def save_price(self, form: dict[str, str]) -> list[EventSpec] | EventSpec:
+        token, text, currency = self.token, str(form.get("price", "")), self.currency
+        item_id = str(form.get("item_id", ""))
+        if not item_id.isdigit():
+            return []
+
+        def change(session: Session, actor: Actor) -> str:
+            item = invoicing.set_item_price(session, actor=actor, item_id=int(item_id), price=text)
+            return (
+                f"#{item.number} {item.title} costs {money(item.price_cents or 0, currency)} now."
+            )
+
+        try:
+            message = await rx.run_in_thread(lambda: as_operator(token, change))
+        except NotAuthenticated:
+            return rx.redirect("/login")
+        except ServiceError as exc:
+            self.price_errors = {**self.price_errors, item_id: str(exc)}
+            return []
+        self.price_errors = {k: v for k, v in self.price_errors.items() if k != item_id}
+        return [rx.toast.success(message), *await self._refresh()]
+
+    # -- generating ---------------------------------------------------------------------
+
+    @rx.event(background=True)
+    async def generate_all(self) -> AsyncIterator[EventSpec]:
+        async with self:
+            if self.generating or not self.loaded:
+                return
+            self.generating = True
+            token, view = self.token, self._view()
+
+        def work(session: Session, actor: Actor) -> tuple[int, Panel]:
+            queued = invoicing.generate_all(session, actor=actor, show_id=view.show_id)
+            session.flush()
+            return queued, read_panel(session, actor.workspace_id, view)
+
+        try:
+            queued, panel = await rx.run_in_thread(lambda: as_operator(token, work))
+        except NotAuthenticated:
+            async with self:
+                self.generating = False
+            yield rx.redirect("/login")
+            return
+        except ServiceError as exc:
+            async with self:
+                self.generating = False
+            yield rx.toast.error(str(exc))
+            return
+        async with self:
+            self.generating = False
+            self.watching = queued > 0
+            self._apply_panel(panel)
+        if queued:
+            yield rx.toast.info(f"Generating {queued} invoice(s) in Stripe…")
+        else:
+            yield rx.toast.info("Every buyer already has an invoice: nothing new to generate.")
+
+    @rx.event
+    async def generate_one(self, pid: str) -> list[EventSpec] | EventSpec:
+        show_id = int(self.show_ref)
+        return await self._change(
+            lambda s, a: invoicing.generate_one(s, actor=a, show_id=show_id, platform_user_id=pid),
+            lambda made: "Generating the invoice…" if made else "This buyer has an invoice.",
+            starts_jobs=True,
+        )
+
+    @rx.event
+    async def retry(self, invoice_id: str) -> list[EventSpec] | EventSpec:
+        return await self._change(
+            lambda s, a: invoicing.retry(s, actor=a, invoice_id=int(invoice_id)),
+            lambda _: "Trying again in Stripe…",
+            starts_jobs=True,
+        )
+
+    @rx.event
+    async def regenerate(self, invoice_id: str) -> list[EventSpec] | EventSpec:
+        return await self._change(
+            lambda s, a: invoicing.regenerate(s, actor=a, invoice_id=int(invoice_id)),
+            lambda _: "Generating a new invoice…",
+            starts_jobs=True,
+        )
+
+    # -- void, with a confirmation ------------------------------------------------------
+
+    @rx.event
+    def ask_void(self, invoice_id: str, handle: str) -> None:
+        self.void_id, self.void_handle = invoice_id, handle
+
+    @rx.event
+    def cancel_void(self) -> None:
+        self.void_id, self.void_handle = "", ""
+
+    @rx.event
+    def set_void_open(self, is_open: bool) -> None:
+        if not is_open:
+            self.void_id, self.void_handle = "", ""
+
+    @rx.event
+    async def confirm_void(self, invoice_id: str, handle: str) -> list[EventSpec] | EventSpec:
+        # The ids come with the click: closing the dialog clears them in the state meanwhile.
+        self.void_id, self.void_handle = "", ""
+        if not invoice_id:
+            return []
+        return await self._change(
+            lambda s, a: invoicing.void(s, actor=a, invoice_id=int(invoice_id)),
+            lambda _: f"Voiding @{handle}'s invoice in Stripe…",
+        )
+
+    # -- checkout links -----------------------------------------------------------------
+
+    @rx.event
+    async def send_link(self, invoice_id: str) -> list[EventSpec] | EventSpec:
+        return await self._change(
+            lambda s, a: checkout_links.send_link(s, actor=a, invoice_id=int(invoice_id)),
+            lambda message: message,
+        )
+
+    @rx.event
+    async def copy_link(self, invoice_id: str, url: str) -> list[EventSpec] | EventSpec:
+        """The link goes to the clipboard at once; the copy is recorded (any role may copy)."""
+        token = self.token
+
+        def record(session: Session, actor: Actor) -> None:
+            checkout_links.record_copy(session, actor=actor, invoice_id=int(invoice_id))
+
+        try:
+            await rx.run_in_thread(lambda: as_operator(token, record))
+        except NotAuthenticated:
+            return rx.redirect("/login")
+        except ServiceError as exc:
+            return _refused(exc)
+        return [
+            rx.set_clipboard(url),
+            rx.toast.success("Checkout link copied: paste it to the buyer."),
+        ]
+
+    # -- export -------------------------------------------------------------------------
+
+    @rx.event(background=True)
+    async def export_csv(self) -> AsyncIterator[EventSpec]:
+        async with self:
+            if self.exporting or not self.loaded:
+                return
+            self.exporting = True
+            token, view = self.token, self._view()
+        status = "" if view.status == "all" else view.status
+
+        def work(session: Session, actor: Actor) -> str:
+            rows = invoice_panel.all_rows(
+                session,
+                workspace_id=actor.workspace_id,
+                show_id=view.show_id,
+                status=status,
+                search=view.search,
+            )
+            return invoice_panel.export_csv(rows)
+
+        try:
+            text = await rx.run_in_thread(lambda: as_operator(token, work))
+        except NotAuthenticated:
+            yield rx.redirect("/login")
+            return
+        except ServiceError as exc:
+            yield rx.toast.error(str(exc))
+            return
+        finally:
+            async with self:
+                self.exporting = False
+        yield rx.download(
+            data=text, filename=f"show-{view.show_id}-invoices.csv", mime_type="text/csv"
+        )
+
+    # -- reconciliation with Stripe -----------------------------------------------------
+
+    @rx.event(background=True)
+    async def check_stripe(self) -> AsyncIterator[EventSpec]:
+        """Compare the show's invoices with Stripe's now (it also runs hourly)."""
+        async with self:
+            if self.checking or not self.loaded:
+                return
+            self.checking = True
+            token, show_id = self.token, int(self.show_ref)
+
+        def work() -> list[dict[str, str]]:
+            with session_scope() as session:
+                actor = accounts.resolve(session, token=token)
+                actor.require_change("check the invoices against Stripe")
+            # Stripe is called between short transactions (reconciliation takes the engine).
+            found = reconciliation.run_for_show(
+                get_engine(), workspace_id=actor.workspace_id, show_id=show_id
+            )
+            return [finding_row(f) for f in found]
+
+        try:
+            findings = await rx.run_in_thread(work)
+        except NotAuthenticated:
+            yield rx.redirect("/login")
+            return
+        except (ServiceError, ProviderError) as exc:
+            yield rx.toast.error(f"The check did not run: {exc}")
+            return
+        finally:
+            async with self:
+                self.checking = False
+        async with self:
+            self.findings, self.checked = findings, True
+        if findings:
+            yield rx.toast.warning(
+                f"{len(findings)} difference{'s' if len(findings) != 1 else ''} with Stripe: "
+                "see Reconciliation."
+            )
+        else:
+            yield rx.toast.success("Our invoices match Stripe's.")
+
+    @rx.event(background=True)
+    async def fix_findings(self) -> AsyncIterator[EventSpec]:
+        """Make our invoices say what Stripe says for every open difference."""
+        async with self:
+            if self.fixing or not self.loaded:
+                return
+            self.fixing = True
+            token, view = self.token, self._view()
+
+        def work() -> tuple[str, list[dict[str, str]], Panel]:
+            with session_scope() as session:
+                actor = accounts.resolve(session, token=token)
+            result = reconciliation.fix_all(get_engine(), actor=actor, show_id=view.show_id)
+            with session_scope() as session:
+                findings = read_findings(session, actor.workspace_id, view.show_id)
+                return result.message, findings, read_panel(session, actor.workspace_id, view)
+
+        try:
+            message, findings, panel = await rx.run_in_thread(work)
+        except NotAuthenticated:
+            yield rx.redirect("/login")
+            return
+        except (ServiceError, ProviderError) as exc:
+            yield rx.toast.error(f"Nothing was fixed: {exc}")
+            return
+        finally:
+            async with self:
+                self.fixing = False
+        async with self:
+            self.findings = findings
+            self._apply_panel(panel)
+        yield rx.toast.success(message)
+
+    # -- claims import ------------------------------------------------------------------
+
+    def _reset_import(self) -> None:
+        self.import_file, self.import_summary = "", ""
+        self.import_errors, self.import_notes = [], []
+        self.import_ready, self.importing = False, False
+        self._import_data = b""
+
+    @rx.event
+    async def preview_import(self, files: list[rx.UploadFile]) -> EventSpec | None:
+        """A chosen CSV file: what importing it would do, and every bad row. Changes nothing."""
+        self._reset_import()
+        if not files or not self.loaded:
+            return None
+        upload = files[0]
+        data = await upload.read()
+        token, show_id = self.token, int(self.show_ref)
+
+        def work(session: Session, actor: Actor) -> ImportView:
+            return import_view(
+                claims_import.preview(
+                    session, workspace_id=actor.workspace_id, show_id=show_id, text=data
+                )
+            )
+
+        self.import_file = upload.name or "claims.csv"
+        try:
+            view = await rx.run_in_thread(lambda: as_operator(token, work))
+        except NotAuthenticated:
+            return rx.redirect("/login")
+        except ServiceError as exc:
+            self.import_summary, self.import_errors = "This file cannot be imported.", [str(exc)]
+            return None
+        self.import_summary, self.import_errors = view.summary, view.errors
+        self.import_notes, self.import_ready = view.notes, view.ready
+        self._import_data = data if view.ready else b""
+        return None
+
+    @rx.event
+    def cancel_import(self) -> None:
+        self._reset_import()
+
+    @rx.event(background=True)
+    async def apply_import(self) -> AsyncIterator[EventSpec]:
+        async with self:
+            if self.importing or not self._import_data:
+                return
+            self.importing = True
+            token, view, data = self.token, self._view(), self._import_data
+
+        def work(session: Session, actor: Actor) -> tuple[str, Panel]:
+            result = claims_import.apply(session, actor=actor, show_id=view.show_id, text=data)
+            session.flush()
+            return result.message, read_panel(session, actor.workspace_id, view)
+
+        try:
+            message, panel = await rx.run_in_thread(lambda: as_operator(token, work))
+        except NotAuthenticated:
+            yield rx.redirect("/login")
+            return
+        except ServiceError as exc:
+            async with self:
+                self.importing = False
+            yield rx.toast.error(str(exc))
+            return
+        async with self:
+            self._reset_import()
+            self._apply_panel(panel)
+        yield rx.toast.success(message)
