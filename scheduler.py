@@ -57,7 +57,11 @@ def main() -> None:
         print(f"scheduler not started: {problem}", file=sys.stderr)
         raise SystemExit(1)
     scheduler = build_scheduler()
-    drainer = Drainer(threads=settings.outbox_threads, batch=settings.outbox_batch)
+    drainer = Drainer(
+        threads=settings.outbox_threads,
+        batch=settings.outbox_batch,
+        provider_threads=settings.outbox_provider_threads,
+    )
     drainer.start()
 
     def stop(signum: int, _frame: FrameType | None) -> None:

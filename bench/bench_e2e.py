@@ -68,9 +68,9 @@ def seed_invoices(engine: Engine, workspace_id: int, count: int) -> None:
                 """
                 INSERT INTO invoices (workspace_id, provider, external_id, buyer_handle,
                     buyer_platform_id, status, amount_cents, currency, line_items, sent_at,
-                    created_at)
+                    created_at, updated_at)
                 SELECT :ws, 'stripe', ids.id, 'buyer' || (n % :b), 'fb_' || (n % :b), 'sent',
-                       1000, 'usd', '[]'::jsonb, now(), now()
+                       1000, 'usd', '[]'::jsonb, now(), now(), now()
                 FROM unnest(CAST(:ids AS TEXT[])) WITH ORDINALITY AS ids(id, n)
                 """
             ),

@@ -58,7 +58,12 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     settings = get_settings()
-    drainer = Drainer(get_engine(), threads=settings.outbox_threads, batch=settings.outbox_batch)
+    drainer = Drainer(
+        get_engine(),
+        threads=settings.outbox_threads,
+        batch=settings.outbox_batch,
+        provider_threads=settings.outbox_provider_threads,
+    )
     drainer.start()
     print("READY", flush=True)
     while not stop.wait(0.5):

@@ -1,11 +1,20 @@
-"""The outbox's workers inside the scheduler process: a drainer thread that runs due jobs as
+"""The outbox's workers inside the scheduler process: drainer threads that run due jobs as
 soon as they are due (woken at once by PostgreSQL's NOTIFY, otherwise polling every second),
-and the periodic rescue of jobs whose worker died."""
+and the periodic rescue of jobs whose worker died.
+
+Jobs that call a provider spend their time waiting: for the provider's answer and for their
+turn under its rate limit. Given provider threads, they run apart from local jobs: one thread
+claims them only as fast as a pool of that many threads takes them, each job's lease starting
+when it starts, so that enough of them wait at once to use the provider's whole rate limit
+(Stripe's 25 requests a second at a few tens of milliseconds each takes several) while the
+local jobs keep their own threads and batches.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 from sqlalchemy import Engine
@@ -32,22 +41,43 @@ def rescue_expired_leases() -> None:
 
 
 class Drainer:
-    """Runs outbox jobs continuously in background threads of this process."""
+    """Runs outbox jobs continuously in background threads of this process.
+
+    ``threads`` drainer threads claim ``batch`` jobs at a time. With ``provider_threads`` they
+    run local jobs only, and a dispatcher thread hands jobs that call a provider to a pool of
+    that many threads, claiming no more than the pool has free; without, the drainer threads
+    run every job, provider jobs one after the other.
+    """
 
     def __init__(
-        self, engine: Engine | None = None, *, threads: int = 1, poll: float = 1.0, batch: int = 200
+        self,
+        engine: Engine | None = None,
+        *,
+        threads: int = 1,
+        poll: float = 1.0,
+        batch: int = 200,
+        provider_threads: int = 0,
     ) -> None:
         self._engine = engine or get_engine()
         self._threads = threads
         self._poll = poll
         self._batch = batch
+        self._provider_threads = provider_threads
         self._wake = threading.Event()
+        self._provider_wake = threading.Event()
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
+        self._slots = threading.Semaphore(provider_threads)
+        self._pool: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
         for index in range(self._threads):
             thread = threading.Thread(target=self._work, name=f"drainer-{index}", daemon=True)
+            thread.start()
+            self._workers.append(thread)
+        if self._provider_threads:
+            self._pool = ThreadPoolExecutor(self._provider_threads, thread_name_prefix="provider")
+            thread = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
             thread.start()
             self._workers.append(thread)
         if self._engine.dialect.name == "postgresql":
@@ -56,16 +86,23 @@ class Drainer:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._provider_wake.set()
         for thread in self._workers:
             thread.join(timeout=30)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
-    def _work(self) -> None:
-        runner = Runner(
+    def _runner(self, provider_jobs: bool | None, batch: int) -> Runner:
+        return Runner(
             self._engine,
             worker_name(),
-            batch=self._batch,
+            batch=batch,
             lease_seconds=get_settings().outbox_lease_seconds,
+            provider_jobs=provider_jobs,
         )
+
+    def _work(self) -> None:
+        runner = self._runner(False if self._provider_threads else None, self._batch)
         while not self._stop.is_set():
             try:
                 report = runner.run_once()
@@ -77,8 +114,42 @@ class Drainer:
                 self._wake.wait(self._poll)
                 self._wake.clear()
 
+    def _dispatch(self) -> None:
+        """Claim provider jobs as pool threads come free, and hand each to one."""
+        runner = self._runner(True, self._provider_threads)
+        pool = self._pool
+        assert pool is not None
+        while not self._stop.is_set():
+            if not self._slots.acquire(timeout=self._poll):
+                continue
+            free = 1
+            while free < self._provider_threads and self._slots.acquire(blocking=False):
+                free += 1
+            try:
+                claimed = runner.claim(limit=free)
+            except Exception:
+                log.exception("outbox.dispatch_failed")
+                claimed = []
+            for _ in range(free - len(claimed)):
+                self._slots.release()
+            for index, job in enumerate(claimed):
+                # A half-open circuit's probe comes on top of the limit: it holds no slot.
+                pool.submit(self._run_provider_job, runner, job, index < free)
+            if not claimed:
+                self._provider_wake.wait(self._poll)
+                self._provider_wake.clear()
+
+    def _run_provider_job(self, runner: Runner, job: outbox.Claimed, slot: bool) -> None:
+        try:
+            runner.run_claimed(job)
+        except Exception:
+            log.exception("outbox.job_crashed", job_id=job.id, kind=job.kind)
+        finally:
+            if slot:
+                self._slots.release()
+
     def _listen(self) -> None:
-        """LISTEN on the outbox channel; every NOTIFY wakes the workers."""
+        """LISTEN on the outbox channel; a NOTIFY wakes the workers of its kind of job."""
         import psycopg
 
         url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -86,8 +157,11 @@ class Drainer:
             try:
                 with psycopg.connect(url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
-                    for _ in conn.notifies(timeout=self._poll, stop_after=None):
-                        self._wake.set()
+                    for notify in conn.notifies(timeout=self._poll, stop_after=None):
+                        if self._provider_threads and notify.payload == outbox.NOTIFY_PROVIDER_JOB:
+                            self._provider_wake.set()
+                        else:
+                            self._wake.set()
                         if self._stop.is_set():
                             return
                     # notifies() returned on timeout: loop to check the stop flag.

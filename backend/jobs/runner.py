@@ -40,13 +40,29 @@ class Runner:
     lease_seconds: int = 60
     # Local jobs commit together, at least this often (see _run_chunk).
     commit_seconds: float = 0.1
+    # Which jobs it claims: None any, False only local jobs, True only provider jobs.
+    provider_jobs: bool | None = None
+
+    def claim(self, limit: int | None = None) -> list[Claimed]:
+        """Claim up to ``limit`` (default: the batch) due jobs of this runner's sort."""
+        with session_scope(self.engine) as session:
+            return outbox.claim(
+                session,
+                worker=self.worker,
+                limit=limit or self.batch,
+                lease_seconds=self.lease_seconds,
+                provider_jobs=self.provider_jobs,
+            )
+
+    def run_claimed(self, job: Claimed) -> DrainReport:
+        """Run one job this runner claimed, in its own transaction (as provider jobs run)."""
+        report = DrainReport(claimed=1)
+        self._run_alone(job, report)
+        return report
 
     def run_once(self) -> DrainReport:
         report = DrainReport()
-        with session_scope(self.engine) as session:
-            claimed = outbox.claim(
-                session, worker=self.worker, limit=self.batch, lease_seconds=self.lease_seconds
-            )
+        claimed = self.claim()
         report.claimed = len(claimed)
         specs = outbox.kinds()
         local: list[Claimed] = []

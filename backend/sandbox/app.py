@@ -20,7 +20,7 @@ from backend.sandbox import control
 from backend.sandbox.context import ProviderEmulator, SandboxContext, Section
 from backend.sandbox.delivery import Deliverer, RetryPolicy
 from backend.sandbox.store import Store
-from backend.sandbox.switches import ProviderMount, Switches, make_middleware
+from backend.sandbox.switches import ProviderMount, RequestCounts, Switches, make_middleware
 
 PROVIDER_MODULES = ("stripe", "sendgrid", "google", "messenger", "slack", "zoho")
 
@@ -70,7 +70,8 @@ def create_app(
     app = FastAPI(title="Provider sandbox", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
     mounts = [ProviderMount(e.NAME, e.PREFIX, e.render_error) for e in emulators]
-    app.middleware("http")(make_middleware(switches, mounts))
+    counts = RequestCounts()
+    app.middleware("http")(make_middleware(switches, mounts, counts))
     for emulator in emulators:
         app.include_router(emulator.build_router(ctx), prefix=emulator.PREFIX)
 
@@ -93,7 +94,8 @@ def create_app(
 
     @app.post("/_sandbox/switches")
     async def set_switches(request: Request) -> dict[str, object]:
-        """JSON: {"stripe": {"outage": "errors", "rate_limit": 25}, "delivery": {...}}."""
+        """JSON: {"stripe": {"outage": "errors", "rate_limit": 25, "latency_seconds": 0.05},
+        "delivery": {...}}."""
         body: dict[str, Any] = await request.json()
         for name, values in body.items():
             if name == "delivery":
@@ -124,7 +126,20 @@ def create_app(
                 )
             if "hang_seconds" in values:
                 state.hang_seconds = float(values["hang_seconds"])
+            if "latency_seconds" in values:
+                state.latency_seconds = max(0.0, float(values["latency_seconds"] or 0))
         return switches.as_dict()
+
+    @app.get("/_sandbox/requests")
+    def requests_answered() -> dict[str, dict[str, object]]:
+        """API requests answered per provider since the start (or the last reset), by status:
+        {"stripe": {"requests": 5210, "rate_limited": 0, "by_status": {"200": 5210}}}."""
+        return counts.as_dict()
+
+    @app.delete("/_sandbox/requests")
+    def reset_requests() -> dict[str, dict[str, object]]:
+        counts.reset()
+        return counts.as_dict()
 
     @app.post("/_sandbox/switches/form", include_in_schema=False)
     async def set_switches_form(request: Request) -> RedirectResponse:

@@ -1,6 +1,8 @@
-"""Switches that make a provider misbehave on purpose: an outage (500s or hanging requests) and a
-rate limit answering 429. Set from the control page or POST /_sandbox/switches; applied by a
-middleware to every request under the provider's path prefix."""
+"""Switches that make a provider misbehave on purpose: an outage (500s or hanging requests), a
+rate limit answering 429, and the latency of a provider far away. Set from the control page or
+POST /_sandbox/switches; applied by a middleware to every request under the provider's path
+prefix, which also counts those requests by answer (GET /_sandbox/requests): what a benchmark
+or a test made the product send."""
 
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ class ProviderSwitches:
     rate_limit: float | None = None
     # How long a "timeouts" outage holds a request before answering 504.
     hang_seconds: float = 60.0
+    # Added to every API answer: the round trip to a provider far away (Stripe's is tens to
+    # hundreds of milliseconds; the sandbox's own, over loopback, a few).
+    latency_seconds: float = 0.0
 
 
 @dataclass
@@ -71,6 +76,36 @@ class TokenBuckets:
             return (1 - tokens) / rate
 
 
+class RequestCounts:
+    """API requests each provider's emulator answered, by status code (429s of the rate limit
+    and the outage's errors included). Hosted pages and the sandbox's own helpers are not API
+    requests and are not counted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, dict[int, int]] = {}
+
+    def add(self, provider: str, status: int) -> None:
+        with self._lock:
+            by_status = self._counts.setdefault(provider, {})
+            by_status[status] = by_status.get(status, 0) + 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def as_dict(self) -> dict[str, dict[str, object]]:
+        with self._lock:
+            return {
+                provider: {
+                    "requests": sum(by_status.values()),
+                    "rate_limited": by_status.get(429, 0),
+                    "by_status": {str(code): n for code, n in sorted(by_status.items())},
+                }
+                for provider, by_status in self._counts.items()
+            }
+
+
 @dataclass(frozen=True)
 class ProviderMount:
     name: str
@@ -79,18 +114,26 @@ class ProviderMount:
 
 
 def make_middleware(
-    switches: Switches, mounts: list[ProviderMount]
+    switches: Switches, mounts: list[ProviderMount], counts: RequestCounts | None = None
 ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     buckets = TokenBuckets()
+    counts = counts if counts is not None else RequestCounts()
 
     async def apply(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         path = request.url.path
         mount = next((m for m in mounts if path.startswith(m.prefix + "/")), None)
-        # Hosted pages and mailboxes are for people: only the API misbehaves.
+        # Hosted pages and mailboxes are for people: only the API misbehaves (and is counted).
         if mount is None or "/_pages/" in path or "/_sandbox/" in path:
             return await call_next(request)
+        response = await answer(request, call_next, mount)
+        counts.add(mount.name, response.status_code)
+        return response
+
+    async def answer(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]], mount: ProviderMount
+    ) -> Response:
         state = switches.of(mount.name)
         if state.outage == "errors":
             return mount.render_error(500, "api_error", "The sandbox is simulating an outage.")
@@ -106,6 +149,8 @@ def make_middleware(
                 )
                 response.headers["Retry-After"] = str(max(1, round(wait)))
                 return response
+        if state.latency_seconds > 0:
+            await asyncio.sleep(state.latency_seconds)
         return await call_next(request)
 
     return apply

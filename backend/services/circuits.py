@@ -43,6 +43,13 @@ RATE_LIMITS: dict[str, float] = {
 }
 
 
+# The most requests the product sends a provider at once after a quiet spell: half a second's
+# worth. A provider's own bucket (Stripe's holds about a second's worth) starts when requests
+# arrive, and they arrive a little irregularly (connections, scheduling): a burst of the full
+# second, sent on time, can reach it as more than it allows. The rate itself is unchanged.
+BURST_SECONDS = 0.5
+
+
 def set_policy(policy: CircuitPolicy) -> None:
     """Tests and deployments tune the breaker here."""
     global POLICY
@@ -79,8 +86,9 @@ def _row(session: Session, provider: str, now: dt.datetime) -> ProviderCircuit:
     return session.scalars(stmt).one()
 
 
-def claim_gate(session: Session, *, now: dt.datetime | None = None) -> Gate:
-    """Which providers' jobs must not be claimed now, and which get one probe job."""
+def claim_gate(session: Session, *, now: dt.datetime | None = None, probe: bool = True) -> Gate:
+    """Which providers' jobs must not be claimed now, and which get one probe job. A caller
+    that claims no provider jobs passes ``probe=False``: it must not win a probe it won't send."""
     now = now or utcnow()
     blocked: list[str] = []
     probes: list[str] = []
@@ -91,7 +99,7 @@ def claim_gate(session: Session, *, now: dt.datetime | None = None) -> Gate:
     ).all()
     for provider, state, until in rows:
         blocked.append(provider)
-        if until is not None and until <= now:
+        if probe and until is not None and until <= now:
             # Exactly one worker wins the move to half-open and sends the probe.
             moved = session.execute(
                 update(ProviderCircuit)
@@ -149,23 +157,53 @@ def record(
     return row.state
 
 
+def _locked_bucket(
+    session: Session, provider: str, rate: float, capacity: float, now: dt.datetime | None
+) -> tuple[ProviderCircuit, dt.datetime, float]:
+    """The provider's row, locked; the time; the tokens it holds at that time.
+
+    The clock is read once the row is locked: a time read before waiting for another worker's
+    update would be earlier than the bucket's own and count that worker's refill twice (more
+    requests than the provider allows when workers contend)."""
+    row = _row(session, provider, now or utcnow())
+    now = max(now or utcnow(), row.tokens_at)
+    elapsed = (now - row.tokens_at).total_seconds()
+    return row, now, min(capacity, row.tokens + elapsed * rate)
+
+
 def take_token(session: Session, *, provider: str, now: dt.datetime | None = None) -> float:
     """Take one request's token from the provider's bucket. 0.0 when taken; otherwise the
     seconds to wait before asking again (nothing is taken). Shared by all workers."""
     rate = RATE_LIMITS.get(provider)
     if rate is None:
         return 0.0
-    now = now or utcnow()
-    row = _row(session, provider, now)
-    elapsed = max(0.0, (now - row.tokens_at).total_seconds())
     # A bucket of one second's worth: bursts stay within the provider's per-second limit.
-    tokens = min(rate, row.tokens + elapsed * rate)
+    row, now, tokens = _locked_bucket(session, provider, rate, rate, now)
     row.tokens_at = now
     if tokens >= 1.0:
         row.tokens = tokens - 1.0
         return 0.0
     row.tokens = tokens
     return (1.0 - tokens) / rate
+
+
+def reserve_token(session: Session, *, provider: str, now: dt.datetime | None = None) -> float:
+    """Reserve the provider's next request: the seconds to wait before sending it (0.0: now).
+
+    Unlike ``take_token`` the token is taken even when it is not there yet: the bucket goes
+    into debt and the next caller is given the slot after this one. Workers waiting for the
+    same provider queue up in order, one short transaction per request, instead of all waking
+    when a token comes due and asking again (which, with many workers, is most of the
+    bucket's traffic and delays the requests themselves). The bucket holds ``BURST_SECONDS``
+    of requests: see there. This is what the product's provider calls wait on
+    (``providers.throttle``)."""
+    rate = RATE_LIMITS.get(provider)
+    if rate is None:
+        return 0.0
+    capacity = max(1.0, rate * BURST_SECONDS)
+    row, now, tokens = _locked_bucket(session, provider, rate, capacity, now)
+    row.tokens, row.tokens_at = tokens - 1.0, now
+    return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,9 @@ current invoice), its filters and pages, the summary and the generation progress
 
 One grouped query per page, whatever the show's size: the rollup of a show with 1,000 buyers and
 20,000 claims is one aggregate over ``claims`` (indexed by show and buyer) plus the page's items.
+The same query counts the matching buyers (a window) and joins each page row's invoice, job and
+buyer by key after the page is cut, so neither grows with the outbox or the show
+(bench/bench_rollup.py).
 """
 
 from __future__ import annotations
@@ -123,9 +126,9 @@ def job_key(invoice_id: int) -> str:
     return f"invoice:{invoice_id}"
 
 
-def _rollup_query(
-    session: Session, show: Show, status: str, search: str
-) -> tuple[Select[Any], Any, Any]:
+def _matching(show: Show, status: str, search: str) -> tuple[Select[Any], Any]:
+    """The buyers of the show that pass the filters: their totals, their current invoice's id
+    and how many buyers match in all (a window count, so a page needs no second pass)."""
     totals = (
         select(
             Claim.platform_user_id.label("pid"),
@@ -148,7 +151,6 @@ def _rollup_query(
         .subquery()
     )
     current = aliased(Invoice)
-    job = aliased(OutboxJob)
     stmt = (
         select(
             totals.c.pid,
@@ -156,12 +158,8 @@ def _rollup_query(
             totals.c.claims,
             totals.c.subtotal,
             totals.c.unpriced,
-            Buyer.email,
-            Buyer.messenger_psid,
-            current,
-            job.status,
-            job.attempts,
-            job.last_error,
+            current.id.label("invoice_id"),
+            func.count().over().label("matching"),
         )
         .outerjoin(latest, latest.c.buyer_platform_id == totals.c.pid)
         .outerjoin(
@@ -172,11 +170,6 @@ def _rollup_query(
                 current.attempt == latest.c.attempt,
             ),
         )
-        .outerjoin(job, job.idempotency_key == literal("invoice:") + cast(current.id, String))
-        .outerjoin(
-            Buyer,
-            and_(Buyer.workspace_id == show.workspace_id, Buyer.platform_user_id == totals.c.pid),
-        )
     )
     if status == NO_INVOICE:
         stmt = stmt.where(current.id.is_(None))
@@ -184,7 +177,47 @@ def _rollup_query(
         stmt = stmt.where(current.status == InvoiceStatus(status))
     if search.strip():
         stmt = stmt.where(totals.c.handle.ilike(f"%{search.strip().lstrip('@')}%"))
-    return stmt, totals, current
+    return stmt, totals
+
+
+def _rollup_query(
+    show: Show, status: str, search: str, *, limit: int | None = None, offset: int = 0
+) -> Select[Any]:
+    """The matching buyers by handle (one page of them given ``limit``), each with the current
+    invoice, its job and the buyer's contact details. Those are joined to the page's rows only:
+    looked up by key for a page of 50, not joined for the whole show and then cut."""
+    matching, totals = _matching(show, status, search)
+    ordered = matching.order_by(totals.c.handle, totals.c.pid)
+    if limit is not None:
+        ordered = ordered.limit(limit).offset(offset)
+    page = ordered.subquery()
+    invoice = aliased(Invoice)
+    job = aliased(OutboxJob)
+    return (
+        select(
+            page.c.pid,
+            page.c.handle,
+            page.c.claims,
+            page.c.subtotal,
+            page.c.unpriced,
+            Buyer.email,
+            Buyer.messenger_psid,
+            invoice,
+            job.status,
+            job.attempts,
+            job.last_error,
+            page.c.matching,
+        )
+        .outerjoin(invoice, invoice.id == page.c.invoice_id)
+        .outerjoin(
+            job, job.idempotency_key == literal("invoice:") + cast(page.c.invoice_id, String)
+        )
+        .outerjoin(
+            Buyer,
+            and_(Buyer.workspace_id == show.workspace_id, Buyer.platform_user_id == page.c.pid),
+        )
+        .order_by(page.c.handle, page.c.pid)
+    )
 
 
 def rollup(
@@ -199,12 +232,17 @@ def rollup(
 ) -> RollupPage:
     """One page of the show's buyers, by handle, with their items and current invoice."""
     show = show_for(session, workspace_id=workspace_id, show_id=show_id)
-    stmt, totals, _current = _rollup_query(session, show, status, search)
-    total = int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
     page = max(1, page)
     rows = session.execute(
-        stmt.order_by(totals.c.handle, totals.c.pid).limit(per_page).offset((page - 1) * per_page)
+        _rollup_query(show, status, search, limit=per_page, offset=(page - 1) * per_page)
     ).all()
+    if rows:
+        total = int(rows[0][-1])
+    elif page == 1:
+        total = 0
+    else:  # past the last page: count without the page's rows to read it from
+        matching, _totals = _matching(show, status, search)
+        total = int(session.scalar(select(func.count()).select_from(matching.subquery())) or 0)
     items = _items_of(session, show.id, [row[0] for row in rows])
     return RollupPage(
         rows=[_buyer_row(row, items.get(row[0], [])) for row in rows],
@@ -219,14 +257,13 @@ def all_rows(
 ) -> list[BuyerRow]:
     """Every buyer matching the filters (for the CSV export)."""
     show = show_for(session, workspace_id=workspace_id, show_id=show_id)
-    stmt, totals, _current = _rollup_query(session, show, status, search)
-    rows = session.execute(stmt.order_by(totals.c.handle, totals.c.pid)).all()
+    rows = session.execute(_rollup_query(show, status, search)).all()
     items = _items_of(session, show.id, None)
     return [_buyer_row(row, items.get(row[0], [])) for row in rows]
 
 
 def _buyer_row(row: Any, items: list[ItemLine]) -> BuyerRow:
-    pid, handle, claims, subtotal, unpriced, email, psid, invoice, j_status, j_att, j_err = row
+    pid, handle, claims, subtotal, unpriced, email, psid, invoice, j_status, j_att, j_err = row[:11]
     brief = None
     if invoice is not None:
         brief = InvoiceBrief(

@@ -41,6 +41,9 @@ log = structlog.get_logger("outbox")
 DEFAULT_BACKOFF = (300.0, 600.0, 1200.0, 2400.0, 4800.0)
 DEFAULT_MAX_ATTEMPTS = len(DEFAULT_BACKOFF) + 1
 NOTIFY_CHANNEL = "outbox"
+# The payload of the NOTIFY for a job that calls a provider: it wakes the workers that run
+# those (see backend/jobs/outbox.py); any other NOTIFY on the channel is for local jobs.
+NOTIFY_PROVIDER_JOB = "provider"
 
 
 class RetryLater(Exception):
@@ -189,7 +192,10 @@ def enqueue(
     job_id = session.execute(stmt).scalar()
     if job_id is not None and session.get_bind().dialect.name == "postgresql":
         # Delivered at commit; wakes idle workers at once instead of at their next poll.
-        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        if spec.provider:
+            session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}, '{NOTIFY_PROVIDER_JOB}'"))
+        else:
+            session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
     return job_id
 
 
@@ -215,11 +221,15 @@ def claim(
     limit: int = 100,
     lease_seconds: int = 60,
     now: dt.datetime | None = None,
+    provider_jobs: bool | None = None,
 ) -> list[Claimed]:
-    """Take up to ``limit`` due jobs for ``worker``. Commit soon after: the claim is the lease."""
+    """Take up to ``limit`` due jobs for ``worker``. Commit soon after: the claim is the lease.
+
+    ``provider_jobs``: None takes any job; False only jobs that call no provider; True only
+    jobs that do."""
     now = now or utcnow()
     paused = select(JobKindPause.kind)
-    gate = circuits.claim_gate(session, now=now)
+    gate = circuits.claim_gate(session, now=now, probe=provider_jobs is not False)
     due = (
         select(OutboxJob.id)
         .where(
@@ -230,6 +240,10 @@ def claim(
         .order_by(OutboxJob.run_after, OutboxJob.id)
         .limit(limit)
     )
+    if provider_jobs is not None:
+        due = due.where(
+            OutboxJob.provider.is_not(None) if provider_jobs else OutboxJob.provider.is_(None)
+        )
     if gate.blocked:
         due = due.where(or_(OutboxJob.provider.is_(None), OutboxJob.provider.not_in(gate.blocked)))
     if session.get_bind().dialect.name == "postgresql":

@@ -29,15 +29,14 @@ def stripe_endpoints() -> StripeEndpoints:
 
 
 def throttle(engine: Engine, provider: str) -> Callable[[], None]:
-    """Wait for a token of the provider's shared rate limit before each request. Its own short
-    transaction, so the bucket's row lock is held for microseconds, not for the call."""
+    """Wait for the request's turn under the provider's shared rate limit before each request.
+    The turn is reserved in a short transaction of its own (the bucket's row lock is held for
+    microseconds, not for the call), then waited for outside any."""
 
     def wait_for_token() -> None:
-        while True:
-            with session_scope(engine) as session:
-                wait = circuits.take_token(session, provider=provider)
-            if wait <= 0:
-                return
+        with session_scope(engine) as session:
+            wait = circuits.reserve_token(session, provider=provider)
+        if wait > 0:
             time.sleep(wait)
 
     return wait_for_token

@@ -454,6 +454,44 @@ def test_rate_limit_answers_429_rate_limit(
     assert sdk.v1.customers.list().object == "list"
 
 
+def test_requests_answered_are_counted_by_status(
+    sandbox: RunningSandbox, sdk: stripe.StripeClient
+) -> None:
+    httpx.delete(f"{sandbox.url}/_sandbox/requests").raise_for_status()
+    sandbox.switch(stripe={"rate_limit": 5})
+    limited = 0
+    for _ in range(12):
+        try:
+            sdk.v1.customers.list()
+        except stripe.RateLimitError:
+            limited += 1
+    sandbox.switch(stripe={"rate_limit": None})
+    # The sandbox's own helpers are not API requests: not counted.
+    new_account(sandbox.url)
+    counted = httpx.get(f"{sandbox.url}/_sandbox/requests").json()["stripe"]
+    assert limited >= 1
+    assert counted["requests"] == 12
+    assert counted["rate_limited"] == limited
+    assert counted["by_status"] == {"200": 12 - limited, "429": limited}
+    assert httpx.delete(f"{sandbox.url}/_sandbox/requests").json() == {}
+
+
+def test_latency_switch_delays_api_answers_only(
+    sandbox: RunningSandbox, sdk: stripe.StripeClient
+) -> None:
+    sandbox.switch(stripe={"latency_seconds": 0.3})
+    started = time.monotonic()
+    sdk.v1.customers.list()
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    new_account(sandbox.url)  # the sandbox's own helpers answer at once
+    assert time.monotonic() - started < 0.3
+    sandbox.switch(stripe={"latency_seconds": 0})
+    started = time.monotonic()
+    sdk.v1.customers.list()
+    assert time.monotonic() - started < 0.3
+
+
 def test_outage_errors_and_timeouts(sandbox: RunningSandbox, account: dict[str, str]) -> None:
     sdk = client(sandbox.url, account["secret_key"])
     sandbox.switch(stripe={"outage": "errors"})

@@ -4,7 +4,9 @@ jobs behind an open circuit."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -304,3 +306,93 @@ def test_rate_limit_bucket_is_shared_and_refills(session: Session) -> None:
     assert 0 < waits[-1] <= 1 / rate
     later = now + dt.timedelta(seconds=1 / rate)
     assert circuits.take_token(session, provider="stripe", now=later) == 0.0
+
+
+def test_reserved_turns_queue_up_at_the_rate_after_a_short_burst(session: Session) -> None:
+    now = utcnow()
+    rate = circuits.RATE_LIMITS["stripe"]
+    waits = [circuits.reserve_token(session, provider="stripe", now=now) for _ in range(20)]
+    immediate = [wait for wait in waits if wait == 0.0]
+    assert len(immediate) == int(rate * circuits.BURST_SECONDS)
+    queued = waits[len(immediate) :]
+    # The rest are given their turns, one every 1/rate seconds: nobody has to ask again.
+    assert 0 < queued[0] <= 1 / rate
+    assert [b - a for a, b in itertools.pairwise(queued)] == pytest.approx(
+        [1 / rate] * (len(queued) - 1)
+    )
+    at_last_turn = now + dt.timedelta(seconds=queued[-1])
+    assert circuits.reserve_token(session, provider="stripe", now=at_last_turn) == pytest.approx(
+        1 / rate
+    )
+
+
+def test_a_time_read_before_waiting_for_the_bucket_refills_nothing_twice(
+    session: Session,
+) -> None:
+    now = utcnow()
+    rate = circuits.RATE_LIMITS["stripe"]
+    for _ in range(int(rate)):
+        circuits.take_token(session, provider="stripe", now=now)
+    # A worker read the clock, then waited for the row while another took the last token.
+    earlier = now - dt.timedelta(seconds=0.5)
+    assert circuits.take_token(session, provider="stripe", now=earlier) > 0
+    assert circuits.take_token(session, provider="stripe", now=now) > 0
+
+
+def test_claim_takes_only_local_or_only_provider_jobs_when_asked(session: Session) -> None:
+    outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key="local")
+    outbox.enqueue(session, kind="test.remote", payload={}, idempotency_key="remote")
+    session.commit()
+    [remote] = outbox.claim(session, worker="p", provider_jobs=True)
+    [local] = outbox.claim(session, worker="l", provider_jobs=False)
+    assert (remote.kind, local.kind) == ("test.remote", "test.noop")
+
+
+PROVIDER_CALLS = {"now": 0, "most": 0}
+PROVIDER_LOCK = threading.Lock()
+
+
+@outbox.job_kind("test.slow_remote", provider="slowpay")
+def _slow_remote(session: Session, job: outbox.JobContext) -> None:
+    def call() -> None:
+        with PROVIDER_LOCK:
+            PROVIDER_CALLS["now"] += 1
+            PROVIDER_CALLS["most"] = max(PROVIDER_CALLS["most"], PROVIDER_CALLS["now"])
+        time.sleep(0.2)  # the provider answering
+        with PROVIDER_LOCK:
+            PROVIDER_CALLS["now"] -= 1
+        CALLS[job.idempotency_key] += 1
+
+    job.call_provider(call)
+
+
+def test_drainer_runs_provider_jobs_side_by_side_in_its_provider_threads(engine: Engine) -> None:
+    from backend.jobs.outbox import Drainer
+
+    PROVIDER_CALLS.update(now=0, most=0)
+    for key in [f"slow{n}" for n in range(8)] + [f"quick{n}" for n in range(5)]:
+        CALLS.pop(key, None)
+    with Session(engine) as session:
+        for n in range(8):
+            outbox.enqueue(session, kind="test.slow_remote", payload={}, idempotency_key=f"slow{n}")
+        for n in range(5):
+            outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key=f"quick{n}")
+        session.commit()
+    drainer = Drainer(engine, threads=1, poll=0.05, provider_threads=4)
+    drainer.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with Session(engine) as session:  # a short transaction: SQLite's writers wait on it
+                statuses = [(job.kind, job.status) for job in _jobs(session)]
+            if {status for _, status in statuses} == {JobStatus.DONE}:
+                break
+            assert time.monotonic() < deadline, statuses
+            time.sleep(0.05)
+    finally:
+        drainer.stop()
+    assert PROVIDER_CALLS["most"] == 4  # four at a time, never more
+    assert all(CALLS[f"slow{n}"] == 1 for n in range(8))
+    assert all(CALLS[f"quick{n}"] == 1 for n in range(5))
+    with Session(engine) as session:
+        assert {job.attempts for job in _jobs(session)} == {1}
