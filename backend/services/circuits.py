@@ -171,28 +171,12 @@ def _locked_bucket(
     return row, now, min(capacity, row.tokens + elapsed * rate)
 
 
-def take_token(session: Session, *, provider: str, now: dt.datetime | None = None) -> float:
-    """Take one request's token from the provider's bucket. 0.0 when taken; otherwise the
-    seconds to wait before asking again (nothing is taken). Shared by all workers."""
-    rate = RATE_LIMITS.get(provider)
-    if rate is None:
-        return 0.0
-    # A bucket of one second's worth: bursts stay within the provider's per-second limit.
-    row, now, tokens = _locked_bucket(session, provider, rate, rate, now)
-    row.tokens_at = now
-    if tokens >= 1.0:
-        row.tokens = tokens - 1.0
-        return 0.0
-    row.tokens = tokens
-    return (1.0 - tokens) / rate
-
-
 def reserve_token(session: Session, *, provider: str, now: dt.datetime | None = None) -> float:
     """Reserve the provider's next request: the seconds to wait before sending it (0.0: now).
 
-    Unlike ``take_token`` the token is taken even when it is not there yet: the bucket goes
-    into debt and the next caller is given the slot after this one. Workers waiting for the
-    same provider queue up in order, one short transaction per request, instead of all waking
+    The token is taken even when it is not there yet: the bucket goes into debt and the next
+    caller is given the slot after this one. Workers waiting for the same provider queue up in
+    order, one short transaction per request, instead of all waking
     when a token comes due and asking again (which, with many workers, is most of the
     bucket's traffic and delays the requests themselves). The bucket holds ``BURST_SECONDS``
     of requests: see there. This is what the product's provider calls wait on

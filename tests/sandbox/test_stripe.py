@@ -219,6 +219,25 @@ def test_customers_search_by_metadata_and_list_by_email(sdk: stripe.StripeClient
     assert updated.metadata.to_dict() == {"platform_user_id": "fb_9", "vip": "yes"}
 
 
+def test_search_pages_through_every_match_with_next_page(sdk: stripe.StripeClient) -> None:
+    made = [sdk.v1.customers.create({"metadata": {"batch": "b1"}}).id for _ in range(5)]
+    sdk.v1.customers.create({"metadata": {"batch": "other"}})
+    seen: list[str] = []
+    params: dict[str, object] = {"query": "metadata['batch']:'b1'", "limit": 2}
+    pages = 0
+    while True:
+        found = sdk.v1.customers.search(params)  # type: ignore[arg-type]
+        pages += 1
+        seen += [c.id for c in found.data]
+        if not found.has_more:
+            assert found.next_page is None
+            break
+        params["page"] = found.next_page
+    assert pages == 3 and sorted(seen) == sorted(made) and len(seen) == len(set(seen))
+    with pytest.raises(stripe.InvalidRequestError, match="Invalid page"):
+        sdk.v1.customers.search({"query": "metadata['batch']:'b1'", "page": "bogus!"})
+
+
 # -- idempotency ----------------------------------------------------------------------------
 
 

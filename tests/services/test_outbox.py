@@ -301,11 +301,13 @@ def test_open_circuit_holds_jobs_then_a_probe_closes_it(
 def test_rate_limit_bucket_is_shared_and_refills(session: Session) -> None:
     now = utcnow()
     rate = circuits.RATE_LIMITS["stripe"]
-    waits = [circuits.take_token(session, provider="stripe", now=now) for _ in range(int(rate) + 1)]
-    assert waits[: int(rate)] == [0.0] * int(rate)
+    burst = int(rate * circuits.BURST_SECONDS)
+    waits = [circuits.reserve_token(session, provider="stripe", now=now) for _ in range(burst + 1)]
+    assert waits[:burst] == [0.0] * burst
     assert 0 < waits[-1] <= 1 / rate
-    later = now + dt.timedelta(seconds=1 / rate)
-    assert circuits.take_token(session, provider="stripe", now=later) == 0.0
+    # Once the debt is paid back and a token more has come in, a request goes at once again.
+    later = now + dt.timedelta(seconds=2 / rate)
+    assert circuits.reserve_token(session, provider="stripe", now=later) == 0.0
 
 
 def test_reserved_turns_queue_up_at_the_rate_after_a_short_burst(session: Session) -> None:
@@ -331,12 +333,15 @@ def test_a_time_read_before_waiting_for_the_bucket_refills_nothing_twice(
 ) -> None:
     now = utcnow()
     rate = circuits.RATE_LIMITS["stripe"]
-    for _ in range(int(rate)):
-        circuits.take_token(session, provider="stripe", now=now)
-    # A worker read the clock, then waited for the row while another took the last token.
+    for _ in range(int(rate * circuits.BURST_SECONDS)):
+        circuits.reserve_token(session, provider="stripe", now=now)
+    # A worker read the clock, then waited for the row while another took the last token:
+    # its earlier time must not refill the bucket again.
     earlier = now - dt.timedelta(seconds=0.5)
-    assert circuits.take_token(session, provider="stripe", now=earlier) > 0
-    assert circuits.take_token(session, provider="stripe", now=now) > 0
+    first = circuits.reserve_token(session, provider="stripe", now=earlier)
+    second = circuits.reserve_token(session, provider="stripe", now=now)
+    assert 0 < first <= 1 / rate
+    assert second - first == pytest.approx(1 / rate)
 
 
 def test_claim_takes_only_local_or_only_provider_jobs_when_asked(session: Session) -> None:

@@ -83,12 +83,14 @@ def list_object(data: list[dict[str, Any]], url: str, has_more: bool = False) ->
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
 
-def search_result(data: list[dict[str, Any]], url: str) -> dict[str, Any]:
+def search_result(
+    data: list[dict[str, Any]], url: str, *, next_page: str | None = None
+) -> dict[str, Any]:
     return {
         "object": "search_result",
         "data": data,
-        "has_more": False,
-        "next_page": None,
+        "has_more": next_page is not None,
+        "next_page": next_page,
         "url": url,
     }
 

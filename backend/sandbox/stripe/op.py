@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,8 +85,29 @@ def search(op: Op, items: list[dict[str, Any]], url: str) -> dict[str, Any]:
 
     combine = any if joiner == " OR " else all
     found = [o for o in reversed(items) if combine(hit(o, c) for c in clauses)]
-    limit = min(as_int(op.params.get("limit"), 10) or 10, 100)
-    return search_result(found[:limit], url)
+    limit = min(max(as_int(op.params.get("limit"), 10) or 10, 1), 100)
+    start = _page_offset(op.params.get("page"))
+    end = start + limit
+    more = _page_cursor(end) if end < len(found) else None
+    return search_result(found[start:end], url, next_page=more)
+
+
+def _page_cursor(offset: int) -> str:
+    """Stripe's ``next_page`` is an opaque cursor; here it hides an offset."""
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def _page_offset(cursor: object) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(str(cursor) + "=" * (-len(str(cursor)) % 4)).decode()
+        kind, _, offset = text.partition(":")
+        if kind == "offset" and offset.isdigit():
+            return int(offset)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise StripeError(400, f"Invalid page: {cursor}", code="parameter_invalid_string", param="page")
 
 
 def metadata(op: Op, current: dict[str, str] | None = None) -> dict[str, str]:
