@@ -14,6 +14,7 @@ Targets (issue 4): p50 <= 250 ms and p95 <= 1 s at 200 events/s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -117,6 +118,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=SIDECAR_WORKERS)
+    parser.add_argument(
+        "--schedulers",
+        type=int,
+        default=1,
+        help="scheduler processes (the outbox is claimed with SKIP LOCKED: any number may run)",
+    )
     args = parser.parse_args()
 
     total = int(args.rate * (args.duration + args.warmup))
@@ -125,16 +132,25 @@ def main() -> int:
         seed_invoices(db.engine, workspace_id, total + 100)
         port = free_port()
         env = product_env(db.url)
-        with (
-            started("sidecar", sidecar_command(port, args.workers), env) as sidecar,
-            started(
-                "scheduler", [PYTHON, str(ROOT / "scheduler.py")], {**env, "HUB_LOG_LEVEL": "INFO"}
-            ) as scheduler,
-        ):
+        with contextlib.ExitStack() as stack:
+            sidecar = stack.enter_context(
+                started("sidecar", sidecar_command(port, args.workers), env)
+            )
+            schedulers = [
+                stack.enter_context(
+                    started(
+                        f"scheduler-{n}",
+                        [PYTHON, str(ROOT / "scheduler.py")],
+                        {**env, "HUB_LOG_LEVEL": "INFO"},
+                    )
+                )
+                for n in range(args.schedulers)
+            ]
             wait_ready(port, sidecar)
-            wait_for_line(scheduler, "scheduler.started", timeout=60)
+            for scheduler in schedulers:
+                wait_for_line(scheduler, "scheduler.started", timeout=60)
             log(f"sidecar and scheduler ready; {args.rate:.0f} events/s for {args.duration}s")
-            meter = CpuMeter(db, [sidecar.popen.pid, scheduler.popen.pid])
+            meter = CpuMeter(db, [sidecar.popen.pid] + [s.popen.pid for s in schedulers])
             meter.start()
             load = run_load(
                 port,
@@ -160,8 +176,8 @@ def main() -> int:
             facts = conditions(
                 db,
                 sidecar=f"uvicorn backend.api.app:app, {args.workers} workers, uvloop, httptools",
-                scheduler="python scheduler.py (outbox drainer: HUB_OUTBOX_THREADS threads, "
-                "woken by LISTEN/NOTIFY)",
+                scheduler=f"{args.schedulers} x python scheduler.py (outbox drainer: "
+                "HUB_OUTBOX_THREADS threads, woken by LISTEN/NOTIFY)",
                 load=f"1 generator process, {args.rate:.0f} events/s on schedule (open loop)",
                 event_bytes=load.get("event_bytes"),
                 events_measured=len(sent),
