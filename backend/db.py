@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import get_settings
@@ -51,6 +52,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # One driver, psycopg 3, whatever the URL says.
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def conflict_insert(session: Session, table: Any) -> Any:
+    """``INSERT`` for ``table`` with ``on_conflict_do_nothing``/``do_update``: both databases
+    have it, each in its own dialect's construct."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 @functools.cache

@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.integrations.errors import ProviderRejected
-from backend.services import audit, outbox, providers
+from backend.services import audit, invoice_panel, outbox, providers
 from backend.services.actors import Actor
-from backend.services.errors import InvalidInput, NotFound
+from backend.services.errors import InvalidInput
 from models import (
     Buyer,
     CheckoutLinkSend,
@@ -102,9 +102,9 @@ def after_creation(session: Session, invoice: Invoice, *, emailed: bool) -> None
 def send_link(session: Session, *, actor: Actor, invoice_id: int) -> str:
     """The operator's "Send link": what happens, in words, for the panel to show."""
     actor.require_change("send checkout links")
-    invoice = session.get(Invoice, invoice_id)
-    if invoice is None or invoice.workspace_id != actor.workspace_id:
-        raise NotFound("This invoice is not in this workspace; reload the show.")
+    invoice = invoice_panel.invoice_for(
+        session, workspace_id=actor.workspace_id, invoice_id=invoice_id
+    )
     if not invoice.external_url or invoice.status not in (InvoiceStatus.SENT, InvoiceStatus.ERROR):
         raise InvalidInput("There is no open checkout link for this invoice.")
     reason = why_not_messenger(session, invoice)
@@ -125,9 +125,9 @@ def send_link(session: Session, *, actor: Actor, invoice_id: int) -> str:
 
 def record_copy(session: Session, *, actor: Actor, invoice_id: int) -> None:
     """The operator copied the link to send it themselves."""
-    invoice = session.get(Invoice, invoice_id)
-    if invoice is None or invoice.workspace_id != actor.workspace_id:
-        raise NotFound("This invoice is not in this workspace; reload the show.")
+    invoice = invoice_panel.invoice_for(
+        session, workspace_id=actor.workspace_id, invoice_id=invoice_id
+    )
     _record(session, invoice, channel=MANUAL, outcome="copied", detail="", actor=actor.label)
 
 

@@ -13,10 +13,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from backend.db import conflict_insert
 from models import ProviderCircuit, utcnow
 
 
@@ -63,9 +62,8 @@ class Gate:
 
 
 def _row(session: Session, provider: str, now: dt.datetime) -> ProviderCircuit:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(
-        insert(ProviderCircuit)
+        conflict_insert(session, ProviderCircuit)
         .values(
             provider=provider,
             state="closed",

@@ -16,13 +16,11 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from backend.db import conflict_insert
 from backend.services import audit, invoice_panel, invoicing
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput, NotFound
@@ -512,10 +510,6 @@ def preview(
 # -- the import -------------------------------------------------------------------------------
 
 
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def _earlier_import(session: Session, show_id: int, fingerprint_: str) -> AuditLog | None:
     for row in session.scalars(
         select(AuditLog)
@@ -655,7 +649,7 @@ def _save_buyers(session: Session, workspace_id: int, rows: list[ImportRow]) -> 
     for chunk in _chunks(new):
         # ON CONFLICT: a buyer added meanwhile by another show's import is simply updated below.
         result = session.execute(
-            _insert(session)(Buyer)
+            conflict_insert(session, Buyer)
             .values(
                 [
                     {

@@ -17,7 +17,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, String, and_, case, cast, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Subquery,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.orm import Session, aliased
 
 from backend.services.errors import NotFound
@@ -121,6 +132,37 @@ def show_for(session: Session, *, workspace_id: int, show_id: int) -> Show:
     return show
 
 
+def invoice_for(session: Session, *, workspace_id: int, invoice_id: int) -> Invoice:
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None or invoice.workspace_id != workspace_id:
+        raise NotFound("This invoice is not in this workspace; reload the show.")
+    return invoice
+
+
+def latest_attempts(*show_ids: int) -> Subquery:
+    """Each buyer's latest invoice attempt in each of the shows: that attempt is the buyer's
+    current invoice (a regenerate supersedes the voided invoice before it)."""
+    return (
+        select(
+            Invoice.show_id,
+            Invoice.buyer_platform_id,
+            func.max(Invoice.attempt).label("attempt"),
+        )
+        .where(Invoice.show_id.in_(show_ids))
+        .group_by(Invoice.show_id, Invoice.buyer_platform_id)
+        .subquery()
+    )
+
+
+def is_current(invoice: Any, latest: Subquery) -> ColumnElement[bool]:
+    """``invoice`` (the model or an alias of it) is its buyer's row of ``latest_attempts``."""
+    return and_(
+        invoice.show_id == latest.c.show_id,
+        invoice.buyer_platform_id == latest.c.buyer_platform_id,
+        invoice.attempt == latest.c.attempt,
+    )
+
+
 def job_key(invoice_id: int) -> str:
     """The idempotency key of the job that creates this invoice in Stripe."""
     return f"invoice:{invoice_id}"
@@ -144,12 +186,7 @@ def _matching(show: Show, status: str, search: str) -> tuple[Select[Any], Any]:
         .group_by(Claim.platform_user_id)
         .subquery()
     )
-    latest = (
-        select(Invoice.buyer_platform_id, func.max(Invoice.attempt).label("attempt"))
-        .where(Invoice.show_id == show.id)
-        .group_by(Invoice.buyer_platform_id)
-        .subquery()
-    )
+    latest = latest_attempts(show.id)
     current = aliased(Invoice)
     stmt = (
         select(
@@ -162,14 +199,7 @@ def _matching(show: Show, status: str, search: str) -> tuple[Select[Any], Any]:
             func.count().over().label("matching"),
         )
         .outerjoin(latest, latest.c.buyer_platform_id == totals.c.pid)
-        .outerjoin(
-            current,
-            and_(
-                current.show_id == show.id,
-                current.buyer_platform_id == totals.c.pid,
-                current.attempt == latest.c.attempt,
-            ),
-        )
+        .outerjoin(current, is_current(current, latest))
     )
     if status == NO_INVOICE:
         stmt = stmt.where(current.id.is_(None))
@@ -334,22 +364,10 @@ def summary(session: Session, *, workspace_id: int, show_id: int) -> PanelSummar
         .join(ShowItem, ShowItem.id == Claim.item_id)
         .where(Claim.show_id == show.id)
     ).one()
-    latest = (
-        select(Invoice.buyer_platform_id, func.max(Invoice.attempt).label("attempt"))
-        .where(Invoice.show_id == show.id)
-        .group_by(Invoice.buyer_platform_id)
-        .subquery()
-    )
+    latest = latest_attempts(show.id)
     current = (
         select(Invoice.status, Invoice.external_id)
-        .join(
-            latest,
-            and_(
-                latest.c.buyer_platform_id == Invoice.buyer_platform_id,
-                latest.c.attempt == Invoice.attempt,
-            ),
-        )
-        .where(Invoice.show_id == show.id)
+        .join(latest, is_current(Invoice, latest))
         .subquery()
     )
     by_status: dict[str, int] = {}
@@ -359,7 +377,8 @@ def summary(session: Session, *, workspace_id: int, show_id: int) -> PanelSummar
             current.c.status, current.c.external_id.is_not(None)
         )
     ):
-        by_status[str(InvoiceStatus(status).value)] = by_status.get(status, 0) + int(count)
+        key = InvoiceStatus(status).value
+        by_status[key] = by_status.get(key, 0) + int(count)
         if status == InvoiceStatus.ERROR:
             failed += int(count)
         elif has_external:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from backend.db import conflict_insert
 from backend.integrations.stripe import StripeAdapter, StripeInvoice
 from backend.services import audit, checkout_links, invoice_panel, outbox, providers
 from backend.services.actors import Actor
@@ -107,10 +106,6 @@ def _stripe_integration(session: Session, workspace_id: int) -> Integration:
     return providers.active_integration(session, workspace_id=workspace_id, provider="stripe")
 
 
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def _add_invoice(
     session: Session,
     *,
@@ -123,7 +118,7 @@ def _add_invoice(
     """Insert the (show, buyer, attempt) invoice and enqueue its job; None if it exists."""
     now = utcnow()
     invoice_id = session.execute(
-        _insert(session)(Invoice)
+        conflict_insert(session, Invoice)
         .values(
             workspace_id=show.workspace_id,
             show_id=show.id,
@@ -232,18 +227,11 @@ def _current(session: Session, show_id: int, platform_user_id: str) -> Invoice |
     ).first()
 
 
-def _own_invoice(session: Session, actor: Actor, invoice_id: int) -> Invoice:
-    invoice = session.get(Invoice, invoice_id)
-    if invoice is None or invoice.workspace_id != actor.workspace_id:
-        raise NotFound("This invoice is not in this workspace; reload the show.")
-    return invoice
-
-
 def regenerate(session: Session, *, actor: Actor, invoice_id: int) -> int:
     """A new invoice (the next attempt) for a buyer whose current invoice is void (or gone
     from Stripe)."""
     actor.require_change("regenerate invoices")
-    old = _own_invoice(session, actor, invoice_id)
+    old = invoice_panel.invoice_for(session, workspace_id=actor.workspace_id, invoice_id=invoice_id)
     # An Error invoice with a Stripe id is one reconciliation found deleted in Stripe: nothing
     # is left to void, and the buyer has nothing to pay.
     gone_from_stripe = old.status is InvoiceStatus.ERROR and old.external_id is not None
@@ -273,7 +261,9 @@ def regenerate(session: Session, *, actor: Actor, invoice_id: int) -> int:
 def void(session: Session, *, actor: Actor, invoice_id: int) -> None:
     """Void the invoice in Stripe (through the outbox); the webhook or the job marks it Void."""
     actor.require_change("void invoices")
-    invoice = _own_invoice(session, actor, invoice_id)
+    invoice = invoice_panel.invoice_for(
+        session, workspace_id=actor.workspace_id, invoice_id=invoice_id
+    )
     if invoice.status is InvoiceStatus.PAID:
         raise InvalidInput("This invoice is paid; refund the payment in Stripe instead.")
     if invoice.status is InvoiceStatus.VOID:
@@ -484,7 +474,9 @@ def apply_stripe_truth(invoice: Invoice, theirs: StripeInvoice) -> None:
 def retry(session: Session, *, actor: Actor, invoice_id: int) -> None:
     """Run a failed invoice's job again (same keys: nothing reaches Stripe twice)."""
     actor.require_change("retry invoices")
-    invoice = _own_invoice(session, actor, invoice_id)
+    invoice = invoice_panel.invoice_for(
+        session, workspace_id=actor.workspace_id, invoice_id=invoice_id
+    )
     if invoice.status is not InvoiceStatus.ERROR or invoice.external_id is not None:
         raise InvalidInput("Only an invoice that failed to be created can be retried.")
     job_id = session.scalar(

@@ -19,10 +19,9 @@ from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import and_, delete, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from backend.db import conflict_insert
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
 from backend.services import audit, circuits
 from backend.services.actors import Actor
@@ -153,10 +152,6 @@ def configure_kind(kind: str, **changes: Any) -> None:
 # -- writing jobs ---------------------------------------------------------------------------
 
 
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def enqueue(
     session: Session,
     *,
@@ -173,7 +168,7 @@ def enqueue(
     if spec is None:
         raise ValueError(f"unknown job kind {kind!r}; declare it with @job_kind")
     stmt = (
-        _insert(session)(OutboxJob)
+        conflict_insert(session, OutboxJob)
         .values(
             kind=kind,
             provider=spec.provider,

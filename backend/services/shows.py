@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from backend.services import invoice_panel
 from models import Claim, Invoice, InvoiceStatus, Show, ShowItem, ShowStatus
 
 
@@ -78,27 +79,11 @@ def invoice_counts(session: Session, *, show_ids: list[int]) -> dict[int, dict[s
     """Each show's current invoices by status, for all the shows in one grouped query."""
     if not show_ids:
         return {}
-    latest = (
-        select(
-            Invoice.show_id,
-            Invoice.buyer_platform_id,
-            func.max(Invoice.attempt).label("attempt"),
-        )
-        .where(Invoice.show_id.in_(show_ids))
-        .group_by(Invoice.show_id, Invoice.buyer_platform_id)
-        .subquery()
-    )
+    latest = invoice_panel.latest_attempts(*show_ids)
     counts: dict[int, dict[str, int]] = {}
     for show_id, status, count in session.execute(
         select(Invoice.show_id, Invoice.status, func.count())
-        .join(
-            latest,
-            and_(
-                latest.c.show_id == Invoice.show_id,
-                latest.c.buyer_platform_id == Invoice.buyer_platform_id,
-                latest.c.attempt == Invoice.attempt,
-            ),
-        )
+        .join(latest, invoice_panel.is_current(Invoice, latest))
         .group_by(Invoice.show_id, Invoice.status)
     ):
         if show_id is not None:
