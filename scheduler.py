@@ -61,6 +61,7 @@ def main() -> None:
         threads=settings.outbox_threads,
         batch=settings.outbox_batch,
         provider_threads=settings.outbox_provider_threads,
+        coalesce=settings.outbox_coalesce_seconds,
     )
     drainer.start()
 

@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     # at once to use a limit such as Stripe's 25 requests a second. 0: the outbox threads run
     # them, one at a time each.
     outbox_provider_threads: int = Field(default=8, ge=0, le=64)
+    # On PostgreSQL, new jobs wake a worker at most this often: jobs arriving together run as
+    # one batch, in one transaction, instead of each paying for a claim and a commit. Adds at
+    # most this much to a job's wait for a worker.
+    outbox_coalesce_seconds: float = Field(default=0.05, ge=0.0, le=1.0)
     # How long a worker holds a job before another may take it (extended while it runs), and
     # how often the scheduler looks for jobs whose worker died.
     outbox_lease_seconds: int = Field(default=60, ge=1)

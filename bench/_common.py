@@ -329,9 +329,21 @@ class CpuMeter:
     """CPU used during a measurement by the server processes (``roots`` and their children),
     PostgreSQL, the load generators (this process's finished children) and everything else."""
 
-    def __init__(self, db: Database, roots: list[int]) -> None:
+    def __init__(self, db: Database, roots: list[int] | dict[int, str]) -> None:
+        """``roots``: the server processes' pids, or pid -> name to name them in the summary."""
         self._db = db
-        self._roots = set(roots)
+        self._names = roots if isinstance(roots, dict) else {pid: "" for pid in roots}
+        self._roots = set(self._names)
+
+    def _label(self, pid: int, table: dict[int, tuple[int, float]]) -> str:
+        """The name of ``pid``'s root (``name child`` for its descendants)."""
+        seen = pid
+        while seen not in self._names and seen in table:
+            seen = table[seen][0]
+        name = self._names.get(seen, "")
+        if not name:
+            return ""
+        return f"{name} " if seen == pid else f"{name} child "
 
     def _postmaster(self) -> int:
         pid_file = self._db.server.data_dir / "postmaster.pid"
@@ -358,7 +370,10 @@ class CpuMeter:
 
         server_pids = _tree(table, self._roots)
         servers = used(server_pids)
-        busiest = sorted((used({pid}) / elapsed for pid in server_pids), reverse=True)[:4]
+        busiest = sorted(
+            ((used({pid}) / elapsed, self._label(pid, table)) for pid in server_pids),
+            reverse=True,
+        )[:4]
         postgres = used(_tree(table, {self._postmaster()}))
         load = children + bench
         other = max(0.0, busy - servers - postgres - load)
@@ -374,7 +389,7 @@ class CpuMeter:
         }
         return (
             f"over {elapsed:.1f} s, in cores: server processes {servers / elapsed:.2f} "
-            f"(busiest: {', '.join(f'{c:.2f}' for c in busiest)}), "
+            f"(busiest: {', '.join(f'{name}{c:.2f}' for c, name in busiest)}), "
             f"PostgreSQL {postgres / elapsed:.2f}, load generator + bench "
             f"{load / elapsed:.2f}, other processes on the machine {other / elapsed:.2f} "
             f"(machine busy {busy / elapsed:.2f} of {cpus})"

@@ -150,7 +150,13 @@ def main() -> int:
             for scheduler in schedulers:
                 wait_for_line(scheduler, "scheduler.started", timeout=60)
             log(f"sidecar and scheduler ready; {args.rate:.0f} events/s for {args.duration}s")
-            meter = CpuMeter(db, [sidecar.popen.pid] + [s.popen.pid for s in schedulers])
+            meter = CpuMeter(
+                db,
+                {
+                    sidecar.popen.pid: "sidecar",
+                    **{s.popen.pid: f"scheduler-{n}" for n, s in enumerate(schedulers)},
+                },
+            )
             meter.start()
             load = run_load(
                 port,

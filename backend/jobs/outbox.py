@@ -40,6 +40,29 @@ def rescue_expired_leases() -> None:
         log.warning("outbox.leases_rescued", jobs=rescued)
 
 
+class _Wakeup:
+    """Wakes one waiting worker per signal; a signal given while no worker waits is kept for
+    the next one that does (none is lost, none wakes every worker for one job's worth)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._pending = False
+
+    def signal(self, *, everyone: bool = False) -> None:
+        with self._condition:
+            self._pending = True
+            if everyone:
+                self._condition.notify_all()
+            else:
+                self._condition.notify()
+
+    def wait(self, timeout: float) -> None:
+        with self._condition:
+            if not self._pending:
+                self._condition.wait(timeout)
+            self._pending = False
+
+
 class Drainer:
     """Runs outbox jobs continuously in background threads of this process.
 
@@ -47,6 +70,12 @@ class Drainer:
     run local jobs only, and a dispatcher thread hands jobs that call a provider to a pool of
     that many threads, claiming no more than the pool has free; without, the drainer threads
     run every job, provider jobs one after the other.
+
+    On PostgreSQL a NOTIFY wakes one drainer thread, at most once per ``coalesce`` seconds:
+    webhooks arriving a few milliseconds apart are then applied as one batch, in one
+    transaction, rather than each paying for its own claim and commit (at 200 events a second
+    that is most of the work). A thread that claimed less than a full batch waits for the next
+    wake-up rather than claiming again at once: anything that arrived meanwhile has notified.
     """
 
     def __init__(
@@ -57,13 +86,17 @@ class Drainer:
         poll: float = 1.0,
         batch: int = 200,
         provider_threads: int = 0,
+        coalesce: float = 0.0,
     ) -> None:
         self._engine = engine or get_engine()
         self._threads = threads
         self._poll = poll
         self._batch = batch
         self._provider_threads = provider_threads
-        self._wake = threading.Event()
+        self._coalesce = coalesce
+        # Only PostgreSQL announces new jobs; elsewhere a partial batch is followed by a claim.
+        self._notified = self._engine.dialect.name == "postgresql"
+        self._wake = _Wakeup()
         self._provider_wake = threading.Event()
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
@@ -85,7 +118,7 @@ class Drainer:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
+        self._wake.signal(everyone=True)
         self._provider_wake.set()
         for thread in self._workers:
             thread.join(timeout=30)
@@ -110,9 +143,9 @@ class Drainer:
                 log.exception("outbox.drain_failed")
                 report = None
                 time.sleep(self._poll)
-            if report is None or report.claimed == 0:
+            idle = report is None or report.claimed == 0
+            if idle or (self._notified and report is not None and report.claimed < self._batch):
                 self._wake.wait(self._poll)
-                self._wake.clear()
 
     def _dispatch(self) -> None:
         """Claim provider jobs as pool threads come free, and hand each to one."""
@@ -157,11 +190,18 @@ class Drainer:
             try:
                 with psycopg.connect(url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+                    woke = 0.0
                     for notify in conn.notifies(timeout=self._poll, stop_after=None):
                         if self._provider_threads and notify.payload == outbox.NOTIFY_PROVIDER_JOB:
                             self._provider_wake.set()
                         else:
-                            self._wake.set()
+                            # NOTIFYs that come meanwhile queue up on the connection: the
+                            # next one is read, and wakes a worker, when the interval is over.
+                            wait = woke + self._coalesce - time.monotonic()
+                            if wait > 0:
+                                self._stop.wait(wait)
+                            woke = time.monotonic()
+                            self._wake.signal()
                         if self._stop.is_set():
                             return
                     # notifies() returned on timeout: loop to check the stop flag.

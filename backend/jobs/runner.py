@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from backend.db import session_scope
 from backend.services import circuits, outbox
@@ -42,6 +43,9 @@ class Runner:
     commit_seconds: float = 0.1
     # Which jobs it claims: None any, False only local jobs, True only provider jobs.
     provider_jobs: bool | None = None
+    # Local jobs are prepared (JobKind.prepare) this many at a time: about what one commit
+    # holds, so that little is loaded for jobs the next transaction runs.
+    prepare_ahead: int = 32
 
     def claim(self, limit: int | None = None) -> list[Claimed]:
         """Claim up to ``limit`` (default: the batch) due jobs of this runner's sort."""
@@ -105,10 +109,14 @@ class Runner:
         specs = outbox.kinds()
         deadline = time.monotonic() + self.commit_seconds
         count = len(jobs)
+        loaded: list[object] = []  # what prepare hooks loaded, held until the commit
         try:
             with session_scope(self.engine) as session:
                 for index, job in enumerate(jobs):
                     count = index + 1  # includes this job if it fails
+                    if index % self.prepare_ahead == 0:
+                        ahead = jobs[index : index + self.prepare_ahead]
+                        loaded.append(self._prepare(session, ahead))
                     specs[job.kind].handler(session, self._context(job))
                     if time.monotonic() >= deadline:
                         break
@@ -135,6 +143,19 @@ class Runner:
                 status = outbox.fail(session, job, error, worker=self.worker)
                 self._tally(report, status, job, error)
         return count
+
+    def _prepare(self, session: Session, jobs: list[Claimed]) -> list[object]:
+        """Let each kind with a ``prepare`` hook load what the next jobs will read."""
+        by_kind: dict[str, list[JobContext]] = {}
+        for job in jobs:
+            by_kind.setdefault(job.kind, []).append(self._context(job))
+        specs = outbox.kinds()
+        loaded: list[object] = []
+        for kind, contexts in by_kind.items():
+            prepare = specs[kind].prepare
+            if prepare is not None:
+                loaded.append(prepare(session, contexts))
+        return loaded
 
     def _run_alone(self, job: Claimed, report: DrainReport) -> None:
         spec = outbox.kinds().get(job.kind)

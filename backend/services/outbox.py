@@ -98,6 +98,12 @@ Handler = Callable[[Session, JobContext], None]
 # Called in the transaction that marks a job dead: (session, payload, error message). Lets the
 # domain row the job worked for show the failure (an invoice turns Error), atomically.
 DeadHook = Callable[[Session, dict[str, Any], str], None]
+# Called before a run of local jobs of one kind that share a transaction, with those jobs: loads
+# what their handlers will read in a few queries instead of a few per job, and returns it (the
+# runner holds it until the transaction ends: a session keeps only weak references to rows
+# nothing has changed). Only an optimization: each handler must work without it (a job also
+# runs alone, after a failure).
+PrepareHook = Callable[[Session, Sequence[JobContext]], object]
 T = TypeVar("T")
 
 
@@ -111,6 +117,7 @@ class JobKind:
     # None: the runner's lease (settings.outbox_lease_seconds).
     lease_seconds: int | None = None
     on_dead: DeadHook | None = None
+    prepare: PrepareHook | None = None
 
 
 _KINDS: dict[str, JobKind] = {}
@@ -124,6 +131,7 @@ def job_kind(
     backoff: Sequence[float] = DEFAULT_BACKOFF,
     lease_seconds: int | None = None,
     on_dead: DeadHook | None = None,
+    prepare: PrepareHook | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare what runs a kind of job, next to the code it runs."""
 
@@ -132,7 +140,7 @@ def job_kind(
         if existing is not None and existing.handler is not handler:
             raise ValueError(f"job kind {kind!r} is declared twice")
         _KINDS[kind] = JobKind(
-            kind, handler, provider, max_attempts, tuple(backoff), lease_seconds, on_dead
+            kind, handler, provider, max_attempts, tuple(backoff), lease_seconds, on_dead, prepare
         )
         return handler
 
@@ -224,7 +232,12 @@ def claim(
     jobs that do."""
     now = now or utcnow()
     paused = select(JobKindPause.kind)
-    gate = circuits.claim_gate(session, now=now, probe=provider_jobs is not False)
+    # Circuits gate provider jobs only: a claim of local jobs needs no look at them.
+    gate = (
+        circuits.Gate([], [])
+        if provider_jobs is False
+        else circuits.claim_gate(session, now=now, probe=True)
+    )
     due = (
         select(OutboxJob.id)
         .where(

@@ -8,6 +8,7 @@ import itertools
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -401,3 +402,39 @@ def test_drainer_runs_provider_jobs_side_by_side_in_its_provider_threads(engine:
     assert all(CALLS[f"quick{n}"] == 1 for n in range(5))
     with Session(engine) as session:
         assert {job.attempts for job in _jobs(session)} == {1}
+
+
+PREPARED: list[list[str]] = []
+RAN_PREPARED: list[tuple[str, bool]] = []
+
+
+def _prepare(session: Session, jobs: Sequence[outbox.JobContext]) -> list[str]:
+    keys = [job.idempotency_key for job in jobs]
+    PREPARED.append(keys)
+    return keys
+
+
+@outbox.job_kind("test.prepared", prepare=_prepare)
+def _prepared(session: Session, job: outbox.JobContext) -> None:
+    seen = any(job.idempotency_key in keys for keys in PREPARED)
+    RAN_PREPARED.append((job.idempotency_key, seen))
+
+
+def test_a_kinds_prepare_hook_sees_its_jobs_before_they_run(engine: Engine) -> None:
+    PREPARED.clear()
+    RAN_PREPARED.clear()
+    with Session(engine) as session:
+        for n in range(10):
+            outbox.enqueue(session, kind="test.prepared", payload={}, idempotency_key=f"p{n}")
+            if n % 3 == 0:
+                outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key=f"pn{n}")
+        session.commit()
+
+    report = Runner(engine, "w", prepare_ahead=4, commit_seconds=3600).run_once()
+
+    assert (report.claimed, report.done) == (14, 14)
+    assert sorted(key for key, _ in RAN_PREPARED) == sorted(f"p{n}" for n in range(10))
+    assert all(seen for _, seen in RAN_PREPARED), RAN_PREPARED
+    # Only its own kind's jobs, a few at a time (the next jobs, not the whole claim).
+    assert sorted(key for keys in PREPARED for key in keys) == sorted(f"p{n}" for n in range(10))
+    assert len(PREPARED) > 1 and all(len(keys) <= 4 for keys in PREPARED)
