@@ -162,7 +162,7 @@ def wait_for_line(process: Process, line: str, timeout: float) -> None:
 
 
 def product_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = env_for(database_url, HUB_LOG_LEVEL="WARNING", **extra)
+    env = env_for(database_url, **{"HUB_LOG_LEVEL": "WARNING", **extra})
     env["PYTHONPATH"] = str(ROOT)
     return env
 

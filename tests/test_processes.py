@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
+import httpx
 from sqlalchemy import Engine, select
 
 from models import SchedulerHeartbeat
@@ -26,6 +27,28 @@ def test_sidecar_process_is_ready_on_a_migrated_database(db_url: str) -> None:
     ]
     with running(command, env=env_for(db_url)) as output:
         wait_for_http(f"http://127.0.0.1:{port}/readyz", timeout=60, output=output)
+
+
+def test_sidecar_process_logs_at_the_configured_level(db_url: str) -> None:
+    port = free_port()
+    secret = "cron-secret-for-this-test-0123456789"
+    command = [sys.executable, "-m", "uvicorn", "backend.api.app:app", "--port", str(port)]
+    env = env_for(db_url, HUB_LOG_LEVEL="WARNING", HUB_CRON_SECRET=secret)
+    with running(command, env=env) as output:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/readyz", timeout=60, output=output)
+        assert (
+            httpx.post(f"{base}/outbox/run", headers={"X-Cron-Secret": secret}).status_code == 200
+        )
+        assert (
+            httpx.post(f"{base}/outbox/run", headers={"X-Cron-Secret": "wrong"}).status_code == 401
+        )
+        deadline = time.monotonic() + 10
+        while "outbox run refused" not in output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        logged = output()
+    assert "outbox run refused" in logged  # a warning
+    assert "outbox run " not in logged.replace("outbox run refused", "")  # info, filtered out
 
 
 def test_scheduler_process_records_heartbeats(db_url: str, engine: Engine) -> None:

@@ -30,6 +30,7 @@ from backend.api import (
 from backend.api.limits import BodySizeLimit, BodyTooLarge
 from backend.config import Settings, get_settings
 from backend.db import get_engine
+from backend.logging import configure
 from backend.services import credentials, readiness
 
 log = structlog.get_logger("sidecar")
@@ -106,7 +107,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if problem:
         log.error("sidecar not started", reason=problem)
         raise CredentialKeysMissing(problem)
-    if getattr(app.state, "settle_heap", False):
+    if getattr(app.state, "served", False):
+        # The process's logging, as the scheduler's: the level setting applies (without this
+        # structlog's defaults printed every stored webhook, whatever HUB_LOG_LEVEL said).
+        configure(app.state.settings.log_level)
         _settle_heap()
     yield
 
@@ -178,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 app = create_app()
-# The served app (uvicorn backend.api.app:app) settles its heap at start-up; apps that tests
-# build with create_app() leave the process's garbage collector alone.
-app.state.settle_heap = True
+# The served app (uvicorn backend.api.app:app) configures logging and settles its heap at
+# start-up; apps that tests build with create_app() leave the process's logging and garbage
+# collector alone.
+app.state.served = True

@@ -11,11 +11,12 @@ intake.py), which answers once the event is committed, so its 2xx means "stored"
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -248,6 +249,38 @@ class ReceiverCache:
         self._max_entries = max_entries
         self._entries: dict[Hashable, tuple[float, Receiver]] = {}
         self._lock = threading.Lock()
+        self._lookups: dict[tuple[asyncio.AbstractEventLoop, Hashable], asyncio.Task[Receiver]] = {}
+
+    async def lookup(self, key: Hashable, load: Callable[[], Awaitable[Receiver]]) -> Receiver:
+        """``load()`` and keep its receiver, once for all the requests that want ``key``
+        meanwhile. When an entry
+        expires, every request in flight to that workspace misses at once: without this, each
+        would look the receiver up and decrypt its secret, holding a pooled connection.
+
+        The lookup runs as a task of its own: a request that goes away does not cancel it
+        for the others; each waiter gets its result or its error."""
+        flight = (asyncio.get_running_loop(), key)
+        task = self._lookups.get(flight)
+        if task is None:
+
+            async def load_and_keep() -> Receiver:
+                receiver = await load()
+                # Kept before the flight lands: a request arriving in between finds it.
+                self.put(key, receiver)
+                return receiver
+
+            task = asyncio.ensure_future(load_and_keep())
+            self._lookups[flight] = task
+            task.add_done_callback(lambda done: self._landed(flight, done))
+        return await asyncio.shield(task)
+
+    def _landed(
+        self, flight: tuple[asyncio.AbstractEventLoop, Hashable], task: asyncio.Task[Receiver]
+    ) -> None:
+        if self._lookups.get(flight) is task:
+            del self._lookups[flight]
+        if not task.cancelled():
+            task.exception()  # each waiter raises it; do not also report it as unretrieved
 
     def get(self, key: Hashable) -> Receiver | None:
         entry = self._entries.get(key)
@@ -315,9 +348,11 @@ async def verified_receiver(
             return cached
         except Rejected:
             cache.drop(cache_key)  # perhaps rotated: check against the database's secret
-    receiver = await to_thread.run_sync(_lookup_receiver, engine, intake, slug, wanted, key)
+    receiver = await cache.lookup(
+        cache_key,
+        lambda: to_thread.run_sync(_lookup_receiver, engine, intake, slug, wanted, key),
+    )
     verified(intake, lambda: check(receiver.secret))
-    cache.put(cache_key, receiver)
     return receiver
 
 

@@ -8,7 +8,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from backend.services import credentials
@@ -54,3 +54,24 @@ def test_a_rotated_secret_works_at_once(
     assert _post(sidecar, seeded.slug, "evt_after", secret=rotated) == (200, False)
     assert _post(sidecar, seeded.slug, "evt_old_secret") == (401, None)
     assert stored(engine) == (2, 2)
+
+
+def test_events_arriving_together_share_one_lookup_of_the_workspaces_secret(
+    sidecar: TestClient, engine: Engine, seeded: Seeded
+) -> None:
+    # Nothing cached yet (as after every expiry): 24 requests at once, one lookup.
+    lookups: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM integrations" in statement:
+            lookups.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            codes = list(pool.map(lambda n: _post(sidecar, seeded.slug, f"evt_{n}"), range(24)))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert codes == [(200, False)] * 24
+    assert len(lookups) == 1, lookups
+    assert stored(engine) == (24, 24)
