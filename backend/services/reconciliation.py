@@ -287,9 +287,16 @@ def _resolve_alert(session: Session, *, workspace_id: int, show_id: int) -> None
         alert.state, alert.resolved_at = AlertState.RESOLVED, utcnow()
 
 
-def run_for_show(engine: Engine, *, workspace_id: int, show_id: int) -> list[Finding]:
-    """Compare the show's invoices with Stripe's and store the differences; the open findings
-    (``new`` on those this run added). Raises NotFound without a connected Stripe."""
+def run_for_show(engine: Engine, *, actor: Actor, show_id: int) -> list[Finding]:
+    """An operator's "Check against Stripe": compare the show's invoices with Stripe's and
+    store the differences; the open findings (``new`` on those this run added). Owners and
+    admins only (it records findings and may raise alerts). Raises NotFound without a
+    connected Stripe."""
+    actor.require_change("check the invoices against Stripe")
+    return _run_for_show(engine, workspace_id=actor.workspace_id, show_id=show_id)
+
+
+def _run_for_show(engine: Engine, *, workspace_id: int, show_id: int) -> list[Finding]:
     with session_scope(engine) as session:
         invoice_panel.show_for(session, workspace_id=workspace_id, show_id=show_id)
         external_ids = [
@@ -469,7 +476,7 @@ def reconcile_recent(engine: Engine, *, now: dt.datetime | None = None) -> int:
         if workspace_id in skipped:
             continue
         try:
-            found = run_for_show(engine, workspace_id=workspace_id, show_id=show_id)
+            found = _run_for_show(engine, workspace_id=workspace_id, show_id=show_id)
         except (ProviderError, NotFound) as exc:
             # The key was revoked or Stripe is down: the rest of this workspace would fail the
             # same way. Provider health alerts cover an outage; the next hour tries again.
