@@ -7,7 +7,8 @@ from typing import Any
 import reflex as rx
 
 from console.layout import page
-from console.state.show import STATUS_FILTERS, ShowState
+from console.state.show import ShowState
+from console.state.show_views import STATUS_FILTERS
 from console.state.shows import ShowsState
 
 _STATUS_COLORS = (

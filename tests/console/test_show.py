@@ -4,7 +4,7 @@ how the one-second poll tells news from the overlap it reads again."""
 from __future__ import annotations
 
 from backend.services.invoice_panel import BuyerRow, InvoiceBrief, ItemLine
-from console.state.show import InvoiceSnap, buyer_view, fresh, paid_message, payments
+from console.state.show_views import InvoiceSnap, buyer_view, fresh, paid_message, payments
 from models import InvoiceStatus, JobStatus
 
 
