@@ -13,7 +13,8 @@ from console.pages.lists import (
 )
 from console.pages.login import login_page
 from console.pages.settings import settings_page
-from console.pages.shows import show_page, shows_page
+from console.pages.show import show_page
+from console.pages.shows import shows_page
 from console.state.dashboard import DashboardState
 from console.state.integrations import HubState, ManageState
 from console.state.jobs import JobsState
