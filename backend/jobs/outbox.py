@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import Engine
@@ -24,6 +25,9 @@ from backend.db import get_engine, session_scope
 from backend.jobs.registry import periodic
 from backend.jobs.runner import Runner, worker_name
 from backend.services import outbox
+
+if TYPE_CHECKING:
+    from psycopg import Notify
 
 log = structlog.get_logger("outbox")
 
@@ -181,6 +185,17 @@ class Drainer:
             if slot:
                 self._slots.release()
 
+    def _route(self, notifies: list[Notify]) -> bool:
+        """Wake the provider threads for a provider job's NOTIFY; True if any NOTIFY is for
+        local jobs (the caller wakes a drainer thread)."""
+        local = False
+        for notify in notifies:
+            if self._provider_threads and notify.payload == outbox.NOTIFY_PROVIDER_JOB:
+                self._provider_wake.set()
+            else:
+                local = True
+        return local
+
     def _listen(self) -> None:
         """LISTEN on the outbox channel; a NOTIFY wakes the workers of its kind of job."""
         import psycopg
@@ -191,20 +206,20 @@ class Drainer:
                 with psycopg.connect(url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
                     woke = 0.0
-                    for notify in conn.notifies(timeout=self._poll, stop_after=None):
-                        if self._provider_threads and notify.payload == outbox.NOTIFY_PROVIDER_JOB:
-                            self._provider_wake.set()
-                        else:
-                            # NOTIFYs that come meanwhile queue up on the connection: the
-                            # next one is read, and wakes a worker, when the interval is over.
-                            wait = woke + self._coalesce - time.monotonic()
-                            if wait > 0:
-                                self._stop.wait(wait)
-                            woke = time.monotonic()
-                            self._wake.signal()
-                        if self._stop.is_set():
-                            return
-                    # notifies() returned on timeout: loop to check the stop flag.
+                    while not self._stop.is_set():
+                        # The first NOTIFY, or nothing within the poll interval.
+                        first = list(conn.notifies(timeout=self._poll, stop_after=1))
+                        if not self._route(first):
+                            continue
+                        # Local jobs: a worker at most once per interval. What arrives in the
+                        # meantime is read now (nothing piles up on the connection), and this
+                        # one wake-up covers it.
+                        wait = woke + self._coalesce - time.monotonic()
+                        if wait > 0:
+                            self._stop.wait(wait)
+                        self._route(list(conn.notifies(timeout=0)))
+                        woke = time.monotonic()
+                        self._wake.signal()
             except Exception:
                 log.warning("outbox.listen_reconnect")
                 time.sleep(1)

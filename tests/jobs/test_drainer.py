@@ -82,3 +82,34 @@ def test_jobs_committed_one_by_one_while_workers_run_are_all_done_without_pollin
             time.sleep(0.05)
     finally:
         drainer.stop()
+
+
+class _CountingWakeup(_Wakeup):
+    def __init__(self) -> None:
+        super().__init__()
+        self.signals = 0
+
+    def signal(self, *, everyone: bool = False) -> None:
+        self.signals += 1
+        super().signal(everyone=everyone)
+
+
+def test_a_burst_of_notifies_is_read_at_once_and_wakes_a_worker_once_or_twice(
+    pg_engine: Engine,
+) -> None:
+    # Read one per interval instead, 100 NOTIFYs would keep waking workers for 100 intervals
+    # (and pile up on the connection while jobs keep arriving faster than that).
+    drainer = Drainer(pg_engine, threads=1, poll=120, coalesce=0.1)
+    wakeup = _CountingWakeup()
+    drainer._wake = wakeup
+    drainer.start()
+    try:
+        time.sleep(0.5)  # listening
+        with pg_engine.connect() as conn:
+            for _ in range(100):
+                conn.exec_driver_sql(f"NOTIFY {outbox.NOTIFY_CHANNEL}")
+                conn.commit()
+        time.sleep(1.5)  # 15 intervals
+        assert 1 <= wakeup.signals <= 3, wakeup.signals
+    finally:
+        drainer.stop()
