@@ -24,7 +24,7 @@ def configure(level: str = "INFO", *, json: bool = False) -> None:
         cache_logger_on_first_use=True,
     )
     # APScheduler logs every run of every job at INFO: a heartbeat every few seconds drowns the
-    # rest. Its warnings (missed runs, errors) still come through.
-    logging.getLogger("apscheduler").setLevel(
-        max(logging.WARNING, logging.getLevelName(level.upper()))
-    )
+    # rest; alembic logs two lines at INFO each time readiness reads the database's revision
+    # (every /readyz probe). Their warnings still come through.
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
