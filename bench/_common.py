@@ -149,6 +149,25 @@ def started(name: str, command: list[str], env: dict[str, str]) -> Iterator[Proc
             process.log_path.unlink(missing_ok=True)
 
 
+def started_schedulers(
+    stack: contextlib.ExitStack, count: int, env: dict[str, str]
+) -> list[Process]:
+    """``count`` real ``python scheduler.py`` processes for the stack's life, each started."""
+    schedulers = [
+        stack.enter_context(
+            started(
+                f"scheduler-{n}",
+                [PYTHON, str(ROOT / "scheduler.py")],
+                {**env, "HUB_LOG_LEVEL": "INFO"},  # to see its "scheduler.started" line
+            )
+        )
+        for n in range(count)
+    ]
+    for scheduler in schedulers:
+        wait_for_line(scheduler, "scheduler.started", timeout=60)
+    return schedulers
+
+
 def wait_for_line(process: Process, line: str, timeout: float) -> None:
     """Wait until ``process`` has printed ``line`` (its readiness), or fail with its output."""
     deadline = time.monotonic() + timeout

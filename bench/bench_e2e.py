@@ -22,8 +22,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    PYTHON,
-    ROOT,
     SIDECAR_WORKERS,
     CpuMeter,
     conditions,
@@ -35,8 +33,8 @@ from _common import (
     seed_stripe_workspace,
     sidecar_command,
     started,
+    started_schedulers,
     verdict,
-    wait_for_line,
     wait_ready,
 )
 from loadgen import invoice_id, percentile
@@ -136,19 +134,8 @@ def main() -> int:
             sidecar = stack.enter_context(
                 started("sidecar", sidecar_command(port, args.workers), env)
             )
-            schedulers = [
-                stack.enter_context(
-                    started(
-                        f"scheduler-{n}",
-                        [PYTHON, str(ROOT / "scheduler.py")],
-                        {**env, "HUB_LOG_LEVEL": "INFO"},
-                    )
-                )
-                for n in range(args.schedulers)
-            ]
+            schedulers = started_schedulers(stack, args.schedulers, env)
             wait_ready(port, sidecar)
-            for scheduler in schedulers:
-                wait_for_line(scheduler, "scheduler.started", timeout=60)
             log(f"sidecar and scheduler ready; {args.rate:.0f} events/s for {args.duration}s")
             meter = CpuMeter(
                 db,

@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     PYTHON,
-    ROOT,
     CpuMeter,
     conditions,
     database,
@@ -40,8 +39,8 @@ from _common import (
     print_conditions,
     product_env,
     started,
+    started_schedulers,
     verdict,
-    wait_for_line,
 )
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
@@ -198,18 +197,7 @@ def main() -> int:
             )
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM ANALYZE"))
-            schedulers = [
-                stack.enter_context(
-                    started(
-                        f"scheduler-{n}",
-                        [PYTHON, str(ROOT / "scheduler.py")],
-                        {**env, "HUB_LOG_LEVEL": "INFO"},
-                    )
-                )
-                for n in range(args.schedulers)
-            ]
-            for scheduler in schedulers:
-                wait_for_line(scheduler, "scheduler.started", timeout=60)
+            schedulers = started_schedulers(stack, args.schedulers, env)
             httpx.post(
                 f"{sandbox_url}/_sandbox/switches",
                 json={"stripe": {"rate_limit": args.rate, "latency_seconds": args.latency}},

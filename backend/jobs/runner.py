@@ -116,7 +116,7 @@ class Runner:
                     count = index + 1  # includes this job if it fails
                     if index % self.prepare_ahead == 0:
                         ahead = jobs[index : index + self.prepare_ahead]
-                        loaded.append(self._prepare(session, ahead))
+                        loaded.append(self._prepare(session, ahead, specs))
                     specs[job.kind].handler(session, self._context(job))
                     if time.monotonic() >= deadline:
                         break
@@ -144,18 +144,16 @@ class Runner:
                 self._tally(report, status, job, error)
         return count
 
-    def _prepare(self, session: Session, jobs: list[Claimed]) -> list[object]:
+    def _prepare(
+        self, session: Session, jobs: list[Claimed], specs: dict[str, outbox.JobKind]
+    ) -> list[object]:
         """Let each kind with a ``prepare`` hook load what the next jobs will read."""
-        by_kind: dict[str, list[JobContext]] = {}
+        by_hook: dict[outbox.PrepareHook, list[JobContext]] = {}
         for job in jobs:
-            by_kind.setdefault(job.kind, []).append(self._context(job))
-        specs = outbox.kinds()
-        loaded: list[object] = []
-        for kind, contexts in by_kind.items():
-            prepare = specs[kind].prepare
+            prepare = specs[job.kind].prepare
             if prepare is not None:
-                loaded.append(prepare(session, contexts))
-        return loaded
+                by_hook.setdefault(prepare, []).append(self._context(job))
+        return [prepare(session, contexts) for prepare, contexts in by_hook.items()]
 
     def _run_alone(self, job: Claimed, report: DrainReport) -> None:
         spec = outbox.kinds().get(job.kind)

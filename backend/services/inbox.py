@@ -29,11 +29,17 @@ InboxHandler = Callable[[Session, InboundEvent], None]
 # Loads, for a batch of events about to be handled together, what their handler will read
 # (see ``handles``); returns it, to be held until the batch commits.
 InboxPrefetch = Callable[[Session, Sequence[InboundEvent]], object]
-_HANDLERS: dict[tuple[str, str], InboxHandler] = {}
-# Handlers whose writes may wait for the end of the batch's transaction (see ``handles``).
-_DEFERRED: set[tuple[str, str]] = set()
-_PREFETCH: dict[tuple[str, str], InboxPrefetch] = {}
 PROCESS_KIND = "inbox.process"
+
+
+@dataclass(frozen=True, slots=True)
+class _Registered:
+    handler: InboxHandler
+    defer_writes: bool
+    prefetch: InboxPrefetch | None
+
+
+_HANDLERS: dict[tuple[str, str], _Registered] = {}
 
 
 def handles(
@@ -59,23 +65,15 @@ def handles(
 
     def register(handler: InboxHandler) -> InboxHandler:
         for event_type in event_types:
-            key = (provider, event_type)
-            _HANDLERS[key] = handler
-            if defer_writes:
-                _DEFERRED.add(key)
-            else:
-                _DEFERRED.discard(key)
-            if prefetch is not None:
-                _PREFETCH[key] = prefetch
-            else:
-                _PREFETCH.pop(key, None)
+            _HANDLERS[(provider, event_type)] = _Registered(handler, defer_writes, prefetch)
         return handler
 
     return register
 
 
 def handler_for(provider: str, event_type: str) -> InboxHandler | None:
-    return _HANDLERS.get((provider, event_type))
+    registered = _HANDLERS.get((provider, event_type))
+    return registered.handler if registered else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,10 +282,9 @@ def _load_events(session: Session, jobs: Sequence[outbox.JobContext]) -> list[ob
     events = list(session.scalars(select(InboundEvent).where(InboundEvent.id.in_(ids))))
     by_prefetch: dict[InboxPrefetch, list[InboundEvent]] = {}
     for event in events:
-        if event.status is InboundStatus.PENDING:
-            prefetch = _PREFETCH.get((event.provider, event.event_type))
-            if prefetch is not None:
-                by_prefetch.setdefault(prefetch, []).append(event)
+        registered = _HANDLERS.get((event.provider, event.event_type))
+        if event.status is InboundStatus.PENDING and registered and registered.prefetch:
+            by_prefetch.setdefault(registered.prefetch, []).append(event)
     return [events, *(prefetch(session, batch) for prefetch, batch in by_prefetch.items())]
 
 
@@ -304,19 +301,18 @@ def process(session: Session, job: outbox.JobContext) -> None:
     if event is None or event.status in (InboundStatus.HANDLED, InboundStatus.IGNORED):
         return
     event.attempts += 1
-    key = (event.provider, event.event_type)
-    handler = _HANDLERS.get(key)
+    registered = _HANDLERS.get((event.provider, event.event_type))
     started = time.perf_counter()
-    if handler is None:
+    if registered is None:
         event.status = InboundStatus.IGNORED
         event.handled_at = utcnow()
         return
     try:
-        if key in _DEFERRED:
+        if registered.defer_writes:
             with session.no_autoflush:
-                handler(session, event)
+                registered.handler(session, event)
         else:
-            handler(session, event)
+            registered.handler(session, event)
     except Exception as exc:
         # The job's transaction rolls back; the runner records the error on the job.
         raise RuntimeError(f"{event.provider} {event.event_type} handler failed: {exc}") from exc

@@ -40,6 +40,12 @@ class _Ours:
 _PREFETCHED = "stripe_events.invoices"
 
 
+def _found(session: Session) -> dict[tuple[int, str], _Ours]:
+    """The invoices this session's transaction has locked so far, by workspace and Stripe id."""
+    found: dict[tuple[int, str], _Ours] = session.info.setdefault(_PREFETCHED, {})
+    return found
+
+
 def _prefetch(session: Session, events: Sequence[InboundEvent]) -> list[_Ours]:
     """The invoices a batch of events is about, locked (in id order, as every batch locks
     them) and kept in the session for ``_ours``: one query instead of one per event."""
@@ -51,7 +57,7 @@ def _prefetch(session: Session, events: Sequence[InboundEvent]) -> list[_Ours]:
         # A malformed event is left to its handler, which fails it alone.
         if event.workspace_id is not None and isinstance(stripe_id, str):
             wanted.setdefault(event.workspace_id, set()).add(stripe_id)
-    cache: dict[tuple[int, str], _Ours] = session.info.setdefault(_PREFETCHED, {})
+    cache = _found(session)
     for workspace_id, stripe_ids in wanted.items():
         rows = session.execute(
             _locked_with_buyer()
@@ -67,7 +73,7 @@ def _prefetch(session: Session, events: Sequence[InboundEvent]) -> list[_Ours]:
 def _ours(session: Session, event: InboundEvent, obj: dict[str, Any]) -> _Ours | None:
     """Our invoice for Stripe's, locked, with its buyer's id: by Stripe's id, or (an event that
     overtook the job storing that id) by the row id the job put in its metadata."""
-    cache: dict[tuple[int, str], _Ours] = session.info.setdefault(_PREFETCHED, {})
+    cache = _found(session)
     if event.workspace_id is not None:
         prefetched = cache.get((event.workspace_id, str(obj.get("id"))))
         if prefetched is not None:

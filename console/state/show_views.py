@@ -5,6 +5,7 @@ claims file's preview. No Reflex state here (see console/state/show.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -206,23 +207,17 @@ def read_panel(session: Session, workspace_id: int, view: View) -> Panel:
     show = invoice_panel.show_for(session, workspace_id=workspace_id, show_id=view.show_id)
     summary = invoice_panel.summary(session, workspace_id=workspace_id, show_id=view.show_id)
     status = "" if view.status == "all" else view.status
-    rollup = invoice_panel.rollup(
+    page = functools.partial(
+        invoice_panel.rollup,
         session,
         workspace_id=workspace_id,
         show_id=view.show_id,
         status=status,
         search=view.search,
-        page=view.page,
     )
+    rollup = page(page=view.page)
     if rollup.page > rollup.pages:  # the filter shrank under the page: show the last one
-        rollup = invoice_panel.rollup(
-            session,
-            workspace_id=workspace_id,
-            show_id=view.show_id,
-            status=status,
-            search=view.search,
-            page=rollup.pages,
-        )
+        rollup = page(page=rollup.pages)
     try:
         providers.active_integration(session, workspace_id=workspace_id, provider="stripe")
         stripe_problem = ""
