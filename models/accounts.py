@@ -21,6 +21,10 @@ class Workspace(IdMixin, CreatedAtMixin, Base):
     platform_customer_id: Mapped[str | None] = mapped_column(String(64))
     platform_subscription_id: Mapped[str | None] = mapped_column(String(64))
     plan_changed_at: Mapped[dt.datetime | None]
+    # How prices are typed and shown (a Babel locale: en_US writes 1,234.56, de_DE 1.234,56)
+    # and the currency of new shows (ISO code, lower-case as Stripe spells it). Migration 0005.
+    locale: Mapped[str] = mapped_column(String(16), default="en_US", server_default="en_US")
+    currency: Mapped[str] = mapped_column(String(3), default="usd", server_default="usd")
 
 
 class Operator(IdMixin, CreatedAtMixin, Base):

@@ -1,6 +1,7 @@
 """Reading a claims CSV file (see claims_import): its encoding, delimiter and columns, and each
-row checked on its own, with an actionable error per problem. Nothing here looks at the show or
-the database."""
+row checked on its own, with an actionable error per problem. Prices are read by the one money
+parser (backend/services/money.py) in the workspace's format, as the console's price editor
+reads them. Nothing here looks at the show or the database."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from backend.services import invoicing
 from backend.services.errors import InvalidInput
+from backend.services.money import MoneyFormat
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 10_000
@@ -25,8 +26,6 @@ OPTIONAL = ("item_title", "price", "quantity", "email")
 _LENGTHS = {"item_title": 200, "platform_user_id": 64, "handle": 120, "email": 254}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _WHOLE = re.compile(r"[0-9]+")
-_PRICE = re.compile(r"\$?\s*(?:[0-9][0-9,]*(?:\.[0-9]*)?|\.[0-9]+)")
-_DECIMAL_COMMA = re.compile(r"\$?\s*[0-9]+,[0-9]{1,2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +134,7 @@ def _records(text: str) -> tuple[_Layout, Iterator[tuple[int, list[str]]]]:
 
 
 def _parse_row(
-    cells: list[str], columns: dict[str, int], width: int, delimiter: str
+    cells: list[str], columns: dict[str, int], width: int, delimiter: str, money: MoneyFormat
 ) -> tuple[ImportRow | None, list[str]]:
     """The row, or the problems with it (each a message a person can act on)."""
     problems: list[str] = []
@@ -167,18 +166,12 @@ def _parse_row(
     price = None
     raw_price = cell("price")
     if raw_price:
-        if delimiter == ";" and _DECIMAL_COMMA.fullmatch(raw_price):
-            raw_price = raw_price.replace(",", ".")  # "12,50" in a semicolon file: a decimal
-        if not _PRICE.fullmatch(raw_price):
-            problems.append(
-                f"price '{cell('price')}' is not an amount; write it like 12.50 (or leave it "
-                "empty to price the item later)"
-            )
-        else:
-            try:
-                price = invoicing.parse_price(raw_price)
-            except InvalidInput:
-                problems.append(f"price '{cell('price')}' is over 100,000.00")
+        try:
+            price = money.parse(raw_price)
+        except InvalidInput as exc:
+            # The parser's own words ("ambiguous: type 12.50 for $12.50 …"), with the way out
+            # of the import's: an empty price prices the item later, on the Invoices tab.
+            problems.append(f"price: {exc} Or leave it empty to price the item later.")
 
     pid = cell("platform_user_id")
     if not pid:
@@ -218,9 +211,12 @@ def _parse_row(
     )
 
 
-def parse(text: str | bytes) -> tuple[list[ImportRow], list[RowError], list[str]]:
-    """(valid rows, errors, ignored columns) of the file, before looking at the
-    show. A file that cannot be read at all raises InvalidInput."""
+def parse(
+    text: str | bytes, money: MoneyFormat
+) -> tuple[list[ImportRow], list[RowError], list[str]]:
+    """(valid rows, errors, ignored columns) of the file, before looking at the show; prices
+    read in ``money`` (the workspace's locale, the show's currency). A file that cannot be read
+    at all raises InvalidInput."""
     layout, records = _records(_decode(text))
     rows: list[ImportRow] = []
     errors: list[RowError] = []
@@ -233,7 +229,7 @@ def parse(text: str | bytes) -> tuple[list[ImportRow], list[RowError], list[str]
                 "time (split the file).",
                 field="file",
             )
-        row, problems = _parse_row(cells, layout.columns, layout.width, layout.delimiter)
+        row, problems = _parse_row(cells, layout.columns, layout.width, layout.delimiter, money)
         errors.extend(RowError(line, p) for p in problems)
         if row is not None:
             rows.append(_with_line(row, line))

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
-from backend.services import audit, claims_csv, invoice_panel
+from backend.services import audit, claims_csv, invoice_panel, money_settings
 from backend.services.actors import Actor
 from backend.services.claims_csv import ImportRow, RowError, fingerprint
 from backend.services.errors import InvalidInput, NotFound
@@ -41,6 +41,8 @@ class ImportPreview:
     invoiced_handles: list[str]
     ignored_columns: list[str]
     fingerprint: str
+    # New or unpriced items the file prices at 0: they will be free, which deserves a look.
+    free_items: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -58,6 +60,8 @@ class ImportPreview:
     def notes(self) -> list[str]:
         """What the operator should know before importing, in sentences."""
         notes = _conflict_notes(self.price_conflicts)
+        if self.free_items:
+            notes.append(_free_note(self.free_items))
         if self.repeated_rows:
             notes.append(_repeat_note(self.repeated_rows, done=False))
         if self.invoiced_rows:
@@ -99,6 +103,16 @@ def _conflict_notes(conflicts: list[str], shown: int = 3) -> list[str]:
     ]
 
 
+def _free_note(numbers: Sequence[int]) -> str:
+    shown = ", ".join(f"#{n}" for n in numbers[:10]) + (", …" if len(numbers) > 10 else "")
+    one = len(numbers) == 1
+    return (
+        f"Item{'' if one else 's'} {shown} {'is' if one else 'are'} priced 0 in the file: "
+        f"{'it' if one else 'they'} will be free. If not, fix the price in the file, or leave "
+        "it empty to price the item on the Invoices tab."
+    )
+
+
 def _repeat_note(n: int, *, done: bool) -> str:
     if n == 1:
         said, future = "1 row of the file is already a claim in this show", "it will be"
@@ -117,10 +131,6 @@ def _invoiced_note(rows: int, handles: Sequence[str]) -> str:
 
 
 # -- against the show -------------------------------------------------------------------------
-
-
-def _money(cents: int) -> str:
-    return f"{cents / 100:,.2f}"
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -182,7 +192,9 @@ class _Checked:
 
 
 def _check(session: Session, show: Show, text: str | bytes) -> _Checked:
-    rows, errors, ignored = claims_csv.parse(text)
+    fmt = money_settings.for_show(session, workspace_id=show.workspace_id, show=show)
+    _money = fmt.format
+    rows, errors, ignored = claims_csv.parse(text, fmt)
     items = {
         item.number: item
         for item in session.scalars(select(ShowItem).where(ShowItem.show_id == show.id))
@@ -240,6 +252,11 @@ def _check(session: Session, show: Show, text: str | bytes) -> _Checked:
         invoiced_handles=sorted({r.handle for r in late}),
         ignored_columns=ignored,
         fingerprint=fingerprint(rows),
+        free_items=sorted(
+            number
+            for number, (price, _line) in prices.items()
+            if price == 0 and (number not in items or items[number].price_cents is None)
+        ),
     )
     return _Checked(preview, items, repeated)
 

@@ -126,14 +126,17 @@ def seed(session: Session, *, now: dt.datetime | None = None) -> SeedReport:
     now = now or utcnow()
     report = SeedReport()
     operators = _ensure_operators(session)
-    for slug, name, plan, fill in (
-        (LIVE_SELLER, "Lakeside Live Boutique", Plan.PRO, _fill_live_seller),
-        (STUDIO, "Reel Moments Studio", Plan.FREE, _fill_studio),
+    # The live seller writes prices as in the US (en_US: "12.50", "1,250"), in dollars.
+    for slug, name, plan, (locale, currency), fill in (
+        (LIVE_SELLER, "Lakeside Live Boutique", Plan.PRO, ("en_US", "usd"), _fill_live_seller),
+        (STUDIO, "Reel Moments Studio", Plan.FREE, ("en_US", "usd"), _fill_studio),
     ):
         if session.scalar(select(Workspace.id).where(Workspace.slug == slug)) is not None:
             report.skipped_workspaces.append(slug)
             continue
-        workspace = Workspace(name=name, slug=slug, plan=plan, created_at=now)
+        workspace = Workspace(
+            name=name, slug=slug, plan=plan, locale=locale, currency=currency, created_at=now
+        )
         session.add(workspace)
         session.flush()
         for login in DEMO_LOGINS:
@@ -174,8 +177,10 @@ def _ensure_operators(session: Session) -> dict[str, Operator]:
 
 def _fill_live_seller(session: Session, workspace_id: int, now: dt.datetime) -> None:
     rng = random.Random(2026)  # noqa: S311 - demo data, reproducible on purpose
+    currency = session.get_one(Workspace, workspace_id).currency  # shows take the workspace's
     ended = Show(
         workspace_id=workspace_id,
+        currency=currency,
         title="Sunday Closet Clear-out",
         status=ShowStatus.ENDED,
         started_at=now - dt.timedelta(hours=5),
@@ -183,6 +188,7 @@ def _fill_live_seller(session: Session, workspace_id: int, now: dt.datetime) -> 
     )
     live = Show(
         workspace_id=workspace_id,
+        currency=currency,
         title="Tuesday Night Jewellery Live",
         status=ShowStatus.LIVE,
         started_at=now - dt.timedelta(minutes=25),

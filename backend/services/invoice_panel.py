@@ -414,6 +414,79 @@ def summary(session: Session, *, workspace_id: int, show_id: int) -> PanelSummar
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    id: int
+    number: int
+    title: str
+    price_cents: int | None
+    claimed: int  # units claimed, over all buyers
+    buyers: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPage:
+    rows: list[ItemRow]
+    total: int
+    unpriced: int  # items claimed in the show and not priced yet, on every page
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def items(
+    session: Session, *, workspace_id: int, show_id: int, page: int = 1, per_page: int = PER_PAGE
+) -> ItemPage:
+    """One page of the show's items by number, each with its price and how much was claimed
+    (the price editor of the Invoices tab)."""
+    show = show_for(session, workspace_id=workspace_id, show_id=show_id)
+    total = int(
+        session.scalar(
+            select(func.count()).select_from(ShowItem).where(ShowItem.show_id == show.id)
+        )
+        or 0
+    )
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    claimed = (
+        select(
+            Claim.item_id,
+            func.sum(Claim.quantity).label("units"),
+            func.count(func.distinct(Claim.platform_user_id)).label("buyers"),
+        )
+        .where(Claim.show_id == show.id)
+        .group_by(Claim.item_id)
+        .subquery()
+    )
+    rows = [
+        ItemRow(item.id, item.number, item.title, item.price_cents, int(units or 0), int(n or 0))
+        for item, units, n in session.execute(
+            select(ShowItem, claimed.c.units, claimed.c.buyers)
+            .outerjoin(claimed, claimed.c.item_id == ShowItem.id)
+            .where(ShowItem.show_id == show.id)
+            .order_by(ShowItem.number)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    ]
+    unpriced = int(
+        session.scalar(
+            select(func.count())
+            .select_from(ShowItem)
+            .where(
+                ShowItem.show_id == show.id,
+                ShowItem.price_cents.is_(None),
+                ShowItem.id.in_(select(Claim.item_id).where(Claim.show_id == show.id)),
+            )
+        )
+        or 0
+    )
+    return ItemPage(rows, total, unpriced, page, per_page)
+
+
 def changes_since(
     session: Session, *, workspace_id: int, show_id: int, since: dt.datetime
 ) -> list[Invoice]:

@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
 from backend.integrations.stripe import StripeAdapter, StripeInvoice
-from backend.services import audit, checkout_links, invoice_panel, outbox, providers
+from backend.services import (
+    audit,
+    checkout_links,
+    invoice_panel,
+    money_settings,
+    outbox,
+    providers,
+)
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput, NotFound
 from models import (
@@ -50,7 +57,6 @@ RANK = {
     InvoiceStatus.PAID: 2,
     InvoiceStatus.VOID: 2,
 }
-MAX_PRICE_CENTS = 10_000_000  # $100,000: a typo guard, not a business rule
 
 
 def raise_status(invoice: Invoice, status: InvoiceStatus) -> bool:
@@ -67,13 +73,59 @@ def raise_status(invoice: Invoice, status: InvoiceStatus) -> bool:
 # -- prices ---------------------------------------------------------------------------------
 
 
-def set_item_price(session: Session, *, actor: Actor, item_id: int, price: str) -> ShowItem:
-    """Price an item from what the operator typed ("12", "12.50", "$12.50")."""
-    actor.require_change("set prices")
+class FreeItemUnconfirmed(InvalidInput):
+    """A price of 0 was typed: the operator confirms the item is free (``free=True``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RepriceImpact:
+    """The invoices made with an item's previous price: those that can be regenerated at the
+    new one (voided in Stripe, then made again), and paid ones, which never are."""
+
+    regenerate: list[int]  # invoice ids
+    handles: list[str]  # their buyers
+    paid: list[str]  # buyers who paid the old price
+
+    @property
+    def any(self) -> bool:
+        return bool(self.regenerate or self.paid)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChange:
+    item_id: int
+    number: int
+    title: str
+    previous_cents: int | None
+    price_cents: int
+    price: str  # as the workspace writes it: "$12.50"
+    impact: RepriceImpact
+
+
+def _item(session: Session, actor: Actor, item_id: int) -> ShowItem:
     item = session.get(ShowItem, item_id)
     if item is None or item.workspace_id != actor.workspace_id:
         raise NotFound("This item is not in this workspace any more; reload the show.")
-    cents = parse_price(price)
+    return item
+
+
+def set_item_price(
+    session: Session, *, actor: Actor, item_id: int, price: str, free: bool = False
+) -> PriceChange:
+    """Price an item from what the operator typed, read in the workspace's locale and the
+    show's currency ("12.50", "$12.50"; "12,50" in de_DE). 0 needs ``free=True``: a price
+    left at 0 by a slip would invoice the item for nothing."""
+    actor.require_change("set prices")
+    item = _item(session, actor, item_id)
+    show = session.get_one(Show, item.show_id)
+    fmt = money_settings.for_show(session, workspace_id=actor.workspace_id, show=show)
+    cents = fmt.parse(price)
+    if cents == 0 and not free:
+        raise FreeItemUnconfirmed(
+            f"0 makes #{item.number} {item.title} free: confirm that it is a free item, or "
+            f"type its price.",
+            field="price",
+        )
     previous = item.price_cents
     item.price_cents = cents
     audit.record(
@@ -83,20 +135,102 @@ def set_item_price(session: Session, *, actor: Actor, item_id: int, price: str) 
         target=f"show_item:{item.id}",
         details={"show_id": item.show_id, "from": previous, "to": cents},
     )
-    return item
+    return PriceChange(
+        item_id=item.id,
+        number=item.number,
+        title=item.title,
+        previous_cents=previous,
+        price_cents=cents,
+        price=fmt.format(cents),
+        impact=reprice_impact(session, item=item),
+    )
 
 
-def parse_price(text: str) -> int:
-    cleaned = text.strip().removeprefix("$").replace(",", "")
-    try:
-        amount = round(float(cleaned) * 100)
-    except ValueError:
-        raise InvalidInput(
-            f"“{text}” is not a price. Type an amount like 12 or 12.50.", field="price"
-        ) from None
-    if amount < 0 or amount > MAX_PRICE_CENTS or cleaned.lower() in ("nan", "inf", "infinity"):
-        raise InvalidInput("A price is between 0 and 100,000.00.", field="price")
-    return amount
+def reprice_impact(session: Session, *, item: ShowItem) -> RepriceImpact:
+    """The buyers' current invoices whose lines have ``item`` at another price than its own.
+
+    An invoice not made in Stripe yet (queued, or failed to be made) has no lines: its job
+    reads the prices when it runs, so it needs nothing. A void one is no buyer's live invoice
+    (its Regenerate button uses the new price)."""
+    claimed = select(Claim.platform_user_id).where(
+        Claim.show_id == item.show_id, Claim.item_id == item.id
+    )
+    latest = invoice_panel.latest_attempts(item.show_id)
+    regenerate: list[int] = []
+    handles: list[str] = []
+    paid: list[str] = []
+    for invoice in session.scalars(
+        select(Invoice)
+        .join(latest, invoice_panel.is_current(Invoice, latest))
+        .where(Invoice.buyer_platform_id.in_(claimed), Invoice.external_id.is_not(None))
+        .order_by(Invoice.buyer_handle)
+    ):
+        lines = [line for line in invoice.line_items or [] if line.get("number") == item.number]
+        if not lines or all(line.get("unit_price_cents") == item.price_cents for line in lines):
+            continue
+        if invoice.status is InvoiceStatus.PAID:
+            paid.append(invoice.buyer_handle)
+        elif invoice.status is not InvoiceStatus.VOID:
+            regenerate.append(invoice.id)
+            handles.append(invoice.buyer_handle)
+    return RepriceImpact(regenerate, handles, paid)
+
+
+@dataclass(frozen=True, slots=True)
+class RepriceResult:
+    regenerating: int
+    paid: list[str]
+
+    @property
+    def message(self) -> str:
+        n = self.regenerating
+        said = (
+            f"Regenerating {n} invoice{'s' if n != 1 else ''}: each is voided in Stripe and "
+            "made again at the new price."
+            if n
+            else "No invoice needed regenerating."
+        )
+        if self.paid:
+            said += " " + paid_note(self.paid)
+        return said
+
+
+def paid_note(handles: list[str]) -> str:
+    shown = ", ".join(f"@{h}" for h in handles[:5]) + (", …" if len(handles) > 5 else "")
+    n = len(handles)
+    return (
+        f"{n} paid invoice{'s are' if n != 1 else ' is'} never regenerated ({shown}): refund or "
+        "charge the difference in Stripe."
+    )
+
+
+def regenerate_for_item(session: Session, *, actor: Actor, item_id: int) -> RepriceResult:
+    """Make again, at the item's price now, every unpaid invoice that has the item at another
+    price: an invoice open in Stripe is voided first (the void job then regenerates it); one
+    already gone from Stripe is regenerated at once."""
+    actor.require_change("regenerate invoices")
+    item = _item(session, actor, item_id)
+    impact = reprice_impact(session, item=item)
+    for invoice_id in impact.regenerate:
+        invoice = session.get_one(Invoice, invoice_id)
+        if invoice.status is InvoiceStatus.ERROR:  # gone from Stripe: nothing to void
+            regenerate(session, actor=actor, invoice_id=invoice.id)
+            continue
+        outbox.enqueue(
+            session,
+            kind=VOID_KIND,
+            payload={"invoice_id": invoice.id, "regenerate": True},
+            idempotency_key=f"invoice-reprice:{invoice.id}",
+            workspace_id=invoice.workspace_id,
+        )
+    audit.record(
+        session,
+        actor=actor,
+        action="invoices.reprice",
+        target=f"show_item:{item.id}",
+        details={"show_id": item.show_id, "invoices": impact.regenerate, "paid": impact.paid},
+    )
+    return RepriceResult(len(impact.regenerate), impact.paid)
 
 
 # -- generate -------------------------------------------------------------------------------
@@ -237,15 +371,8 @@ def regenerate(session: Session, *, actor: Actor, invoice_id: int) -> int:
     gone_from_stripe = old.status is InvoiceStatus.ERROR and old.external_id is not None
     if not (old.status is InvoiceStatus.VOID or gone_from_stripe) or old.show_id is None:
         raise InvalidInput("Only a voided invoice can be regenerated; void this one first.")
-    show = invoice_panel.show_for(session, workspace_id=actor.workspace_id, show_id=old.show_id)
-    made = _add_invoice(
-        session,
-        show=show,
-        integration=_stripe_integration(session, actor.workspace_id),
-        platform_user_id=old.buyer_platform_id,
-        handle=old.buyer_handle,
-        attempt=old.attempt + 1,
-    )
+    invoice_panel.show_for(session, workspace_id=actor.workspace_id, show_id=old.show_id)
+    made = _next_attempt(session, old)
     if made is None:
         raise InvalidInput("This buyer already has a newer invoice; reload the show.")
     audit.record(
@@ -256,6 +383,19 @@ def regenerate(session: Session, *, actor: Actor, invoice_id: int) -> int:
         details={"replaces": old.id},
     )
     return made
+
+
+def _next_attempt(session: Session, old: Invoice) -> int | None:
+    """The buyer's next invoice after ``old`` (void, or gone from Stripe); None if it exists."""
+    assert old.show_id is not None
+    return _add_invoice(
+        session,
+        show=session.get_one(Show, old.show_id),
+        integration=_stripe_integration(session, old.workspace_id),
+        platform_user_id=old.buyer_platform_id,
+        handle=old.buyer_handle,
+        attempt=old.attempt + 1,
+    )
 
 
 def void(session: Session, *, actor: Actor, invoice_id: int) -> None:
@@ -450,15 +590,20 @@ def mark_failed(session: Session, payload: dict[str, Any], message: str) -> None
 @outbox.job_kind(VOID_KIND, provider="stripe")
 def void_invoice(session: Session, job: outbox.JobContext) -> None:
     invoice = session.get_one(Invoice, job.payload["invoice_id"])
-    if invoice.status is InvoiceStatus.VOID or invoice.external_id is None:
-        return
-    external_id = invoice.external_id
-    stripe = providers.stripe_for(session, workspace_id=invoice.workspace_id)
-    voided = job.call_provider(
-        lambda: stripe.void_invoice(external_id, idempotency_key=job.provider_key())
-    )
-    invoice = session.get_one(Invoice, job.payload["invoice_id"])
-    raise_status(invoice, STRIPE_STATUS.get(voided.status, InvoiceStatus.VOID))
+    if invoice.status is InvoiceStatus.PAID:
+        return  # paid meanwhile: a paid invoice is never voided, nor regenerated
+    if invoice.status is not InvoiceStatus.VOID and invoice.external_id is not None:
+        external_id = invoice.external_id
+        stripe = providers.stripe_for(session, workspace_id=invoice.workspace_id)
+        voided = job.call_provider(
+            lambda: stripe.void_invoice(external_id, idempotency_key=job.provider_key())
+        )
+        invoice = session.get_one(Invoice, job.payload["invoice_id"])
+        raise_status(invoice, STRIPE_STATUS.get(voided.status, InvoiceStatus.VOID))
+    if job.payload.get("regenerate") and invoice.status is InvoiceStatus.VOID:
+        # A price changed after invoicing (regenerate_for_item): the buyer's next invoice,
+        # made at the new price. Once only: the next attempt is unique.
+        _next_attempt(session, invoice)
 
 
 def apply_stripe_truth(invoice: Invoice, theirs: StripeInvoice) -> None:

@@ -1,10 +1,12 @@
-"""Settings: workspace name (owners and admins), plan, and the operator's role."""
+"""Settings: workspace name and money format (owners and admins), plan, and the operator's
+role."""
 
 from __future__ import annotations
 
 import reflex as rx
 
 from console.layout import page
+from console.pages.settings_money import money_card
 from console.state.settings import PlanState, SettingsState
 
 
@@ -60,6 +62,7 @@ def settings_page() -> rx.Component:
                 spacing="2",
             ),
         ),
+        money_card(),
         rx.card(
             rx.vstack(
                 rx.heading("Plan", size="4"),

@@ -1,4 +1,4 @@
-"""A show's Invoices tab: figures, prices for unpriced items, "Generate all" and its progress,
+"""A show's Invoices tab: figures, the items table (prices), "Generate all" and its progress,
 the buyer rollup with its actions, and reconciliation with Stripe."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import Any
 import reflex as rx
 
 from console.components.status_badge import status_color
+from console.pages.show_prices import prices_card, reprice_dialogs
 from console.state.show import ShowState
 from console.state.show_views import STATUS_FILTERS
 
@@ -46,69 +47,6 @@ def _stripe_missing() -> rx.Component:
         icon="triangle-alert",
         color_scheme="amber",
         data_testid="stripe-missing",
-    )
-
-
-def _unpriced_item(item: Any) -> rx.Component:
-    return rx.hstack(
-        rx.text("#", item["number"], " ", item["title"], width="16rem"),
-        rx.form(
-            rx.hstack(
-                # The form's submit handler lives outside the foreach: the item travels in it.
-                rx.el.input(type="hidden", name="item_id", value=item["id"]),
-                rx.input(
-                    name="price",
-                    placeholder="12.50",
-                    width="7rem",
-                    disabled=~ShowState.can_change,
-                    data_testid="price-input",
-                ),
-                rx.button(
-                    "Set price",
-                    type="submit",
-                    size="2",
-                    variant="soft",
-                    disabled=~ShowState.can_change,
-                    data_testid="price-save",
-                ),
-                align="center",
-            ),
-            on_submit=ShowState.save_price,
-            reset_on_submit=False,
-        ),
-        rx.cond(
-            ShowState.price_errors.contains(item["id"]),
-            rx.text(
-                ShowState.price_errors[item["id"]],
-                color_scheme="red",
-                size="2",
-                data_testid="price-error",
-            ),
-        ),
-        align="center",
-        custom_attrs={"data-number": item["number"]},
-        data_testid="unpriced-item",
-    )
-
-
-def _unpriced() -> rx.Component:
-    return rx.cond(
-        ShowState.unpriced.length() > 0,
-        rx.card(
-            rx.vstack(
-                rx.heading("Items without a price", size="3"),
-                rx.text(
-                    "Set their prices before generating, or generate anyway: they go on the "
-                    "invoice as a zero line to fix in Stripe.",
-                    size="2",
-                    color_scheme="gray",
-                ),
-                rx.foreach(ShowState.unpriced, _unpriced_item),
-                spacing="2",
-            ),
-            width="100%",
-            data_testid="unpriced-items",
-        ),
     )
 
 
@@ -445,13 +383,14 @@ def _reconciliation() -> rx.Component:
 def invoices_tab() -> rx.Component:
     return rx.vstack(
         rx.cond(~ShowState.stripe_ready, _stripe_missing()),
-        _unpriced(),
+        prices_card(),
         _actions_bar(),
         _filters(),
         _rollup(),
         _pager(),
         _reconciliation(),
         _void_dialog(),
+        reprice_dialogs(),
         # Live statuses while the tab is open: unmounted with the tab, the polling stops.
         rx.moment(interval=1000, on_change=ShowState.poll, display="none"),
         spacing="4",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "cad": "CA$", "aud": "A$"}
+from backend.services.money import DEFAULT_LOCALE, MoneyFormat
 
 
-def money(cents: int, currency: str = "usd") -> str:
-    symbol = _SYMBOLS.get(currency.lower())
-    amount = f"{cents / 100:,.2f}"
-    return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
+def money(minor: int, currency: str = "usd", locale: str = DEFAULT_LOCALE) -> str:
+    """An amount in the currency's minor units, as the locale writes it (Babel): "$12.50",
+    "12,50 €", "¥1,250" (JPY has no decimals)."""
+    return MoneyFormat(locale, currency.lower()).format(minor)
 
 
 def when(moment: dt.datetime | None) -> str:

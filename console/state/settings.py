@@ -1,4 +1,4 @@
-"""Settings: the workspace's name and plan, and who the operator is in it."""
+"""Settings: the workspace's name, money format and plan, and who the operator is in it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from reflex.event import EventSpec
 
 from backend.config import get_settings
 from backend.db import session_scope
-from backend.services import accounts, plans
+from backend.services import accounts, money_settings, plans
 from backend.services.errors import ServiceError
+from backend.services.money import MoneyFormat
 from console.state.base import SessionState
 from models import Plan
 
@@ -84,3 +85,71 @@ class PlanState(SessionState):
             return None
         self.plan_error = ""
         return rx.redirect(url)
+
+
+class MoneyFormatState(SessionState):
+    """Settings → Money: the locale prices are typed and shown in, and new shows' currency."""
+
+    locale_draft: str = ""
+    currency_draft: str = ""
+    locales: list[dict[str, str]] = [
+        {"value": c.value, "label": c.label} for c in money_settings.locale_choices()
+    ]
+    currencies: list[dict[str, str]] = [
+        {"value": c.value, "label": c.label} for c in money_settings.currency_choices()
+    ]
+    money_error: str = ""
+
+    @rx.var
+    def money_example(self) -> str:
+        """How a price will look with the chosen format ("$1,234.56")."""
+        if not self.locale_draft or not self.currency_draft:
+            return ""
+        try:
+            return MoneyFormat(self.locale_draft, self.currency_draft).format(123456)
+        except ValueError:
+            return ""
+
+    @rx.event
+    async def load(self) -> EventSpec | None:
+        actor = await self._authenticate()
+        if actor is None:
+            return rx.redirect("/login")
+
+        def work() -> MoneyFormat:
+            with session_scope() as session:
+                return money_settings.of_workspace(session, workspace_id=actor.workspace_id)
+
+        current = await rx.run_in_thread(work)
+        self.locale_draft, self.currency_draft = current.locale, current.currency
+        self.money_error = ""
+        return None
+
+    @rx.event
+    def set_locale_draft(self, value: str) -> None:
+        self.locale_draft = value
+
+    @rx.event
+    def set_currency_draft(self, value: str) -> None:
+        self.currency_draft = value
+
+    @rx.event
+    async def save_money(self) -> EventSpec | None:
+        locale, currency = self.locale_draft, self.currency_draft
+        outcome = await self._apply(
+            lambda session, actor: money_settings.change(
+                session, actor=actor, locale=locale, currency=currency
+            )
+        )
+        if outcome.actor is None:
+            return rx.redirect("/login")
+        if outcome.refused is not None or outcome.value is None:
+            self.money_error = outcome.refused or ""
+            return None
+        self.money_error = ""
+        saved = outcome.value
+        toast: EventSpec = rx.toast.success(
+            f"Prices are now typed and shown as {saved.format(123456)}; new shows are in "
+            f"{saved.code}."
+        )
+        return toast

@@ -1,6 +1,7 @@
 """A show's page: its Invoices tab (the buyer rollup with filter, search, pages and CSV export,
-prices for unpriced items, "Generate all" and its progress, each buyer's invoice actions, live
-statuses, reconciliation with Stripe) and its claims import from a CSV file.
+the items table where every price is set and changed, "Generate all" and its progress, each
+buyer's invoice actions, live statuses, reconciliation with Stripe) and its claims import from a
+CSV file.
 
 Live statuses come from a one-second poll of the invoices changed since the last poll
 (``invoice_panel.changes_since``: indexed, usually empty), not from re-reading the rollup: the
@@ -32,8 +33,8 @@ from backend.services import (
 )
 from backend.services.actors import Actor
 from backend.services.errors import NotAuthenticated, NotFound, ServiceError
+from backend.services.money import MoneyFormat
 from console.state.base import SessionState
-from console.state.formatting import money
 from console.state.show_views import (
     OVERLAP_SECONDS,
     BuyerView,
@@ -41,6 +42,7 @@ from console.state.show_views import (
     InvoiceSnap,
     Panel,
     Polled,
+    PriceRow,
     View,
     changed_since,
     finding_row,
@@ -50,6 +52,7 @@ from console.state.show_views import (
     payments,
     read_findings,
     read_panel,
+    understand,
 )
 from models import InvoiceStatus
 
@@ -77,6 +80,7 @@ class ShowState(SessionState):
     show_status: str = ""
     started: str = ""
     currency: str = "usd"
+    locale: str = "en_US"
     stripe_problem: str = ""
     buyers: int = 0
     claims: int = 0
@@ -89,8 +93,22 @@ class ShowState(SessionState):
     watching: bool = False  # after "Generate all", until every job has finished
     generating: bool = False
     exporting: bool = False
-    unpriced: list[dict[str, str]] = []
+    unpriced: int = 0
+    # The items table. What is typed, what it was understood as and why it cannot be are kept
+    # by item id, never by position: a row that moves keeps its own text.
+    items: list[PriceRow] = []
+    items_page: int = 1
+    items_pages: int = 1
+    drafts: dict[str, str] = {}
+    understood: dict[str, str] = {}
     price_errors: dict[str, str] = {}
+    free_id: str = ""  # the item whose price of 0 waits for "free item?"
+    free_question: str = ""
+    reprice_id: str = ""  # the item whose new price may regenerate invoices
+    reprice_title: str = ""
+    reprice_count: int = 0
+    reprice_text: str = ""
+    reprice_paid: str = ""
     rows: list[BuyerView] = []
     matching: int = 0
     status_filter: str = "all"
@@ -137,20 +155,30 @@ class ShowState(SessionState):
         return self.void_id != ""
 
     @rx.var
+    def free_open(self) -> bool:
+        return self.free_id != ""
+
+    @rx.var
+    def reprice_open(self) -> bool:
+        return self.reprice_id != ""
+
+    @rx.var
     def fixable_findings(self) -> int:
         return sum(1 for f in self.findings if f["fixable"])
 
     def _view(self) -> View:
-        return View(int(self.show_ref), self.status_filter, self.search, self.page)
+        return View(int(self.show_ref), self.status_filter, self.search, self.page, self.items_page)
 
     def _apply_panel(self, panel: Panel) -> list[EventSpec]:
         """Show what was read; announce the end of a generation the page was watching."""
         self.title, self.show_status, self.started = panel.title, panel.show_status, panel.started
         self.currency, self.stripe_problem = panel.currency, panel.stripe_problem
+        self.locale = panel.locale
         self.buyers, self.claims, self.total = panel.buyers, panel.claims, panel.total
         self.not_invoiced, self.counts = panel.not_invoiced, panel.counts
         self.queued, self.done, self.failed = panel.queued, panel.done, panel.failed
-        self.unpriced = panel.unpriced
+        self.unpriced, self.items = panel.unpriced, panel.items
+        self.items_page, self.items_pages = panel.items_page, panel.items_pages
         self.rows, self.matching = panel.rows, panel.matching
         self.page, self.pages = panel.page, panel.pages
         if self.watching and panel.queued == 0:
@@ -178,6 +206,8 @@ class ShowState(SessionState):
         self.show_ref, self.loaded, self.missing = ref, False, ""
         self.status_filter, self.search, self.page = "all", "", 1
         self.price_errors, self.void_id, self.void_handle = {}, "", ""
+        self.items_page, self.drafts, self.understood = 1, {}, {}
+        self._close_price_dialogs()
         self.watching, self.generating, self.exporting = False, False, False
         self.checking, self.checked, self.fixing = False, False, False
         self._reset_import()
@@ -298,27 +328,112 @@ class ShowState(SessionState):
     # -- prices -------------------------------------------------------------------------
 
     @rx.event
+    async def next_items_page(self) -> list[EventSpec]:
+        self.items_page = min(self.items_page + 1, self.items_pages)
+        return await self._refresh()
+
+    @rx.event
+    async def previous_items_page(self) -> list[EventSpec]:
+        self.items_page = max(1, self.items_page - 1)
+        return await self._refresh()
+
+    def _forget_draft(self, item_id: str) -> None:
+        self.drafts = {k: v for k, v in self.drafts.items() if k != item_id}
+        self.understood = {k: v for k, v in self.understood.items() if k != item_id}
+        self.price_errors = {k: v for k, v in self.price_errors.items() if k != item_id}
+
+    def _close_price_dialogs(self) -> None:
+        self.free_id, self.free_question = "", ""
+        self.reprice_id, self.reprice_title, self.reprice_count = "", "", 0
+        self.reprice_text, self.reprice_paid = "", ""
+
+    @rx.event
+    def set_draft(self, item_id: str, text: str) -> None:
+        """Each keystroke: what the price typed for this item is understood as ("$12.50"), or
+        why it cannot be, before anything is saved. Parsing is pure and quick (no database)."""
+        understood, error = understand(text, MoneyFormat(self.locale, self.currency))
+        self.drafts = {**self.drafts, item_id: text}
+        self.understood = {**self.understood, item_id: understood}
+        self.price_errors = {**self.price_errors, item_id: error}
+
+    @rx.event
     async def save_price(self, form: dict[str, str]) -> list[EventSpec] | EventSpec:
-        token, text, currency = self.token, str(form.get("price", "")), self.currency
         item_id = str(form.get("item_id", ""))
+        return await self._save_price(item_id, str(form.get("price", "")), free=False)
+
+    @rx.event
+    async def confirm_free(self, item_id: str) -> list[EventSpec] | EventSpec:
+        self.free_id, self.free_question = "", ""
+        return await self._save_price(item_id, self.drafts.get(item_id, ""), free=True)
+
+    @rx.event
+    def set_free_open(self, is_open: bool) -> None:
+        if not is_open:
+            self.free_id, self.free_question = "", ""
+
+    async def _save_price(
+        self, item_id: str, text: str, *, free: bool
+    ) -> list[EventSpec] | EventSpec:
         if not item_id.isdigit():
             return []
+        token = self.token
 
-        def change(session: Session, actor: Actor) -> str:
-            item = invoicing.set_item_price(session, actor=actor, item_id=int(item_id), price=text)
-            return (
-                f"#{item.number} {item.title} costs {money(item.price_cents or 0, currency)} now."
+        def change(session: Session, actor: Actor) -> invoicing.PriceChange:
+            return invoicing.set_item_price(
+                session, actor=actor, item_id=int(item_id), price=text, free=free
             )
 
         try:
-            message = await rx.run_in_thread(lambda: as_operator(token, change))
+            done = await rx.run_in_thread(lambda: as_operator(token, change))
         except NotAuthenticated:
             return rx.redirect("/login")
+        except invoicing.FreeItemUnconfirmed as exc:
+            self.free_id, self.free_question = item_id, str(exc)
+            return []
         except ServiceError as exc:
             self.price_errors = {**self.price_errors, item_id: str(exc)}
             return []
-        self.price_errors = {k: v for k, v in self.price_errors.items() if k != item_id}
-        return [rx.toast.success(message), *await self._refresh()]
+        self._forget_draft(item_id)
+        events: list[EventSpec] = [
+            rx.toast.success(f"#{done.number} {done.title} costs {done.price} now.")
+        ]
+        if done.impact.any:
+            self._offer_regeneration(done)
+        return [*events, *await self._refresh()]
+
+    def _offer_regeneration(self, done: invoicing.PriceChange) -> None:
+        impact = done.impact
+        n = len(impact.regenerate)
+        shown = ", ".join(f"@{h}" for h in impact.handles[:5]) + (
+            ", …" if len(impact.handles) > 5 else ""
+        )
+        self.reprice_id, self.reprice_count = str(done.item_id), n
+        self.reprice_title = f"#{done.number} {done.title}"
+        self.reprice_text = (
+            f"{n} invoice{'s have' if n != 1 else ' has'} this item at its old price ({shown}). "
+            "Regenerating voids each in Stripe (its link stops working) and makes a new "
+            f"invoice at {done.price}, sent to the buyer again."
+            if n
+            else "No unpaid invoice has this item at its old price."
+        )
+        self.reprice_paid = invoicing.paid_note(impact.paid) if impact.paid else ""
+
+    @rx.event
+    async def confirm_reprice(self, item_id: str) -> list[EventSpec] | EventSpec:
+        # The id comes with the click: closing the dialog clears it in the state meanwhile.
+        self._close_price_dialogs()
+        if not item_id.isdigit():
+            return []
+        return await self._change(
+            lambda s, a: invoicing.regenerate_for_item(s, actor=a, item_id=int(item_id)),
+            lambda result: result.message,
+            starts_jobs=True,
+        )
+
+    @rx.event
+    def set_reprice_open(self, is_open: bool) -> None:
+        if not is_open:
+            self._close_price_dialogs()
 
     # -- generating ---------------------------------------------------------------------
 

@@ -11,8 +11,16 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from backend.services import checkout_links, claims_import, invoice_panel, providers, reconciliation
-from backend.services.errors import NotFound
+from backend.services import (
+    checkout_links,
+    claims_import,
+    invoice_panel,
+    money_settings,
+    providers,
+    reconciliation,
+)
+from backend.services.errors import InvalidInput, NotFound
+from backend.services.money import MoneyFormat
 from console.state.formatting import money, when
 from models import Invoice, InvoiceStatus
 
@@ -116,6 +124,44 @@ def buyer_view(row: invoice_panel.BuyerRow, currency: str) -> BuyerView:
     return view
 
 
+@dataclass
+class PriceRow:
+    """One item of the show's items table (the price editor). Its input is keyed by ``id``."""
+
+    id: str
+    number: str
+    title: str
+    price: str  # "$12.50", or "" while unpriced
+    priced: bool
+    claimed: str  # "3 by 2 buyers"
+
+
+def price_row(item: invoice_panel.ItemRow, fmt: MoneyFormat) -> PriceRow:
+    return PriceRow(
+        id=str(item.id),
+        number=str(item.number),
+        title=item.title,
+        price="" if item.price_cents is None else fmt.format(item.price_cents),
+        priced=item.price_cents is not None,
+        claimed=(
+            f"{item.claimed} by {item.buyers} buyer{'s' if item.buyers != 1 else ''}"
+            if item.claimed
+            else "not claimed"
+        ),
+    )
+
+
+def understand(text: str, fmt: MoneyFormat) -> tuple[str, str]:
+    """(what the typed price was understood as, or why it cannot be): shown before saving."""
+    if not text.strip():
+        return "", ""
+    try:
+        minor = fmt.parse(text)
+    except InvalidInput as exc:
+        return "", str(exc)
+    return (f"{fmt.format(minor)}: a free item?" if minor == 0 else fmt.format(minor)), ""
+
+
 # -- what the poll sees ---------------------------------------------------------------------
 
 
@@ -177,6 +223,7 @@ class Panel:
     show_status: str
     started: str
     currency: str
+    locale: str
     buyers: int
     claims: int
     total: str
@@ -185,7 +232,10 @@ class Panel:
     queued: int
     done: int
     failed: int
-    unpriced: list[dict[str, str]]
+    unpriced: int  # claimed items without a price
+    items: list[PriceRow]
+    items_page: int
+    items_pages: int
     rows: list[BuyerView]
     matching: int
     page: int
@@ -201,6 +251,7 @@ class View:
     status: str
     search: str
     page: int
+    items_page: int = 1
 
 
 def read_panel(session: Session, workspace_id: int, view: View) -> Panel:
@@ -218,6 +269,10 @@ def read_panel(session: Session, workspace_id: int, view: View) -> Panel:
     rollup = page(page=view.page)
     if rollup.page > rollup.pages:  # the filter shrank under the page: show the last one
         rollup = page(page=rollup.pages)
+    fmt = money_settings.for_show(session, workspace_id=workspace_id, show=show)
+    items = invoice_panel.items(
+        session, workspace_id=workspace_id, show_id=view.show_id, page=view.items_page
+    )
     try:
         providers.active_integration(session, workspace_id=workspace_id, provider="stripe")
         stripe_problem = ""
@@ -228,18 +283,19 @@ def read_panel(session: Session, workspace_id: int, view: View) -> Panel:
         show_status=show.status.value,
         started=when(show.started_at),
         currency=summary.currency,
+        locale=fmt.locale,
         buyers=summary.buyers,
         claims=summary.claims,
-        total=money(summary.total_cents, summary.currency),
+        total=fmt.format(summary.total_cents),
         not_invoiced=summary.not_invoiced,
         counts={s.value: summary.by_status.get(s.value, 0) for s in InvoiceStatus},
         queued=summary.progress.queued,
         done=summary.progress.done,
         failed=summary.progress.failed,
-        unpriced=[
-            {"id": str(item_id), "number": str(number), "title": title}
-            for item_id, number, title in summary.unpriced_items
-        ],
+        unpriced=items.unpriced,
+        items=[price_row(i, fmt) for i in items.rows],
+        items_page=items.page,
+        items_pages=items.pages,
         rows=[buyer_view(r, summary.currency) for r in rollup.rows],
         matching=rollup.total,
         page=rollup.page,

@@ -58,15 +58,19 @@ def test_operator_invoices_the_show_and_sees_a_payment_without_reloading(
     # Anything that reloads the page would lose this.
     page.evaluate("window.__still_the_same_page = true")
 
-    # A missing price: a typo is explained next to its input, then the price is set.
-    item = page.get_by_test_id("unpriced-item").first
-    number = item.get_attribute("data-number")
+    # A missing price: a typo is explained next to its input, then the price is set (the
+    # item keeps its row in the items table, now priced).
+    number = page.locator('[data-testid="item-row"][data-priced="no"]').first.get_attribute(
+        "data-number"
+    )
+    item = page.locator(f'[data-testid="item-row"][data-number="{number}"]')
     item.get_by_test_id("price-input").fill("twelve")
     item.get_by_test_id("price-save").click()
     expect(item.get_by_test_id("price-error")).to_contain_text("is not a price")
     item.get_by_test_id("price-input").fill("14.50")
     item.get_by_test_id("price-save").click()
-    expect(page.locator(f'[data-testid="unpriced-item"][data-number="{number}"]')).to_have_count(0)
+    expect(item).to_have_attribute("data-priced", "yes")
+    expect(item.get_by_test_id("item-price")).to_have_text("$14.50")
     with Session(console.engine) as session:
         priced = session.scalars(
             select(ShowItem).where(ShowItem.show_id == show_id, ShowItem.number == int(number or 0))

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from backend.services import claims_import
+from backend.services import claims_import, money_settings
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput, NotFound, PermissionDenied
-from models import AuditLog, Buyer, Claim, Invoice, InvoiceStatus, Role, ShowItem
+from models import AuditLog, Buyer, Claim, Invoice, InvoiceStatus, Role, Show, ShowItem
 from tests import factories
 from tests.support.shows import MadeShow, make_show
 
@@ -75,7 +75,7 @@ def test_a_good_file_adds_items_buyers_and_claims(engine: Engine, show: MadeShow
     ]
     assert (preview.new_items, preview.new_buyers, preview.repeated_rows) == (1, 1, 0)
     assert preview.price_conflicts == [
-        "Item #3: the file says 20.00, the show has 15.00; the show's price is kept (change "
+        "Item #3: the file says $20.00, the show has $15.00; the show's price is kept (change "
         "it on the Invoices tab if the file is right)."
     ]
     assert _claims(engine, show) == before  # a preview changes nothing
@@ -135,18 +135,21 @@ def test_bad_rows_are_listed_each_with_what_to_fix(engine: Engine, show: MadeSho
         "line 5: handle is empty (the buyer's name as shown in the show)",
         "line 6: quantity 'two' is not a whole number",
         "line 7: quantity 0 must be between 1 and 1000",
-        "line 8: price 'ten' is not an amount; write it like 12.50 (or leave it empty to "
-        "price the item later)",
+        "line 8: price: “ten” is not a price. Type an amount like 12.50 (English (United "
+        "States) writes 1,234.56). Or leave it empty to price the item later.",
         "line 9: email 'bob@' does not look like an email address",
         "line 10: item 99 is not in this show yet: give it an item_title",
         "line 12: has 8 values but the header names 7 columns (a value that contains “,” must "
         "be in double quotes)",
-        "line 14: item 12 costs 4.00 on line 13 but 4.50 here; give each item one price",
-        "line 16: price '200000' is over 100,000.00",
+        "line 14: item 12 costs $4.00 on line 13 but $4.50 here; give each item one price",
+        "line 16: price: A price is at most $100,000.00 (“200000” is more): check the number of "
+        "zeros. Or leave it empty to price the item later.",
     ]
     assert not preview.ok and preview.bad_lines == 11
     assert [r.line for r in preview.rows] == [2, 11, 13]
-    assert preview.price_conflicts[0].startswith("Item #2: the file says 5.00, the show has 10.00")
+    assert preview.price_conflicts[0].startswith(
+        "Item #2: the file says $5.00, the show has $10.00"
+    )
 
     with pytest.raises(InvalidInput) as refused:
         _apply(engine, show, BAD)
@@ -156,23 +159,99 @@ def test_bad_rows_are_listed_each_with_what_to_fix(engine: Engine, show: MadeSho
     assert len(_claims(engine, show)) == 3
 
 
+def _set_format(engine: Engine, show: MadeShow, locale: str, currency: str = "usd") -> None:
+    with Session(engine) as session:
+        money_settings.change(session, actor=_owner(show), locale=locale, currency=currency)
+        session.commit()
+
+
+SEMICOLONS = (
+    "\ufeffItem Number;Handle;PLATFORM_USER_ID;Price;Item Title;Notes\r\n"
+    '42;zoe;fb_zoe;12,50;"Hat; wool";first\r\n'
+    "43;zoe;fb_zoe;1.250,00;Coat;\r\n"
+).encode()
+
+
 def test_semicolons_a_byte_order_mark_and_decimal_commas(engine: Engine, show: MadeShow) -> None:
-    text = (
-        "\ufeffItem Number;Handle;PLATFORM_USER_ID;Price;Item Title;Notes\r\n"
-        '42;zoe;fb_zoe;12,50;"Hat; wool";first\r\n'
-        "43;zoe;fb_zoe;1,250.00;Coat;\r\n"
-    ).encode()
-    preview = _preview(engine, show, text)
+    # A German workspace writes 12,50 and 1.250,00: the file is read as it writes them.
+    _set_format(engine, show, "de_DE")
+    preview = _preview(engine, show, SEMICOLONS)
     assert preview.errors == [] and preview.ignored_columns == ["Notes"]
     assert [(r.item_number, r.item_title, r.price_cents) for r in preview.rows] == [
         (42, "Hat; wool", 1250),
         (43, "Coat", 125000),
     ]
     assert preview.notes == ["Columns not imported: Notes."]
-    assert _apply(engine, show, text).claims_added == 2
+    assert _apply(engine, show, SEMICOLONS).claims_added == 2
     with Session(engine) as session:
         hat = session.scalars(select(ShowItem).where(ShowItem.number == 42)).one()
         assert (hat.title, hat.price_cents) == ("Hat; wool", 1250)
+
+
+def test_prices_are_read_in_the_workspace_locale_and_ambiguous_ones_refused(
+    engine: Engine, show: MadeShow
+) -> None:
+    # The same file in an en_US workspace: "12,50" could be 12.50 or 1,250; "1.250,00" is not
+    # how en_US writes a number. Each row says what to type; nothing is imported.
+    preview = _preview(engine, show, SEMICOLONS)
+    assert [str(e) for e in preview.errors] == [
+        "line 2: price: “12,50” is ambiguous: English (United States) writes prices like "
+        "1,234.56. Type 12.50 for $12.50 or 1,250.00 for $1,250.00. Or leave it empty to price "
+        "the item later.",
+        "line 3: price: “1.250,00” is not how English (United States) writes a price "
+        "(1,234.56). Type 1,250.00 for $1,250.00. Or leave it empty to price the item later.",
+    ]
+    with pytest.raises(InvalidInput, match="2 rows have problems"):
+        _apply(engine, show, SEMICOLONS)
+
+    # en_US grouping is read as grouping (never as a decimal comma), the symbol is dropped,
+    # and more decimals than the currency has, negative amounts and other currencies are refused.
+    header = "item_number,item_title,platform_user_id,handle,price\n"
+    rows = (
+        '50,Lamp,fb_u,u,"1,250"\n'
+        "51,Rug,fb_u,u,$12.50\n"
+        "52,Vase,fb_u,u,12.505\n"
+        "53,Bowl,fb_u,u,-3\n"
+        "54,Cup,fb_u,u,€4\n"
+        "55,Pin,fb_u,u,0\n"
+    )
+    preview = _preview(engine, show, header + rows)
+    assert [(r.item_number, r.price_cents) for r in preview.rows] == [
+        (50, 125000),
+        (51, 1250),
+        (55, 0),
+    ]
+    assert [(e.line, str(e).split(". Or leave")[0]) for e in preview.errors] == [
+        (
+            4,
+            "line 4: price: Prices in US dollars have at most 2 decimals (“12.505” has more; "
+            "English (United States) writes 1,234.56)",
+        ),
+        (
+            5,
+            "line 5: price: A price cannot be negative (“-3”). Type the amount the buyer pays, "
+            "like 12.50",
+        ),
+        (
+            6,
+            "line 6: price: “€4” is not a price. Type an amount like 12.50 (English (United "
+            "States) writes 1,234.56)",
+        ),
+    ]
+    # A price of 0 is allowed in a file, and said out loud before importing.
+    good = _preview(engine, show, header + "55,Pin,fb_u,u,0\n")
+    assert good.ok and good.notes[0].startswith("Item #55 is priced 0 in the file: it will be free")
+
+    # A yen workspace's show: whole amounts only, in yen.
+    with Session(engine) as session:
+        session.get_one(Show, show.id).currency = "jpy"
+        session.commit()
+    _set_format(engine, show, "ja_JP", "jpy")
+    yen = _preview(engine, show, header + '60,Fan,fb_y,y,"1,250"\n61,Bag,fb_y,y,12.5\n')
+    assert [(r.item_number, r.price_cents) for r in yen.rows] == [(60, 1250)]
+    assert [str(e).split(" (")[0] for e in yen.errors] == [
+        "line 3: price: Prices in Japanese yen have no decimals: type a whole amount"
+    ]
 
 
 def test_files_that_cannot_be_read_are_refused_with_the_reason(

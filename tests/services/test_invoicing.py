@@ -348,3 +348,71 @@ def test_connecting_stripe_registers_our_sidecar_as_its_webhook_endpoint(shop: S
     assert len(ours) == 1 and ours[0].id == secrets["webhook_endpoint_id"]
     assert "invoice.paid" in ours[0].enabled_events
     assert str(secrets["webhook_signing_secret"]).startswith("whsec_")
+
+
+def test_a_price_changed_after_invoicing_regenerates_unpaid_invoices_never_paid_ones(
+    shop: Shop,
+) -> None:
+    # b0000 claims items 1 (x2) and 2, b0001 items 2 and 3, b0002 items 3 and 4.
+    show = make_show(
+        shop.engine, workspace_id=shop.workspace_id, buyers=3, claims_per_buyer=2, items=4
+    )
+    item_2 = show.item_ids[1]
+    assert _generate(shop, show) == 3
+    with Session(shop.engine) as session:
+        # Not in Stripe yet: the jobs read the prices when they run, so nothing to offer.
+        early = invoicing.set_item_price(session, actor=shop.owner, item_id=item_2, price="12.50")
+        session.commit()
+    assert early.price == "$12.50" and not early.impact.any
+    shop.drain()
+    b0, b1, b2 = shop.invoices(show.id)
+    assert [i.amount_cents for i in (b0, b1, b2)] == [2 * 500 + 1250, 1250 + 1500, 1500 + 2000]
+
+    # b0001 pays.
+    client(shop.sandbox.url, shop.key).v1.invoices.pay(
+        b1.external_id or "", {"paid_out_of_band": True}
+    )
+    paid = {"id": b1.external_id, "object": "invoice", "amount_paid": b1.amount_cents}
+    _deliver(shop, "invoice.paid", {**paid, "currency": "usd", "metadata": {}}, 1)
+
+    with Session(shop.engine) as session:
+        change = invoicing.set_item_price(session, actor=shop.owner, item_id=item_2, price="14")
+        session.commit()
+    # Only invoices whose lines have item 2: b0000's is offered, b0001's paid one never is.
+    assert (change.previous_cents, change.price_cents) == (1250, 1400)
+    assert change.impact.regenerate == [b0.id] and change.impact.handles == ["b0000"]
+    assert change.impact.paid == ["b0001"]
+
+    with Session(shop.engine) as session:
+        with pytest.raises(PermissionDenied):
+            invoicing.regenerate_for_item(
+                session,
+                actor=Actor(operator_id=2, workspace_id=shop.workspace_id, role=Role.VIEWER),
+                item_id=item_2,
+            )
+        result = invoicing.regenerate_for_item(session, actor=shop.owner, item_id=item_2)
+        session.commit()
+    assert result.regenerating == 1
+    assert result.message == (
+        "Regenerating 1 invoice: each is voided in Stripe and made again at the new price. "
+        "1 paid invoice is never regenerated (@b0001): refund or charge the difference in Stripe."
+    )
+    shop.drain()
+    assert shop.job_errors() == []
+    after = [(i.buyer_handle, i.attempt, i.status, i.amount_cents) for i in shop.invoices(show.id)]
+    assert after == [
+        ("b0000", 1, InvoiceStatus.VOID, 2 * 500 + 1250),
+        ("b0001", 1, InvoiceStatus.PAID, 1250 + 1500),
+        ("b0002", 1, InvoiceStatus.SENT, 1500 + 2000),
+        ("b0000", 2, InvoiceStatus.SENT, 2 * 500 + 1400),
+    ]
+    statuses = sorted(inv.status for inv in shop.stripe_invoices(show.id))  # type: ignore[attr-defined]
+    assert statuses == ["open", "open", "paid", "void"]
+
+    # Asked again, nothing is left to regenerate (and nothing is voided twice).
+    with Session(shop.engine) as session:
+        again = invoicing.regenerate_for_item(session, actor=shop.owner, item_id=item_2)
+        session.commit()
+    assert again.regenerating == 0 and again.message.startswith("No invoice needed regenerating.")
+    shop.drain()
+    assert len(shop.invoices(show.id)) == 4
