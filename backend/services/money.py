@@ -189,8 +189,9 @@ def _readings(number: str, fmt: MoneyFormat) -> list[Decimal]:
     """What an ambiguous number could have meant: written the other way round (decimal and
     grouping separators swapped, as another locale writes them), or its separators as grouping."""
     group, decimal = get_group_symbol(fmt.locale), get_decimal_symbol(fmt.locale)
-    swapped = number.translate(str.maketrans({group: decimal, decimal: group}))
-    candidates = [swapped]
+    candidates = []
+    if len(group) == len(decimal) == 1:
+        candidates.append(number.translate(str.maketrans(group + decimal, decimal + group)))
     if decimal not in number:
         candidates.append(number.replace(group, ""))
     found: list[Decimal] = []

@@ -1,10 +1,20 @@
 """The show page's state, without a browser: what each invoice status lets the operator do, and
-how the one-second poll tells news from the overlap it reads again."""
+how the one-second poll tells news from the overlap it reads again; a typed price as understood
+before saving, and the items table's rows."""
 
 from __future__ import annotations
 
-from backend.services.invoice_panel import BuyerRow, InvoiceBrief, ItemLine
-from console.state.show_views import InvoiceSnap, buyer_view, fresh, paid_message, payments
+from backend.services.invoice_panel import BuyerRow, InvoiceBrief, ItemLine, ItemRow
+from backend.services.money import MoneyFormat
+from console.state.show_views import (
+    InvoiceSnap,
+    buyer_view,
+    fresh,
+    paid_message,
+    payments,
+    price_row,
+    understand,
+)
 from models import InvoiceStatus, JobStatus
 
 
@@ -119,3 +129,27 @@ def test_a_payment_while_the_page_is_open_is_announced_once() -> None:
     ]
     assert payments([paid_now], {paid_now.id}, opened) == []
     assert paid_message(paid_now) == "@maria_1 paid $42.50"
+
+
+def test_a_typed_price_is_shown_as_understood_before_saving_or_refused() -> None:
+    us, de = MoneyFormat("en_US", "usd"), MoneyFormat("de_DE", "eur")
+    assert understand("12.50", us) == ("$12.50", "")
+    assert understand("12,50", de) == ("12,50\xa0€", "")
+    assert understand("0", us) == ("$0.00: a free item?", "")
+    assert understand("  ", us) == ("", "")
+    understood, refused = understand("12,50", us)
+    assert understood == "" and refused.startswith("“12,50” is ambiguous")
+
+
+def test_the_items_table_keys_each_row_by_its_item() -> None:
+    fmt = MoneyFormat("en_US", "usd")
+    priced = price_row(ItemRow(17, 3, "Silk scarf", 2100, 3, 2), fmt)
+    unpriced = price_row(ItemRow(18, 4, "Wool beanie", None, 0, 0), fmt)
+    assert (priced.id, priced.number, priced.price, priced.priced) == ("17", "3", "$21.00", True)
+    assert priced.claimed == "3 by 2 buyers"
+    assert (unpriced.id, unpriced.price, unpriced.priced, unpriced.claimed) == (
+        "18",
+        "",
+        False,
+        "not claimed",
+    )

@@ -1,7 +1,8 @@
-"""Issue 11, prices: in an en_US workspace "12,50" is refused as ambiguous with what to type,
-"0" asks "free item?", "12.50" shows "$12.50" understood before it is saved; every item's price
-stays editable in the items table, and changing the price of an item already invoiced offers
-to regenerate the unpaid invoices (a paid one never is, and the dialog says so)."""
+"""Issue 11, prices: Settings shows the workspace's money format; in an en_US workspace "12,50"
+is refused as ambiguous with what to type, "0" asks "free item?", "12.50" shows "$12.50"
+understood before it is saved; every item's price stays editable in the items table, and
+changing the price of an item already invoiced offers to regenerate the unpaid invoices (a paid
+one never is, and the dialog says so)."""
 
 from __future__ import annotations
 
@@ -72,7 +73,9 @@ def price_show(console: Console) -> Iterator[PriceShow]:
         made = PriceShow(show.id, scrunchie.id, scarf.id)
     yield made
     with Session(console.engine) as session:
-        session.execute(delete(Invoice).where(Invoice.show_id == made.id))
+        # The show goes with its items and claims. Its invoices stay, detached (show_id is SET
+        # NULL), as they would in the product: an invoice id is part of its job's idempotency
+        # key, and SQLite hands a deleted row's id to the next insert.
         session.execute(delete(Claim).where(Claim.show_id == made.id))
         session.execute(delete(ShowItem).where(ShowItem.show_id == made.id))
         session.execute(delete(Show).where(Show.id == made.id))
@@ -89,6 +92,13 @@ def test_prices_are_read_as_the_workspace_writes_them_and_changes_offer_regenera
     page: Page, console: Console, price_show: PriceShow
 ) -> None:
     log_in(page, "ops@lakeside.example", demo.DEMO_PASSWORD)
+    # Settings → Money shows how this workspace writes prices.
+    page.get_by_test_id("nav-settings").click()
+    expect(page.get_by_test_id("money-locale")).to_contain_text("English (United States)")
+    expect(page.get_by_test_id("money-currency")).to_contain_text("USD")
+    expect(page.get_by_test_id("money-example")).to_have_text("$1,234.56")
+    expect(page.get_by_test_id("money-save")).to_be_enabled()
+
     page.goto(f"/shows/{price_show.id}")
     expect(page.get_by_test_id("show-title")).to_have_text(TITLE)
     scrunchie = page.locator('[data-testid="item-row"][data-number="1"]')
