@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Any
 
 from backend.sandbox.context import SandboxContext, Section
 
@@ -175,11 +176,11 @@ def section(ctx: SandboxContext, emulators: list[str]) -> Section:
     )
 
 
-def _endpoint_secrets(stripe: dict[str, object], account: str) -> list[tuple[str, str]]:
-    objects = stripe.get("objects", {})
-    secrets = stripe.get("endpoint_secrets", {})
-    assert isinstance(objects, dict) and isinstance(secrets, dict)
-    endpoints = objects.get(account, {}).get("webhook_endpoint", {})
+def _endpoint_secrets(stripe: dict[str, Any], account: str) -> list[tuple[str, str]]:
+    secrets: dict[str, str] = stripe.get("endpoint_secrets", {})
+    endpoints: dict[str, Any] = (
+        stripe.get("objects", {}).get(account, {}).get("webhook_endpoint", {})
+    )
     return [
         (str(e["url"]), str(secrets[e["id"]]))
         for e in endpoints.values()

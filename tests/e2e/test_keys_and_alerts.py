@@ -3,6 +3,8 @@ an operator acknowledges an alert on Health; a viewer sees the alert but cannot.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import delete, select
@@ -44,11 +46,14 @@ def test_a_read_only_restricted_key_is_refused_naming_what_it_may_not_write(
     expect(page.get_by_test_id("integration-status")).to_have_text("active")
     page.get_by_test_id("field-secret_key").fill(LAKESIDE.stripe_read_only_key)
     page.get_by_test_id("save-keys").click()
+    # Webhook Endpoints too, unless the hub has already registered its endpoint: the stored
+    # signing secret is kept when the field is left blank, and then no endpoint is written.
     expect(page.get_by_test_id("connect-result")).to_contain_text(
-        "This restricted key may not write Customers, Invoices and Webhook Endpoints."
-    )
-    expect(page.get_by_test_id("connect-result")).to_contain_text(
-        "give it Write on Customers, Invoices and Webhook Endpoints"
+        re.compile(
+            r"This restricted key may not write Customers(, Invoices and Webhook Endpoints| and "
+            r"Invoices)\. In Stripe, open Developers → API keys, edit the key and give it Write "
+            r"on Customers"
+        )
     )
     # Nothing was saved: Stripe stays connected with the key it had.
     expect(page.get_by_test_id("integration-status")).to_have_text("active")
