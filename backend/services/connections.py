@@ -344,8 +344,8 @@ def _refuse_shared_account(
     session: Session, *, workspace_id: int, info: ProviderInfo, outcome: ConnectionTest
 ) -> str | None:
     """Why this connection may not be saved (its account belongs to another workspace)."""
-    account_id = str(outcome.account.get("id") or "")
-    if not (outcome.ok and info.one_workspace_per_account and account_id):
+    account_id = _account_to_keep(info, outcome)
+    if account_id is None:
         return None
     other = _connected_elsewhere(
         session, workspace_id=workspace_id, info=info, account_id=account_id
