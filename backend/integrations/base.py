@@ -56,6 +56,9 @@ class ProviderInfo:
     # "Payments" providers count towards the Pro plan's limit of one.
     payment_provider: bool = False
     docs_url: str = ""
+    # One provider account serves one workspace: connecting an account another workspace has
+    # connected is refused (a business's money must not reach another business's account).
+    one_workspace_per_account: bool = False
 
 
 class EmptyModel(BaseModel):

@@ -90,6 +90,21 @@ def translated_errors() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
+class WriteProbe:
+    """A resource the product writes, as the SDK names it and as Stripe's Dashboard labels
+    its permission on a restricted key (Developers → API keys → edit key)."""
+
+    attribute: str  # StripeClient.v1.<attribute>
+    label: str
+
+
+CUSTOMERS = WriteProbe("customers", "Customers")
+INVOICES = WriteProbe("invoices", "Invoices")
+WEBHOOK_ENDPOINTS = WriteProbe("webhook_endpoints", "Webhook Endpoints")
+_PROBE_PARAMETER = "integrations_hub_permission_check"
+
+
+@dataclass(frozen=True)
 class StripeInvoice:
     """What we keep of a Stripe invoice."""
 
@@ -157,6 +172,30 @@ class StripeAdapter:
             "country": account.country,
             "default_currency": account.default_currency,
         }
+
+    def may_write(self, resource: WriteProbe) -> bool:
+        """Whether this key may write ``resource``, asked without changing anything: a create
+        with a parameter Stripe does not know. Stripe checks a restricted key's permissions
+        before the parameters, so 403 means "may not" and 400 (the unknown parameter) "may".
+        No idempotency key of ours: Stripe stores no result for a request refused before it
+        ran, and this one always is."""
+        create = getattr(self._client.v1, resource.attribute).create
+        self._throttle()
+        try:
+            create({_PROBE_PARAMETER: "1"})
+        except stripe.PermissionError:
+            return False
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 400:
+                return True
+            with translated_errors():
+                raise
+        except stripe.StripeError:
+            with translated_errors():
+                raise
+        # Stripe accepted a parameter it does not know: it may write (whatever it made is
+        # unusable to us and harmless).
+        return True
 
     def ensure_customer(
         self, *, platform_user_id: str, email: str | None, name: str, idempotency_key: str
@@ -396,6 +435,30 @@ class StripeSettings(BaseModel):
     days_until_due: int = Field(default=7, ge=1, le=90)
 
 
+def needed_writes(credentials: StripeCredentials) -> list[WriteProbe]:
+    """What the product writes with a workspace's key: buyers' customers and their invoices,
+    and the webhook endpoint it registers when no signing secret was pasted."""
+    needed = [CUSTOMERS, INVOICES]
+    if credentials.webhook_signing_secret is None or not (
+        credentials.webhook_signing_secret.get_secret_value().strip()
+    ):
+        needed.append(WEBHOOK_ENDPOINTS)
+    return needed
+
+
+def _missing_writes(adapter: StripeAdapter, credentials: StripeCredentials) -> dict[str, Any]:
+    return {"missing": [p.label for p in needed_writes(credentials) if not adapter.may_write(p)]}
+
+
+def _missing_message(labels: list[str]) -> str:
+    names = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+    return (
+        f"This restricted key may not write {names}. In Stripe, open Developers → API keys, "
+        f"edit the key and give it Write on {names}, then test again (or paste the secret key "
+        "that starts with sk_)."
+    )
+
+
 class StripeProvider:
     info = ProviderInfo(
         slug="stripe",
@@ -408,6 +471,7 @@ class StripeProvider:
         methods=(Method.OAUTH, Method.API_KEY),
         payment_provider=True,
         docs_url="https://docs.stripe.com/keys",
+        one_workspace_per_account=True,
     )
     credentials_model: type[BaseModel] = StripeCredentials
     settings_model: type[BaseModel] = StripeSettings
@@ -446,10 +510,18 @@ class StripeProvider:
         creds = expect(credentials, StripeCredentials)
         adapter = self.adapter(creds, context)
         outcome = timed(adapter.account, "Connected to Stripe.")
-        if outcome.ok:
-            name = outcome.account.get("name") or outcome.account.get("id")
-            return replace(outcome, message=f"Connected to Stripe account {name}.")
-        return outcome
+        if not outcome.ok:
+            return outcome
+        if creds.secret_key.get_secret_value().strip().startswith("rk_"):
+            probed = timed(lambda: _missing_writes(adapter, creds), "")
+            latency = outcome.latency_ms + probed.latency_ms
+            if not probed.ok:
+                return replace(probed, latency_ms=latency)
+            if missing := probed.account.get("missing"):
+                return ConnectionTest(False, _missing_message(missing), latency)
+            outcome = replace(outcome, latency_ms=latency)
+        name = outcome.account.get("name") or outcome.account.get("id")
+        return replace(outcome, message=f"Connected to Stripe account {name}.")
 
     def adapter(self, credentials: StripeCredentials, context: ProviderContext) -> StripeAdapter:
         """The adapter for these credentials, pointed at the sandbox in sandbox mode."""

@@ -16,7 +16,7 @@ from typing import Any, cast
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from backend.sandbox import control
+from backend.sandbox import control, demo_accounts
 from backend.sandbox.context import ProviderEmulator, SandboxContext, Section
 from backend.sandbox.delivery import Deliverer, RetryPolicy
 from backend.sandbox.store import Store
@@ -76,10 +76,15 @@ def create_app(
         app.include_router(emulator.build_router(ctx), prefix=emulator.PREFIX)
 
     names = [e.NAME for e in emulators]
+    for emulator in emulators:
+        # The demo workspaces' own accounts exist from the start (the control page lists them).
+        seed = getattr(emulator, "seed", None)
+        if callable(seed):
+            seed(ctx)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def control_page() -> str:
-        sections: list[Section] = []
+        sections: list[Section] = [demo_accounts.section(ctx, names)]
         for emulator in emulators:
             sections.extend(emulator.summary(ctx))
         return control.render(ctx, sections, names)

@@ -48,5 +48,7 @@ class ProviderEmulator(Protocol):
 
     def summary(self, ctx: SandboxContext) -> list[Section]: ...
 
+    # Optional: ``seed(ctx)`` fills the demo workspaces' accounts at start-up (demo_accounts).
+
 
 SummaryFn = Callable[[SandboxContext], list[Section]]

@@ -36,6 +36,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.responses import Response
 
 from backend.sandbox.context import SandboxContext, Section
+from backend.sandbox.demo_accounts import DEMO_WORKSPACES
 from backend.sandbox.google_query import (
     FieldTree,
     QueryError,
@@ -930,6 +931,28 @@ def build_router(ctx: SandboxContext) -> APIRouter:
     async def create_service_account(request: Request) -> JSONResponse:
         body = await _json_body(request)
         return JSONResponse(_service_account(ctx, body))
+
+    @router.get("/_sandbox/demo/{slug}/service_account.json")
+    def demo_service_account(slug: str) -> JSONResponse:
+        """A demo workspace's own service-account key file: made at the first download and
+        kept, so every later download is the same file (its URLs follow the sandbox's)."""
+        demo = next((d for d in DEMO_WORKSPACES if d.slug == slug), None)
+        if demo is None:
+            return JSONResponse({"error": f"no demo workspace {slug!r}"}, status_code=404)
+        with _state(ctx) as state:
+            saved = state.setdefault("demo_keys", {}).get(slug)
+        if saved is None:
+            made = _service_account(ctx, {"project_id": demo.google_project, "name": "hub"})
+            with _state(ctx) as state:
+                saved = state["demo_keys"].setdefault(slug, made)
+        current = {
+            "auth_uri": f"{ctx.public_url}{PREFIX}/_pages/o/oauth2/auth",
+            "token_uri": _token_uri(ctx),
+        }
+        return JSONResponse(
+            dict(saved) | current,
+            headers={"Content-Disposition": f'attachment; filename="{slug}-service-account.json"'},
+        )
 
     @router.post("/_sandbox/oauth_clients")
     async def create_oauth_client(request: Request) -> JSONResponse:

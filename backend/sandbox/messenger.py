@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.responses import Response
 
 from backend.sandbox.context import SandboxContext, Section
+from backend.sandbox.demo_accounts import DEMO_WORKSPACES
 from backend.sandbox.store import new_id
 
 NAME = "messenger"
@@ -179,6 +180,21 @@ def _message_rows(ctx: SandboxContext) -> list[list[str]]:
 
 
 _MESSAGE_COLUMNS = ["at (UTC)", "page", "recipient (PSID)", "type", "text"]
+
+
+def seed(ctx: SandboxContext) -> None:
+    """Each demo workspace's own Facebook Page (fixed id and token), allowed to message."""
+    with ctx.store.section(NAME) as state:
+        pages = state.setdefault("pages", {})
+        for demo in DEMO_WORKSPACES:
+            pages.setdefault(
+                demo.messenger_page_id,
+                {
+                    "name": demo.messenger_page_name,
+                    "token": demo.messenger_page_token,
+                    "permissions": ["pages_messaging", "pages_show_list"],
+                },
+            )
 
 
 def summary(ctx: SandboxContext) -> list[Section]:

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from backend.sandbox import sendgrid_schema
 from backend.sandbox.context import SandboxContext, Section
+from backend.sandbox.demo_accounts import DEMO_WORKSPACES
 from backend.sandbox.store import new_id, now
 
 NAME = "sendgrid"
@@ -69,7 +70,9 @@ def _errors(status: int, problems: list[sendgrid_schema.Problem]) -> JSONRespons
 
 def _seed(section: dict[str, Any]) -> dict[str, Any]:
     """Fill the section at first use: the demo key, the webhook signing key pair, the mailbox."""
-    section.setdefault("api_keys", [DEMO_API_KEY])
+    keys = section.setdefault("api_keys", [DEMO_API_KEY])
+    # Each demo workspace's own key, added to a saved state too.
+    keys.extend(d.sendgrid_api_key for d in DEMO_WORKSPACES if d.sendgrid_api_key not in keys)
     if "signing_key" not in section:
         private = ec.generate_private_key(ec.SECP256R1())
         section["signing_key"] = private.private_bytes(

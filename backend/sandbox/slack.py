@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from backend.sandbox.context import SandboxContext, Section
+from backend.sandbox.demo_accounts import DEMO_WORKSPACES
 from backend.sandbox.store import new_id
 
 NAME = "slack"
@@ -143,6 +144,26 @@ def _post_message(
 
 
 _METHODS = {"auth.test": _auth_test, "chat.postMessage": _post_message}
+
+
+def seed(ctx: SandboxContext) -> None:
+    """Each demo workspace's own Slack bot (fixed token), in #general and #alerts."""
+    with ctx.store.section(NAME) as state:
+        tokens = state.setdefault("tokens", {})
+        for demo in DEMO_WORKSPACES:
+            tag = demo.slack_team_id[1:]
+            tokens.setdefault(
+                demo.slack_bot_token,
+                {
+                    "team": demo.slack_team,
+                    "team_id": demo.slack_team_id,
+                    "domain": re.sub(r"[^a-z0-9-]+", "-", demo.slack_team.lower()).strip("-"),
+                    "user": "integrations-hub",
+                    "user_id": f"U{tag}",
+                    "bot_id": f"B{tag}",
+                    "channels": {"general": f"C{tag}1", "alerts": f"C{tag}2"},
+                },
+            )
 
 
 def summary(ctx: SandboxContext) -> list[Section]:

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from backend.sandbox.context import SandboxContext, Section
+from backend.sandbox.demo_accounts import DEMO_WORKSPACES
 from backend.sandbox.store import new_id
 
 NAME = "zoho"
@@ -88,6 +89,34 @@ def _caller(state: dict[str, Any], request: Request) -> dict[str, Any] | None:
         return None
     client: dict[str, Any] = state["clients"][record["client_id"]]
     return client
+
+
+def seed(ctx: SandboxContext) -> None:
+    """Each demo workspace's own self client (fixed id, secret and refresh token), with one
+    organization."""
+    with ctx.store.section(NAME) as state:
+        clients = state.setdefault("clients", {})
+        refresh_tokens = state.setdefault("refresh_tokens", {})
+        for demo in DEMO_WORKSPACES:
+            clients.setdefault(
+                demo.zoho_client_id,
+                {
+                    "client_secret": demo.zoho_client_secret,
+                    "refresh_token": demo.zoho_refresh_token,
+                    "orgs": [
+                        {
+                            "organization_id": demo.zoho_organization_id,
+                            "name": demo.name,
+                            "currency_code": "USD",
+                            "is_default_org": True,
+                        }
+                    ],
+                },
+            )
+            refresh_tokens.setdefault(
+                demo.zoho_refresh_token,
+                {"client_id": demo.zoho_client_id, "scope": "ZohoBooks.fullaccess.all"},
+            )
 
 
 def summary(ctx: SandboxContext) -> list[Section]:

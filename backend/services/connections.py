@@ -36,6 +36,9 @@ from models import Integration, IntegrationLog, IntegrationStatus, Plan, Workspa
 
 MASK = "••••"
 TEST_OPERATION = "test_connection"
+# Kept with the sealed credentials: the provider account they reach (Stripe's acct_…), from the
+# connection test. Another workspace connecting the same account is refused while this is here.
+ACCOUNT_KEY = "account_id"
 
 Revoke = Callable[[dict[str, Any]], None]
 # Tests stored secrets that the provider's key form does not describe (OAuth tokens). It may
@@ -303,6 +306,59 @@ def _run_test(
     return outcome, log
 
 
+def _connected_elsewhere(
+    session: Session, *, workspace_id: int, info: ProviderInfo, account_id: str
+) -> str | None:
+    """The name of another workspace whose connection to this provider reaches
+    ``account_id``, or None. The account id is sealed with the credentials, so the other
+    workspaces' connections of this provider are unsealed to compare (a connect is rare)."""
+    rows = session.execute(
+        select(Integration, Workspace.name)
+        .join(Workspace, Workspace.id == Integration.workspace_id)
+        .where(
+            Integration.provider == info.slug,
+            Integration.workspace_id != workspace_id,
+            Integration.credentials_enc.is_not(None),
+            Integration.status.in_([IntegrationStatus.ACTIVE, IntegrationStatus.ERROR]),
+        )
+        .order_by(Integration.id)
+    ).all()
+    for row, name in rows:
+        try:
+            if credentials.unseal(row).get(ACCOUNT_KEY) == account_id:
+                return str(name)
+        except CryptoError:
+            continue
+    return None
+
+
+def _account_to_keep(info: ProviderInfo, outcome: ConnectionTest) -> str | None:
+    """The account id to seal with the credentials, for providers whose accounts are one
+    workspace's each."""
+    if outcome.ok and info.one_workspace_per_account and outcome.account.get("id"):
+        return str(outcome.account["id"])
+    return None
+
+
+def _refuse_shared_account(
+    session: Session, *, workspace_id: int, info: ProviderInfo, outcome: ConnectionTest
+) -> str | None:
+    """Why this connection may not be saved (its account belongs to another workspace)."""
+    account_id = _account_to_keep(info, outcome)
+    if account_id is None:
+        return None
+    other = _connected_elsewhere(
+        session, workspace_id=workspace_id, info=info, account_id=account_id
+    )
+    if other is None:
+        return None
+    return (
+        f"This {info.name} account ({account_id}) is already connected to the workspace "
+        f"“{other}”. Each business connects its own {info.name} account: paste this "
+        f"workspace's own key, or disconnect {info.name} in “{other}” first."
+    )
+
+
 def _masked_secrets(model: type[BaseModel], plain: Mapping[str, Any]) -> dict[str, str]:
     return {name: mask(str(plain[name])) for name in secret_fields(model) if plain.get(name)}
 
@@ -357,6 +413,12 @@ def connect_with_keys(
     )
     plain = _plain(creds)
     masked = _masked_secrets(prov.credentials_model, plain)
+    if refused := _refuse_shared_account(
+        session, workspace_id=actor.workspace_id, info=info, outcome=outcome
+    ):
+        return ConnectResult(False, False, refused, latency_ms=outcome.latency_ms, masked=masked)
+    if account_id := _account_to_keep(info, outcome):
+        plain[ACCOUNT_KEY] = account_id
     if not outcome.ok and not save_inactive:
         return ConnectResult(
             False, False, outcome.message, latency_ms=outcome.latency_ms, masked=masked
@@ -439,6 +501,13 @@ def store_tokens(
         context=context,
         tester=tester,
     )
+    masked = {k: mask(str(v)) for k, v in secrets.items() if k in _SECRET_TOKEN_KEYS and v}
+    if refused := _refuse_shared_account(
+        session, workspace_id=actor.workspace_id, info=info, outcome=outcome
+    ):
+        return ConnectResult(False, False, refused, latency_ms=outcome.latency_ms, masked=masked)
+    if account_id := _account_to_keep(info, outcome):
+        secrets = {**secrets, ACCOUNT_KEY: account_id}
     row = existing or _get_or_create(session, workspace_id=actor.workspace_id, info=info)
     log.integration_id = row.id
     settings_model = _validated(prov.settings_model, row.settings or {}, "Settings")
@@ -450,7 +519,6 @@ def store_tokens(
     row.status = IntegrationStatus.ACTIVE if outcome.ok else IntegrationStatus.ERROR
     row.last_error = None if outcome.ok else outcome.message
     stripe_webhook_setup.request_if_needed(session, row)
-    masked = {k: mask(str(v)) for k, v in secrets.items() if k in _SECRET_TOKEN_KEYS and v}
     details = {
         "status": row.status.value,
         "method": "oauth",
@@ -570,6 +638,9 @@ def test(
             context=context,
             tester=tester,
         )
+        if account_id := _account_to_keep(prov.info, outcome):
+            # Connections made before the account id was kept learn it here.
+            secrets[ACCOUNT_KEY] = account_id
         if secrets != before:
             credentials.seal(row, secrets)
     row.last_checked_at = utcnow()

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.config import ProviderMode, get_settings
-from backend.services import accounts, audit, credentials, stripe_webhook_setup
+from backend.services import accounts, audit, connections, credentials, stripe_webhook_setup
 from models import (
     Buyer,
     Claim,
@@ -39,9 +39,11 @@ from models import (
 )
 
 DEMO_PASSWORD = "hub-demo-2026"  # noqa: S105 - printed by `make run`; demo data only
-# The sandbox's built-in "Lakeside" Stripe account (backend/sandbox/stripe/core.py): in sandbox
-# mode the live seller starts with Stripe connected, so its shows can be invoiced at once.
+# The sandbox's "Lakeside" Stripe account (backend/sandbox/demo_accounts.py, where every demo
+# workspace's own sandbox accounts are): in sandbox mode the live seller starts with Stripe
+# connected, so its shows can be invoiced at once.
 SANDBOX_LAKESIDE_STRIPE_KEY = "sk_test_51SandboxLakeside0000000000000000000000000000000"
+SANDBOX_LAKESIDE_STRIPE_ACCOUNT = "acct_1SandboxLakeside0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +280,14 @@ def _connect_sandbox_stripe(session: Session, workspace_id: int, now: dt.datetim
     )
     session.add(integration)
     session.flush()
-    credentials.seal(integration, {"secret_key": SANDBOX_LAKESIDE_STRIPE_KEY})
+    credentials.seal(
+        integration,
+        {
+            "secret_key": SANDBOX_LAKESIDE_STRIPE_KEY,
+            # As a connect through the console keeps it: no other workspace may connect it.
+            connections.ACCOUNT_KEY: SANDBOX_LAKESIDE_STRIPE_ACCOUNT,
+        },
+    )
     # The scheduler registers the sidecar as the account's webhook endpoint.
     stripe_webhook_setup.request_if_needed(session, integration)
 

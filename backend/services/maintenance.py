@@ -8,10 +8,9 @@ import datetime as dt
 from sqlalchemy import and_, case, delete, exists, func, select
 from sqlalchemy.orm import Session
 
+from backend.services.alerts import raise_once
 from models import (
-    Alert,
     AlertPriority,
-    AlertState,
     Contract,
     ContractStatus,
     Event,
@@ -29,45 +28,6 @@ from models import (
 FAILURE_RATE_ALERT = 0.5
 HEALTH_WINDOW = dt.timedelta(minutes=15)
 HEALTH_MIN_CALLS = 10
-
-
-def raise_once(
-    session: Session,
-    *,
-    workspace_id: int | None,
-    type_: str,
-    entity_type: str,
-    entity_id: str,
-    message: str,
-    priority: AlertPriority,
-) -> bool:
-    """An alert per (type, entity) while one is open: the operator is told once, not nightly."""
-    already = session.scalar(
-        select(
-            exists().where(
-                Alert.type == type_,
-                Alert.entity_type == entity_type,
-                Alert.entity_id == entity_id,
-                Alert.state != AlertState.RESOLVED,
-                Alert.workspace_id.is_(None)
-                if workspace_id is None
-                else Alert.workspace_id == workspace_id,
-            )
-        )
-    )
-    if already:
-        return False
-    session.add(
-        Alert(
-            workspace_id=workspace_id,
-            type=type_,
-            priority=priority,
-            message=message,
-            entity_type=entity_type,
-            entity_id=entity_id,
-        )
-    )
-    return True
 
 
 def check_provider_health(session: Session, *, now: dt.datetime | None = None) -> int:

@@ -23,10 +23,9 @@ from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
-from backend.services import audit, circuits
+from backend.services import alerts, audit, circuits
 from backend.services.actors import Actor
 from models import (
-    Alert,
     AlertPriority,
     JobKindPause,
     JobStatus,
@@ -433,16 +432,16 @@ def fail(
     if getattr(result, "rowcount", 0) and status is JobStatus.DEAD:
         if spec is not None and spec.on_dead is not None:
             spec.on_dead(session, job.payload, message)
-        session.add(
-            Alert(
-                workspace_id=job.workspace_id,
-                type="job.dead",
-                priority=AlertPriority.HIGH,
-                message=f"A {job.kind} job failed {attempts} time(s) and stopped: {message[:300]}. "
-                "Open Jobs to see it and replay it once the cause is fixed.",
-                entity_type="outbox_job",
-                entity_id=str(job.id),
-            )
+        alerts.add(
+            session,
+            workspace_id=job.workspace_id,
+            type_="job.dead",
+            priority=AlertPriority.HIGH,
+            message=f"A {job.kind} job failed {attempts} time(s) and stopped: "
+            f"{alerts.clip(message, 400).rstrip('.')}. "
+            "Open Jobs to see it and replay it once the cause is fixed.",
+            entity_type="outbox_job",
+            entity_id=str(job.id),
         )
     return status
 

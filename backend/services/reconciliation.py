@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from backend.db import session_scope
 from backend.integrations.errors import ProviderAuthFailed, ProviderError, ProviderRejected
 from backend.integrations.stripe import StripeAdapter, StripeInvoice
-from backend.services import audit, invoice_panel, invoicing, maintenance, providers
+from backend.services import alerts, audit, invoice_panel, invoicing, providers
 from backend.services.actors import Actor
 from backend.services.errors import NotFound
 from models import (
@@ -498,7 +498,7 @@ def reconcile_recent(engine: Engine, *, now: dt.datetime | None = None) -> int:
 def _alert(session: Session, workspace_id: int, show_id: int, new: list[Finding]) -> bool:
     title = session.scalar(select(Show.title).where(Show.id == show_id)) or f"#{show_id}"
     count = f"{len(new)} difference{'s' if len(new) != 1 else ''}"
-    return maintenance.raise_once(
+    return alerts.raise_once(
         session,
         workspace_id=workspace_id,
         type_=ALERT_TYPE,

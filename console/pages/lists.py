@@ -55,10 +55,51 @@ def health_page() -> rx.Component:
             "health-table",
         ),
         rx.heading("Open alerts", size="4"),
-        data_table(
-            [("When", "at"), ("Priority", "priority"), ("Message", "message"), ("State", "state")],
-            HealthState.alerts,
-            "No open alerts.",
-            "alerts-table",
+        alerts_table(),
+    )
+
+
+def alerts_table() -> rx.Component:
+    """Open and acknowledged alerts; owners and admins acknowledge one once they are on it."""
+    return rx.cond(
+        HealthState.alerts.length() > 0,  # type: ignore[attr-defined]
+        rx.table.root(
+            rx.table.header(
+                rx.table.row(
+                    *[
+                        rx.table.column_header_cell(h)
+                        for h in ("When", "Priority", "Message", "State", "")
+                    ]
+                )
+            ),
+            rx.table.body(
+                rx.foreach(
+                    HealthState.alerts,
+                    lambda a: rx.table.row(
+                        rx.table.cell(a["at"]),
+                        rx.table.cell(a["priority"]),
+                        rx.table.cell(a["message"]),
+                        rx.table.cell(a["state"]),
+                        rx.table.cell(
+                            rx.cond(
+                                a["state"] == "open",
+                                rx.button(
+                                    "Acknowledge",
+                                    size="1",
+                                    variant="soft",
+                                    on_click=HealthState.acknowledge(a["id"]),
+                                    disabled=~HealthState.can_change,
+                                    data_testid="alert-acknowledge",
+                                ),
+                            )
+                        ),
+                        data_testid="alert-row",
+                    ),
+                )
+            ),
+            width="100%",
+            variant="surface",
+            data_testid="alerts-table",
         ),
+        rx.callout("No open alerts.", icon="info", data_testid="alerts-table-empty"),
     )

@@ -11,7 +11,9 @@ from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
 from backend.db import session_scope
+from backend.services import alerts as alert_service
 from backend.services import connections, engagement, health
+from backend.services.actors import Actor
 from console.state.base import SessionState
 from console.state.formatting import when
 
@@ -79,34 +81,53 @@ class TimelineState(ListPageState):
         return None
 
 
+def _rows_of_health(s: Session, w: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    providers = [
+        {
+            "provider": p.provider,
+            "calls": str(p.calls),
+            "success": f"{p.success_rate:.1%}",
+            "latency": "" if p.avg_latency_ms is None else f"{p.avg_latency_ms} ms",
+        }
+        for p in health.provider_health(s, workspace_id=w)
+    ]
+    rows = [
+        {
+            "id": str(a.id),
+            "at": when(a.created_at),
+            "priority": a.priority.value,
+            "message": a.message,
+            "state": a.state.value,
+        }
+        for a in health.open_alerts(s, workspace_id=w)
+    ]
+    return providers, rows
+
+
 class HealthState(ListPageState):
     providers: list[dict[str, str]] = []
     alerts: list[dict[str, str]] = []
 
     @rx.event
-    async def load(self) -> EventSpec | None:
-        def read(s: Session, w: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-            providers = [
-                {
-                    "provider": p.provider,
-                    "calls": str(p.calls),
-                    "success": f"{p.success_rate:.1%}",
-                    "latency": "" if p.avg_latency_ms is None else f"{p.avg_latency_ms} ms",
-                }
-                for p in health.provider_health(s, workspace_id=w)
-            ]
-            alerts = [
-                {
-                    "at": when(a.created_at),
-                    "priority": a.priority.value,
-                    "message": a.message,
-                    "state": a.state.value,
-                }
-                for a in health.open_alerts(s, workspace_id=w)
-            ]
-            return providers, alerts
+    async def acknowledge(self, alert_id: str) -> EventSpec | None:
+        def change(s: Session, actor: Actor) -> None:
+            alert_service.acknowledge(s, actor=actor, alert_id=int(alert_id))
 
-        found = await self._read(read)
+        outcome = await self._apply(change)
+        if outcome.actor is None:
+            return rx.redirect("/login")
+        if outcome.refused is not None:
+            refused: EventSpec = rx.toast.error(outcome.refused)
+            return refused
+        found = await self._read(_rows_of_health)
+        if found is not None:
+            self.providers, self.alerts = found
+        done: EventSpec = rx.toast.success("Alert acknowledged.")
+        return done
+
+    @rx.event
+    async def load(self) -> EventSpec | None:
+        found = await self._read(_rows_of_health)
         if found is None:
             return rx.redirect("/login")
         self.providers, self.alerts = found

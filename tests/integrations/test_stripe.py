@@ -115,3 +115,57 @@ def test_unknown_key_is_reported_as_refused(sandbox: RunningSandbox) -> None:
     assert not result.ok
     assert "Invalid API Key provided" in result.message
     assert "sk_test_51NotAKeyTheSandboxKnows000000" not in result.message
+
+
+HUB_NEEDS = {"account": "read", "customers": "write", "invoices": "write"}
+
+
+def test_read_only_restricted_key_fails_the_test_naming_what_it_may_not_write(
+    sandbox: RunningSandbox,
+) -> None:
+    keys = new_account(sandbox, restricted_permissions={"*": "read"})
+    result = PROVIDER.test_connection(
+        creds(keys["restricted_key"]), StripeSettings(), sandboxed(sandbox)
+    )
+    assert not result.ok
+    assert result.message == (
+        "This restricted key may not write Customers, Invoices and Webhook Endpoints. In "
+        "Stripe, open Developers → API keys, edit the key and give it Write on Customers, "
+        "Invoices and Webhook Endpoints, then test again (or paste the secret key that starts "
+        "with sk_)."
+    )
+    assert keys["restricted_key"] not in result.message
+
+
+def test_restricted_key_missing_one_permission_is_told_that_one(sandbox: RunningSandbox) -> None:
+    keys = new_account(sandbox, restricted_permissions=HUB_NEEDS | {"webhook_endpoints": "read"})
+    result = PROVIDER.test_connection(
+        creds(keys["restricted_key"]), StripeSettings(), sandboxed(sandbox)
+    )
+    assert not result.ok
+    assert result.message.startswith("This restricted key may not write Webhook Endpoints. ")
+    assert "give it Write on Webhook Endpoints" in result.message
+    # With a signing secret pasted the product registers no endpoint: it needs no such write.
+    with_secret = PROVIDER.test_connection(
+        creds(keys["restricted_key"], whsec="whsec_pasted"), StripeSettings(), sandboxed(sandbox)
+    )
+    assert with_secret.ok, with_secret.message
+
+
+def test_restricted_key_with_what_the_hub_writes_passes_and_nothing_is_created(
+    sandbox: RunningSandbox,
+) -> None:
+    keys = new_account(
+        sandbox,
+        name="Lakeside Events",
+        restricted_permissions=HUB_NEEDS | {"webhook_endpoints": "write"},
+    )
+    result = PROVIDER.test_connection(
+        creds(keys["restricted_key"]), StripeSettings(), sandboxed(sandbox)
+    )
+    assert result.ok, result.message
+    assert result.message == "Connected to Stripe account Lakeside Events."
+    assert result.account["id"] == keys["account"]
+    objects = sandbox.ctx.store.read("stripe")["objects"][keys["account"]]
+    assert not objects.get("customer") and not objects.get("invoice")
+    assert not objects.get("webhook_endpoint")

@@ -98,7 +98,7 @@ def test_restricted_key_without_permission_is_403(
     with pytest.raises(stripe.PermissionError) as caught:
         restricted.v1.invoices.create({"customer": "cus_x"})
     assert caught.value.http_status == 403
-    assert "rak_invoices_write" in str(caught.value.user_message)
+    assert "'rak_invoice_write' permission" in str(caught.value.user_message)
 
 
 def test_account_retrieve_serves_as_test_connection(sdk: stripe.StripeClient) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.services import accounts, demo
+import backend.sandbox.stripe as stripe_emulator
+from backend.integrations.base import ProviderContext
+from backend.sandbox.demo_accounts import REEL_MOMENTS
+from backend.services import accounts, connections, demo
+from backend.services.actors import Actor
 from models import (
     Buyer,
     Claim,
@@ -23,6 +27,7 @@ from models import (
     Workspace,
 )
 from tests.factories import POLICY
+from tests.support.sandbox_fixtures import MakeSandbox
 
 
 def _counts(session: Session) -> dict[str, int]:
@@ -99,3 +104,38 @@ def test_the_demo_stripe_key_is_the_sandbox_lakeside_account() -> None:
     from backend.services import demo
 
     assert demo.SANDBOX_LAKESIDE_STRIPE_KEY == stripe_core.DEMO_SECRET_KEY
+
+
+def test_the_demo_stripe_account_is_the_sandbox_lakeside_account() -> None:
+    from backend.sandbox.demo_accounts import LAKESIDE, REEL_MOMENTS
+    from backend.services import demo
+
+    assert LAKESIDE.stripe_account == demo.SANDBOX_LAKESIDE_STRIPE_ACCOUNT
+    assert (LAKESIDE.slug, REEL_MOMENTS.slug) == (demo.LIVE_SELLER, demo.STUDIO)
+
+
+def test_the_studio_is_refused_the_live_sellers_stripe_account_and_connects_its_own(
+    session: Session, make_sandbox: MakeSandbox
+) -> None:
+    sandbox = make_sandbox(providers=[stripe_emulator])
+    demo.seed(session)
+    studio = session.scalars(select(Workspace).where(Workspace.slug == demo.STUDIO)).one()
+    studio.plan = Plan.PRO  # Settings → Plan: Stripe needs Pro
+    owner = Actor(operator_id=1, workspace_id=studio.id, role=Role.OWNER)
+    context = ProviderContext(live=False, sandbox_url=sandbox.url)
+
+    def connect(key: str) -> connections.ConnectResult:
+        return connections.connect_with_keys(
+            session,
+            actor=owner,
+            provider_slug="stripe",
+            credentials={"secret_key": key},
+            context=context,
+        )
+
+    refused = connect(demo.SANDBOX_LAKESIDE_STRIPE_KEY)
+    assert not refused.ok and not refused.saved
+    assert "is already connected to the workspace “Lakeside Live Boutique”" in refused.message
+    own = connect(REEL_MOMENTS.stripe_secret_key)
+    assert own.ok, own.message
+    assert own.message == "Connected to Stripe account Reel Moments Studio."

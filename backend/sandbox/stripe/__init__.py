@@ -8,6 +8,7 @@ Point the SDK here with ``StripeClient(key, base_addresses={"api": f"{sandbox}/s
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -33,8 +34,24 @@ def build_router(ctx: SandboxContext) -> APIRouter:
     return router
 
 
+def seed(ctx: SandboxContext) -> None:
+    """The platform's and the demo workspaces' accounts, ready before the first request."""
+    with ctx.store.section("stripe") as s:
+        ensure_seeded(s, ctx)
+
+
 def _money(amount: int, currency: str) -> str:
     return f"{amount / 100:,.2f} {currency.upper()}"
+
+
+def _permissions(info: dict[str, Any]) -> str:
+    if info["kind"] != "restricted":
+        return ""
+    granted: dict[str, str] = info.get("permissions", {})
+    return ", ".join(
+        f"{'everything' if resource == '*' else resource}: {access}"
+        for resource, access in granted.items()
+    )
 
 
 def summary(ctx: SandboxContext) -> list[Section]:
@@ -48,6 +65,7 @@ def summary(ctx: SandboxContext) -> list[Section]:
             html.escape(info["account"]),
             info["kind"],
             f"<code>{html.escape(key)}</code>",
+            html.escape(_permissions(info)),
         ]
         for key, info in s["keys"].items()
         if not info.get("revoked")
@@ -120,10 +138,11 @@ def summary(ctx: SandboxContext) -> list[Section]:
     return [
         Section(
             "Stripe: accounts and API keys",
-            ["account", "id", "kind", "key"],
+            ["account", "id", "kind", "key", "restricted key's permissions"],
             keys,
-            note="Paste a secret key into the hub's Stripe connection. "
-            "Publishable and restricted keys show the errors Stripe gives.",
+            note="Paste a secret key, or a restricted key with Write on Customers, Invoices "
+            "and Webhook Endpoints, into the hub's Stripe connection. Publishable and "
+            "read-only keys show the errors Stripe gives.",
         ),
         Section("Stripe: customers", ["account", "id", "email", "name", "metadata"], customers),
         Section(

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.sandbox.context import SandboxContext
+from backend.sandbox.demo_accounts import DEMO_WORKSPACES, LAKESIDE
 from backend.sandbox.store import new_id, now
+from backend.sandbox.stripe import permissions
 from backend.sandbox.stripe.objects import shape
 
 API_VERSION = "2025-09-30.clover"
@@ -24,10 +26,12 @@ PLATFORM_SECRET_KEY = "sk_test_51SandboxPlatform0000000000000000000000000000000"
 PLATFORM_PUBLISHABLE_KEY = "pk_test_51SandboxPlatform0000000000000000000000000000000"
 PLATFORM_CLIENT_ID = "ca_SandboxPlatform00000000000000000"
 PLATFORM_WEBHOOK_SECRET = "whsec_SandboxPlatformWebhookSecret000000000"  # noqa: S105
-DEMO_ACCOUNT = "acct_1SandboxLakeside0"
-DEMO_SECRET_KEY = "sk_test_51SandboxLakeside0000000000000000000000000000000"  # noqa: S105
-DEMO_PUBLISHABLE_KEY = "pk_test_51SandboxLakeside0000000000000000000000000000000"
-DEMO_RESTRICTED_KEY = "rk_test_51SandboxLakesideReadOnly00000000000000000000000"
+DEMO_ACCOUNT = LAKESIDE.stripe_account
+DEMO_SECRET_KEY = LAKESIDE.stripe_secret_key
+DEMO_PUBLISHABLE_KEY = LAKESIDE.stripe_publishable_key
+DEMO_RESTRICTED_KEY = LAKESIDE.stripe_read_only_key
+# Bumped when the demo accounts change, so a saved sandbox state gains the new ones.
+DEMO_ACCOUNTS_VERSION = 2
 
 
 class StripeError(Exception):
@@ -75,6 +79,7 @@ class Caller:
 
 def ensure_seeded(s: dict[str, Any], ctx: SandboxContext) -> None:
     if s.get("seeded"):
+        _ensure_demo_accounts(s, ctx)
         return
     s.setdefault("accounts", {})
     s.setdefault("keys", {})
@@ -90,23 +95,48 @@ def ensure_seeded(s: dict[str, Any], ctx: SandboxContext) -> None:
         publishable=PLATFORM_PUBLISHABLE_KEY,
         client_id=PLATFORM_CLIENT_ID,
     )
-    add_account(
-        s,
-        DEMO_ACCOUNT,
-        "Lakeside Live Boutique",
-        "owner@lakeside.example",
-        secret=DEMO_SECRET_KEY,
-        publishable=DEMO_PUBLISHABLE_KEY,
-    )
-    s["keys"][DEMO_RESTRICTED_KEY] = {
-        "account": DEMO_ACCOUNT,
-        "kind": "restricted",
-        "permissions": {"*": "read"},
-    }
     if target := ctx.webhook_targets.get("stripe"):
         # The platform's own endpoint (plans and upgrades), known to the product's settings.
         add_webhook_endpoint(s, PLATFORM_ACCOUNT, target, ["*"], secret=PLATFORM_WEBHOOK_SECRET)
     s["seeded"] = True
+    _ensure_demo_accounts(s, ctx)
+
+
+def _ensure_demo_accounts(s: dict[str, Any], ctx: SandboxContext) -> None:
+    """Each demo business's own account: keys of every kind and an endpoint for its webhooks
+    at the sidecar, signed with a secret the control page lists (added to a saved state too)."""
+    if s.get("demo_accounts_version") == DEMO_ACCOUNTS_VERSION:
+        return
+    target = ctx.webhook_targets.get("stripe")
+    for demo in DEMO_WORKSPACES:
+        if demo.stripe_account not in s["accounts"]:
+            add_account(
+                s,
+                demo.stripe_account,
+                demo.name,
+                demo.email,
+                secret=demo.stripe_secret_key,
+                publishable=demo.stripe_publishable_key,
+            )
+        for key, granted in (
+            (demo.stripe_restricted_key, permissions.HUB_PERMISSIONS),
+            (demo.stripe_read_only_key, permissions.READ_ONLY),
+        ):
+            s["keys"][key] = {
+                "account": demo.stripe_account,
+                "kind": "restricted",
+                "permissions": dict(granted),
+            }
+        if target and demo.stripe_webhook_secret not in s.get("endpoint_secrets", {}).values():
+            add_webhook_endpoint(
+                s,
+                demo.stripe_account,
+                f"{target}/{demo.slug}",
+                ["*"],
+                secret=demo.stripe_webhook_secret,
+                description="Sandbox demo: this workspace's sidecar endpoint",
+            )
+    s["demo_accounts_version"] = DEMO_ACCOUNTS_VERSION
 
 
 def add_account(
@@ -231,16 +261,11 @@ def authorize(caller: Caller, resource: str, access: str) -> None:
             "key. You can find a list of your API keys at https://dashboard.stripe.com/account/apikeys.",
             code="secret_key_required",
         )
-    if caller.kind == "restricted":
-        granted = caller.permissions.get(resource) or caller.permissions.get("*")
-        if granted is None or (access == "write" and granted != "write"):
-            raise StripeError(
-                403,
-                f"The provided key '{mask(caller.key)}' does not have the required permissions "
-                f"for this endpoint on account '{caller.account}'. Having the "
-                f"'rak_{resource}_{access}' permission would allow this request to continue.",
-                code="insufficient_permissions",
-            )
+    if caller.kind == "restricted" and not permissions.allows(caller.permissions, resource, access):
+        raise StripeError(
+            403,
+            permissions.refusal_message(mask(caller.key), caller.account, resource, access),
+        )
 
 
 def fingerprint(method: str, path: str, params: dict[str, Any]) -> str:
