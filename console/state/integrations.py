@@ -15,7 +15,7 @@ from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
 from backend.db import session_scope
-from backend.services import audit, connections, health, oauth, providers
+from backend.services import audit_trail, connections, health, oauth, providers
 from backend.services.actors import Actor
 from backend.services.errors import ServiceError
 from console.state.base import SessionState
@@ -196,13 +196,8 @@ class ManageState(SessionState):
                         prov.settings_model, dict(row.settings or {}) if row else {}
                     ),
                     "audit": [
-                        {
-                            "at": when(a.at),
-                            "actor": a.actor,
-                            "action": a.action,
-                            "details": ", ".join(f"{k}: {v}" for k, v in a.details.items()),
-                        }
-                        for a in audit.for_target(
+                        {"at": when(a.at), "actor": a.who, "action": a.action, "details": a.summary}
+                        for a in audit_trail.for_target(
                             session, workspace_id=actor.workspace_id, target=f"integration:{slug}"
                         )
                     ],

@@ -64,13 +64,8 @@ class TimelineState(ListPageState):
     async def load(self) -> EventSpec | None:
         found = await self._read(
             lambda s, w: [
-                {
-                    "at": when(e.occurred_at),
-                    "source": e.source,
-                    "name": e.name,
-                    "subject": f"{e.subject_type} #{e.subject_id}",
-                }
-                for e in engagement.recent(s, workspace_id=w)
+                {"at": when(e.occurred_at), "source": e.source, "name": e.name, "subject": e.who}
+                for e in engagement.timeline(s, workspace_id=w)
             ]
         )
         if found is None:
