@@ -32,9 +32,7 @@ class Entry:
     summary: str
 
 
-def for_target(
-    session: Session, *, workspace_id: int, target: str, limit: int = 30
-) -> list[Entry]:
+def for_target(session: Session, *, workspace_id: int, target: str, limit: int = 30) -> list[Entry]:
     """The trail of one thing (``integration:stripe``), newest first, in words."""
     rows = audit.for_target(session, workspace_id=workspace_id, target=target, limit=limit)
     names = _operator_names(session, workspace_id=workspace_id, labels={r.actor for r in rows})

@@ -52,7 +52,7 @@ class IntegrationsState(ListPageState):
             ]
         )
         if found is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         self.rows = found
         return None
 
@@ -69,7 +69,7 @@ class TimelineState(ListPageState):
             ]
         )
         if found is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         self.rows = found
         return None
 
@@ -103,6 +103,6 @@ class HealthState(ListPageState):
 
         found = await self._read(read)
         if found is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         self.providers, self.alerts = found
         return None

@@ -21,7 +21,7 @@ class SettingsState(SessionState):
     @rx.event
     async def load(self) -> EventSpec | None:
         if await self._authenticate() is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         self.name_draft = self.workspace_name
         self.message = self.error = ""
         return None
@@ -34,7 +34,7 @@ class SettingsState(SessionState):
     async def save_name(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         name = self.name_draft
 
         def work() -> str:
@@ -64,7 +64,7 @@ class PlanState(SessionState):
     async def upgrade(self, plan: str) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         console_url = get_settings().public_console_url
 
         def work() -> str:

@@ -173,7 +173,7 @@ class ShowState(SessionState):
     async def load(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         ref = self._show_from_url()
         self.show_ref, self.loaded, self.missing = ref, False, ""
         self.status_filter, self.search, self.page = "all", "", 1
@@ -228,7 +228,7 @@ class ShowState(SessionState):
         try:
             polled = await rx.run_in_thread(lambda: as_operator(token, work))
         except NotAuthenticated:
-            return rx.redirect("/login")
+            return self._login_redirect()
         except NotFound:
             return None  # the show went away; the next load says so
         self._seen, self._polled = polled.seen, started
@@ -265,7 +265,7 @@ class ShowState(SessionState):
         try:
             result = await rx.run_in_thread(lambda: as_operator(token, change))
         except NotAuthenticated:
-            return rx.redirect("/login")
+            return self._login_redirect()
         except ServiceError as exc:
             return _refused(exc)
         self.watching = self.watching or starts_jobs
@@ -313,7 +313,7 @@ class ShowState(SessionState):
         try:
             message = await rx.run_in_thread(lambda: as_operator(token, change))
         except NotAuthenticated:
-            return rx.redirect("/login")
+            return self._login_redirect()
         except ServiceError as exc:
             self.price_errors = {**self.price_errors, item_id: str(exc)}
             return []
@@ -340,7 +340,7 @@ class ShowState(SessionState):
         except NotAuthenticated:
             async with self:
                 self.generating = False
-            yield rx.redirect("/login")
+            yield self._login_redirect()
             return
         except ServiceError as exc:
             async with self:
@@ -427,7 +427,7 @@ class ShowState(SessionState):
         try:
             await rx.run_in_thread(lambda: as_operator(token, record))
         except NotAuthenticated:
-            return rx.redirect("/login")
+            return self._login_redirect()
         except ServiceError as exc:
             return _refused(exc)
         return [
@@ -459,7 +459,7 @@ class ShowState(SessionState):
         try:
             text = await rx.run_in_thread(lambda: as_operator(token, work))
         except NotAuthenticated:
-            yield rx.redirect("/login")
+            yield self._login_redirect()
             return
         except ServiceError as exc:
             yield rx.toast.error(str(exc))
@@ -492,7 +492,7 @@ class ShowState(SessionState):
         try:
             findings = await rx.run_in_thread(work)
         except NotAuthenticated:
-            yield rx.redirect("/login")
+            yield self._login_redirect()
             return
         except (ServiceError, ProviderError) as exc:
             yield rx.toast.error(f"The check did not run: {exc}")
@@ -530,7 +530,7 @@ class ShowState(SessionState):
         try:
             message, findings, panel = await rx.run_in_thread(work)
         except NotAuthenticated:
-            yield rx.redirect("/login")
+            yield self._login_redirect()
             return
         except (ServiceError, ProviderError) as exc:
             yield rx.toast.error(f"Nothing was fixed: {exc}")
@@ -572,7 +572,7 @@ class ShowState(SessionState):
         try:
             view = await rx.run_in_thread(lambda: as_operator(token, work))
         except NotAuthenticated:
-            return rx.redirect("/login")
+            return self._login_redirect()
         except ServiceError as exc:
             self.import_summary, self.import_errors = "This file cannot be imported.", [str(exc)]
             return None
@@ -601,7 +601,7 @@ class ShowState(SessionState):
         try:
             message, panel = await rx.run_in_thread(lambda: as_operator(token, work))
         except NotAuthenticated:
-            yield rx.redirect("/login")
+            yield self._login_redirect()
             return
         except ServiceError as exc:
             async with self:

@@ -85,7 +85,10 @@ def _assets_of(html: str) -> list[str]:
 
 @pytest.mark.parametrize(
     ("page", "kinds"),
-    [("/docs", {"javascript", "css", "image/png", "json"}), ("/redoc", {"javascript", "image/png", "json"})],
+    [
+        ("/docs", {"javascript", "css", "image/png", "json"}),
+        ("/redoc", {"javascript", "image/png", "json"}),
+    ],
 )
 def test_api_docs_load_only_what_the_sidecar_serves(
     client: TestClient, page: str, kinds: set[str]
