@@ -32,10 +32,12 @@ def hub_page() -> rx.Component:
                     on_change=HubState.set_filter,
                 ),
                 max_width="100%",
+                min_width="0",
                 overflow_x="auto",
             ),
             align="center",
             wrap="wrap",
+            width="100%",
         ),
         rx.cond(
             HubState.upgrade_notice != "",
