@@ -1,4 +1,7 @@
-"""The page shell: sidebar, workspace switcher, who is logged in, and the sandbox banner."""
+"""The page shell: sidebar, workspace switcher, who is logged in, and the sandbox banner.
+
+From a tablet's width up the sidebar stays beside the page and in view while the page scrolls;
+below it (a phone) the navigation folds into a menu button that opens it as a drawer."""
 
 from __future__ import annotations
 
@@ -32,15 +35,72 @@ def _nav_link(label: str, href: str, icon: str) -> rx.Component:
     )
 
 
+# Reflex's breakpoints: phone, large phone, tablet (48em) and up.
+WIDE_ONLY = ["none", "none", "flex"]
+NARROW_ONLY = ["flex", "flex", "none"]
+
+
 def sidebar() -> rx.Component:
     return rx.vstack(
         rx.heading("Integrations Hub", size="4", padding_bottom="0.5rem"),
         *[_nav_link(*item) for item in NAV],
+        display=WIDE_ONLY,
         width="13rem",
-        min_height="100vh",
+        flex_shrink="0",
+        # Sticky: on a long page (the Jobs page, a show's invoices) the navigation stays put.
+        position="sticky",
+        top="0",
+        height="100vh",
+        overflow_y="auto",
         padding="1rem",
         border_right="1px solid var(--gray-a5)",
         spacing="1",
+        data_testid="sidebar",
+    )
+
+
+def nav_menu() -> rx.Component:
+    """The navigation on a phone: a menu button and a drawer from the left."""
+    return rx.drawer.root(
+        rx.drawer.trigger(
+            rx.icon_button(
+                rx.icon("menu", size=18),
+                variant="soft",
+                aria_label="Menu",
+                data_testid="nav-menu",
+            ),
+            display=NARROW_ONLY,
+        ),
+        rx.drawer.overlay(z_index="50"),
+        rx.drawer.portal(
+            rx.drawer.content(
+                rx.vstack(
+                    rx.hstack(
+                        rx.heading("Integrations Hub", size="4"),
+                        rx.spacer(),
+                        rx.drawer.close(
+                            rx.icon_button(
+                                rx.icon("x", size=18), variant="ghost", aria_label="Close"
+                            )
+                        ),
+                        width="100%",
+                        align="center",
+                    ),
+                    *[rx.drawer.close(_nav_link(*item)) for item in NAV],
+                    spacing="1",
+                    width="100%",
+                    data_testid="nav-drawer",
+                ),
+                top="0",
+                left="0",
+                height="100%",
+                width="16rem",
+                padding="1rem",
+                background_color="var(--color-panel-solid)",
+                z_index="50",
+            )
+        ),
+        direction="left",
     )
 
 
@@ -60,6 +120,7 @@ def workspace_switcher() -> rx.Component:
 
 def topbar() -> rx.Component:
     return rx.hstack(
+        nav_menu(),
         workspace_switcher(),
         rx.badge(SessionState.plan, color_scheme="violet", data_testid="plan-badge"),
         rx.cond(
@@ -76,12 +137,13 @@ def topbar() -> rx.Component:
             ),
         ),
         rx.spacer(),
-        rx.text(SessionState.operator_name, weight="medium"),
+        rx.text(SessionState.operator_name, weight="medium", display=WIDE_ONLY),
         rx.badge(SessionState.role, data_testid="role-badge"),
         rx.button("Log out", variant="soft", on_click=SessionState.logout, data_testid="logout"),
         width="100%",
         align="center",
-        padding="0.75rem 1.5rem",
+        wrap="wrap",
+        padding=["0.75rem 1rem", "0.75rem 1rem", "0.75rem 1.5rem"],
         border_bottom="1px solid var(--gray-a5)",
     )
 
@@ -94,11 +156,15 @@ def page(title: str, *children: rx.Component) -> rx.Component:
             rx.vstack(
                 rx.heading(title, size="6"),
                 *children,
-                padding="1.5rem",
+                padding=["1rem", "1rem", "1.5rem"],
                 width="100%",
+                # A flex child shrinks below its content's width only with min-width 0: wide
+                # tables then scroll inside their own box, not the whole page sideways.
+                min_width="0",
                 spacing="4",
             ),
             width="100%",
+            min_width="0",
             spacing="0",
         ),
         spacing="0",

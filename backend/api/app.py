@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -34,6 +35,9 @@ from backend.logging import configure
 from backend.services import credentials, readiness
 
 log = structlog.get_logger("sidecar")
+
+
+DOCS_ASSETS_URL = "/docs-assets"
 
 
 class Health(BaseModel):
@@ -127,7 +131,10 @@ def _settle_heap() -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the sidecar. ``settings`` defaults to the process's (tests pass their own)."""
     settings = settings or get_settings()
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI's and ReDoc's scripts from files the package ships,
+    # not from a CDN: FastAPI's own pages are blank on a machine without internet.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS_URL,
         title="Integrations Hub sidecar",
         version="0.1.0",
         description="Receives provider webhooks, verifies and stores them before answering.",

@@ -343,12 +343,16 @@ def lag_seconds(session: Session, *, now: dt.datetime | None = None) -> float:
     return max(0.0, ((now or utcnow()) - oldest).total_seconds())
 
 
-def recent(session: Session, *, workspace_id: int, limit: int = 50) -> list[InboundEvent]:
+def recent(
+    session: Session, *, workspace_id: int, limit: int = 50, offset: int = 0
+) -> list[InboundEvent]:
+    """The workspace's latest webhooks, newest first, ``limit`` of them after ``offset``."""
     return list(
         session.scalars(
             select(InboundEvent)
             .where(InboundEvent.workspace_id == workspace_id)
             .order_by(InboundEvent.received_at.desc(), InboundEvent.id.desc())
             .limit(limit)
+            .offset(max(offset, 0))
         )
     )

@@ -467,9 +467,10 @@ def _plan(session: Session, invoice: Invoice, integration: Integration) -> _Plan
         {
             "amount": item.amount_cents,
             "quantity": item.quantity,
-            "description": f"#{item.number} {item.title}"
-            + (f" x{item.quantity}" if item.quantity > 1 else "")
-            + ("" if item.unit_price_cents is not None else " (price to be confirmed)"),
+            # What the buyer reads on Stripe's invoice, beside Stripe's own quantity column:
+            # the item's name and the number it was called by in the show.
+            "description": f"{item.title} (lot {item.number}"
+            + (")" if item.unit_price_cents is not None else ", price to be confirmed)"),
             "metadata": {"item_number": str(item.number)},
         }
         for item in items

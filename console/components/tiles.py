@@ -13,7 +13,20 @@ def _action(tile: Any) -> rx.Component:
         tile["state"],
         ("connected", rx.link(rx.button("Manage", size="2", variant="soft"), href=manage)),
         ("error", rx.link(rx.button("Reconnect", size="2", color_scheme="red"), href=manage)),
-        ("connect", rx.link(rx.button("Connect", size="2"), href=manage)),
+        (
+            "connect",
+            rx.cond(
+                tile["can_connect"] == "yes",
+                rx.link(rx.button("Connect", size="2"), href=manage),
+                rx.vstack(
+                    rx.button(
+                        "Connect", size="2", variant="soft", color_scheme="gray", disabled=True
+                    ),
+                    rx.text("Only a workspace owner can connect.", size="1", color_scheme="gray"),
+                    spacing="1",
+                ),
+            ),
+        ),
         (
             "locked",
             rx.link(
@@ -21,7 +34,8 @@ def _action(tile: Any) -> rx.Component:
                 href="/settings",
             ),
         ),
-        rx.button("Coming soon", size="2", variant="ghost", disabled=True),
+        # Coming soon: the status line already says so; there is nothing to do yet.
+        rx.fragment(),
     )
 
 

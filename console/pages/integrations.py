@@ -20,15 +20,33 @@ def hub_page() -> rx.Component:
                 placeholder="Search integrations",
                 value=HubState.search,
                 on_change=HubState.set_search,
-                width="18rem",
+                width="100%",
+                max_width="18rem",
                 data_testid="hub-search",
             ),
-            rx.segmented_control.root(
-                *[rx.segmented_control.item(f.title(), value=f) for f in FILTERS],
-                value=HubState.filter,
-                on_change=HubState.set_filter,
+            # Five filters are wider than a phone: they scroll sideways in their own box.
+            rx.box(
+                rx.segmented_control.root(
+                    *[rx.segmented_control.item(f.title(), value=f) for f in FILTERS],
+                    value=HubState.filter,
+                    on_change=HubState.set_filter,
+                ),
+                max_width="100%",
+                min_width="0",
+                overflow_x="auto",
             ),
             align="center",
+            wrap="wrap",
+            width="100%",
+        ),
+        rx.cond(
+            HubState.upgrade_notice != "",
+            rx.callout(
+                HubState.upgrade_notice,
+                icon=rx.cond(HubState.upgrade_pending, "loader", "circle-check"),
+                color_scheme=rx.cond(HubState.upgrade_pending, "amber", "green"),
+                data_testid="upgrade-notice",
+            ),
         ),
         rx.foreach(
             HubState.categories,
@@ -59,7 +77,8 @@ def _field(field: Any, masked: Any, disabled: Any) -> rx.Component:
                 rx.input(
                     name=field["name"],
                     type="password",
-                    width="28rem",
+                    width="100%",
+                    max_width="28rem",
                     placeholder=rx.cond(
                         masked[field["name"]],
                         masked[field["name"]] + " (kept if blank)",
@@ -79,13 +98,15 @@ def _field(field: Any, masked: Any, disabled: Any) -> rx.Component:
             rx.input(
                 name=field["name"],
                 default_value=field["value"],
-                width="28rem",
+                width="100%",
+                max_width="28rem",
                 disabled=disabled,
                 data_testid=f"field-{field['name']}",
             ),
         ),
         rx.cond(field["help"] != "", rx.text(field["help"], size="1", color_scheme="gray")),
         spacing="1",
+        width="100%",
     )
 
 

@@ -102,16 +102,31 @@ def _replay_form() -> rx.Component:
                     value=JobsState.replay_since,
                     on_change=JobsState.set_replay_since,
                 ),
-                rx.button("Preview", variant="soft", on_click=JobsState.preview),
+                rx.button(
+                    "Preview",
+                    variant="soft",
+                    on_click=JobsState.preview,
+                    disabled=JobsState.replay_kind == "",
+                    data_testid="replay-preview",
+                ),
                 rx.cond(
-                    JobsState.replay_preview >= 0,
+                    JobsState.replay_kind == "",
+                    rx.text("Choose a kind first.", size="2", color_scheme="gray"),
+                ),
+                rx.cond(
+                    JobsState.replay_preview > 0,
                     rx.button(
                         f"Replay {JobsState.replay_preview} job(s)",
                         on_click=JobsState.replay_matching,
-                        disabled=(~JobsState.can_change) | (JobsState.replay_preview == 0),
+                        disabled=~JobsState.can_change,
                     ),
                 ),
+                rx.cond(
+                    JobsState.replay_preview == 0,
+                    rx.text("No dead job matches.", size="2", data_testid="replay-none"),
+                ),
                 align="center",
+                wrap="wrap",
             ),
             rx.text(
                 "Dead jobs of the kind, finished since the time (UTC), run again with the same "
@@ -120,6 +135,27 @@ def _replay_form() -> rx.Component:
                 color_scheme="gray",
             ),
         )
+    )
+
+
+def _inbound_pager() -> rx.Component:
+    return rx.hstack(
+        rx.button(
+            "Newer",
+            variant="soft",
+            on_click=JobsState.prev_inbound,
+            disabled=JobsState.inbound_page == 0,
+            data_testid="inbound-newer",
+        ),
+        rx.text(JobsState.inbound_page_label, size="2", data_testid="inbound-page"),
+        rx.button(
+            "Older",
+            variant="soft",
+            on_click=JobsState.next_inbound,
+            disabled=~JobsState.inbound_has_next,
+            data_testid="inbound-older",
+        ),
+        align="center",
     )
 
 
@@ -186,5 +222,6 @@ def jobs_page() -> rx.Component:
             "No webhook has arrived yet.",
             "inbound-table",
         ),
+        _inbound_pager(),
         rx.moment(interval=3000, on_change=JobsState.load, display="none"),
     )

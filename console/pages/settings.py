@@ -22,7 +22,8 @@ def settings_page() -> rx.Component:
                         value=SettingsState.name_draft,
                         on_change=SettingsState.set_name_draft,
                         read_only=~SettingsState.can_change,
-                        width="20rem",
+                        width="100%",
+                        max_width="20rem",
                         data_testid="workspace-name",
                     ),
                     rx.button(

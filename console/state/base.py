@@ -19,6 +19,7 @@ from backend.db import session_scope
 from backend.services import accounts
 from backend.services.actors import Actor
 from backend.services.errors import NotAuthenticated, ServiceError
+from console.state.next_page import login_url
 from models import Workspace
 
 SESSION_COOKIE = "hub_session"
@@ -112,10 +113,14 @@ class SessionState(rx.State):
             return Outcome(actor, refused=str(exc))
         return Outcome(actor, value)
 
+    def _login_redirect(self) -> EventSpec:
+        """To the login page, which brings the operator back to this page afterwards."""
+        return rx.redirect(login_url(str(self.router.url)))
+
     @rx.event
     async def require_login(self) -> EventSpec | None:
         if await self._authenticate() is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         return None
 
     @rx.event
@@ -129,7 +134,7 @@ class SessionState(rx.State):
         try:
             await rx.run_in_thread(work)
         except NotAuthenticated:
-            return rx.redirect("/login")
+            return self._login_redirect()
         except ServiceError as exc:
             toast: EventSpec = rx.toast.error(str(exc))
             return toast

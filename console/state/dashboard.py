@@ -32,7 +32,7 @@ class DashboardState(SessionState):
     async def load(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
 
         def work() -> dashboard.DashboardFigures:
             with session_scope() as session:

@@ -15,11 +15,12 @@ from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
 from backend.db import session_scope
-from backend.services import audit, connections, health, oauth, providers
+from backend.services import audit_trail, connections, health, oauth, providers, tiers
 from backend.services.actors import Actor
 from backend.services.errors import ServiceError
 from console.state.base import SessionState
 from console.state.formatting import when
+from models import Plan, Role
 
 T = TypeVar("T")
 
@@ -32,8 +33,11 @@ _FILTER_STATES = {
 }
 
 
-def _tile(view: connections.ConnectionView) -> dict[str, str]:
+def _tile(view: connections.ConnectionView, *, can_connect: bool) -> dict[str, str]:
     return {
+        # Connecting is an owner's decision (the service refuses anyone else): the others
+        # see the tile's Connect greyed out, with the reason.
+        "can_connect": "yes" if can_connect else "",
         "slug": view.slug,
         "name": view.name,
         "category": view.category,
@@ -51,6 +55,9 @@ class HubState(SessionState):
     tiles: list[dict[str, str]] = []
     search: str = ""
     filter: str = "all"
+    # Back from the platform's Stripe Checkout (?upgraded=pro): what became of the upgrade.
+    upgrade_notice: str = ""
+    upgrade_pending: bool = False
 
     @rx.var
     def shown(self) -> list[dict[str, str]]:
@@ -71,14 +78,38 @@ class HubState(SessionState):
     async def load(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
+
+        owner = actor.role is Role.OWNER
 
         def work() -> list[dict[str, str]]:
             with session_scope() as session:
-                return [_tile(v) for v in connections.view(session, actor.workspace_id)]
+                return [
+                    _tile(v, can_connect=owner)
+                    for v in connections.view(session, actor.workspace_id)
+                ]
 
         self.tiles = await rx.run_in_thread(work)
+        self._note_upgrade()
         return None
+
+    def _note_upgrade(self) -> None:
+        """Checkout sends the owner back before Stripe's webhook has changed the plan; the
+        page polls, so the notice turns from waiting to done when the webhook lands."""
+        query = parse_qs(urlsplit(str(self.router.url)).query)
+        asked = (query.get("upgraded") or [""])[0]
+        if asked not in {p.value for p in Plan} or self.plan not in {p.value for p in Plan}:
+            self.upgrade_notice, self.upgrade_pending = "", False
+            return
+        if tiers.RANK[Plan(self.plan)] >= tiers.RANK[Plan(asked)]:
+            self.upgrade_pending = False
+            self.upgrade_notice = f"Upgrade received: your plan is now {self.plan.title()}."
+        else:
+            self.upgrade_pending = True
+            self.upgrade_notice = (
+                f"Payment done. Waiting for Stripe's confirmation of the {asked.title()} "
+                "plan… this page updates by itself."
+            )
 
     @rx.event
     def set_search(self, value: str) -> None:
@@ -196,13 +227,8 @@ class ManageState(SessionState):
                         prov.settings_model, dict(row.settings or {}) if row else {}
                     ),
                     "audit": [
-                        {
-                            "at": when(a.at),
-                            "actor": a.actor,
-                            "action": a.action,
-                            "details": ", ".join(f"{k}: {v}" for k, v in a.details.items()),
-                        }
-                        for a in audit.for_target(
+                        {"at": when(a.at), "actor": a.who, "action": a.action, "details": a.summary}
+                        for a in audit_trail.for_target(
                             session, workspace_id=actor.workspace_id, target=f"integration:{slug}"
                         )
                     ],
@@ -236,7 +262,7 @@ class ManageState(SessionState):
     async def load(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         self.slug = self._slug_from_url()
         try:
             connections.provider(self.slug)
@@ -283,7 +309,7 @@ class ManageState(SessionState):
             )
         )
         if actor is None and result is None and not self.result:
-            return rx.redirect("/login")
+            return self._login_redirect()
         if result is not None:
             self._show(result)
             self.offer_inactive = not result.saved

@@ -29,6 +29,11 @@ class JobsSnapshot:
     kinds: list[dict[str, str]] = field(default_factory=list)
     circuits: list[dict[str, str]] = field(default_factory=list)
     inbound: list[dict[str, str]] = field(default_factory=list)
+    inbound_has_next: bool = False
+
+
+# Webhooks arrive by the hundred: the page shows them a page at a time, read that way too.
+INBOUND_PAGE_SIZE = 20
 
 
 def _job_row(job: outbox.JobView) -> dict[str, str]:
@@ -46,7 +51,7 @@ def _job_row(job: outbox.JobView) -> dict[str, str]:
     }
 
 
-def read_snapshot(session: Session, workspace_id: int) -> JobsSnapshot:
+def read_snapshot(session: Session, workspace_id: int, *, inbound_page: int = 0) -> JobsSnapshot:
     paused = outbox.paused_kinds(session)
     snapshot = JobsSnapshot()
     snapshot.depth = [
@@ -80,6 +85,14 @@ def read_snapshot(session: Session, workspace_id: int) -> JobsSnapshot:
         }
         for c in circuits.states(session)
     ]
+    # One more than a page: whether there is a next page, without counting the whole table.
+    received = inbox.recent(
+        session,
+        workspace_id=workspace_id,
+        limit=INBOUND_PAGE_SIZE + 1,
+        offset=inbound_page * INBOUND_PAGE_SIZE,
+    )
+    snapshot.inbound_has_next = len(received) > INBOUND_PAGE_SIZE
     snapshot.inbound = [
         {
             "received": when(e.received_at),
@@ -89,7 +102,7 @@ def read_snapshot(session: Session, workspace_id: int) -> JobsSnapshot:
             "attempts": str(e.attempts),
             "error": (e.last_error or "")[:200],
         }
-        for e in inbox.recent(session, workspace_id=workspace_id)
+        for e in received[:INBOUND_PAGE_SIZE]
     ]
     return snapshot
 
@@ -102,6 +115,8 @@ class JobsState(SessionState):
     kinds: list[dict[str, str]] = []
     circuits: list[dict[str, str]] = []
     inbound: list[dict[str, str]] = []
+    inbound_page: int = 0
+    inbound_has_next: bool = False
     replay_kind: str = ""
     replay_since: str = ""
     replay_preview: int = -1
@@ -115,14 +130,41 @@ class JobsState(SessionState):
     async def load(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
+        await self._refresh(actor)
+        return None
+
+    @rx.var
+    def inbound_page_label(self) -> str:
+        return f"Page {self.inbound_page + 1}"
+
+    @rx.event
+    async def next_inbound(self) -> EventSpec | None:
+        if not self.inbound_has_next:
+            return None
+        self.inbound_page += 1
+        return await self._reload()
+
+    @rx.event
+    async def prev_inbound(self) -> EventSpec | None:
+        if self.inbound_page == 0:
+            return None
+        self.inbound_page -= 1
+        return await self._reload()
+
+    async def _reload(self) -> EventSpec | None:
+        actor = await self._authenticate()
+        if actor is None:
+            return self._login_redirect()
         await self._refresh(actor)
         return None
 
     async def _refresh(self, actor: Actor) -> None:
+        page = self.inbound_page
+
         def work() -> JobsSnapshot:
             with session_scope() as session:
-                return read_snapshot(session, actor.workspace_id)
+                return read_snapshot(session, actor.workspace_id, inbound_page=page)
 
         snapshot: JobsSnapshot = await rx.run_in_thread(work)
         for name, value in vars(snapshot).items():
@@ -134,7 +176,7 @@ class JobsState(SessionState):
         """Run a change as the operator; refused changes come back as a message."""
         outcome = await self._apply(change)
         if outcome.actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         if outcome.refused is not None:
             self.message = outcome.refused
             failed: EventSpec = rx.toast.error(outcome.refused)
@@ -183,8 +225,14 @@ class JobsState(SessionState):
     async def preview(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
-        kind, since = self.replay_kind or None, self._since()
+            return self._login_redirect()
+        if not self.replay_kind:
+            # Without a kind the count would be of every dead job, which is not what the
+            # form offers to replay; the button is disabled too, this is for a stale page.
+            self.replay_preview = -1
+            choose: EventSpec = rx.toast.info("Choose a kind first.")
+            return choose
+        kind, since = self.replay_kind, self._since()
 
         def work() -> int:
             with session_scope() as session:

@@ -13,6 +13,7 @@ from backend.db import session_scope
 from backend.services import accounts
 from backend.services.errors import ServiceError
 from console.state.base import SessionState
+from console.state.next_page import next_from
 
 
 def _policy() -> accounts.LoginPolicy:
@@ -31,7 +32,7 @@ class LoginState(SessionState):
     @rx.event
     async def redirect_if_logged_in(self) -> EventSpec | None:
         if await self._authenticate() is not None:
-            return rx.redirect("/")
+            return rx.redirect(next_from(str(self.router.url)))
         return None
 
     @rx.event
@@ -58,4 +59,5 @@ class LoginState(SessionState):
         self.error = ""
         self.busy = False
         self.token = token
-        yield rx.redirect("/")
+        # Back to the page that sent the operator here (a deep link opened while logged out).
+        yield rx.redirect(next_from(str(self.router.url)))

@@ -54,7 +54,7 @@ class IntegrationsState(ListPageState):
             ]
         )
         if found is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         self.rows = found
         return None
 
@@ -66,17 +66,12 @@ class TimelineState(ListPageState):
     async def load(self) -> EventSpec | None:
         found = await self._read(
             lambda s, w: [
-                {
-                    "at": when(e.occurred_at),
-                    "source": e.source,
-                    "name": e.name,
-                    "subject": f"{e.subject_type} #{e.subject_id}",
-                }
-                for e in engagement.recent(s, workspace_id=w)
+                {"at": when(e.occurred_at), "source": e.source, "name": e.name, "subject": e.who}
+                for e in engagement.timeline(s, workspace_id=w)
             ]
         )
         if found is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         self.rows = found
         return None
 
@@ -115,7 +110,7 @@ class HealthState(ListPageState):
 
         outcome = await self._apply(change)
         if outcome.actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         if outcome.refused is not None:
             refused: EventSpec = rx.toast.error(outcome.refused)
             return refused
@@ -129,6 +124,6 @@ class HealthState(ListPageState):
     async def load(self) -> EventSpec | None:
         found = await self._read(_rows_of_health)
         if found is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         self.providers, self.alerts = found
         return None

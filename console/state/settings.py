@@ -22,7 +22,7 @@ class SettingsState(SessionState):
     @rx.event
     async def load(self) -> EventSpec | None:
         if await self._authenticate() is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         self.name_draft = self.workspace_name
         self.message = self.error = ""
         return None
@@ -35,7 +35,7 @@ class SettingsState(SessionState):
     async def save_name(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         name = self.name_draft
 
         def work() -> str:
@@ -65,7 +65,7 @@ class PlanState(SessionState):
     async def upgrade(self, plan: str) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         console_url = get_settings().public_console_url
 
         def work() -> str:
@@ -114,7 +114,7 @@ class MoneyFormatState(SessionState):
     async def load(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
 
         def work() -> MoneyFormat:
             with session_scope() as session:
@@ -142,7 +142,7 @@ class MoneyFormatState(SessionState):
             )
         )
         if outcome.actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         if outcome.refused is not None or outcome.value is None:
             self.money_error = outcome.refused or ""
             return None

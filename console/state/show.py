@@ -201,7 +201,7 @@ class ShowState(SessionState):
     async def load(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         ref = self._show_from_url()
         self.show_ref, self.loaded, self.missing = ref, False, ""
         self.status_filter, self.search, self.page = "all", "", 1
@@ -258,7 +258,7 @@ class ShowState(SessionState):
         try:
             polled = await rx.run_in_thread(lambda: as_operator(token, work))
         except NotAuthenticated:
-            return rx.redirect("/login")
+            return self._login_redirect()
         except NotFound:
             return None  # the show went away; the next load says so
         self._seen, self._polled = polled.seen, started
@@ -295,7 +295,7 @@ class ShowState(SessionState):
         try:
             result = await rx.run_in_thread(lambda: as_operator(token, change))
         except NotAuthenticated:
-            return rx.redirect("/login")
+            return self._login_redirect()
         except ServiceError as exc:
             return _refused(exc)
         self.watching = self.watching or starts_jobs
@@ -386,7 +386,7 @@ class ShowState(SessionState):
         try:
             done = await rx.run_in_thread(lambda: as_operator(token, change))
         except NotAuthenticated:
-            return rx.redirect("/login")
+            return self._login_redirect()
         except invoicing.FreeItemUnconfirmed as exc:
             self.free_id, self.free_question = item_id, str(exc)
             return []
@@ -455,7 +455,7 @@ class ShowState(SessionState):
         except NotAuthenticated:
             async with self:
                 self.generating = False
-            yield rx.redirect("/login")
+            yield self._login_redirect()
             return
         except ServiceError as exc:
             async with self:
@@ -542,7 +542,7 @@ class ShowState(SessionState):
         try:
             await rx.run_in_thread(lambda: as_operator(token, record))
         except NotAuthenticated:
-            return rx.redirect("/login")
+            return self._login_redirect()
         except ServiceError as exc:
             return _refused(exc)
         return [
@@ -574,7 +574,7 @@ class ShowState(SessionState):
         try:
             text = await rx.run_in_thread(lambda: as_operator(token, work))
         except NotAuthenticated:
-            yield rx.redirect("/login")
+            yield self._login_redirect()
             return
         except ServiceError as exc:
             yield rx.toast.error(str(exc))
@@ -607,7 +607,7 @@ class ShowState(SessionState):
         try:
             findings = await rx.run_in_thread(work)
         except NotAuthenticated:
-            yield rx.redirect("/login")
+            yield self._login_redirect()
             return
         except (ServiceError, ProviderError) as exc:
             yield rx.toast.error(f"The check did not run: {exc}")
@@ -645,7 +645,7 @@ class ShowState(SessionState):
         try:
             message, findings, panel = await rx.run_in_thread(work)
         except NotAuthenticated:
-            yield rx.redirect("/login")
+            yield self._login_redirect()
             return
         except (ServiceError, ProviderError) as exc:
             yield rx.toast.error(f"Nothing was fixed: {exc}")
@@ -687,7 +687,7 @@ class ShowState(SessionState):
         try:
             view = await rx.run_in_thread(lambda: as_operator(token, work))
         except NotAuthenticated:
-            return rx.redirect("/login")
+            return self._login_redirect()
         except ServiceError as exc:
             self.import_summary, self.import_errors = "This file cannot be imported.", [str(exc)]
             return None
@@ -716,7 +716,7 @@ class ShowState(SessionState):
         try:
             message, panel = await rx.run_in_thread(lambda: as_operator(token, work))
         except NotAuthenticated:
-            yield rx.redirect("/login")
+            yield self._login_redirect()
             return
         except ServiceError as exc:
             async with self:

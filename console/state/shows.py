@@ -41,7 +41,7 @@ class ShowsState(SessionState):
     async def load(self) -> EventSpec | None:
         actor = await self._authenticate()
         if actor is None:
-            return rx.redirect("/login")
+            return self._login_redirect()
         search = self.search
 
         def work() -> list[dict[str, str]]:

@@ -33,7 +33,9 @@ def test_free_owner_upgrades_and_stripe_unlocks_without_a_reload(
     stripe_tile = page.get_by_test_id("tile-stripe")
     expect(stripe_tile).to_have_attribute("data-state", "locked")
     expect(stripe_tile).to_contain_text("Available on Pro")
-    expect(page.get_by_test_id("tile-shopify")).to_contain_text("Coming soon")
+    # Said once, as the tile's status; no dead button repeats it.
+    expect(page.get_by_test_id("tile-shopify").get_by_text("Coming soon")).to_have_count(1)
+    expect(page.get_by_test_id("tile-shopify").get_by_role("button")).to_have_count(0)
 
     stripe_tile.get_by_role("button", name="Upgrade").click()
     page.get_by_test_id("upgrade-pro").click()
@@ -43,8 +45,12 @@ def test_free_owner_upgrades_and_stripe_unlocks_without_a_reload(
     # Back on the hub: the subscription webhook goes sandbox → sidecar → inbox → scheduler,
     # and the open page unlocks the tile when the plan changes.
     page.wait_for_url(re.compile(r"/integrations"))
+    expect(page.get_by_test_id("upgrade-notice")).to_be_visible()
     expect(page.get_by_test_id("tile-stripe")).to_have_attribute(
         "data-state", "connect", timeout=45_000
+    )
+    expect(page.get_by_test_id("upgrade-notice")).to_have_text(
+        "Upgrade received: your plan is now Pro."
     )
     assert _workspace(console, demo.STUDIO).plan is Plan.PRO
 
@@ -78,13 +84,26 @@ def test_owner_disconnects_stripe_and_connects_it_with_keys(page: Page, console:
     # The key itself never comes back to the browser.
     assert DEMO_SECRET_KEY not in page.content()
     expect(page.get_by_test_id("calls-table")).to_contain_text("test_connection")
-    expect(page.get_by_test_id("audit-table")).to_contain_text("operator:")
+    # The trail names the owner and says what happened, in words.
+    audit_table = page.get_by_test_id("audit-table")
+    expect(audit_table).to_contain_text("Owner (owner@lakeside.example)")
+    expect(audit_table).to_contain_text("Disconnected")
+    expect(audit_table).to_contain_text("Connection test passed; status active")
+    expect(audit_table).not_to_contain_text("operator:")
+    expect(audit_table).not_to_contain_text("{")
 
 
 def test_viewer_sees_the_hub_but_cannot_change_a_connection(page: Page) -> None:
     log_in(page, "books@lakeside.example", demo.DEMO_PASSWORD)
     page.get_by_test_id("nav-integrations").click()
     expect(page.get_by_test_id("tile-sendgrid")).to_be_visible()
+    # No blue Connect the viewer cannot use: greyed out, with the reason.
+    available = page.locator('[data-state="connect"]')
+    expect(available.first).to_be_visible()
+    connect = available.first.get_by_role("button", name="Connect")
+    expect(connect).to_be_disabled()
+    expect(available.first).to_contain_text("Only a workspace owner can connect.")
+    expect(available.locator("a", has_text="Connect")).to_have_count(0)
     page.goto("/integrations/sendgrid")
     expect(page.get_by_test_id("save-keys")).to_be_disabled()
     expect(page.get_by_test_id("disconnect")).to_be_disabled()

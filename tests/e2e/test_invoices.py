@@ -93,6 +93,11 @@ def test_operator_invoices_the_show_and_sees_a_payment_without_reloading(
     with page.context.expect_page() as opened:
         link.click()
     hosted = opened.value
+    # The buyer's invoice names each item and its lot; Stripe shows the quantity apart.
+    first_line = hosted.get_by_test_id("line").first
+    expect(first_line).to_contain_text(re.compile(r"\(lot \d+"))
+    expect(first_line).to_contain_text(re.compile(r"Qty \d+"))
+    expect(first_line).not_to_contain_text("#")
     hosted.get_by_test_id("pay").click()
     expect(hosted.get_by_test_id("status")).to_have_text("paid")
 
@@ -125,6 +130,11 @@ def test_operator_invoices_the_show_and_sees_a_payment_without_reloading(
     page.get_by_test_id("nav-shows").click()
     counts = page.get_by_test_id("show-row").filter(has_text=SHOW).get_by_test_id("show-invoices")
     expect(counts).to_contain_text("1 paid")
+    # The payment is on the timeline under the buyer's handle, not a row id.
+    page.get_by_test_id("nav-timeline").click()
+    timeline = page.get_by_test_id("timeline-table")
+    expect(timeline).to_contain_text(str(handle))
+    expect(timeline).not_to_contain_text("buyer #")
 
 
 def _choose_file(page: Page, name: str, content: str) -> None:

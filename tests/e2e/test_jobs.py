@@ -3,6 +3,8 @@ a viewer sees the same page but cannot change it."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
@@ -50,9 +52,15 @@ def test_operator_replays_a_dead_job_after_a_preview(page: Page, console: Consol
     expect(dead).to_contain_text("handler failed: boom")
     expect(dead).to_contain_text("8 of 8")
 
+    # Nothing to preview until a kind is chosen: the form says so instead of "Replay 0".
+    expect(page.get_by_test_id("replay-preview")).to_be_disabled()
+    expect(page.get_by_text("Choose a kind first.")).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile(r"Replay \d+ job"))).to_have_count(0)
+
     page.get_by_test_id("replay-kind").click()
     page.get_by_role("option", name="inbox.process").click()
     page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_text("Choose a kind first.")).to_have_count(0)
     replay = page.get_by_role("button", name="Replay 1 job(s)")
     expect(replay).to_be_visible()
     replay.click()

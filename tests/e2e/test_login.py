@@ -49,7 +49,36 @@ def test_owner_sees_the_dashboard_figures_then_logs_out(page: Page, console: Con
     page.get_by_test_id("logout").click()
     expect(page).to_have_url(re.compile(r"/login/?$"))
     page.goto("/shows")
+    expect(page).to_have_url(re.compile(r"/login/?\?next=%2Fshows$"))
+
+
+def test_a_link_opened_logged_out_lands_on_its_page_after_login(
+    page: Page, console: Console
+) -> None:
+    """Someone opens a link to the Jobs page while logged out: they log in and are there. A
+    crafted link that would send them to another site after login takes them home instead."""
+    page.goto("/login?next=//evil.example/phish")
+    _submit_login(page, "ops@lakeside.example")
+    expect(page.get_by_test_id("dash-workspace")).to_have_text("Lakeside Live Boutique")
+    assert page.url.rstrip("/") == console.url
+    page.get_by_test_id("logout").click()
     expect(page).to_have_url(re.compile(r"/login/?$"))
+
+    page.goto("/jobs")
+    expect(page).to_have_url(re.compile(r"/login/?\?next=%2Fjobs$"))
+    _submit_login(page, "ops@lakeside.example")
+    expect(page).to_have_url(re.compile(r"/jobs/?$"))
+    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
+    expect(
+        page.get_by_test_id("jobs-table").or_(page.get_by_test_id("jobs-table-empty"))
+    ).to_be_visible()
+
+
+def _submit_login(page: Page, email: str) -> None:
+    page.get_by_test_id("login-email").fill(email)
+    page.get_by_test_id("login-password").fill(demo.DEMO_PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("logout")).to_be_visible()
 
 
 def test_wrong_password_gets_a_clear_message(page: Page) -> None:

@@ -64,6 +64,30 @@ def test_one_finalized_invoice_per_buyer_and_nothing_new_on_a_second_click(shop:
     assert len(shop.invoices(show.id)) == 6 and len(shop.stripe_invoices(show.id)) == 6
 
 
+def test_invoice_lines_read_as_a_buyer_expects_with_stripe_carrying_the_quantity(
+    shop: Shop,
+) -> None:
+    """Buyer 0 claims two of item 1 and one of item 2: each line on Stripe's invoice names the
+    item and its lot, and the quantity is Stripe's quantity, not text in the description."""
+    show = make_show(
+        shop.engine, workspace_id=shop.workspace_id, buyers=1, claims_per_buyer=2, items=3
+    )
+    assert _generate(shop, show) == 1
+    shop.drain()
+    (ours,) = shop.invoices(show.id)
+    assert shop.job_errors() == []
+    sdk = client(shop.sandbox.url, shop.key)
+    lines = sdk.v1.invoices.line_items.list(str(ours.external_id)).data
+    assert [(line.description, line.quantity, line.amount) for line in lines] == [
+        ("Item 1 (lot 1)", 2, 1000),
+        ("Item 2 (lot 2)", 1, 1000),
+    ]
+    # The hosted page the buyer opens: a description, a quantity column, an amount.
+    hosted = httpx.get(str(ours.external_url)).text
+    assert "Item 1 (lot 1)</td><td>Qty 2</td>" in hosted
+    assert "#1 Item" not in hosted and " x2" not in hosted and " x 2" not in hosted
+
+
 def test_concurrent_generate_clicks_make_one_invoice_per_buyer(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, hub_env: dict[str, str], db_url: str
 ) -> None:

@@ -67,8 +67,10 @@ def build_pages(ctx: SandboxContext) -> APIRouter:
             if invoice is None or invoice["status"] == "draft":
                 return _page("Invoice not found", "<h1>This invoice is not available.</h1>")
             merchant = s["accounts"][account]["name"]
+        # As Stripe's hosted invoice shows a line: description, quantity, amount.
         rows = "".join(
-            f"<tr><td>{html.escape(line['description'] or 'Item')} x {line['quantity']}</td>"
+            f"<tr data-testid=line><td>{html.escape(line['description'] or 'Item')}</td>"
+            f"<td>Qty {line['quantity']}</td>"
             f"<td align=right>{_money(line['amount'], line['currency'])}</td></tr>"
             for line in invoice["lines"]["data"]
         )
@@ -88,7 +90,7 @@ def build_pages(ctx: SandboxContext) -> APIRouter:
 {html.escape(invoice["customer_name"] or invoice["customer_email"] or invoice["customer"])}
 · <span class="badge" data-testid="status">{html.escape(status)}</span></p>
 <p>{html.escape(invoice["description"] or "")}</p>
-<table>{rows}<tr class="total"><td>Amount due</td>
+<table>{rows}<tr class="total"><td colspan=2>Amount due</td>
 <td align=right data-testid="amount">{_money(invoice["amount_remaining"], invoice["currency"])}</td>
 </tr></table>{notice}<p>{actions}</p>""",
         )
