@@ -465,12 +465,13 @@ def _plan(session: Session, invoice: Invoice, integration: Integration) -> _Plan
     )
     lines = [
         {
+            # The line's total. Stripe refuses `amount` with `quantity` ("You may only specify
+            # one of these parameters: amount, quantity"), and a per-unit price would need an
+            # inline Price and Product per line, so the quantity is said once, in the text.
             "amount": item.amount_cents,
-            "quantity": item.quantity,
-            # What the buyer reads on Stripe's invoice, beside Stripe's own quantity column:
-            # the item's name and the number it was called by in the show.
-            "description": f"{item.title} (lot {item.number}"
-            + (")" if item.unit_price_cents is not None else ", price to be confirmed)"),
+            # What the buyer reads on Stripe's invoice: the item's name, the number it was
+            # called by in the show and, when they claimed more than one, how many.
+            "description": _line_description(item),
             "metadata": {"item_number": str(item.number)},
         }
         for item in items
@@ -631,3 +632,12 @@ def retry(session: Session, *, actor: Actor, invoice_id: int) -> None:
     if job_id is None or not outbox.replay(session, actor=actor, job_id=job_id):
         raise InvalidInput("This invoice's job is still running; wait for it to finish.")
     invoice.status, invoice.error_message = InvoiceStatus.DRAFT, None
+
+
+def _line_description(item: invoice_panel.ItemLine) -> str:
+    """ "Cashmere sweater (lot 10) × 2": the quantity once, the lot the show called it by."""
+    lot = f"lot {item.number}" + (
+        "" if item.unit_price_cents is not None else ", price to be confirmed"
+    )
+    times = f" × {item.quantity}" if item.quantity > 1 else ""
+    return f"{item.title} ({lot}){times}"

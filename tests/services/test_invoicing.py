@@ -8,6 +8,7 @@ import threading
 
 import httpx
 import pytest
+import stripe
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -64,11 +65,12 @@ def test_one_finalized_invoice_per_buyer_and_nothing_new_on_a_second_click(shop:
     assert len(shop.invoices(show.id)) == 6 and len(shop.stripe_invoices(show.id)) == 6
 
 
-def test_invoice_lines_read_as_a_buyer_expects_with_stripe_carrying_the_quantity(
+def test_invoice_lines_read_as_a_buyer_expects_with_the_quantity_said_once(
     shop: Shop,
 ) -> None:
     """Buyer 0 claims two of item 1 and one of item 2: each line on Stripe's invoice names the
-    item and its lot, and the quantity is Stripe's quantity, not text in the description."""
+    item and its lot and says the quantity once; the amount is the line's total (Stripe refuses
+    `amount` beside `quantity`, and the sandbox refuses it as Stripe does)."""
     show = make_show(
         shop.engine, workspace_id=shop.workspace_id, buyers=1, claims_per_buyer=2, items=3
     )
@@ -79,13 +81,25 @@ def test_invoice_lines_read_as_a_buyer_expects_with_stripe_carrying_the_quantity
     sdk = client(shop.sandbox.url, shop.key)
     lines = sdk.v1.invoices.line_items.list(str(ours.external_id)).data
     assert [(line.description, line.quantity, line.amount) for line in lines] == [
-        ("Item 1 (lot 1)", 2, 1000),
+        ("Item 1 (lot 1) × 2", 1, 1000),
         ("Item 2 (lot 2)", 1, 1000),
     ]
-    # The hosted page the buyer opens: a description, a quantity column, an amount.
     hosted = httpx.get(str(ours.external_url)).text
-    assert "Item 1 (lot 1)</td><td>Qty 2</td>" in hosted
+    assert "Item 1 (lot 1) × 2</td><td>Qty 1</td>" in hosted
     assert "#1 Item" not in hosted and " x2" not in hosted and " x 2" not in hosted
+
+
+def test_the_sandbox_refuses_an_amount_with_a_quantity_as_stripe_does(shop: Shop) -> None:
+    sdk = client(shop.sandbox.url, shop.key)
+    customer = sdk.v1.customers.create({"email": "lines@example.com"})
+    draft = sdk.v1.invoices.create(
+        {"customer": customer.id, "collection_method": "send_invoice", "days_until_due": 7}
+    )
+    with pytest.raises(stripe.InvalidRequestError, match="amount, quantity"):
+        sdk.v1.invoices.add_lines(
+            str(draft.id),
+            {"lines": [{"amount": 2000, "quantity": 2, "description": "Two of them"}]},  # type: ignore[typeddict-item]
+        )
 
 
 def test_concurrent_generate_clicks_make_one_invoice_per_buyer(

@@ -29,6 +29,9 @@ def hosted_url(op: Op, invoice_id: str) -> str:
 
 def _item_amount(op: Op, params: dict[str, Any]) -> tuple[int, int, str | None]:
     """(total amount, quantity, price id) from amount, unit_amount_decimal, price or pricing."""
+    if params.get("amount") is not None and params.get("quantity") is not None:
+        # Stripe's own answer: `amount` is a line's total, so a quantity beside it is refused.
+        raise StripeError(400, "You may only specify one of these parameters: amount, quantity.")
     quantity = as_int(params.get("quantity"), 1) or 1
     pricing = params.get("pricing") or {}
     if params.get("price") or pricing.get("price") or params.get("price_data"):
