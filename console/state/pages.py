@@ -79,13 +79,43 @@ class TimelineState(ListPageState):
         return None
 
 
+_BREAKER_WORDS = {"closed": "closed", "open": "open", "half_open": "testing (half-open)"}
+
+
+def provider_now_row(p: health.ProviderNow) -> dict[str, str]:
+    breaker = _BREAKER_WORDS.get(p.breaker, p.breaker)
+    if p.breaker == "open" and p.opened_until is not None:
+        breaker = f"open until {when(p.opened_until)}"
+    return {
+        "provider": p.name,
+        "breaker": breaker,
+        "waiting": str(p.waiting),
+        "state": p.message or ("answering" if p.breaker == "closed" else ""),
+        "error": (p.last_error or "")[:200],
+        "troubled": "yes" if p.troubled else "",
+    }
+
+
 class HealthState(ListPageState):
     providers: list[dict[str, str]] = []
     alerts: list[dict[str, str]] = []
+    # Each provider now: its breaker and the work waiting on it (an outage shows here at once,
+    # while the 24-hour success rate above still looks fine).
+    now: list[dict[str, str]] = []
+
+    @rx.var
+    def troubles(self) -> list[str]:
+        return [
+            f"{row['provider']}: breaker {row['breaker']}, {row['waiting']} job(s) waiting"
+            for row in self.now
+            if row["troubled"]
+        ]
 
     @rx.event
     async def load(self) -> EventSpec | None:
-        def read(s: Session, w: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        def read(
+            s: Session, w: int
+        ) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
             providers = [
                 {
                     "provider": p.provider,
@@ -104,10 +134,11 @@ class HealthState(ListPageState):
                 }
                 for a in health.open_alerts(s, workspace_id=w)
             ]
-            return providers, alerts
+            now = [provider_now_row(p) for p in health.providers_now(s, workspace_id=w)]
+            return providers, alerts, now
 
         found = await self._read(read)
         if found is None:
             return rx.redirect("/login")
-        self.providers, self.alerts = found
+        self.providers, self.alerts, self.now = found
         return None

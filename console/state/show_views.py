@@ -11,8 +11,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from backend.services import checkout_links, claims_import, invoice_panel, providers, reconciliation
-from backend.services.errors import NotFound
+from backend.services import (
+    checkout_links,
+    claims_import,
+    invoice_panel,
+    provider_status,
+    reconciliation,
+)
 from console.state.formatting import money, when
 from models import Invoice, InvoiceStatus
 
@@ -190,7 +195,9 @@ class Panel:
     matching: int
     page: int
     pages: int
-    stripe_problem: str
+    # provider_status's state of Stripe (ready, unavailable, refused, not_connected), in words.
+    stripe_state: str
+    stripe_message: str
 
 
 @dataclass(frozen=True)
@@ -218,11 +225,7 @@ def read_panel(session: Session, workspace_id: int, view: View) -> Panel:
     rollup = page(page=view.page)
     if rollup.page > rollup.pages:  # the filter shrank under the page: show the last one
         rollup = page(page=rollup.pages)
-    try:
-        providers.active_integration(session, workspace_id=workspace_id, provider="stripe")
-        stripe_problem = ""
-    except NotFound as exc:
-        stripe_problem = str(exc)
+    stripe = provider_status.state(session, workspace_id=workspace_id, provider="stripe")
     return Panel(
         title=show.title,
         show_status=show.status.value,
@@ -244,7 +247,8 @@ def read_panel(session: Session, workspace_id: int, view: View) -> Panel:
         matching=rollup.total,
         page=rollup.page,
         pages=rollup.pages,
-        stripe_problem=stripe_problem,
+        stripe_state=stripe.state,
+        stripe_message=stripe.message,
     )
 
 
