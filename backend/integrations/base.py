@@ -74,6 +74,9 @@ class ConnectionTest:
     latency_ms: int
     # What the provider told us about the account (name, id), shown on the manage page.
     account: dict[str, Any] = field(default_factory=dict)
+    # The adapter's error when the test failed: says whether the key was refused or the
+    # provider was unavailable (backend/services/provider_failures.py decides what follows).
+    error: Exception | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -121,5 +124,6 @@ def timed(call: Callable[[], dict[str, Any]], ok_message: str) -> ConnectionTest
     try:
         account = call()
     except ProviderError as exc:
-        return ConnectionTest(False, str(exc), round((time.perf_counter() - started) * 1000))
+        elapsed = round((time.perf_counter() - started) * 1000)
+        return ConnectionTest(False, str(exc), elapsed, error=exc)
     return ConnectionTest(True, ok_message, round((time.perf_counter() - started) * 1000), account)

@@ -12,6 +12,14 @@ class ProviderUnavailable(ProviderError):
     """The provider is down, slow or answered 5xx: retry later; counts against its circuit."""
 
 
+class ProviderTimeout(ProviderUnavailable):
+    """The provider did not answer within ``seconds``: unavailable, said as what it is."""
+
+    def __init__(self, message: str, *, seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
 class ProviderRateLimited(ProviderError):
     """The provider said slow down (429). Not a failure of the provider."""
 

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+import httpx
 import stripe
 from pydantic import BaseModel, Field, SecretStr
 
@@ -32,6 +33,7 @@ from backend.integrations.errors import (
     ProviderAuthFailed,
     ProviderRateLimited,
     ProviderRejected,
+    ProviderTimeout,
     ProviderUnavailable,
 )
 
@@ -52,8 +54,12 @@ class StripeEndpoints:
         return cls(api=f"{base_url}/stripe", connect=f"{base_url}/stripe/connect")
 
 
+# A "Test connection" click must answer: it waits this long, a job the adapter's timeout.
+TEST_TIMEOUT_SECONDS = 10.0
+
+
 @contextmanager
-def translated_errors() -> Iterator[None]:
+def translated_errors(timeout: float | None = None) -> Iterator[None]:
     """Stripe's exceptions as provider-neutral outcomes, with Stripe's own message kept."""
     try:
         yield
@@ -66,13 +72,17 @@ def translated_errors() -> Iterator[None]:
         ) from None
     except (stripe.AuthenticationError, stripe.PermissionError) as exc:
         raise ProviderAuthFailed(
-            f"Stripe refused the key: {exc.user_message}", status=exc.http_status
+            f"Stripe refused the key ({exc.http_status}): {exc.user_message}",
+            status=exc.http_status,
         ) from None
     except stripe.IdempotencyError as exc:
         raise ProviderRejected(
             f"Stripe idempotency conflict: {exc.user_message}", status=exc.http_status
         ) from None
     except stripe.APIConnectionError as exc:
+        if isinstance(exc.__cause__, httpx.TimeoutException):
+            within = f" within {timeout:g} s" if timeout else ""
+            raise ProviderTimeout(f"Stripe did not answer{within}", seconds=timeout) from None
         raise ProviderUnavailable(f"Stripe could not be reached: {type(exc).__name__}") from None
     except stripe.StripeError as exc:
         status = exc.http_status or 0
@@ -156,10 +166,11 @@ class StripeAdapter:
             http_client=stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True),
         )
         self._throttle = throttle
+        self._timeout = timeout
 
     def _call(self, fn: Callable[[], Any]) -> Any:
         self._throttle()
-        with translated_errors():
+        with translated_errors(self._timeout):
             return fn()
 
     def account(self) -> dict[str, Any]:
@@ -508,7 +519,7 @@ class StripeProvider:
         self, credentials: BaseModel, settings: BaseModel, context: ProviderContext
     ) -> ConnectionTest:
         creds = expect(credentials, StripeCredentials)
-        adapter = self.adapter(creds, context)
+        adapter = self.adapter(creds, context, timeout=TEST_TIMEOUT_SECONDS)
         outcome = timed(adapter.account, "Connected to Stripe.")
         if not outcome.ok:
             return outcome
@@ -523,7 +534,9 @@ class StripeProvider:
         name = outcome.account.get("name") or outcome.account.get("id")
         return replace(outcome, message=f"Connected to Stripe account {name}.")
 
-    def adapter(self, credentials: StripeCredentials, context: ProviderContext) -> StripeAdapter:
+    def adapter(
+        self, credentials: StripeCredentials, context: ProviderContext, *, timeout: float = 30.0
+    ) -> StripeAdapter:
         """The adapter for these credentials, pointed at the sandbox in sandbox mode."""
         endpoints = (
             StripeEndpoints.sandbox(context.sandbox_url)
@@ -534,6 +547,7 @@ class StripeProvider:
             credentials.secret_key.get_secret_value().strip(),
             endpoints=endpoints,
             throttle=context.throttle,
+            timeout=timeout,
         )
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from backend.db import session_scope
-from backend.services import circuits, outbox
+from backend.services import circuits, outbox, provider_status
 from backend.services.outbox import Claimed, DrainReport, JobContext, PermanentFailure
 from models import JobStatus
 
@@ -168,7 +168,7 @@ class Runner:
                 spec.handler(session, self._context(job, release=session.commit))
                 finished = outbox.complete(session, [job.id], worker=self.worker)
                 if spec.provider:
-                    circuits.record(session, provider=spec.provider, ok=True)
+                    self._succeeded(session, job, spec.provider)
             report.done += finished
         except Exception as exc:
             error = exc
@@ -178,9 +178,24 @@ class Runner:
             return
         with session_scope(self.engine) as session:
             status = outbox.fail(session, job, error, worker=self.worker)
-            if spec and spec.provider and outbox.counts_against_provider(error):
-                circuits.record(session, provider=spec.provider, ok=False, error=str(error))
+            if spec and spec.provider:
+                if outbox.counts_against_provider(error):
+                    circuits.record(session, provider=spec.provider, ok=False, error=str(error))
+                if job.workspace_id is not None:
+                    # A refused key turns the integration Error; an outage is noted on it.
+                    provider_status.failed(
+                        session, workspace_id=job.workspace_id, provider=spec.provider, error=error
+                    )
         self._tally(report, status, job, error)
+
+    @staticmethod
+    def _succeeded(session: Session, job: Claimed, provider: str) -> None:
+        """The provider answered: a breaker this closes releases every job waiting on the
+        provider now, and an integration in Error (or marked unavailable) recovers."""
+        if circuits.record(session, provider=provider, ok=True) == circuits.RECLOSED:
+            outbox.wake_waiting(session, provider=provider)
+        if job.workspace_id is not None:
+            provider_status.succeeded(session, workspace_id=job.workspace_id, provider=provider)
 
     @staticmethod
     def _tally(report: DrainReport, status: JobStatus, job: Claimed, error: BaseException) -> None:

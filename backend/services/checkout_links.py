@@ -4,6 +4,8 @@ shown to the operator to copy and send by hand. Every attempt is recorded."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -25,6 +27,17 @@ from models import (
 SEND_KIND = "messenger.send_checkout_link"
 MESSAGE = "Hi {name}! Here's your checkout for {show}: {url}"
 MANUAL = "manual"
+EMAIL = "email"
+NOT_SENT = "not_sent"
+
+
+@dataclass(frozen=True)
+class LinkSend:
+    """What "Send link" did: ``sent`` when a message is on its way (the console shows success);
+    otherwise nothing was sent and ``message`` says why and what the operator can do."""
+
+    sent: bool
+    message: str
 
 
 def message_for(name: str, show: str, url: str) -> str:
@@ -73,7 +86,10 @@ def _record(
 
 
 def _manual(session: Session, invoice: Invoice, reason: str, actor: str) -> None:
-    invoice.link_channel = MANUAL
+    # A link Stripe emailed stays emailed: "send manually" would tell the operator the buyer
+    # has nothing, which is not true.
+    if invoice.link_channel != EMAIL:
+        invoice.link_channel = MANUAL
     _record(session, invoice, channel=MANUAL, outcome=MANUAL, detail=reason, actor=actor)
 
 
@@ -90,7 +106,7 @@ def _enqueue_send(session: Session, invoice: Invoice, key: str, actor: str) -> N
 def after_creation(session: Session, invoice: Invoice, *, emailed: bool) -> None:
     """A new invoice's link goes out by itself when it can: Stripe emailed it, or Messenger."""
     if emailed:
-        _record(session, invoice, channel="email", outcome="sent", detail="", actor="stripe")
+        _record(session, invoice, channel=EMAIL, outcome="sent", detail="", actor="stripe")
         return
     reason = why_not_messenger(session, invoice)
     if reason is None:
@@ -99,18 +115,36 @@ def after_creation(session: Session, invoice: Invoice, *, emailed: bool) -> None
         _manual(session, invoice, reason, "scheduler")
 
 
-def send_link(session: Session, *, actor: Actor, invoice_id: int) -> str:
-    """The operator's "Send link": what happens, in words, for the panel to show."""
+def send_link(session: Session, *, actor: Actor, invoice_id: int) -> LinkSend:
+    """The operator's "Send link": what happened, in words, for the panel to show."""
     actor.require_change("send checkout links")
     invoice = invoice_panel.invoice_for(
         session, workspace_id=actor.workspace_id, invoice_id=invoice_id
     )
     if not invoice.external_url or invoice.status not in (InvoiceStatus.SENT, InvoiceStatus.ERROR):
         raise InvalidInput("There is no open checkout link for this invoice.")
+    handle = invoice.buyer_handle
     reason = why_not_messenger(session, invoice)
+    if reason is not None and invoice.link_channel == EMAIL:
+        # The buyer has the link already: say so, and that nothing more went out.
+        _record(
+            session,
+            invoice,
+            channel="messenger",
+            outcome=NOT_SENT,
+            detail=reason,
+            actor=actor.label,
+        )
+        return LinkSend(
+            False,
+            f"Stripe has already emailed the link to @{handle}; nothing else was sent "
+            f"({reason}). To reach them another way, copy the link and send it yourself.",
+        )
     if reason is not None:
         _manual(session, invoice, reason, actor.label)
-        return f"{reason}: copy the link and send it to @{invoice.buyer_handle} yourself."
+        return LinkSend(
+            False, f"Not sent: {reason}. Copy the link and send it to @{handle} yourself."
+        )
     sends = session.scalar(
         select(func.count())
         .select_from(CheckoutLinkSend)
@@ -120,7 +154,7 @@ def send_link(session: Session, *, actor: Actor, invoice_id: int) -> str:
         session, invoice, f"checkout-link:{invoice.id}:{int(sends or 0) + 1}", actor.label
     )
     audit.record(session, actor=actor, action="invoice.send_link", target=f"invoice:{invoice.id}")
-    return f"Sending the link to @{invoice.buyer_handle} on Messenger."
+    return LinkSend(True, f"Sending the link to @{handle} on Messenger.")
 
 
 def record_copy(session: Session, *, actor: Actor, invoice_id: int) -> None:

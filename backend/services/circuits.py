@@ -32,6 +32,8 @@ class CircuitPolicy:
 
 
 POLICY = CircuitPolicy()
+# What ``record`` returns when a success closes a circuit that was not closed.
+RECLOSED = "reclosed"
 # Requests per second each provider accepts (Stripe's test mode: 25/s). None: unlimited.
 RATE_LIMITS: dict[str, float] = {
     "stripe": 25.0,
@@ -122,7 +124,8 @@ def record(
     error: str | None = None,
     now: dt.datetime | None = None,
 ) -> str:
-    """Count one call's outcome; returns the circuit's state afterwards."""
+    """Count one call's outcome; returns the circuit's state afterwards, or ``RECLOSED`` when a
+    success closed an open or half-open circuit (its waiting jobs are due: see the runner)."""
     now = now or utcnow()
     row = _row(session, provider, now)
     if now - row.window_started_at > POLICY.window:
@@ -133,6 +136,7 @@ def record(
         row.consecutive_failures = 0
         if row.state != "closed":
             row.state, row.opened_until, row.open_count = "closed", None, 0
+            return RECLOSED
         return row.state
     row.window_failures += 1
     row.consecutive_failures += 1
@@ -153,6 +157,26 @@ def record(
         )
         row.state, row.opened_until = "open", now + dt.timedelta(seconds=seconds)
     return row.state
+
+
+def open_until(session: Session, *, provider: str) -> dt.datetime | None:
+    """When an open (or half-open) breaker lets its next probe through; None when closed."""
+    row = session.get(ProviderCircuit, provider)
+    if row is None or row.state == "closed":
+        return None
+    return row.opened_until
+
+
+def probe_now(session: Session, *, provider: str, now: dt.datetime | None = None) -> None:
+    """Let an open breaker send its probe at the next claim (an operator asked to retry)."""
+    now = now or utcnow()
+    session.execute(
+        update(ProviderCircuit)
+        # A half-open breaker has its probe on the way already.
+        .where(ProviderCircuit.provider == provider, ProviderCircuit.state == "open")
+        .values(opened_until=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _locked_bucket(

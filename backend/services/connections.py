@@ -27,11 +27,12 @@ from backend.integrations.base import (
     ProviderContext,
     ProviderInfo,
 )
-from backend.integrations.errors import ProviderError
+from backend.integrations.errors import ProviderAuthFailed, ProviderError
 from backend.security.crypto import CryptoError
-from backend.services import audit, credentials, stripe_webhook_setup, tiers
+from backend.services import audit, credentials, provider_status, stripe_webhook_setup, tiers
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput, NotFound, PlanRequired
+from backend.services.provider_failures import Failure, describe
 from models import Integration, IntegrationLog, IntegrationStatus, Plan, Workspace, utcnow
 
 MASK = "••••"
@@ -291,7 +292,8 @@ def _run_test(
         outcome = call()
     except ProviderError as exc:
         # Adapters' errors are safe to show (no secrets); anything else is a bug and propagates.
-        outcome = ConnectionTest(False, str(exc), round((time.perf_counter() - started) * 1000))
+        elapsed = round((time.perf_counter() - started) * 1000)
+        outcome = ConnectionTest(False, str(exc), elapsed, error=exc)
     log = IntegrationLog(
         workspace_id=workspace_id,
         integration_id=integration_id,
@@ -610,8 +612,10 @@ def test(
 ) -> ConnectResult:
     """ "Test connection" on a stored integration (owners and admins).
 
-    A pass turns an ERROR row ACTIVE; a failure turns an ACTIVE row ERROR. A test never
-    activates an INACTIVE row: that is a connect, which checks the role and the plan.
+    A pass turns an ERROR row ACTIVE (audited) and releases the jobs waiting on it; only a
+    refused credential turns an ACTIVE row ERROR: an outage leaves it ACTIVE and says so
+    (provider_status). A test never activates an INACTIVE row: that is a connect, which checks
+    the role and the plan.
     ``tester`` tests OAuth tokens; tokens it renewed are stored.
     """
     actor.require_change("test connections")
@@ -644,19 +648,33 @@ def test(
         if secrets != before:
             credentials.seal(row, secrets)
     row.last_checked_at = utcnow()
+    message = outcome.message
     if outcome.ok:
-        if row.status is IntegrationStatus.ERROR:
-            row.status = IntegrationStatus.ACTIVE
-        if row.status is IntegrationStatus.ACTIVE:
-            row.last_error = None
-    else:
-        if row.status is IntegrationStatus.ACTIVE:
-            row.status = IntegrationStatus.ERROR
+        provider_status.succeeded(
+            session, workspace_id=row.workspace_id, provider=row.provider, actor=actor
+        )
+    elif row.status is IntegrationStatus.INACTIVE:
         row.last_error = outcome.message
+    else:
+        # No adapter error: the stored credentials themselves are unusable (undecryptable,
+        # incomplete): the operator must act, as for a refused key.
+        error = outcome.error or ProviderAuthFailed(outcome.message)
+        failure = provider_status.failed(
+            session, workspace_id=row.workspace_id, provider=row.provider, error=error, actor=actor
+        )
+        if failure is not Failure.REFUSED_CREDENTIAL:
+            # An outage, a timeout, a 5xx, a rate limit: not the key's fault. It stays
+            # connected, and the operator is told what the provider did.
+            row.last_error = describe(error)
+            message = (
+                f"{prov.info.name} is unavailable right now ({outcome.message.rstrip('.')}). "
+                f"The connection is kept: queued work waits and runs when {prov.info.name} "
+                "answers again."
+            )
     return ConnectResult(
         outcome.ok,
         True,
-        outcome.message,
+        message,
         status=row.status,
         latency_ms=outcome.latency_ms,
         account=outcome.account,

@@ -1,14 +1,26 @@
-"""Integration health: success rate and latency per provider, and the open alerts."""
+"""Integration health: success rate and latency per provider, each provider's breaker and the
+work waiting on it now, and the open alerts."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from models import Alert, AlertState, IntegrationLog, utcnow
+from backend.services import circuits, provider_status
+from backend.services.provider_failures import provider_name
+from models import (
+    Alert,
+    AlertState,
+    Integration,
+    IntegrationLog,
+    IntegrationStatus,
+    JobStatus,
+    OutboxJob,
+    utcnow,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +80,71 @@ def recent_calls(
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderNow:
+    """A provider as it stands now: its breaker (shared by every workspace), the workspace's
+    jobs waiting on it, and what the workspace's integration says (provider_status)."""
+
+    provider: str
+    name: str
+    breaker: str  # closed | open | half_open
+    opened_until: dt.datetime | None
+    last_error: str | None
+    waiting: int
+    state: str  # provider_status: ready | unavailable | refused | not_connected
+    message: str
+
+    @property
+    def troubled(self) -> bool:
+        return self.breaker != "closed" or self.state in (
+            provider_status.UNAVAILABLE,
+            provider_status.REFUSED,
+        )
+
+
+def providers_now(session: Session, *, workspace_id: int) -> list[ProviderNow]:
+    """Every provider with a breaker, with work of this workspace waiting on it, or whose
+    integration here is in Error or found the provider unavailable."""
+    breakers = {c.provider: c for c in circuits.states(session)}
+    waiting = dict(
+        session.execute(
+            select(OutboxJob.provider, func.count())
+            .where(
+                OutboxJob.workspace_id == workspace_id,
+                OutboxJob.provider.is_not(None),
+                OutboxJob.status.in_([JobStatus.PENDING, JobStatus.RUNNING]),
+            )
+            .group_by(OutboxJob.provider)
+        ).all()
+    )
+    troubled = session.scalars(
+        select(Integration.provider).where(
+            Integration.workspace_id == workspace_id,
+            or_(
+                Integration.status == IntegrationStatus.ERROR,
+                and_(
+                    Integration.status == IntegrationStatus.ACTIVE,
+                    Integration.last_error.is_not(None),
+                ),
+            ),
+        )
+    ).all()
+    out = []
+    for provider in sorted(set(breakers) | {str(p) for p in waiting} | set(troubled)):
+        breaker = breakers.get(provider)
+        now = provider_status.state(session, workspace_id=workspace_id, provider=provider)
+        out.append(
+            ProviderNow(
+                provider=provider,
+                name=provider_name(provider),
+                breaker=breaker.state if breaker else "closed",
+                opened_until=breaker.opened_until if breaker else None,
+                last_error=breaker.last_error if breaker and breaker.state != "closed" else None,
+                waiting=int(waiting.get(provider, 0)),
+                state=now.state,
+                message=now.message,
+            )
+        )
+    return out

@@ -412,6 +412,9 @@ def void(session: Session, *, actor: Actor, invoice_id: int) -> None:
         raise InvalidInput(
             "This invoice is not in Stripe yet; wait for it to be created, then void it."
         )
+    # Refused in words while Stripe is not connected or refuses the key, rather than queued
+    # to fail; an unavailable Stripe is fine: the void waits for it.
+    _stripe_integration(session, actor.workspace_id)
     outbox.enqueue(
         session,
         kind=VOID_KIND,
@@ -555,7 +558,9 @@ def create_invoice(session: Session, job: outbox.JobContext) -> None:
     invoice = session.get(Invoice, job.payload["invoice_id"])
     if invoice is None or invoice.external_id is not None:
         return  # deleted with its show, or already made by an earlier run
-    integration = _stripe_integration(session, invoice.workspace_id)
+    integration = providers.connected_integration(
+        session, workspace_id=invoice.workspace_id, provider="stripe"
+    )
     plan = _plan(session, invoice, integration)
     if plan.amount_cents == 0:
         # Stripe marks a zero invoice paid on finalizing: nothing the buyer could pay.

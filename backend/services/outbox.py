@@ -25,6 +25,8 @@ from backend.db import conflict_insert
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
 from backend.services import alerts, audit, circuits
 from backend.services.actors import Actor
+from backend.services.errors import InvalidInput
+from backend.services.provider_failures import describe, provider_name
 from models import (
     AlertPriority,
     JobKindPause,
@@ -257,12 +259,14 @@ def claim(
         due = due.with_for_update(skip_locked=True)
     claimed = _take(session, due, worker, lease_seconds, now)
     for provider in gate.probes:
-        # A half-open circuit lets exactly one job through to test the provider.
+        # A half-open circuit lets exactly one job through to test the provider: a due one,
+        # or one waiting out its backoff after failing (during an outage that is all of
+        # them: waiting for a backoff of minutes would keep the breaker from ever probing).
         probe = (
             select(OutboxJob.id)
             .where(
                 OutboxJob.status == JobStatus.PENDING,
-                OutboxJob.run_after <= now,
+                or_(OutboxJob.run_after <= now, OutboxJob.attempts > 0),
                 OutboxJob.provider == provider,
                 OutboxJob.kind.not_in(paused),
             )
@@ -410,7 +414,9 @@ def fail(
     """Record a failed run: retry later, or dead (with an alert)."""
     now = now or utcnow()
     spec = _KINDS.get(job.kind)
-    message = f"{type(error).__name__}: {error}"[:2000]
+    # In words for the Jobs page and the invoice's row, never an exception's class name; and
+    # scrubbed: a provider may quote a key or an e-mail address back.
+    message = describe(error)
     permanent, retry_after, rate_limited = classify(error)
     attempts = job.attempts - 1 if rate_limited else job.attempts
     # (A 429 is the provider asking us to wait: that run was not a real attempt.)
@@ -537,6 +543,81 @@ def replay(
     return count
 
 
+def wake_waiting(
+    session: Session,
+    *,
+    provider: str,
+    workspace_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """Jobs waiting on ``provider`` after a failure (of every workspace, or of one) are due now:
+    its breaker closed again, or its integration recovered. Waiting out the rest of a backoff
+    meant for an outage that has ended would only delay the work. Returns how many moved."""
+    now = now or utcnow()
+    conditions = [
+        OutboxJob.provider == provider,
+        OutboxJob.status == JobStatus.PENDING,
+        OutboxJob.attempts > 0,
+        OutboxJob.run_after > now,
+    ]
+    if workspace_id is not None:
+        conditions.append(OutboxJob.workspace_id == workspace_id)
+    result = session.execute(
+        update(OutboxJob)
+        .where(*conditions)
+        .values(run_after=now)
+        .execution_options(synchronize_session=False)
+    )
+    moved = int(getattr(result, "rowcount", 0) or 0)
+    if moved and session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}, '{NOTIFY_PROVIDER_JOB}'"))
+    return moved
+
+
+def retry_now(
+    session: Session, *, actor: Actor, job_id: int, now: dt.datetime | None = None
+) -> str:
+    """An operator's "Retry now" on a waiting job: due at once instead of after its backoff.
+    When its provider's breaker is open, the breaker is let to probe now, with this job as its
+    probe (the likeliest due one): pressing the button is the operator saying "try it"."""
+    actor.require_change("retry jobs")
+    now = now or utcnow()
+    job = session.scalars(
+        select(OutboxJob)
+        .where(OutboxJob.id == job_id, OutboxJob.workspace_id == actor.workspace_id)
+        # Its status as committed now, not as this session last saw it.
+        .execution_options(populate_existing=True)
+    ).first()
+    if job is None:
+        raise InvalidInput("There is no such job in this workspace; reload the Jobs page.")
+    if job.status is not JobStatus.PENDING:
+        raise InvalidInput(
+            f"Job {job.id} is {job.status.value}, not waiting: there is nothing to retry now."
+            + (" Replay it instead." if job.status is JobStatus.DEAD else "")
+        )
+    job.run_after = now
+    message = f"Job {job.id} runs now."
+    if job.provider is not None:
+        opened = circuits.open_until(session, provider=job.provider)
+        if opened is not None and opened > now:
+            circuits.probe_now(session, provider=job.provider, now=now)
+            message = (
+                f"Job {job.id} runs now, as the test of {provider_name(job.provider)}: its "
+                "breaker is open, and the other waiting jobs follow if it succeeds."
+            )
+    audit.record(
+        session,
+        actor=actor,
+        action="jobs.retry_now",
+        target=f"job:{job.id}",
+        details={"kind": job.kind},
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        channel = f", '{NOTIFY_PROVIDER_JOB}'" if job.provider else ""
+        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}{channel}"))
+    return message
+
+
 @dataclass
 class DrainReport:
     claimed: int = 0
@@ -571,6 +652,7 @@ def queue_depth(session: Session, *, workspace_id: int | None) -> list[QueueDept
 class JobView:
     id: int
     kind: str
+    provider: str | None
     status: JobStatus
     attempts: int
     max_attempts: int
@@ -586,6 +668,7 @@ def _views(rows: Sequence[OutboxJob]) -> list[JobView]:
         JobView(
             j.id,
             j.kind,
+            j.provider,
             j.status,
             j.attempts,
             j.max_attempts,

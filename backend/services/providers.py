@@ -18,6 +18,7 @@ from backend.integrations.messenger import MessengerAdapter
 from backend.integrations.stripe import StripeAdapter, StripeEndpoints
 from backend.services import circuits, credentials
 from backend.services.errors import NotFound
+from backend.services.provider_failures import provider_name
 from models import Integration, IntegrationStatus
 
 
@@ -73,21 +74,44 @@ def platform_stripe() -> StripeAdapter:
     )
 
 
-def active_integration(session: Session, *, workspace_id: int, provider: str) -> Integration:
-    integration = session.scalars(
+def _integration(session: Session, *, workspace_id: int, provider: str) -> Integration | None:
+    return session.scalars(
         select(Integration).where(
             Integration.workspace_id == workspace_id, Integration.provider == provider
         )
     ).first()
+
+
+def active_integration(session: Session, *, workspace_id: int, provider: str) -> Integration:
+    """The workspace's integration, to start new work with (NotFound, in words, otherwise)."""
+    integration = _integration(session, workspace_id=workspace_id, provider=provider)
+    if integration is not None and integration.status is IntegrationStatus.ERROR:
+        raise NotFound(
+            f"{provider_name(provider)} refused this workspace's credentials; fix them under "
+            "Integrations, then try again."
+        )
     if integration is None or integration.status is not IntegrationStatus.ACTIVE:
         raise NotFound(
-            f"{provider} is not connected in this workspace; connect it under Integrations."
+            f"{provider_name(provider)} is not connected in this workspace; connect it under "
+            "Integrations."
+        )
+    return integration
+
+
+def connected_integration(session: Session, *, workspace_id: int, provider: str) -> Integration:
+    """The integration a queued job calls with: Active, or Error (a refused credential may work
+    again, and the call that finds so brings the integration back: provider_status)."""
+    integration = _integration(session, workspace_id=workspace_id, provider=provider)
+    if integration is None or integration.status is IntegrationStatus.INACTIVE:
+        raise NotFound(
+            f"{provider_name(provider)} is not connected in this workspace; connect it under "
+            "Integrations."
         )
     return integration
 
 
 def stripe_for(session: Session, *, workspace_id: int) -> StripeAdapter:
-    integration = active_integration(session, workspace_id=workspace_id, provider="stripe")
+    integration = connected_integration(session, workspace_id=workspace_id, provider="stripe")
     secret = credentials.unseal(integration).get("secret_key")
     if not secret:
         raise ProviderAuthFailed("the Stripe connection has no secret key; reconnect Stripe")
@@ -97,7 +121,7 @@ def stripe_for(session: Session, *, workspace_id: int) -> StripeAdapter:
 
 def messenger_for(session: Session, *, workspace_id: int) -> MessengerAdapter:
     """The workspace's Facebook Page, to message buyers (NotFound when not connected)."""
-    integration = active_integration(session, workspace_id=workspace_id, provider="messenger")
+    integration = connected_integration(session, workspace_id=workspace_id, provider="messenger")
     token = credentials.unseal(integration).get("page_access_token")
     if not token:
         raise ProviderAuthFailed("the Messenger connection has no page token; reconnect it")

@@ -240,13 +240,23 @@ def manage_page() -> rx.Component:
         ),
         rx.cond(
             ManageState.last_error != "",
-            rx.callout(ManageState.last_error, color_scheme="red", icon="circle-alert"),
+            rx.callout(
+                ManageState.last_error,
+                # Active with an error: the provider was unavailable; the key is fine.
+                color_scheme=rx.cond(ManageState.status == "active", "amber", "red"),
+                icon="circle-alert",
+                data_testid="integration-last-error",
+            ),
         ),
         rx.cond(
             ManageState.result != "",
             rx.callout(
                 ManageState.result,
-                color_scheme=rx.cond(ManageState.result_ok, "green", "red"),
+                color_scheme=rx.cond(
+                    ManageState.result_ok,
+                    "green",
+                    rx.cond(ManageState.result_unavailable, "amber", "red"),
+                ),
                 icon=rx.cond(ManageState.result_ok, "circle-check", "triangle-alert"),
                 data_testid="connect-result",
             ),

@@ -84,6 +84,42 @@ def _dead_table() -> rx.Component:
     )
 
 
+def _waiting_table() -> rx.Component:
+    headers = ("Job", "Kind", "Attempts", "Next try", "Last error", "")
+    return rx.cond(
+        JobsState.waiting.length() > 0,  # type: ignore[attr-defined]
+        rx.table.root(
+            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+            rx.table.body(
+                rx.foreach(
+                    JobsState.waiting,
+                    lambda j: rx.table.row(
+                        rx.table.cell(j["id"]),
+                        rx.table.cell(j["kind"]),
+                        rx.table.cell(j["attempts"]),
+                        rx.table.cell(j["run_after"]),
+                        rx.table.cell(rx.text(j["error"], size="2")),
+                        rx.table.cell(
+                            rx.button(
+                                "Retry now",
+                                size="1",
+                                on_click=JobsState.retry_now(j["id"]),
+                                disabled=~JobsState.can_change,
+                                data_testid="retry-now",
+                            )
+                        ),
+                        data_testid="waiting-row",
+                    ),
+                )
+            ),
+            variant="surface",
+            width="100%",
+            data_testid="waiting-table",
+        ),
+        rx.callout("No job is waiting to retry.", icon="info", data_testid="waiting-table-empty"),
+    )
+
+
 def _replay_form() -> rx.Component:
     return rx.card(
         rx.vstack(
@@ -191,18 +227,7 @@ def jobs_page() -> rx.Component:
             "running-table",
         ),
         rx.heading("Waiting to retry", size="4"),
-        data_table(
-            [
-                ("Job", "id"),
-                ("Kind", "kind"),
-                ("Attempts", "attempts"),
-                ("Next try", "run_after"),
-                ("Last error", "error"),
-            ],
-            JobsState.waiting,
-            "No job is waiting to retry.",
-            "waiting-table",
-        ),
+        _waiting_table(),
         rx.heading("Dead", size="4"),
         _dead_table(),
         _replay_form(),

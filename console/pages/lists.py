@@ -42,6 +42,25 @@ def timeline_page() -> rx.Component:
 def health_page() -> rx.Component:
     return page(
         "Health",
+        rx.foreach(
+            HealthState.troubles,
+            lambda trouble: rx.callout(
+                trouble, icon="triangle-alert", color_scheme="amber", data_testid="health-trouble"
+            ),
+        ),
+        rx.heading("Providers now", size="4"),
+        data_table(
+            [
+                ("Provider", "provider"),
+                ("Breaker", "breaker"),
+                ("Jobs waiting", "waiting"),
+                ("State", "state"),
+                ("Last error", "error"),
+            ],
+            HealthState.now,
+            "No provider has been called yet, and no work waits on one.",
+            "health-now-table",
+        ),
         rx.heading("Providers, last 24 hours", size="4"),
         data_table(
             [

@@ -38,15 +38,40 @@ def figures() -> rx.Component:
 
 
 def _stripe_missing() -> rx.Component:
-    return rx.callout(
-        rx.text(
-            "Stripe is not connected in this workspace, and invoices are made in Stripe: ",
-            rx.link("connect Stripe", href="/integrations/stripe", data_testid="connect-stripe"),
-            " to generate them.",
+    """Why invoices cannot be made now, as provider_status says: not connected, a refused key
+    (both: fix it under Integrations), or Stripe unavailable (work queues and waits)."""
+    return rx.cond(
+        ShowState.stripe_unavailable,
+        rx.callout(
+            rx.text(
+                ShowState.stripe_message,
+                " ",
+                rx.link("Jobs", href="/jobs", data_testid="stripe-jobs"),
+                " shows what is waiting.",
+            ),
+            icon="cloud-off",
+            color_scheme="amber",
+            data_testid="stripe-unavailable",
         ),
-        icon="triangle-alert",
-        color_scheme="amber",
-        data_testid="stripe-missing",
+        rx.callout(
+            rx.text(
+                ShowState.stripe_message,
+                " Invoices are made in Stripe: ",
+                rx.link(
+                    rx.cond(
+                        ShowState.stripe_state == "not_connected",
+                        "connect Stripe",
+                        "fix Stripe's key",
+                    ),
+                    href="/integrations/stripe",
+                    data_testid="connect-stripe",
+                ),
+                " to generate them.",
+            ),
+            icon="triangle-alert",
+            color_scheme="amber",
+            data_testid="stripe-missing",
+        ),
     )
 
 
@@ -382,7 +407,7 @@ def _reconciliation() -> rx.Component:
 
 def invoices_tab() -> rx.Component:
     return rx.vstack(
-        rx.cond(~ShowState.stripe_ready, _stripe_missing()),
+        rx.cond(ShowState.stripe_message != "", _stripe_missing()),
         prices_card(),
         _actions_bar(),
         _filters(),

@@ -20,7 +20,7 @@ from backend.services.actors import Actor
 from backend.services.errors import ServiceError
 from console.state.base import SessionState
 from console.state.formatting import when
-from models import Plan, Role
+from models import IntegrationStatus, Plan, Role
 
 T = TypeVar("T")
 
@@ -192,6 +192,9 @@ class ManageState(SessionState):
     setting_fields: list[dict[str, str]] = []
     masked: dict[str, str] = {}
     result_ok: bool = False
+    # A failed test that left the connection Active: the provider is unavailable, not the key
+    # wrong (amber, not red).
+    result_unavailable: bool = False
     result: str = ""
     offer_inactive: bool = False
     audit_rows: list[dict[str, str]] = []
@@ -290,6 +293,7 @@ class ManageState(SessionState):
 
     def _show(self, result: connections.ConnectResult) -> None:
         self.result_ok = result.ok
+        self.result_unavailable = not result.ok and result.status is IntegrationStatus.ACTIVE
         latency = f" ({result.latency_ms} ms)" if result.latency_ms else ""
         self.result = f"{result.message}{latency}"
 

@@ -202,6 +202,16 @@ class JobsState(SessionState):
         return done
 
     @rx.event
+    async def retry_now(self, job_id: str) -> EventSpec | None:
+        """A waiting job runs now instead of after its backoff (owners and admins)."""
+        if not job_id.isdigit():
+            return None
+        done = await self._change(
+            "Retry now", lambda s, a: outbox.retry_now(s, actor=a, job_id=int(job_id))
+        )
+        return done
+
+    @rx.event
     async def replay_one(self, job_id: str) -> EventSpec | None:
         done = await self._change(
             "Replayed jobs", lambda s, a: outbox.replay(s, actor=a, job_id=int(job_id))

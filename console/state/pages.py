@@ -76,7 +76,26 @@ class TimelineState(ListPageState):
         return None
 
 
-def _rows_of_health(s: Session, w: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+_BREAKER_WORDS = {"closed": "closed", "open": "open", "half_open": "testing (half-open)"}
+
+
+def provider_now_row(p: health.ProviderNow) -> dict[str, str]:
+    breaker = _BREAKER_WORDS.get(p.breaker, p.breaker)
+    if p.breaker == "open" and p.opened_until is not None:
+        breaker = f"open until {when(p.opened_until)}"
+    return {
+        "provider": p.name,
+        "breaker": breaker,
+        "waiting": str(p.waiting),
+        "state": p.message or ("answering" if p.breaker == "closed" else ""),
+        "error": (p.last_error or "")[:200],
+        "troubled": "yes" if p.troubled else "",
+    }
+
+
+def _rows_of_health(
+    s: Session, w: int
+) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
     providers = [
         {
             "provider": p.provider,
@@ -96,12 +115,24 @@ def _rows_of_health(s: Session, w: int) -> tuple[list[dict[str, str]], list[dict
         }
         for a in health.open_alerts(s, workspace_id=w)
     ]
-    return providers, rows
+    now = [provider_now_row(p) for p in health.providers_now(s, workspace_id=w)]
+    return providers, rows, now
 
 
 class HealthState(ListPageState):
     providers: list[dict[str, str]] = []
     alerts: list[dict[str, str]] = []
+    # Each provider now: its breaker and the work waiting on it (an outage shows here at once,
+    # while the 24-hour success rate above still looks fine).
+    now: list[dict[str, str]] = []
+
+    @rx.var
+    def troubles(self) -> list[str]:
+        return [
+            f"{row['provider']}: breaker {row['breaker']}, {row['waiting']} job(s) waiting"
+            for row in self.now
+            if row["troubled"]
+        ]
 
     @rx.event
     async def acknowledge(self, alert_id: str) -> EventSpec | None:
@@ -116,7 +147,7 @@ class HealthState(ListPageState):
             return refused
         found = await self._read(_rows_of_health)
         if found is not None:
-            self.providers, self.alerts = found
+            self.providers, self.alerts, self.now = found
         done: EventSpec = rx.toast.success("Alert acknowledged.")
         return done
 
@@ -125,5 +156,5 @@ class HealthState(ListPageState):
         found = await self._read(_rows_of_health)
         if found is None:
             return self._login_redirect()
-        self.providers, self.alerts = found
+        self.providers, self.alerts, self.now = found
         return None

@@ -29,6 +29,7 @@ from backend.services import (
     claims_import,
     invoice_panel,
     invoicing,
+    provider_status,
     reconciliation,
 )
 from backend.services.actors import Actor
@@ -81,7 +82,8 @@ class ShowState(SessionState):
     started: str = ""
     currency: str = "usd"
     locale: str = "en_US"
-    stripe_problem: str = ""
+    stripe_state: str = "ready"
+    stripe_message: str = ""
     buyers: int = 0
     claims: int = 0
     total: str = ""
@@ -135,7 +137,12 @@ class ShowState(SessionState):
 
     @rx.var
     def stripe_ready(self) -> bool:
-        return self.stripe_problem == ""
+        """Work may be queued for Stripe: it is connected (answering or not: jobs wait)."""
+        return self.stripe_state in (provider_status.READY, provider_status.UNAVAILABLE)
+
+    @rx.var
+    def stripe_unavailable(self) -> bool:
+        return self.stripe_state == provider_status.UNAVAILABLE
 
     @rx.var
     def progress_total(self) -> int:
@@ -172,8 +179,8 @@ class ShowState(SessionState):
     def _apply_panel(self, panel: Panel) -> list[EventSpec]:
         """Show what was read; announce the end of a generation the page was watching."""
         self.title, self.show_status, self.started = panel.title, panel.show_status, panel.started
-        self.currency, self.stripe_problem = panel.currency, panel.stripe_problem
-        self.locale = panel.locale
+        self.currency, self.locale = panel.currency, panel.locale
+        self.stripe_state, self.stripe_message = panel.stripe_state, panel.stripe_message
         self.buyers, self.claims, self.total = panel.buyers, panel.claims, panel.total
         self.not_invoiced, self.counts = panel.not_invoiced, panel.counts
         self.queued, self.done, self.failed = panel.queued, panel.done, panel.failed
@@ -526,10 +533,22 @@ class ShowState(SessionState):
 
     @rx.event
     async def send_link(self, invoice_id: str) -> list[EventSpec] | EventSpec:
-        return await self._change(
-            lambda s, a: checkout_links.send_link(s, actor=a, invoice_id=int(invoice_id)),
-            lambda message: message,
-        )
+        """A link on its way is a success; one that was not sent is a warning that says why
+        and what to do (never a green toast for something that did not happen)."""
+        token = self.token
+        try:
+            outcome = await rx.run_in_thread(
+                lambda: as_operator(
+                    token,
+                    lambda s, a: checkout_links.send_link(s, actor=a, invoice_id=int(invoice_id)),
+                )
+            )
+        except NotAuthenticated:
+            return rx.redirect("/login")
+        except ServiceError as exc:
+            return _refused(exc)
+        toast = rx.toast.success if outcome.sent else rx.toast.warning
+        return [toast(outcome.message), *await self._refresh()]
 
     @rx.event
     async def copy_link(self, invoice_id: str, url: str) -> list[EventSpec] | EventSpec:

@@ -16,10 +16,10 @@ from backend.services import (
     claims_import,
     invoice_panel,
     money_settings,
-    providers,
+    provider_status,
     reconciliation,
 )
-from backend.services.errors import InvalidInput, NotFound
+from backend.services.errors import InvalidInput
 from backend.services.money import MoneyFormat
 from console.state.formatting import money, when
 from models import Invoice, InvoiceStatus
@@ -240,7 +240,9 @@ class Panel:
     matching: int
     page: int
     pages: int
-    stripe_problem: str
+    # provider_status's state of Stripe (ready, unavailable, refused, not_connected), in words.
+    stripe_state: str
+    stripe_message: str
 
 
 @dataclass(frozen=True)
@@ -273,11 +275,7 @@ def read_panel(session: Session, workspace_id: int, view: View) -> Panel:
     items = invoice_panel.items(
         session, workspace_id=workspace_id, show_id=view.show_id, page=view.items_page
     )
-    try:
-        providers.active_integration(session, workspace_id=workspace_id, provider="stripe")
-        stripe_problem = ""
-    except NotFound as exc:
-        stripe_problem = str(exc)
+    stripe = provider_status.state(session, workspace_id=workspace_id, provider="stripe")
     return Panel(
         title=show.title,
         show_status=show.status.value,
@@ -300,7 +298,8 @@ def read_panel(session: Session, workspace_id: int, view: View) -> Panel:
         matching=rollup.total,
         page=rollup.page,
         pages=rollup.pages,
-        stripe_problem=stripe_problem,
+        stripe_state=stripe.state,
+        stripe_message=stripe.message,
     )
 
 

@@ -172,3 +172,54 @@ def test_outage_holds_jobs_behind_the_breaker_and_they_drain_after(
     assert sorted(_sandbox_customers(sandbox, key)) == sorted(f"fb_{n}" for n in range(count))
     with Session(engine) as session:
         assert session.get_one(ProviderCircuit, "stripe").state == "closed"
+
+
+def test_when_the_breaker_closes_the_jobs_that_waited_run_now_not_after_their_backoff(
+    make_sandbox: MakeSandbox,
+    engine: Engine,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    hub_env: dict[str, str],
+    quick_breaker: object,
+) -> None:
+    """Issue 11, point 4: a half-open probe that succeeds releases every job waiting on the
+    provider (of every workspace), instead of leaving them to a backoff of minutes."""
+    sandbox = make_sandbox(providers=[stripe_emulator])
+    apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=sandbox.url)
+    for slug in ("first", "second"):
+        key = new_account(sandbox.url)["secret_key"]
+        _buyers(engine, connect_stripe(engine, secret_key=key, slug=slug), 3)
+    runner = Runner(engine, "w", batch=10)
+
+    sandbox.switch(stripe={"outage": "errors"})
+    try:
+        assert runner.run_once().retried == 6
+    finally:
+        sandbox.switch(stripe={"outage": "none"})
+    with Session(engine) as session:
+        circuit = session.get_one(ProviderCircuit, "stripe")
+        assert circuit.state == "open"
+        waiting = session.scalars(select(OutboxJob)).all()
+        # The default backoff: minutes away, in words.
+        assert all(j.run_after > circuit.updated_at + dt.timedelta(minutes=3) for j in waiting)
+        assert {j.last_error for j in waiting} == {
+            "Stripe answered 500: The sandbox is simulating an outage."
+        }
+        circuit.opened_until = circuit.updated_at  # its open period is over: a probe may go
+        session.commit()
+
+    probe = runner.run_once()
+    assert probe.claimed == 1 and probe.done == 1
+    with Session(engine) as session:
+        assert session.get_one(ProviderCircuit, "stripe").state == "closed"
+    # The other five are due now: one more round runs them all.
+    assert runner.run_once().done == 5
+    assert _statuses(engine) == {JobStatus.DONE: 6}
+
+
+@pytest.fixture
+def quick_breaker() -> object:
+    previous = circuits.POLICY
+    circuits.set_policy(circuits.CircuitPolicy(consecutive_failures=3))
+    yield
+    circuits.set_policy(previous)

@@ -258,7 +258,7 @@ def test_links_go_by_messenger_when_it_can_reach_the_buyer(shop: Shop) -> None:
     with Session(shop.engine) as session:
         said = checkout_links.send_link(session, actor=shop.owner, invoice_id=invoices[0].id)
         session.commit()
-    assert "Messenger" in said
+    assert said.sent and "Messenger" in said.message
     shop.drain()
     assert len(_sent_messages(shop)) == 4
     with Session(shop.engine) as session:
@@ -285,7 +285,8 @@ def test_links_fall_back_to_a_manual_send_when_messenger_cannot(shop: Shop) -> N
         assert refused_sends[-1].outcome == "manual"
         assert "pages_messaging" in (refused_sends[-1].detail or "")
         said = checkout_links.send_link(session, actor=shop.owner, invoice_id=unreachable.id)
-        assert "copy the link" in said and "has not written to your Page" in said
+        assert not said.sent
+        assert "Copy the link" in said.message and "has not written to your Page" in said.message
         checkout_links.record_copy(session, actor=shop.owner, invoice_id=unreachable.id)
         session.commit()
         outcomes = [
@@ -454,3 +455,29 @@ def test_a_price_changed_after_invoicing_regenerates_unpaid_invoices_never_paid_
     assert again.regenerating == 0 and again.message.startswith("No invoice needed regenerating.")
     shop.drain()
     assert len(shop.invoices(show.id)) == 4
+
+
+def test_send_link_for_a_buyer_stripe_emailed_says_so_and_keeps_the_email(shop: Shop) -> None:
+    """Issue 11, point 5: Messenger is not connected, Stripe emailed the buyer: "Send link"
+    says that truthfully, is not a success, and the row keeps "emailed by Stripe"."""
+    show = make_show(shop.engine, workspace_id=shop.workspace_id, buyers=2, emails=True)
+    _generate(shop, show)
+    shop.drain()
+    emailed = shop.invoices(show.id)[0]
+    assert emailed.link_channel == "email"
+    with Session(shop.engine) as session:
+        said = checkout_links.send_link(session, actor=shop.owner, invoice_id=emailed.id)
+        session.commit()
+    assert not said.sent
+    assert f"Stripe has already emailed the link to @{emailed.buyer_handle}" in said.message
+    assert "Messenger is not connected" in said.message and "copy the link" in said.message
+    [again] = [i for i in shop.invoices(show.id) if i.id == emailed.id]
+    assert again.link_channel == "email"
+    with Session(shop.engine) as session:
+        sends = checkout_links.sends_of(
+            session, workspace_id=shop.workspace_id, invoice_id=emailed.id
+        )
+        assert [(s.channel, s.outcome) for s in sends] == [
+            ("email", "sent"),
+            ("messenger", "not_sent"),
+        ]

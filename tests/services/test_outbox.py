@@ -18,8 +18,8 @@ from backend.integrations.errors import ProviderRateLimited, ProviderRejected, P
 from backend.jobs.runner import Runner
 from backend.services import circuits, outbox
 from backend.services.actors import Actor
-from backend.services.errors import PermissionDenied
-from models import Alert, JobStatus, OutboxJob, ProviderCircuit, Role, utcnow
+from backend.services.errors import InvalidInput, PermissionDenied
+from models import Alert, AuditLog, JobStatus, OutboxJob, ProviderCircuit, Role, utcnow
 from tests import factories
 
 CALLS: Counter[str] = Counter()
@@ -438,3 +438,65 @@ def test_a_kinds_prepare_hook_sees_its_jobs_before_they_run(engine: Engine) -> N
     # Only its own kind's jobs, a few at a time (the next jobs, not the whole claim).
     assert sorted(key for keys in PREPARED for key in keys) == sorted(f"p{n}" for n in range(10))
     assert len(PREPARED) > 1 and all(len(keys) <= 4 for keys in PREPARED)
+
+
+def test_retry_now_runs_a_waiting_job_at_once_for_owners_and_admins_only(
+    session: Session, quick_circuit: object
+) -> None:
+    """Issue 11, point 4: "Retry now" on a waiting job (role checked in the service, the job
+    found in the actor's workspace only); on an open breaker it goes as the probe."""
+    ws, other = factories.workspace(session), factories.workspace(session, slug="other")
+    admin, viewer = Actor(1, ws.id, Role.ADMIN), Actor(2, ws.id, Role.VIEWER)
+    for key, workspace_id in (("mine", ws.id), ("theirs", other.id)):
+        outbox.enqueue(
+            session,
+            kind="test.remote",
+            payload={"fail": True},
+            idempotency_key=key,
+            workspace_id=workspace_id,
+        )
+    session.commit()
+    now = utcnow()
+    for job in outbox.claim(session, worker="w", now=now):
+        outbox.fail(session, job, ProviderUnavailable("testpay answered 500"), worker="w", now=now)
+        circuits.record(session, provider="testpay", ok=False, error="down", now=now)
+    session.execute(
+        OutboxJob.__table__.update().values(run_after=now + dt.timedelta(minutes=5))  # type: ignore[attr-defined]
+    )
+    circuits.record(session, provider="testpay", ok=False, error="down", now=now)
+    session.commit()
+    mine, theirs = _jobs(session)
+    assert session.get_one(ProviderCircuit, "testpay").state == "open"
+
+    with pytest.raises(PermissionDenied):
+        outbox.retry_now(session, actor=viewer, job_id=mine.id)
+    with pytest.raises(InvalidInput, match="no such job in this workspace"):
+        outbox.retry_now(session, actor=admin, job_id=theirs.id)
+    said = outbox.retry_now(session, actor=admin, job_id=mine.id)
+    session.commit()
+    assert "breaker is open" in said
+    mine, theirs = _jobs(session)
+    assert mine.run_after <= utcnow() < theirs.run_after
+    # The breaker lets its probe through at the next claim: this job.
+    assert [job.id for job in outbox.claim(session, worker="w")] == [mine.id]
+    session.commit()
+    actions = session.scalars(select(AuditLog.action).where(AuditLog.workspace_id == ws.id))
+    assert list(actions) == ["jobs.retry_now"]
+    with pytest.raises(InvalidInput, match="not waiting"):
+        outbox.retry_now(session, actor=admin, job_id=mine.id)
+
+
+def test_job_errors_are_words_without_secrets_or_emails(session: Session) -> None:
+    """Issue 11, point 4: a job row says the error in words, not an exception's class name,
+    and never keeps a key or an e-mail address a provider quoted back."""
+    outbox.enqueue(session, kind="test.flaky", payload={}, idempotency_key="w")
+    session.commit()
+    [job] = outbox.claim(session, worker="w")
+    quoted = ProviderRejected(
+        "Stripe refused: Invalid email address: ann@example.com (key sk_test_abc123XYZ)",
+        status=400,
+    )
+    outbox.fail(session, job, quoted, worker="w")
+    session.commit()
+    [row] = _jobs(session)
+    assert row.last_error == "Stripe refused: Invalid email address: [email] (key [secret])"
