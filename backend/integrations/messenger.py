@@ -38,6 +38,7 @@ GRAPH_VERSION = "v21.0"
 _TOKEN_CODES = {102, 104, 190}
 _THROTTLE_CODES = {4, 17, 32, 613}
 _TRANSIENT_CODES = {1, 2}
+_OUTSIDE_WINDOW_SUBCODE = 2018278
 
 
 class MessengerCredentials(BaseModel):
@@ -64,7 +65,17 @@ def _graph_error(response: httpx.Response) -> ProviderError:
         return ProviderRateLimited(said, retry_after=retry_after(response))
     if response.status_code >= 500 or code in _TRANSIENT_CODES or error.get("is_transient"):
         return ProviderUnavailable(said)
-    if code in _TOKEN_CODES or error.get("type") == "OAuthException":
+    # Graph labels nearly every error "OAuthException", per-recipient ones too ((#100) no such
+    # user, (#551) person unavailable, (#10)/2018278 outside the messaging window): only the
+    # token's own codes, a permission the Page lacks (#200-#299) or a 401 mean the credential
+    # is refused; one buyer's bad id must not turn the workspace's Messenger Error.
+    outside_window = code == 10 and error.get("error_subcode") == _OUTSIDE_WINDOW_SUBCODE
+    if (
+        code in _TOKEN_CODES
+        or (isinstance(code, int) and 200 <= code <= 299)
+        or (code == 10 and not outside_window)
+        or response.status_code == 401
+    ):
         return ProviderAuthFailed(
             f"{said}. Generate a new Page access token (Meta for Developers → your app → "
             "Messenger → Access Tokens) and paste it.",

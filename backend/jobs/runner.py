@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from backend.db import session_scope
 from backend.services import circuits, outbox, provider_status
 from backend.services.outbox import Claimed, DrainReport, JobContext, PermanentFailure
+from backend.services.provider_failures import describe
 from models import JobStatus
 
 log = structlog.get_logger("outbox")
@@ -180,7 +181,14 @@ class Runner:
             status = outbox.fail(session, job, error, worker=self.worker)
             if spec and spec.provider:
                 if outbox.counts_against_provider(error):
-                    circuits.record(session, provider=spec.provider, ok=False, error=str(error))
+                    circuits.record(
+                        # Scrubbed, like the job's error: the breaker is shared by every
+                        # workspace and its last error is shown on their pages.
+                        session,
+                        provider=spec.provider,
+                        ok=False,
+                        error=describe(error),
+                    )
                 if job.workspace_id is not None:
                     # A refused key turns the integration Error; an outage is noted on it.
                     provider_status.failed(

@@ -77,6 +77,8 @@ def _action(row: AuditLog) -> str:
         "integration.settings": "Changed settings",
         "integration.refresh_failed": "Access could not be renewed",
         "integration.deactivate": "Turned off by a plan change",
+        "integration.refused": "The provider refused the key",
+        "integration.recovered": "Working again",
     }
     return titles.get(row.action) or _title(row.action.replace(".", " "))
 
@@ -126,7 +128,24 @@ def _refresh_failed(details: dict[str, Any]) -> str:
     return f"The provider refused to renew access: {error}" if error else ""
 
 
+def _refused(details: dict[str, Any]) -> str:
+    error = details.get("error")
+    said = f"The provider said: {error} " if error else ""
+    return f"{said}Status error until a call succeeds: check or replace the key.".strip()
+
+
+def _recovered(details: dict[str, Any]) -> str:
+    was = details.get("was")
+    return (
+        f"A call succeeded again; status active (it was: {was})."
+        if was
+        else ("A call succeeded again; status active.")
+    )
+
+
 _DESCRIBERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "integration.refused": _refused,
+    "integration.recovered": _recovered,
     "integration.connect": _connected,
     "integration.update": _connected,
     "integration.disconnect": _disconnected,

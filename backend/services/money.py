@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from babel import Locale, UnknownLocaleError
 from babel.numbers import (
@@ -206,7 +206,11 @@ def _readings(number: str, fmt: MoneyFormat) -> list[Decimal]:
 
 
 def _fits(value: Decimal, digits: int) -> bool:
-    return value == value.quantize(Decimal(1).scaleb(-digits))
+    # Its own precision: a 30-digit number would overflow the default context's 28 digits
+    # (InvalidOperation) before the size check could refuse it in words.
+    with localcontext() as context:
+        context.prec = max(len(value.as_tuple().digits) + digits + 2, 28)
+        return value == value.quantize(Decimal(1).scaleb(-digits))
 
 
 def parse_amount(text: str, fmt: MoneyFormat) -> int:
@@ -229,6 +233,10 @@ def parse_amount(text: str, fmt: MoneyFormat) -> int:
     allowed = set("0123456789") | {group, decimal}
     if not number or any(c not in allowed for c in number) or not any(c.isdigit() for c in number):
         raise _not_a_price(shown, fmt)
+    if sum(c.isdigit() for c in number) > _MAX_DIGITS:
+        # Refused before Babel reads it: its strict check overflows Decimal's precision on
+        # numbers this long, and no price has this many digits.
+        raise _too_much(shown, fmt)
     try:
         value = parse_decimal(number, locale=fmt.locale, strict=True)
     except NumberFormatError:
@@ -255,9 +263,18 @@ def parse_amount(text: str, fmt: MoneyFormat) -> int:
         )
     minor = int(value.scaleb(fmt.digits))
     if minor > MAX_MINOR_UNITS:
-        raise InvalidInput(
-            f"A price is at most {fmt.format(MAX_MINOR_UNITS)} (“{shown}” is more): check "
-            "the number of zeros.",
-            field="price",
-        )
+        raise _too_much(shown, fmt)
     return minor
+
+
+# Digits in a typed price, decimals included: far above MAX_MINOR_UNITS's, far below
+# Decimal's default precision (28).
+_MAX_DIGITS = 18
+
+
+def _too_much(shown: str, fmt: MoneyFormat) -> InvalidInput:
+    return InvalidInput(
+        f"A price is at most {fmt.format(MAX_MINOR_UNITS)} (“{shown}” is more): check "
+        "the number of zeros.",
+        field="price",
+    )

@@ -90,6 +90,9 @@ def failed(
             workspace_id=workspace_id,
             details={"status": row.status.value, "error": message[:500]},
         )
+    if row.status is IntegrationStatus.ERROR and failure is Failure.UNAVAILABLE:
+        # Keep why the key was refused: an outage meanwhile says nothing about the key.
+        return failure
     if row.last_error != message:
         # Compared first: during an outage every failing job would otherwise rewrite the row.
         row.last_error = message

@@ -544,7 +544,7 @@ class ShowState(SessionState):
                 )
             )
         except NotAuthenticated:
-            return rx.redirect("/login")
+            return self._login_redirect()
         except ServiceError as exc:
             return _refused(exc)
         toast = rx.toast.success if outcome.sent else rx.toast.warning

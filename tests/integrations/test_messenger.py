@@ -8,6 +8,7 @@ import pytest
 
 import backend.sandbox.messenger as messenger_emulator
 from backend.integrations.base import InvalidCredentials
+from backend.integrations.errors import ProviderAuthFailed, ProviderError, ProviderRejected
 from backend.integrations.messenger import PROVIDER, MessengerCredentials, MessengerSettings
 from tests.integrations.support import OFFLINE, sandboxed
 from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
@@ -69,3 +70,20 @@ def test_short_token_and_non_numeric_page_id_are_refused() -> None:
     with pytest.raises(InvalidCredentials) as caught:
         PROVIDER.check_settings(MessengerSettings(page_id="lakeside"), OFFLINE)  # type: ignore[attr-defined]
     assert caught.value.field == "page_id"
+
+
+def test_a_recipient_the_page_cannot_reach_is_a_rejected_send_not_a_refused_token(
+    sandbox: RunningSandbox,
+) -> None:
+    """Graph answers "(#100) … OAuthException" for a buyer with no such id: that is about one
+    recipient, so it must not read as a refused token (which turns the integration Error)."""
+    page = new_page(sandbox)
+    adapter = PROVIDER.adapter(creds(page["page_access_token"]), sandboxed(sandbox))  # type: ignore[attr-defined]
+    with pytest.raises(ProviderError) as failed:
+        adapter.send_text("not-a-psid", "Your invoice is ready")
+    assert not isinstance(failed.value, ProviderAuthFailed)
+    assert isinstance(failed.value, ProviderRejected)
+    # A token Facebook refuses still is one.
+    bad = PROVIDER.adapter(creds("EAAG" + "x" * 60), sandboxed(sandbox))  # type: ignore[attr-defined]
+    with pytest.raises(ProviderAuthFailed):
+        bad.send_text("123", "Your invoice is ready")

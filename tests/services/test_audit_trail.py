@@ -87,3 +87,13 @@ def test_unknown_details_read_as_pairs_never_as_a_dict() -> None:
         "jobs.replay", {"jobs": 3, "job_id": None, "kinds": ["a", "b"], "extra": {"x_y": 1}}
     )
     assert text == "Jobs: 3; Kinds: a, b; Extra: x y 1"
+
+
+def test_a_refused_key_and_the_recovery_read_as_sentences() -> None:
+    refused = audit_trail.describe(
+        "integration.refused", {"status": "error", "error": "Stripe refused the key (401)"}
+    )
+    assert refused.startswith("The provider said: Stripe refused the key (401)")
+    assert "{" not in refused and "check or replace the key" in refused
+    recovered = audit_trail.describe("integration.recovered", {"status": "active", "was": "x"})
+    assert recovered == "A call succeeded again; status active (it was: x)."

@@ -70,6 +70,10 @@ def test_amounts_are_read_as_the_locale_writes_them(
         (US, "€4", "“€4” is not a price"),
         (US, "", "Type a price, like 12.50."),
         (US, "200000", "A price is at most $100,000.00"),
+        # Longer than Decimal's precision: refused in words, not an InvalidOperation crash.
+        (US, "1" * 30, "A price is at most $100,000.00"),
+        (US, "1" * 40 + ".5", "A price is at most $100,000.00"),
+        (DE, "1" * 40 + ",5", "A price is at most 100.000,00"),
     ],
 )
 def test_ambiguous_negative_too_precise_and_garbage_are_refused_saying_what_to_type(

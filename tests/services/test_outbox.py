@@ -47,6 +47,10 @@ def _flaky(session: Session, job: outbox.JobContext) -> None:
 def _remote(session: Session, job: outbox.JobContext) -> None:
     if job.payload.get("fail"):
         raise ProviderUnavailable("testpay answered 500")
+    if job.payload.get("quote"):
+        raise ProviderUnavailable(
+            "testpay answered 500: no customer ann@example.com (sk_test_abc123XYZ)"
+        )
     CALLS[job.idempotency_key] += 1
 
 
@@ -500,3 +504,16 @@ def test_job_errors_are_words_without_secrets_or_emails(session: Session) -> Non
     session.commit()
     [row] = _jobs(session)
     assert row.last_error == "Stripe refused: Invalid email address: [email] (key [secret])"
+
+
+def test_the_shared_breaker_keeps_a_scrubbed_error(engine: Engine) -> None:
+    """The breaker is shared by every workspace and its last error is shown on their pages:
+    it keeps the same scrubbed words as the job, never an address or a key a provider quoted."""
+    with Session(engine) as session:
+        outbox.enqueue(session, kind="test.remote", payload={"quote": True}, idempotency_key="q")
+        session.commit()
+    Runner(engine, "w").run_once()
+    with Session(engine) as session:
+        said = session.get_one(ProviderCircuit, "testpay").last_error or ""
+    assert "ann@example.com" not in said and "sk_test_abc123XYZ" not in said
+    assert said == "testpay answered 500: no customer [email] ([secret])"

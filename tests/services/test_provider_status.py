@@ -17,6 +17,7 @@ from backend.services import (
     provider_status,
     providers,
 )
+from backend.integrations.errors import ProviderUnavailable
 from backend.services.errors import NotFound
 from models import AuditLog, Integration, IntegrationStatus, Invoice, InvoiceStatus, OutboxJob
 from tests.support.shop import Shop
@@ -150,3 +151,27 @@ def test_a_job_refused_by_stripe_marks_error_and_a_later_job_recovers_it(shop: S
         assert [j.last_error for j in job] == [None]
         assert session.scalars(select(Invoice.status)).all() == [InvoiceStatus.SENT]
     assert _actions(shop)[-2:] == ["integration.refused", "integration.recovered"]
+
+
+def test_an_outage_after_a_refused_key_keeps_the_reason_the_key_was_refused(shop: Shop) -> None:
+    with Session(shop.engine) as session:
+        credentials.seal(_integration(session, shop), {"secret_key": "sk_test_revoked000000"})
+        session.commit()
+    assert not _test(shop).ok
+    with Session(shop.engine) as session:
+        refused = _integration(session, shop).last_error
+    assert refused is not None and "refused the key (401)" in refused
+    # Then Stripe has an outage: a job's call fails with a 500.
+    with Session(shop.engine) as session:
+        provider_status.failed(
+            session,
+            workspace_id=shop.workspace_id,
+            provider="stripe",
+            error=ProviderUnavailable("Stripe answered 500: the sandbox is down"),
+        )
+        session.commit()
+    with Session(shop.engine) as session:
+        row = _integration(session, shop)
+        assert row.status is IntegrationStatus.ERROR and row.last_error == refused
+        state = provider_status.state(session, workspace_id=shop.workspace_id, provider="stripe")
+    assert state.state == provider_status.REFUSED and "500" not in state.message
