@@ -11,7 +11,7 @@ import datetime as dt
 import time
 import types
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -643,8 +643,21 @@ def test(
             tester=tester,
         )
         if account_id := _account_to_keep(prov.info, outcome):
-            # Connections made before the account id was kept learn it here.
-            secrets[ACCOUNT_KEY] = account_id
+            # Connections made before the account id was kept learn it here, unless another
+            # workspace already has that account: then neither is silently taken for its owner,
+            # and the operator is told (the account is shared until one disconnects it).
+            other = _connected_elsewhere(
+                session, workspace_id=row.workspace_id, info=prov.info, account_id=account_id
+            )
+            if other is None:
+                secrets[ACCOUNT_KEY] = account_id
+            else:
+                outcome = replace(
+                    outcome,
+                    message=f"{outcome.message} Warning: this {prov.info.name} account "
+                    f"({account_id}) is also connected to the workspace “{other}”. Each "
+                    f"business connects its own: disconnect it where it does not belong.",
+                )
         if secrets != before:
             credentials.seal(row, secrets)
     row.last_checked_at = utcnow()

@@ -126,3 +126,30 @@ def test_a_connection_made_before_account_ids_were_kept_learns_its_own_on_test(
     assert credentials.unseal(row)[connections.ACCOUNT_KEY] == keys["account"]
     refused = _connect(session, sandbox, studio, keys["secret_key"])
     assert not refused.saved and "“Lakeside”" in refused.message
+
+
+def test_an_old_connection_sharing_an_account_with_another_workspace_is_told_on_test(
+    session: Session, sandbox: RunningSandbox
+) -> None:
+    """Two workspaces connected one account before account ids were kept: a test in the second
+    says so, and does not quietly take the account for itself."""
+    lakeside, studio = _owner(session, "Lakeside"), _owner(session, "Studio")
+    keys = new_account(sandbox.url)
+    context = ProviderContext(live=False, sandbox_url=sandbox.url)
+    rows = []
+    for owner in (lakeside, studio):
+        row = Integration(
+            workspace_id=owner.workspace_id,
+            provider="stripe",
+            display_name="Stripe",
+            status=IntegrationStatus.ACTIVE,
+            settings={},
+        )
+        session.add(row)
+        session.flush()
+        credentials.seal(row, {"secret_key": keys["secret_key"]})
+        rows.append(row)
+    assert connections.test(session, actor=lakeside, provider_slug="stripe", context=context).ok
+    told = connections.test(session, actor=studio, provider_slug="stripe", context=context)
+    assert "also connected to the workspace “Lakeside”" in told.message
+    assert connections.ACCOUNT_KEY not in credentials.unseal(rows[1])

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.integrations.errors import ProviderUnavailable
 from backend.services import (
     audit,
     connections,
@@ -17,7 +18,6 @@ from backend.services import (
     provider_status,
     providers,
 )
-from backend.integrations.errors import ProviderUnavailable
 from backend.services.errors import NotFound
 from models import AuditLog, Integration, IntegrationStatus, Invoice, InvoiceStatus, OutboxJob
 from tests.support.shop import Shop
