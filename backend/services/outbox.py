@@ -578,8 +578,8 @@ def retry_now(
     session: Session, *, actor: Actor, job_id: int, now: dt.datetime | None = None
 ) -> str:
     """An operator's "Retry now" on a waiting job: due at once instead of after its backoff.
-    When its provider's breaker is open, the breaker is let to probe now, with this job as its
-    probe (the likeliest due one): pressing the button is the operator saying "try it"."""
+    When its provider's breaker is open, the breaker is let to probe now (with the provider's
+    earliest waiting job): pressing the button is the operator saying "try it"."""
     actor.require_change("retry jobs")
     now = now or utcnow()
     job = session.scalars(
@@ -601,9 +601,12 @@ def retry_now(
         opened = circuits.open_until(session, provider=job.provider)
         if opened is not None and opened > now:
             circuits.probe_now(session, provider=job.provider, now=now)
+            # The probe is the provider's earliest waiting job, which may not be this one
+            # (the breaker is shared): say what happens, not which job is the test.
             message = (
-                f"Job {job.id} runs now, as the test of {provider_name(job.provider)}: its "
-                "breaker is open, and the other waiting jobs follow if it succeeds."
+                f"Job {job.id} is due now. {provider_name(job.provider)}'s breaker is open, so "
+                "it is tested now with a waiting job; if that succeeds, every job waiting on "
+                "it runs, this one included."
             )
     audit.record(
         session,
