@@ -30,24 +30,30 @@ def money_card() -> rx.Component:
                 rx.vstack(
                     rx.text("Number format (locale)", size="2", weight="medium"),
                     rx.select.root(
-                        rx.select.trigger(width="22rem", data_testid="money-locale"),
+                        rx.select.trigger(width="100%", data_testid="money-locale"),
                         rx.select.content(rx.foreach(MoneyFormatState.locales, _option)),
                         value=MoneyFormatState.locale_draft,
                         on_change=MoneyFormatState.set_locale_draft,
                         disabled=locked,
                     ),
                     spacing="1",
+                    # Fluid up to its desktop width: on a phone the card is no wider than
+                    # the screen.
+                    width="100%",
+                    max_width="22rem",
                 ),
                 rx.vstack(
                     rx.text("Currency of new shows", size="2", weight="medium"),
                     rx.select.root(
-                        rx.select.trigger(width="16rem", data_testid="money-currency"),
+                        rx.select.trigger(width="100%", data_testid="money-currency"),
                         rx.select.content(rx.foreach(MoneyFormatState.currencies, _option)),
                         value=MoneyFormatState.currency_draft,
                         on_change=MoneyFormatState.set_currency_draft,
                         disabled=locked,
                     ),
                     spacing="1",
+                    width="100%",
+                    max_width="16rem",
                 ),
                 align="end",
                 wrap="wrap",
@@ -65,6 +71,7 @@ def money_card() -> rx.Component:
                     data_testid="money-save",
                 ),
                 align="center",
+                wrap="wrap",
             ),
             rx.cond(
                 MoneyFormatState.money_error != "",
@@ -78,4 +85,5 @@ def money_card() -> rx.Component:
             spacing="2",
         ),
         on_mount=MoneyFormatState.load,
+        width="100%",
     )
