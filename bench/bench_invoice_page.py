@@ -162,7 +162,7 @@ def _chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if found := shutil.which(name):
             return found
-    raise SystemExit("no Chromium here: apt-get install chromium (Debian package; the browser tests need it too)")
+    raise SystemExit("no Chromium here: apt-get install chromium (as the browser tests need)")
 
 
 def _wait_http(url: str, process: Process, timeout: float) -> None:
