@@ -12,10 +12,11 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from backend import jobs
 from backend.config import SettingsError, get_settings
+from backend.connections import credentials
 from backend.db import get_engine
-from backend.jobs.outbox import Drainer
+from backend.jobs.drainer import Drainer
 from backend.logging import configure
-from backend.services import credentials, readiness
+from backend.platform import readiness
 
 log = structlog.get_logger("scheduler")
 

@@ -11,9 +11,11 @@ from alembic import command
 from alembic.config import Config
 
 from backend.config import SettingsError, get_settings
+from backend.connections import credentials
 from backend.db import get_engine, session_scope
+from backend.demo import seed as demo
+from backend.platform import readiness
 from backend.security.crypto import KeyRingError, generate_key_entry
-from backend.services import credentials, demo, readiness
 
 
 def _alembic_config() -> Config:

@@ -25,8 +25,8 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import Engine, select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from backend.connections import credentials  # noqa: E402
 from backend.db import make_engine  # noqa: E402
-from backend.services import credentials  # noqa: E402
 from models import Integration, IntegrationStatus, Plan, Workspace  # noqa: E402
 from tests.support import pgserver  # noqa: E402
 from tests.support.migrate import upgrade  # noqa: E402

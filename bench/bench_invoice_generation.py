@@ -46,8 +46,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
-from backend.services import circuits, invoicing
-from backend.services.actors import Actor
+from backend.invoicing import service as invoicing
+from backend.platform import circuits
+from backend.platform.actors import Actor
 from models import Role
 from tests.support.hub_env import connect_stripe
 from tests.support.pgserver import free_port

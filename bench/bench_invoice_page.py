@@ -48,7 +48,7 @@ from loadgen import percentile
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from backend.services import accounts
+from backend.accounts import service as accounts
 from models import Integration, IntegrationStatus, Plan, Role, Workspace
 from tests.support.pgserver import free_port
 from tests.support.shows import make_show

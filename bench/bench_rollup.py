@@ -39,7 +39,7 @@ from loadgen import percentile
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from backend.services import invoice_panel
+from backend.invoicing import panel as invoice_panel
 from models import Plan, Workspace
 from tests.support.shows import make_show
 

@@ -25,8 +25,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column  # no
 
 from backend.config import get_settings  # noqa: E402
 from backend.db import get_engine  # noqa: E402
-from backend.jobs.outbox import Drainer  # noqa: E402
-from backend.services import outbox  # noqa: E402
+from backend.jobs.drainer import Drainer  # noqa: E402
+from backend.platform import outbox  # noqa: E402
 
 KIND = "bench.noop"
 RUNS: Counter[int] = Counter()

@@ -22,7 +22,7 @@ from backend.db import make_engine
 from tests.support import pgserver
 from tests.support.migrate import upgrade
 
-pytest_plugins = ["tests.support.sandbox_fixtures", "tests.support.hub_env"]
+pytest_plugins = ["tests.support.sandbox_fixtures", "tests.support.hub_env", "tests.support.shop"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 DATABASES = ("sqlite", "postgresql")

@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from backend.services import accounts
+from backend.accounts import service as accounts
 from models import Operator, Plan, Role, Workspace
 
 PASSWORD = "correct horse battery"

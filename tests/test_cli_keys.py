@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from backend import cli
 from backend.api.app import CredentialKeysMissing, create_app
+from backend.connections import credentials
 from backend.security.crypto import KeyRing, generate_key_entry
-from backend.services import credentials
 from models import Integration, IntegrationStatus, Plan
 from tests import factories
 from tests.support.hub_env import apply

@@ -18,21 +18,18 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from backend.api import (
-    cron,
-    generic_webhooks,
-    metrics,
-    oauth,
-    sendgrid_webhooks,
-    stripe_webhooks,
-    webhooks,
-    zoho_webhooks,
-)
+from backend.api import cron, metrics, oauth
 from backend.api.limits import BodySizeLimit, BodyTooLarge
+from backend.api.webhooks import common as webhooks
+from backend.api.webhooks import generic as generic_webhooks
+from backend.api.webhooks import sendgrid as sendgrid_webhooks
+from backend.api.webhooks import stripe as stripe_webhooks
+from backend.api.webhooks import zoho as zoho_webhooks
 from backend.config import Settings, get_settings
+from backend.connections import credentials
 from backend.db import get_engine
 from backend.logging import configure
-from backend.services import credentials, readiness
+from backend.platform import readiness
 
 log = structlog.get_logger("sidecar")
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from backend.api.webhooks import AppSettings, Problem
+from backend.api.webhooks.common import AppSettings, Problem
 from backend.db import get_engine
 from backend.jobs.runner import drain, worker_name
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.db import get_engine, session_scope
-from backend.services import inbox, outbox
+from backend.platform import inbox, outbox
 
 log = structlog.get_logger("sidecar")
 

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import RedirectResponse
 from sqlalchemy import Engine
 
+from backend.connections import oauth
 from backend.db import get_engine, session_scope
-from backend.services import oauth
-from backend.services.errors import ServiceError
+from backend.platform.errors import ServiceError
 
 router = APIRouter(prefix="/oauth", tags=["oauth"])
 log = structlog.get_logger("oauth")

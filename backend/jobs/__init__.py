@@ -1,8 +1,8 @@
 """Importing this package registers every periodic job and every outbox job kind."""
 
-from backend.jobs import heartbeat, maintenance, oauth, outbox, sessions
-from backend.jobs.registry import PeriodicJob, declared, periodic
-from backend.services import job_kinds
+from backend.jobs import drainer as outbox
+from backend.jobs import heartbeat, job_kinds, maintenance, oauth, sessions
+from backend.platform.periodic import PeriodicJob, declared, periodic
 
 __all__ = [
     "PeriodicJob",

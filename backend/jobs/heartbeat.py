@@ -7,8 +7,8 @@ import socket
 
 from backend.config import get_settings
 from backend.db import session_scope
-from backend.jobs.registry import periodic
-from backend.services import heartbeat
+from backend.platform import heartbeat
+from backend.platform.periodic import periodic
 
 INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
 

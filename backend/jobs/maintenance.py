@@ -4,8 +4,9 @@ tick across scheduler processes)."""
 from __future__ import annotations
 
 from backend.db import get_engine, session_scope
-from backend.jobs.registry import periodic
-from backend.services import maintenance, reconciliation
+from backend.invoicing import reconciliation
+from backend.platform import retention as maintenance
+from backend.platform.periodic import periodic
 
 
 @periodic(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from backend.connections import google_tokens
 from backend.db import get_engine
-from backend.jobs.registry import periodic
-from backend.services import google_tokens
+from backend.platform.periodic import periodic
 
 
 @periodic(

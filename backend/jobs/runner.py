@@ -21,10 +21,11 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from backend.connections import provider_status
 from backend.db import session_scope
-from backend.services import circuits, outbox, provider_status
-from backend.services.outbox import Claimed, DrainReport, JobContext, PermanentFailure
-from backend.services.provider_failures import describe
+from backend.platform import circuits, outbox
+from backend.platform.outbox import Claimed, DrainReport, JobContext, PermanentFailure
+from backend.platform.provider_failures import describe
 from models import JobStatus
 
 log = structlog.get_logger("outbox")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from backend.accounts import service as accounts
 from backend.db import session_scope
-from backend.jobs.registry import periodic
-from backend.services import accounts
+from backend.platform.periodic import periodic
 
 
 @periodic(id="purge-expired-sessions", seconds=3600, description="Close expired login sessions.")

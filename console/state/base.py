@@ -14,11 +14,11 @@ import reflex as rx
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
+from backend.accounts import service as accounts
 from backend.config import get_settings
 from backend.db import session_scope
-from backend.services import accounts
-from backend.services.actors import Actor
-from backend.services.errors import NotAuthenticated, ServiceError
+from backend.platform.actors import Actor
+from backend.platform.errors import NotAuthenticated, ServiceError
 from console.state.next_page import login_url
 from models import Workspace
 

@@ -6,7 +6,7 @@ import reflex as rx
 from reflex.event import EventSpec
 
 from backend.db import session_scope
-from backend.services import dashboard
+from backend.health import dashboard
 from console.state.base import SessionState
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from backend.services.money import DEFAULT_LOCALE, MoneyFormat
+from backend.platform.money import DEFAULT_LOCALE, MoneyFormat
 
 
 def money(minor: int, currency: str = "usd", locale: str = DEFAULT_LOCALE) -> str:

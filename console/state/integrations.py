@@ -14,10 +14,13 @@ from pydantic import BaseModel, SecretStr
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
+from backend.connections import oauth, providers, tiers
+from backend.connections import service as connections
 from backend.db import session_scope
-from backend.services import audit_trail, connections, health, oauth, providers, tiers
-from backend.services.actors import Actor
-from backend.services.errors import ServiceError
+from backend.health import service as health
+from backend.platform import audit_trail
+from backend.platform.actors import Actor
+from backend.platform.errors import ServiceError
 from console.state.base import SessionState
 from console.state.formatting import when
 from models import IntegrationStatus, Plan, Role

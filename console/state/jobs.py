@@ -14,8 +14,12 @@ from sqlalchemy.orm import Session
 from backend.db import session_scope
 
 # job_kinds: every kind is listed on the page, not only those this process has used.
-from backend.services import circuits, inbox, job_kinds, outbox  # noqa: F401
-from backend.services.actors import Actor
+from backend.platform import (
+    circuits,
+    inbox,
+    outbox,
+)
+from backend.platform.actors import Actor
 from console.state.base import SessionState
 from console.state.formatting import when
 

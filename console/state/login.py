@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import reflex as rx
 from reflex.event import EventSpec
 
+from backend.accounts import service as accounts
 from backend.config import get_settings
 from backend.db import session_scope
-from backend.services import accounts
-from backend.services.errors import ServiceError
+from backend.platform.errors import ServiceError
 from console.state.base import SessionState
 from console.state.next_page import next_from
 

@@ -10,10 +10,12 @@ import reflex as rx
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
+from backend.connections import service as connections
 from backend.db import session_scope
-from backend.services import alerts as alert_service
-from backend.services import connections, engagement, health
-from backend.services.actors import Actor
+from backend.engagement import timeline as engagement
+from backend.health import service as health
+from backend.platform import alerts as alert_service
+from backend.platform.actors import Actor
 from console.state.base import SessionState
 from console.state.formatting import when
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import reflex as rx
 from reflex.event import EventSpec
 
+from backend.accounts import money_settings, plans
+from backend.accounts import service as accounts
 from backend.config import get_settings
 from backend.db import session_scope
-from backend.services import accounts, money_settings, plans
-from backend.services.errors import ServiceError
-from backend.services.money import MoneyFormat
+from backend.platform.errors import ServiceError
+from backend.platform.money import MoneyFormat
 from console.state.base import SessionState
 from models import Plan
 

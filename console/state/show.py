@@ -21,20 +21,17 @@ import reflex as rx
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
+from backend.accounts import service as accounts
+from backend.connections import provider_status
 from backend.db import get_engine, session_scope
 from backend.integrations.errors import ProviderError
-from backend.services import (
-    accounts,
-    checkout_links,
-    claims_import,
-    invoice_panel,
-    invoicing,
-    provider_status,
-    reconciliation,
-)
-from backend.services.actors import Actor
-from backend.services.errors import NotAuthenticated, NotFound, ServiceError
-from backend.services.money import MoneyFormat
+from backend.invoicing import checkout_links, reconciliation
+from backend.invoicing import panel as invoice_panel
+from backend.invoicing import service as invoicing
+from backend.platform.actors import Actor
+from backend.platform.errors import NotAuthenticated, NotFound, ServiceError
+from backend.platform.money import MoneyFormat
+from backend.shows import claims_import
 from console.state.base import SessionState
 from console.state.show_views import (
     OVERLAP_SECONDS,

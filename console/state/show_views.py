@@ -11,16 +11,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from backend.services import (
-    checkout_links,
-    claims_import,
-    invoice_panel,
-    money_settings,
-    provider_status,
-    reconciliation,
-)
-from backend.services.errors import InvalidInput
-from backend.services.money import MoneyFormat
+from backend.accounts import money_settings
+from backend.connections import provider_status
+from backend.invoicing import checkout_links, reconciliation
+from backend.invoicing import panel as invoice_panel
+from backend.platform.errors import InvalidInput
+from backend.platform.money import MoneyFormat
+from backend.shows import claims_import
 from console.state.formatting import money, when
 from models import Invoice, InvoiceStatus
 

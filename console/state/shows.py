@@ -7,7 +7,7 @@ import reflex as rx
 from reflex.event import EventSpec
 
 from backend.db import session_scope
-from backend.services import shows
+from backend.shows import listing as shows
 from console.state.base import SessionState
 from console.state.formatting import money, when
 

@@ -18,10 +18,11 @@ import backend.sandbox.google
 import backend.sandbox.stripe
 from backend.api.app import create_app
 from backend.config import get_settings
+from backend.connections import credentials, oauth
+from backend.connections import service as connections
+from backend.platform.actors import Actor
+from backend.platform.errors import PlanRequired
 from backend.security import tokens
-from backend.services import connections, credentials, oauth
-from backend.services.actors import Actor
-from backend.services.errors import PlanRequired
 from models import AuditLog, IntegrationStatus, Plan, Role
 from tests import factories
 from tests.support import google_oauth

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from backend.api.app import create_app
 from backend.config import Settings
+from backend.connections import credentials
 from backend.db import get_engine
-from backend.services import credentials
 from models import InboundEvent, Integration, IntegrationStatus, OutboxJob
 from tests import factories
 

@@ -4,8 +4,8 @@ before saving, and the items table's rows."""
 
 from __future__ import annotations
 
-from backend.services.invoice_panel import BuyerRow, InvoiceBrief, ItemLine, ItemRow
-from backend.services.money import MoneyFormat
+from backend.invoicing.panel import BuyerRow, InvoiceBrief, ItemLine, ItemRow
+from backend.platform.money import MoneyFormat
 from console.state.show_views import (
     InvoiceSnap,
     buyer_view,

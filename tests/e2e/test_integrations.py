@@ -11,8 +11,8 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.demo import seed as demo
 from backend.sandbox.stripe.core import DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY
-from backend.services import demo
 from models import Integration, IntegrationStatus, Plan, Workspace
 from tests.e2e.conftest import Console, log_in
 

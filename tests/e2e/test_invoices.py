@@ -12,7 +12,8 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.services import demo, invoicing
+from backend.demo import seed as demo
+from backend.invoicing import service as invoicing
 from models import Invoice, InvoiceStatus, OutboxJob, Show, ShowItem
 from tests.e2e.conftest import Console, log_in
 

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.services import demo
+from backend.demo import seed as demo
 from models import JobKindPause, JobStatus, OutboxJob, Workspace, utcnow
 from tests.e2e.conftest import Console, log_in
 

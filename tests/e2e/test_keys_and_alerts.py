@@ -10,8 +10,10 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from backend.connections import credentials
+from backend.demo import seed as demo
+from backend.platform import alerts
 from backend.sandbox.demo_accounts import LAKESIDE
-from backend.services import alerts, credentials, demo
 from models import Alert, AlertPriority, AlertState, Integration, IntegrationStatus, Workspace
 from tests.e2e.conftest import Console, log_in
 

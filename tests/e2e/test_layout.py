@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from backend.services import demo
+from backend.demo import seed as demo
 from models import InboundEvent, InboundStatus, Workspace
 from tests.e2e.conftest import Console, log_in
 

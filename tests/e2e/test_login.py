@@ -10,7 +10,8 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.services import dashboard, demo
+from backend.demo import seed as demo
+from backend.health import dashboard
 from models import Alert, Workspace
 from tests.e2e.conftest import Console, log_in
 

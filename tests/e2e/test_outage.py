@@ -14,7 +14,8 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from backend.services import demo, invoice_panel
+from backend.demo import seed as demo
+from backend.invoicing import panel as invoice_panel
 from models import CheckoutLinkSend, Integration, IntegrationStatus, Invoice, OutboxJob
 from tests.e2e.conftest import Console, log_in
 

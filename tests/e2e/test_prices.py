@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from backend.services import demo
+from backend.demo import seed as demo
 from models import Buyer, Claim, Invoice, InvoiceStatus, Show, ShowItem, ShowStatus, Workspace
 from tests.e2e.conftest import Console, log_in
 

@@ -9,8 +9,8 @@ import time
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from backend.jobs.outbox import Drainer, _Wakeup
-from backend.services import outbox
+from backend.jobs.drainer import Drainer, _Wakeup
+from backend.platform import outbox
 from models import JobStatus, OutboxJob
 
 

@@ -16,8 +16,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 import backend.sandbox.stripe as stripe_emulator
+from backend.invoicing import buyers
 from backend.jobs.runner import Runner
-from backend.services import buyers, circuits, outbox
+from backend.platform import circuits, outbox
 from models import Buyer, JobStatus, OutboxJob, ProviderCircuit
 from tests.sandbox.stripe_support import client, new_account
 from tests.support.hub_env import apply, connect_stripe

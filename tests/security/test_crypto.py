@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.connections import credentials
 from backend.security.crypto import CryptoError, KeyRing, KeyRingError, generate_key_entry
-from backend.services import credentials
 from models import Integration, IntegrationStatus, Plan
 from tests import factories
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from backend import config, db
-from backend.services import credentials
+from backend.connections import credentials
 from models import Integration, IntegrationStatus, Workspace
 
 

@@ -6,7 +6,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-from backend.services.readiness import MIGRATIONS_DIR
+from backend.platform.readiness import MIGRATIONS_DIR
 
 
 def alembic_config(engine: Engine) -> Config:

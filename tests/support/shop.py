@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 import backend.sandbox.messenger as messenger_emulator
 import backend.sandbox.stripe as stripe_emulator
 from backend.jobs.runner import Runner
-from backend.services.actors import Actor
+from backend.platform.actors import Actor
 from models import Invoice, JobStatus, OutboxJob, Role
 from tests.sandbox.stripe_support import client, new_account
 from tests.support.hub_env import apply, connect_stripe
@@ -80,3 +80,15 @@ def open_shop(
     apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=sandbox.url)
     workspace_id = connect_stripe(engine, secret_key=key)
     return Shop(engine, sandbox, key, workspace_id)
+
+
+@pytest.fixture
+def shop(
+    make_sandbox: MakeSandbox,
+    engine: Engine,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    hub_env: dict[str, str],
+) -> Shop:
+    """A connected shop for any test that asks for one (a pytest plugin: see tests/conftest.py)."""
+    return open_shop(make_sandbox, engine, db_url, monkeypatch, hub_env)

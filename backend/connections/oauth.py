@@ -1,0 +1,253 @@
+"""OAuth connections: Stripe Connect and Google (for Drive). The owner is sent to the provider
+with a signed ``state`` (workspace, operator, provider; 10 minutes); the provider sends the
+browser back to the sidecar's callback, which verifies the state, exchanges the code, and stores
+the tokens sealed like pasted keys (tier-checked and tested the same way). Disconnecting
+revokes the grant at the provider.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.config import get_settings
+from backend.connections import credentials, google_tokens, providers
+from backend.connections import service as connections
+from backend.integrations import google_drive
+from backend.integrations.base import ProviderContext
+from backend.integrations.errors import ProviderError
+from backend.platform.actors import Actor
+from backend.platform.errors import InvalidInput, PermissionDenied, ServiceError
+from backend.security import tokens
+from backend.security.crypto import CryptoError
+from models import Integration, Membership, Operator
+
+STRIPE = "stripe"
+GOOGLE = google_tokens.PROVIDER
+# The button on a provider's manage page, in the provider's own words.
+_BUTTONS = {STRIPE: "Connect with Stripe", GOOGLE: "Connect with Google"}
+
+
+def redirect_uri(provider: str) -> str:
+    """The sidecar's callback for ``provider``, as registered with the provider."""
+    path = "google" if provider == GOOGLE else provider
+    return f"{get_settings().public_sidecar_url.rstrip('/')}/oauth/{path}/callback"
+
+
+def stripe_redirect_uri() -> str:
+    return redirect_uri(STRIPE)
+
+
+def google_redirect_uri() -> str:
+    return redirect_uri(GOOGLE)
+
+
+def button_label(provider: str) -> str:
+    """What "connect through OAuth" says for ``provider``; "" when it has no OAuth flow here."""
+    return _BUTTONS.get(provider, "")
+
+
+def console_url(provider: str, **query: str) -> str:
+    """Where the browser lands after a callback: the provider's manage page in the console."""
+    from urllib.parse import urlencode
+
+    base = f"{get_settings().public_console_url.rstrip('/')}/integrations/{provider}"
+    return f"{base}?{urlencode(query)}" if query else base
+
+
+def _start(session: Session, *, actor: Actor, provider: str) -> str:
+    """Owner only, tier-checked before they leave; the signed state for the callback."""
+    actor.require_owner("connect integrations")
+    connections.check_tier(
+        session,
+        workspace_id=actor.workspace_id,
+        info=connections.provider(provider).info,
+    )
+    return tokens.oauth_state(
+        get_settings().secret_key.get_secret_value(),
+        workspace_id=actor.workspace_id,
+        operator_id=actor.operator_id,
+        provider=provider,
+    )
+
+
+def _verified(session: Session, *, state: str, provider: str) -> Actor:
+    """The owner who started the flow, from a state that is ours, fresh and for ``provider``."""
+    try:
+        verified = tokens.read_oauth_state(
+            get_settings().secret_key.get_secret_value(), state, provider=provider
+        )
+    except tokens.TokenError as exc:
+        raise InvalidInput(str(exc)) from None
+    actor = actor_from_state(session, verified)
+    actor.require_owner("connect integrations")
+    return actor
+
+
+def authorize_url(session: Session, *, actor: Actor, provider_slug: str) -> str:
+    """Where the manage page's OAuth button sends the owner."""
+    if provider_slug == STRIPE:
+        return stripe_authorize_url(session, actor=actor)
+    if provider_slug == GOOGLE:
+        return google_authorize_url(session, actor=actor)
+    raise InvalidInput(f"{provider_slug} does not connect through OAuth here; paste its keys.")
+
+
+def stripe_authorize_url(session: Session, *, actor: Actor) -> str:
+    """Where "Connect with Stripe" sends the owner (tier-checked before they leave)."""
+    state = _start(session, actor=actor, provider=STRIPE)
+    settings = get_settings()
+    return providers.platform_stripe().connect_authorize_url(
+        client_id=settings.platform_stripe_client_id,
+        redirect_uri=stripe_redirect_uri(),
+        state=state,
+    )
+
+
+def actor_from_state(session: Session, state: tokens.OAuthState) -> Actor:
+    """The operator who started the flow, with their role now (it may have changed since)."""
+    row = session.execute(
+        select(Membership, Operator)
+        .join(Operator, Operator.id == Membership.operator_id)
+        .where(
+            Membership.workspace_id == state.workspace_id,
+            Membership.operator_id == state.operator_id,
+        )
+    ).first()
+    if row is None:
+        raise PermissionDenied("You are no longer a member of this workspace.")
+    membership, operator = row
+    return Actor(
+        operator_id=operator.id,
+        workspace_id=membership.workspace_id,
+        role=membership.role,
+        email=operator.email,
+        name=operator.name,
+    )
+
+
+def complete_stripe(session: Session, *, code: str, state: str) -> connections.ConnectResult:
+    """The callback's work: verify, exchange the code, store the account's tokens sealed."""
+    actor = _verified(session, state=state, provider=STRIPE)
+    if not code:
+        raise InvalidInput("Stripe did not send an authorization code. Try connecting again.")
+    try:
+        granted = providers.platform_stripe().connect_token(code=code)
+    except ProviderError as exc:
+        raise ServiceError(f"Stripe did not accept the connection: {exc}") from None
+    secrets: dict[str, Any] = {
+        "secret_key": granted["access_token"],
+        "stripe_user_id": granted["stripe_user_id"],
+        "refresh_token": granted["refresh_token"],
+        "method": "oauth",
+    }
+    return connections.store_tokens(
+        session,
+        actor=actor,
+        provider_slug=STRIPE,
+        secrets=secrets,
+        context=providers.provider_context(STRIPE),
+    )
+
+
+def google_authorize_url(session: Session, *, actor: Actor) -> str:
+    """Where "Connect with Google" sends the owner: Google's consent screen for full Drive
+    access, offline (a refresh token) and always asking (so a reconnect gets a new one)."""
+    state = _start(session, actor=actor, provider=GOOGLE)
+    return google_drive.authorize_url(
+        google_tokens.client().client_id,
+        redirect_uri=google_redirect_uri(),
+        state=state,
+        context=providers.provider_context(GOOGLE),
+    )
+
+
+def complete_google(session: Session, *, code: str, state: str) -> connections.ConnectResult:
+    """Google's callback: verify, exchange the code, store the tokens sealed (and tested)."""
+    actor = _verified(session, state=state, provider=GOOGLE)
+    if not code:
+        raise InvalidInput("Google did not send an authorization code. Try connecting again.")
+    context = providers.provider_context(GOOGLE)
+    try:
+        granted = google_drive.exchange_code(
+            google_tokens.client(), code=code, redirect_uri=google_redirect_uri(), context=context
+        )
+    except ProviderError as exc:
+        raise ServiceError(f"Google did not accept the connection: {exc}") from None
+    if not granted.refresh_token:
+        raise ServiceError(
+            "Google sent no refresh token, so the connection would stop working within the "
+            "hour. Connect again and allow offline access."
+        )
+    return connections.store_tokens(
+        session,
+        actor=actor,
+        provider_slug=GOOGLE,
+        secrets=google_tokens.sealed(granted),
+        context=context,
+        tester=google_tokens.tester(context),
+    )
+
+
+def _oauth_secrets(integration: Integration) -> dict[str, Any]:
+    try:
+        secrets = credentials.unseal(integration)
+    except CryptoError:
+        return {}
+    return secrets if secrets.get("method") == "oauth" else {}
+
+
+def tester_for(integration: Integration, context: ProviderContext) -> connections.Tester | None:
+    """How to test this integration when its tokens are not what the key form describes
+    (Google OAuth); None: the provider's own test."""
+    if integration.provider == GOOGLE and _oauth_secrets(integration):
+        return google_tokens.tester(context)
+    return None
+
+
+def test(
+    session: Session, *, actor: Actor, provider_slug: str, context: ProviderContext
+) -> connections.ConnectResult:
+    """ "Test connection", with OAuth tokens tested (and renewed) the provider's way. The
+    console's Test connection button calls this."""
+    row = connections.find(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
+    tester = tester_for(row, context) if row is not None else None
+    return connections.test(
+        session, actor=actor, provider_slug=provider_slug, context=context, tester=tester
+    )
+
+
+def revoker_for(integration: Integration) -> connections.Revoke | None:
+    """How to revoke this integration's access at the provider; None when it did not come
+    through OAuth (pasted keys: nothing was granted, the audit row says "not_applicable")."""
+    if integration.provider not in (STRIPE, GOOGLE) or not _oauth_secrets(integration):
+        return None
+    if integration.provider == GOOGLE:
+
+        def revoke_grant(secrets: dict[str, Any]) -> None:
+            # Revoking the refresh token ends the grant, and its access tokens with it.
+            token = secrets.get("refresh_token") or secrets.get("access_token")
+            if token:
+                google_drive.revoke(str(token), context=providers.provider_context(GOOGLE))
+
+        return revoke_grant
+
+    def deauthorize(secrets: dict[str, Any]) -> None:
+        if not secrets.get("stripe_user_id"):
+            return  # nothing to revoke on the platform
+        providers.platform_stripe().connect_deauthorize(
+            client_id=get_settings().platform_stripe_client_id,
+            stripe_user_id=str(secrets["stripe_user_id"]),
+        )
+
+    return deauthorize
+
+
+def disconnect(session: Session, *, actor: Actor, provider_slug: str) -> Integration:
+    """Disconnect, revoking OAuth access at the provider first (Stripe Connect: deauthorize;
+    Google: revoke the grant). The console's Disconnect button calls this."""
+    row = connections.find(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
+    revoke = revoker_for(row) if row is not None else None
+    return connections.disconnect(session, actor=actor, provider_slug=provider_slug, revoke=revoke)

@@ -1,0 +1,371 @@
+"""Demo data for `make run` and the browser tests: two businesses a newcomer can click through.
+
+Idempotent: a workspace that already exists (by slug) is left as it is, so running the seed again
+changes nothing and never overwrites what someone did in the demo.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.accounts import service as accounts
+from backend.config import ProviderMode, get_settings
+from backend.connections import credentials, stripe_webhook_setup
+from backend.connections import service as connections
+from backend.platform import audit
+from models import (
+    Buyer,
+    Claim,
+    Client,
+    Contract,
+    ContractStatus,
+    Integration,
+    IntegrationStatus,
+    Lead,
+    Operator,
+    Payment,
+    PaymentKind,
+    Plan,
+    Proposal,
+    Role,
+    Show,
+    ShowItem,
+    ShowStatus,
+    Workspace,
+    utcnow,
+)
+
+DEMO_PASSWORD = "hub-demo-2026"  # noqa: S105 - printed by `make run`; demo data only
+# The sandbox's "Lakeside" Stripe account (backend/sandbox/demo_accounts.py, where every demo
+# workspace's own sandbox accounts are): in sandbox mode the live seller starts with Stripe
+# connected, so its shows can be invoiced at once.
+SANDBOX_LAKESIDE_STRIPE_KEY = "sk_test_51SandboxLakeside0000000000000000000000000000000"
+SANDBOX_LAKESIDE_STRIPE_ACCOUNT = "acct_1SandboxLakeside0"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoLogin:
+    email: str
+    role: Role
+    workspace: str
+
+
+LIVE_SELLER = "lakeside-live"
+STUDIO = "reel-moments"
+
+DEMO_LOGINS = (
+    DemoLogin("owner@lakeside.example", Role.OWNER, LIVE_SELLER),
+    DemoLogin("ops@lakeside.example", Role.ADMIN, LIVE_SELLER),
+    DemoLogin("books@lakeside.example", Role.VIEWER, LIVE_SELLER),
+    DemoLogin("owner@reelmoments.example", Role.OWNER, STUDIO),
+    DemoLogin("assistant@reelmoments.example", Role.VIEWER, STUDIO),
+    # The live seller's owner also helps at the studio: shows the workspace switcher.
+    DemoLogin("owner@lakeside.example", Role.ADMIN, STUDIO),
+)
+
+_ITEMS = [
+    "Vintage denim jacket",
+    "Silk scarf",
+    "Leather crossbody bag",
+    "Gold hoop earrings",
+    "Linen shirt",
+    "Wool beanie",
+    "Ceramic mug set",
+    "Beaded bracelet",
+    "Canvas tote",
+    "Cashmere sweater",
+    "Sunglasses",
+    "Pearl necklace",
+    "Suede boots",
+    "Floral dress",
+    "Knit cardigan",
+    "Phone case",
+    "Scented candle",
+    "Hair clips (set of 4)",
+    "Belt",
+    "Ankle socks (3 pack)",
+    "Wallet",
+    "Rain jacket",
+    "Pendant",
+    "Tea towel set",
+]
+_HANDLES = [
+    "maria",
+    "jules",
+    "kemi",
+    "sam",
+    "ana",
+    "tomas",
+    "priya",
+    "lee",
+    "noor",
+    "zoe",
+    "ivan",
+    "grace",
+    "omar",
+    "lina",
+    "theo",
+    "rosa",
+    "dev",
+    "mia",
+    "kai",
+    "ines",
+    "ben",
+    "yara",
+]
+
+
+@dataclass
+class SeedReport:
+    created_workspaces: list[str] = field(default_factory=list)
+    skipped_workspaces: list[str] = field(default_factory=list)
+
+
+def seed(session: Session, *, now: dt.datetime | None = None) -> SeedReport:
+    now = now or utcnow()
+    report = SeedReport()
+    operators = _ensure_operators(session)
+    # The live seller writes prices as in the US (en_US: "12.50", "1,250"), in dollars.
+    for slug, name, plan, (locale, currency), fill in (
+        (LIVE_SELLER, "Lakeside Live Boutique", Plan.PRO, ("en_US", "usd"), _fill_live_seller),
+        (STUDIO, "Reel Moments Studio", Plan.FREE, ("en_US", "usd"), _fill_studio),
+    ):
+        if session.scalar(select(Workspace.id).where(Workspace.slug == slug)) is not None:
+            report.skipped_workspaces.append(slug)
+            continue
+        workspace = Workspace(
+            name=name, slug=slug, plan=plan, locale=locale, currency=currency, created_at=now
+        )
+        session.add(workspace)
+        session.flush()
+        for login in DEMO_LOGINS:
+            if login.workspace == slug:
+                accounts.add_member(
+                    session,
+                    workspace_id=workspace.id,
+                    operator_id=operators[login.email].id,
+                    role=login.role,
+                )
+        fill(session, workspace.id, now)
+        audit.record(
+            session,
+            actor="seed",
+            action="workspace.create",
+            target=f"workspace:{workspace.id}",
+            workspace_id=workspace.id,
+            details={"plan": plan.value},
+        )
+        report.created_workspaces.append(slug)
+    return report
+
+
+def _ensure_operators(session: Session) -> dict[str, Operator]:
+    found: dict[str, Operator] = {}
+    for login in DEMO_LOGINS:
+        if login.email in found:
+            continue
+        operator = session.scalar(select(Operator).where(Operator.email == login.email))
+        if operator is None:
+            local = login.email.split("@")[0].title()
+            operator = accounts.create_operator(
+                session, email=login.email, name=local, password=DEMO_PASSWORD
+            )
+        found[login.email] = operator
+    return found
+
+
+def _fill_live_seller(session: Session, workspace_id: int, now: dt.datetime) -> None:
+    rng = random.Random(2026)  # noqa: S311 - demo data, reproducible on purpose
+    currency = session.get_one(Workspace, workspace_id).currency  # shows take the workspace's
+    ended = Show(
+        workspace_id=workspace_id,
+        currency=currency,
+        title="Sunday Closet Clear-out",
+        status=ShowStatus.ENDED,
+        started_at=now - dt.timedelta(hours=5),
+        ended_at=now - dt.timedelta(hours=3),
+    )
+    live = Show(
+        workspace_id=workspace_id,
+        currency=currency,
+        title="Tuesday Night Jewellery Live",
+        status=ShowStatus.LIVE,
+        started_at=now - dt.timedelta(minutes=25),
+    )
+    session.add_all([ended, live])
+    session.flush()
+
+    items: list[ShowItem] = []
+    for number, title in enumerate(_ITEMS, start=1):
+        # Every sixth item has no price yet: the invoice panel asks the operator to set it.
+        price = None if number % 6 == 0 else rng.randrange(800, 9500, 50)
+        items.append(
+            ShowItem(
+                workspace_id=workspace_id,
+                show_id=ended.id,
+                number=number,
+                title=title,
+                price_cents=price,
+            )
+        )
+    live_items = [
+        ShowItem(workspace_id=workspace_id, show_id=live.id, number=n, title=t, price_cents=p)
+        for n, t, p in ((1, "Opal ring", 4200), (2, "Charm anklet", 1800), (3, "Gift box", None))
+    ]
+    session.add_all(items + live_items)
+    session.flush()
+
+    buyers = []
+    for index in range(44):
+        handle = f"{_HANDLES[index % len(_HANDLES)]}_{index // len(_HANDLES) + 1}"
+        buyers.append(
+            Buyer(
+                workspace_id=workspace_id,
+                platform_user_id=f"fb_{100200300 + index}",
+                handle=handle,
+                # Some buyers gave an email at checkout before; the rest get the link by Messenger.
+                email=f"{handle}@buyers.example" if index % 3 == 0 else None,
+                # Some wrote to the Page during the show: Messenger can reach them.
+                messenger_psid=str(7_100_200_300 + index) if index % 3 == 1 else None,
+            )
+        )
+    session.add_all(buyers)
+    session.flush()
+
+    claims: list[Claim] = []
+    for index, buyer in enumerate(buyers):
+        # Each buyer claims 3 or 4 items, so 44 buyers make more than 150 claims.
+        for item in rng.sample(items, 3 + index % 2):
+            claims.append(
+                Claim(
+                    workspace_id=workspace_id,
+                    show_id=ended.id,
+                    item_id=item.id,
+                    platform_user_id=buyer.platform_user_id,
+                    buyer_handle=buyer.handle,
+                    quantity=1 if rng.random() < 0.85 else 2,
+                    claimed_at=ended.started_at + dt.timedelta(seconds=30 * len(claims)),
+                )
+            )
+    for buyer in buyers[:5]:
+        claims.append(
+            Claim(
+                workspace_id=workspace_id,
+                show_id=live.id,
+                item_id=live_items[0].id,
+                platform_user_id=buyer.platform_user_id,
+                buyer_handle=buyer.handle,
+                quantity=1,
+                claimed_at=now - dt.timedelta(minutes=10),
+            )
+        )
+    session.add_all(claims)
+    _connect_sandbox_stripe(session, workspace_id, now)
+
+
+def _connect_sandbox_stripe(session: Session, workspace_id: int, now: dt.datetime) -> None:
+    if get_settings().provider_mode is not ProviderMode.SANDBOX:
+        return  # a live deployment connects its own Stripe
+    integration = Integration(
+        workspace_id=workspace_id,
+        provider="stripe",
+        display_name="Stripe",
+        status=IntegrationStatus.ACTIVE,
+        settings={},
+        connected_at=now,
+        last_checked_at=now,
+    )
+    session.add(integration)
+    session.flush()
+    credentials.seal(
+        integration,
+        {
+            "secret_key": SANDBOX_LAKESIDE_STRIPE_KEY,
+            # As a connect through the console keeps it: no other workspace may connect it.
+            connections.ACCOUNT_KEY: SANDBOX_LAKESIDE_STRIPE_ACCOUNT,
+        },
+    )
+    # The scheduler registers the sidecar as the account's webhook endpoint.
+    stripe_webhook_setup.request_if_needed(session, integration)
+
+
+def _fill_studio(session: Session, workspace_id: int, now: dt.datetime) -> None:
+    leads = [
+        Lead(
+            workspace_id=workspace_id,
+            email="hannah.k@families.example",
+            name="Hannah Kim",
+            message="Spring recital, two performances, need a highlight reel.",
+            marketing_consent=True,
+        ),
+        Lead(
+            workspace_id=workspace_id,
+            email="dance@brightsteps.example",
+            name="Bright Steps Dance",
+            message="Looking for a quote for our June showcase.",
+            inquiries=2,
+        ),
+        Lead(
+            workspace_id=workspace_id,
+            email="r.osei@weddings.example",
+            name="Rita Osei",
+            message="Wedding videography, September.",
+            status="contacted",
+        ),
+    ]
+    session.add_all(leads)
+    session.flush()
+    client = Client(
+        workspace_id=workspace_id, lead_id=leads[0].id, name="Hannah Kim", email=leads[0].email
+    )
+    session.add(client)
+    session.flush()
+    priced = (
+        ("Two-camera recital coverage", 90000),
+        ("Highlight reel (3 min)", 35000),
+        ("Family download link", 15000),
+    )
+    items: list[dict[str, Any]] = [{"name": n, "amount_cents": c} for n, c in priced]
+    total = sum(cents for _, cents in priced)
+    proposal = Proposal(
+        workspace_id=workspace_id,
+        lead_id=leads[0].id,
+        client_id=client.id,
+        title="Spring recital package",
+        config_items=items,
+        total_cents=total,
+        status="accepted",
+        sent_at=now - dt.timedelta(days=6),
+    )
+    session.add(proposal)
+    session.flush()
+    contract = Contract(
+        workspace_id=workspace_id,
+        client_id=client.id,
+        proposal_id=proposal.id,
+        title="Spring recital 2027 — Kim family",
+        status=ContractStatus.SIGNED,
+        total_cents=total,
+        service_type="recital",
+        event_date=(now + dt.timedelta(days=60)).date(),
+        venue="Riverside Community Theatre",
+        signed_at=now - dt.timedelta(days=1),
+    )
+    session.add(contract)
+    session.flush()
+    # The 50% deposit the client has not paid yet: paying it will hand the contract off.
+    session.add(
+        Payment(
+            workspace_id=workspace_id,
+            contract_id=contract.id,
+            amount_cents=total // 2,
+            kind=PaymentKind.DEPOSIT,
+            due_date=(now + dt.timedelta(days=7)).date(),
+        )
+    )

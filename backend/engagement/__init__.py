@@ -1,0 +1,1 @@
+"""The engagement timeline: what each provider says about a person."""

@@ -1,0 +1,723 @@
+"""The transactional outbox: every side effect on a provider is a job written in the same
+transaction as the change that asks for it, then run by workers.
+
+- ``enqueue`` inside the caller's transaction; a repeated idempotency key adds nothing.
+- Workers ``claim`` batches (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer
+  makes the claiming UPDATE atomic there), holding a lease they can extend.
+- Failures back off exponentially with jitter; a provider's 4xx that cannot succeed fails at
+  once; a 429 waits for its Retry-After without using an attempt; after ``max_attempts`` the job
+  is dead and an alert is raised. Jobs of a provider whose circuit is open wait, unclaimed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from backend.db import conflict_insert
+from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
+from backend.platform import alerts, audit, circuits
+from backend.platform.actors import Actor
+from backend.platform.errors import InvalidInput
+from backend.platform.provider_failures import describe, provider_name
+from models import (
+    AlertPriority,
+    JobKindPause,
+    JobStatus,
+    OutboxJob,
+    utcnow,
+)
+
+log = structlog.get_logger("outbox")
+
+# 5, 10, 20, 40, 80 minutes: the retry schedule a provider outage of an evening survives.
+DEFAULT_BACKOFF = (300.0, 600.0, 1200.0, 2400.0, 4800.0)
+DEFAULT_MAX_ATTEMPTS = len(DEFAULT_BACKOFF) + 1
+NOTIFY_CHANNEL = "outbox"
+# The payload of the NOTIFY for a job that calls a provider: it wakes the workers that run
+# those (see backend/jobs/outbox.py); any other NOTIFY on the channel is for local jobs.
+NOTIFY_PROVIDER_JOB = "provider"
+
+
+class RetryLater(Exception):
+    """A temporary failure. ``retry_after`` (seconds) comes from the provider (429) if given."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, rate_limited: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited
+
+
+class PermanentFailure(Exception):
+    """The provider refused in a way no retry can fix (a 4xx such as a bad parameter)."""
+
+
+def _no_release() -> None:
+    raise RuntimeError("this job kind declares no provider: it may not call one")
+
+
+@dataclass(frozen=True)
+class JobContext:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    attempt: int
+    workspace_id: int | None
+    worker: str
+    # Ends the job's current transaction (set by the runner for provider jobs).
+    release: Callable[[], None] = field(default=_no_release, compare=False, repr=False)
+
+    def call_provider(self, call: Callable[[], T]) -> T:
+        """Run a provider call outside any database transaction.
+
+        A transaction held across a network call would hold row locks (and, on SQLite, the
+        whole database's write lock) for as long as the provider takes. So the job's reads so
+        far are ended first; its writes come after, in a new transaction that commits with the
+        job's completion. Write nothing before calling: it would commit early.
+        """
+        self.release()
+        return call()
+
+    def provider_key(self, *parts: object) -> str:
+        """A deterministic idempotency key for one provider call of this job: a retry, or
+        another worker after a crash, sends the same key, so the provider applies it once."""
+        suffix = ":".join(str(p) for p in parts)
+        return f"{self.idempotency_key}:{suffix}" if suffix else self.idempotency_key
+
+
+Handler = Callable[[Session, JobContext], None]
+# Called in the transaction that marks a job dead: (session, payload, error message). Lets the
+# domain row the job worked for show the failure (an invoice turns Error), atomically.
+DeadHook = Callable[[Session, dict[str, Any], str], None]
+# Called before a run of local jobs of one kind that share a transaction, with those jobs: loads
+# what their handlers will read in a few queries instead of a few per job, and returns it (the
+# runner holds it until the transaction ends: a session keeps only weak references to rows
+# nothing has changed). Only an optimization: each handler must work without it (a job also
+# runs alone, after a failure).
+PrepareHook = Callable[[Session, Sequence[JobContext]], object]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class JobKind:
+    kind: str
+    handler: Handler
+    provider: str | None = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff: tuple[float, ...] = DEFAULT_BACKOFF
+    # None: the runner's lease (settings.outbox_lease_seconds).
+    lease_seconds: int | None = None
+    on_dead: DeadHook | None = None
+    prepare: PrepareHook | None = None
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def job_kind(
+    kind: str,
+    *,
+    provider: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    backoff: Sequence[float] = DEFAULT_BACKOFF,
+    lease_seconds: int | None = None,
+    on_dead: DeadHook | None = None,
+    prepare: PrepareHook | None = None,
+) -> Callable[[Handler], Handler]:
+    """Declare what runs a kind of job, next to the code it runs."""
+
+    def register(handler: Handler) -> Handler:
+        existing = _KINDS.get(kind)
+        if existing is not None and existing.handler is not handler:
+            raise ValueError(f"job kind {kind!r} is declared twice")
+        _KINDS[kind] = JobKind(
+            kind, handler, provider, max_attempts, tuple(backoff), lease_seconds, on_dead, prepare
+        )
+        return handler
+
+    return register
+
+
+def kinds() -> dict[str, JobKind]:
+    return dict(_KINDS)
+
+
+def configure_kind(kind: str, **changes: Any) -> None:
+    """Per-deployment (or per-test) tuning of a kind's retries: backoff, max_attempts, lease."""
+    current = _KINDS[kind]
+    _KINDS[kind] = JobKind(**{**current.__dict__, **changes})
+
+
+# -- writing jobs ---------------------------------------------------------------------------
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    payload: dict[str, Any],
+    idempotency_key: str,
+    workspace_id: int | None = None,
+    run_after: dt.datetime | None = None,
+    max_attempts: int | None = None,
+) -> int | None:
+    """Add a job in the caller's transaction. Returns its id, or None when a job with this
+    idempotency key already exists (nothing is added)."""
+    spec = _KINDS.get(kind)
+    if spec is None:
+        raise ValueError(f"unknown job kind {kind!r}; declare it with @job_kind")
+    stmt = (
+        conflict_insert(session, OutboxJob)
+        .values(
+            kind=kind,
+            provider=spec.provider,
+            payload=payload,
+            idempotency_key=idempotency_key,
+            workspace_id=workspace_id,
+            status=JobStatus.PENDING,
+            attempts=0,
+            max_attempts=max_attempts or spec.max_attempts,
+            run_after=run_after or utcnow(),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(OutboxJob.id)
+    )
+    job_id = session.execute(stmt).scalar()
+    if job_id is not None and session.get_bind().dialect.name == "postgresql":
+        # Delivered at commit; wakes idle workers at once instead of at their next poll.
+        if spec.provider:
+            session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}, '{NOTIFY_PROVIDER_JOB}'"))
+        else:
+            session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    return job_id
+
+
+# -- claiming and leases --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    attempts: int
+    max_attempts: int
+    workspace_id: int | None
+    provider: str | None
+
+
+def claim(
+    session: Session,
+    *,
+    worker: str,
+    limit: int = 100,
+    lease_seconds: int = 60,
+    now: dt.datetime | None = None,
+    provider_jobs: bool | None = None,
+) -> list[Claimed]:
+    """Take up to ``limit`` due jobs for ``worker``. Commit soon after: the claim is the lease.
+
+    ``provider_jobs``: None takes any job; False only jobs that call no provider; True only
+    jobs that do."""
+    now = now or utcnow()
+    paused = select(JobKindPause.kind)
+    # Circuits gate provider jobs only: a claim of local jobs needs no look at them.
+    gate = (
+        circuits.Gate([], [])
+        if provider_jobs is False
+        else circuits.claim_gate(session, now=now, probe=True)
+    )
+    due = (
+        select(OutboxJob.id)
+        .where(
+            OutboxJob.status == JobStatus.PENDING,
+            OutboxJob.run_after <= now,
+            OutboxJob.kind.not_in(paused),
+        )
+        .order_by(OutboxJob.run_after, OutboxJob.id)
+        .limit(limit)
+    )
+    if provider_jobs is not None:
+        due = due.where(
+            OutboxJob.provider.is_not(None) if provider_jobs else OutboxJob.provider.is_(None)
+        )
+    if gate.blocked:
+        due = due.where(or_(OutboxJob.provider.is_(None), OutboxJob.provider.not_in(gate.blocked)))
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    claimed = _take(session, due, worker, lease_seconds, now)
+    for provider in gate.probes:
+        # A half-open circuit lets exactly one job through to test the provider: a due one,
+        # or one waiting out its backoff after failing (during an outage that is all of
+        # them: waiting for a backoff of minutes would keep the breaker from ever probing).
+        probe = (
+            select(OutboxJob.id)
+            .where(
+                OutboxJob.status == JobStatus.PENDING,
+                or_(OutboxJob.run_after <= now, OutboxJob.attempts > 0),
+                OutboxJob.provider == provider,
+                OutboxJob.kind.not_in(paused),
+            )
+            .order_by(OutboxJob.run_after, OutboxJob.id)
+            .limit(1)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            probe = probe.with_for_update(skip_locked=True)
+        claimed += _take(session, probe, worker, lease_seconds, now)
+    return claimed
+
+
+def _take(
+    session: Session, ids: Any, worker: str, lease_seconds: int, now: dt.datetime
+) -> list[Claimed]:
+    if session.get_bind().dialect.name == "postgresql":
+        # Materialized once: PostgreSQL may otherwise re-run an IN (... LIMIT n SKIP LOCKED)
+        # subquery per row and take more than n jobs.
+        chosen = ids.cte("claimable").prefix_with("MATERIALIZED")
+        target = OutboxJob.id.in_(select(chosen.c.id))
+    else:
+        target = OutboxJob.id.in_(ids.scalar_subquery())
+    stmt = (
+        update(OutboxJob)
+        .where(target, OutboxJob.status == JobStatus.PENDING)
+        .values(
+            status=JobStatus.RUNNING,
+            lease_owner=worker,
+            lease_until=now + dt.timedelta(seconds=lease_seconds),
+            attempts=OutboxJob.attempts + 1,
+        )
+        .returning(
+            OutboxJob.id,
+            OutboxJob.kind,
+            OutboxJob.payload,
+            OutboxJob.idempotency_key,
+            OutboxJob.attempts,
+            OutboxJob.max_attempts,
+            OutboxJob.workspace_id,
+            OutboxJob.provider,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return [Claimed(*row) for row in session.execute(stmt).all()]
+
+
+def extend_lease(
+    session: Session, *, job_id: int, worker: str, seconds: int, now: dt.datetime | None = None
+) -> bool:
+    """Keep a long job's lease; False if the lease was lost (another worker may have it)."""
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxJob)
+        .where(
+            OutboxJob.id == job_id,
+            OutboxJob.lease_owner == worker,
+            OutboxJob.status == JobStatus.RUNNING,
+        )
+        .values(lease_until=now + dt.timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def rescue_expired_leases(session: Session, *, now: dt.datetime | None = None) -> int:
+    """Jobs whose worker died mid-run: pending again. Their idempotency keys make the rerun
+    harmless at the provider; their attempt stays counted."""
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.status == JobStatus.RUNNING, OutboxJob.lease_until < now)
+        .values(
+            status=JobStatus.PENDING,
+            lease_owner=None,
+            lease_until=None,
+            run_after=now,
+            last_error=func.coalesce(OutboxJob.last_error, "lease expired: worker stopped"),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# -- outcomes -------------------------------------------------------------------------------
+
+
+def complete(
+    session: Session, job_ids: Sequence[int], *, worker: str, now: dt.datetime | None = None
+) -> int:
+    """Mark jobs done, only where this worker still holds the lease."""
+    if not job_ids:
+        return 0
+    result = session.execute(
+        update(OutboxJob)
+        .where(
+            OutboxJob.id.in_(job_ids),
+            OutboxJob.lease_owner == worker,
+            OutboxJob.status == JobStatus.RUNNING,
+        )
+        .values(
+            status=JobStatus.DONE,
+            finished_at=now or utcnow(),
+            lease_owner=None,
+            lease_until=None,
+            last_error=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def backoff_delay(spec: JobKind, attempts: int, rng: random.Random | None = None) -> float:
+    """The schedule's delay for this attempt, with ±20% jitter so retries do not stampede."""
+    base = spec.backoff[min(max(attempts - 1, 0), len(spec.backoff) - 1)]
+    return base * (0.8 + 0.4 * (rng or random).random())
+
+
+def classify(error: BaseException) -> tuple[bool, float | None, bool]:
+    """(permanent, retry after seconds, rate limited) for any error a handler raised."""
+    if isinstance(error, (PermanentFailure, ProviderRejected)):
+        return True, None, False
+    if isinstance(error, RetryLater):
+        return False, error.retry_after, error.rate_limited
+    if isinstance(error, ProviderRateLimited):
+        return False, error.retry_after if error.retry_after is not None else 1.0, True
+    return False, None, False
+
+
+def counts_against_provider(error: BaseException) -> bool:
+    """Only a provider's unavailability opens its circuit: not our bad request (4xx), not a
+    rate limit it asked us to respect."""
+    if isinstance(error, RetryLater):
+        return not error.rate_limited
+    return isinstance(error, ProviderUnavailable)
+
+
+def fail(
+    session: Session,
+    job: Claimed,
+    error: BaseException,
+    *,
+    worker: str,
+    now: dt.datetime | None = None,
+) -> JobStatus:
+    """Record a failed run: retry later, or dead (with an alert)."""
+    now = now or utcnow()
+    spec = _KINDS.get(job.kind)
+    # In words for the Jobs page and the invoice's row, never an exception's class name; and
+    # scrubbed: a provider may quote a key or an e-mail address back.
+    message = describe(error)
+    permanent, retry_after, rate_limited = classify(error)
+    attempts = job.attempts - 1 if rate_limited else job.attempts
+    # (A 429 is the provider asking us to wait: that run was not a real attempt.)
+    if permanent or spec is None or attempts >= job.max_attempts:
+        values: dict[str, Any] = dict(status=JobStatus.DEAD, finished_at=now, attempts=attempts)
+        status = JobStatus.DEAD
+    else:
+        delay = retry_after if retry_after is not None else backoff_delay(spec, attempts)
+        values = dict(
+            status=JobStatus.PENDING, run_after=now + dt.timedelta(seconds=delay), attempts=attempts
+        )
+        status = JobStatus.PENDING
+    result = session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.id == job.id, OutboxJob.lease_owner == worker)
+        .values(lease_owner=None, lease_until=None, last_error=message, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) and status is JobStatus.DEAD:
+        if spec is not None and spec.on_dead is not None:
+            spec.on_dead(session, job.payload, message)
+        alerts.add(
+            session,
+            workspace_id=job.workspace_id,
+            type_="job.dead",
+            priority=AlertPriority.HIGH,
+            message=f"A {job.kind} job failed {attempts} time(s) and stopped: "
+            f"{alerts.clip(message, 400).rstrip('.')}. "
+            "Open Jobs to see it and replay it once the cause is fixed.",
+            entity_type="outbox_job",
+            entity_id=str(job.id),
+        )
+    return status
+
+
+# -- operators: pause, replay ---------------------------------------------------------------
+
+
+def pause_kind(session: Session, *, actor: Actor, kind: str) -> None:
+    actor.require_change("pause jobs")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown job kind {kind!r}")
+    if session.get(JobKindPause, kind) is None:
+        session.add(JobKindPause(kind=kind, paused_by=actor.label))
+        audit.record(session, actor=actor, action="jobs.pause", target=f"kind:{kind}")
+
+
+def resume_kind(session: Session, *, actor: Actor, kind: str) -> None:
+    actor.require_change("resume jobs")
+    session.execute(delete(JobKindPause).where(JobKindPause.kind == kind))
+    audit.record(session, actor=actor, action="jobs.resume", target=f"kind:{kind}")
+
+
+def paused_kinds(session: Session) -> set[str]:
+    return set(session.scalars(select(JobKindPause.kind)))
+
+
+def _dead_filter(
+    workspace_id: int, kind: str | None, since: dt.datetime | None, job_id: int | None
+) -> Any:
+    conditions = [OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.DEAD]
+    if kind:
+        conditions.append(OutboxJob.kind == kind)
+    if since:
+        conditions.append(OutboxJob.finished_at >= since)
+    if job_id is not None:
+        conditions.append(OutboxJob.id == job_id)
+    return and_(*conditions)
+
+
+def preview_replay(
+    session: Session,
+    *,
+    workspace_id: int,
+    kind: str | None = None,
+    since: dt.datetime | None = None,
+    job_id: int | None = None,
+) -> int:
+    """How many dead jobs a replay with these filters would run again."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(OutboxJob)
+            .where(_dead_filter(workspace_id, kind, since, job_id))
+        )
+        or 0
+    )
+
+
+def replay(
+    session: Session,
+    *,
+    actor: Actor,
+    kind: str | None = None,
+    since: dt.datetime | None = None,
+    job_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """Dead jobs of this workspace back to pending with fresh attempts; same idempotency keys,
+    so what had already reached the provider is not done twice."""
+    actor.require_change("replay jobs")
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxJob)
+        .where(_dead_filter(actor.workspace_id, kind, since, job_id))
+        .values(
+            status=JobStatus.PENDING,
+            attempts=0,
+            run_after=now,
+            finished_at=None,
+            lease_owner=None,
+            lease_until=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    count = int(getattr(result, "rowcount", 0) or 0)
+    audit.record(
+        session,
+        actor=actor,
+        action="jobs.replay",
+        target=f"kind:{kind or 'any'}",
+        details={"jobs": count, "job_id": job_id, "since": since.isoformat() if since else None},
+    )
+    return count
+
+
+def wake_waiting(
+    session: Session,
+    *,
+    provider: str,
+    workspace_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """Jobs waiting on ``provider`` after a failure (of every workspace, or of one) are due now:
+    its breaker closed again, or its integration recovered. Waiting out the rest of a backoff
+    meant for an outage that has ended would only delay the work. Returns how many moved."""
+    now = now or utcnow()
+    conditions = [
+        OutboxJob.provider == provider,
+        OutboxJob.status == JobStatus.PENDING,
+        OutboxJob.attempts > 0,
+        OutboxJob.run_after > now,
+    ]
+    if workspace_id is not None:
+        conditions.append(OutboxJob.workspace_id == workspace_id)
+    result = session.execute(
+        update(OutboxJob)
+        .where(*conditions)
+        .values(run_after=now)
+        .execution_options(synchronize_session=False)
+    )
+    moved = int(getattr(result, "rowcount", 0) or 0)
+    if moved and session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}, '{NOTIFY_PROVIDER_JOB}'"))
+    return moved
+
+
+def retry_now(
+    session: Session, *, actor: Actor, job_id: int, now: dt.datetime | None = None
+) -> str:
+    """An operator's "Retry now" on a waiting job: due at once instead of after its backoff.
+    When its provider's breaker is open, the breaker is let to probe now (with the provider's
+    earliest waiting job): pressing the button is the operator saying "try it"."""
+    actor.require_change("retry jobs")
+    now = now or utcnow()
+    job = session.scalars(
+        select(OutboxJob)
+        .where(OutboxJob.id == job_id, OutboxJob.workspace_id == actor.workspace_id)
+        # Its status as committed now, not as this session last saw it.
+        .execution_options(populate_existing=True)
+    ).first()
+    if job is None:
+        raise InvalidInput("There is no such job in this workspace; reload the Jobs page.")
+    if job.status is not JobStatus.PENDING:
+        raise InvalidInput(
+            f"Job {job.id} is {job.status.value}, not waiting: there is nothing to retry now."
+            + (" Replay it instead." if job.status is JobStatus.DEAD else "")
+        )
+    job.run_after = now
+    message = f"Job {job.id} runs now."
+    if job.provider is not None:
+        opened = circuits.open_until(session, provider=job.provider)
+        if opened is not None and opened > now:
+            circuits.probe_now(session, provider=job.provider, now=now)
+            # The probe is the provider's earliest waiting job, which may not be this one
+            # (the breaker is shared): say what happens, not which job is the test.
+            message = (
+                f"Job {job.id} is due now. {provider_name(job.provider)}'s breaker is open, so "
+                "it is tested now with a waiting job; if that succeeds, every job waiting on "
+                "it runs, this one included."
+            )
+    audit.record(
+        session,
+        actor=actor,
+        action="jobs.retry_now",
+        target=f"job:{job.id}",
+        details={"kind": job.kind},
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        channel = f", '{NOTIFY_PROVIDER_JOB}'" if job.provider else ""
+        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}{channel}"))
+    return message
+
+
+@dataclass
+class DrainReport:
+    claimed: int = 0
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+# -- reading: the Jobs page -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    kind: str
+    status: JobStatus
+    count: int
+
+
+def queue_depth(session: Session, *, workspace_id: int | None) -> list[QueueDepth]:
+    stmt = (
+        select(OutboxJob.kind, OutboxJob.status, func.count())
+        .group_by(OutboxJob.kind, OutboxJob.status)
+        .order_by(OutboxJob.kind, OutboxJob.status)
+    )
+    if workspace_id is not None:
+        stmt = stmt.where(OutboxJob.workspace_id == workspace_id)
+    return [QueueDepth(kind, status, int(n)) for kind, status, n in session.execute(stmt).all()]
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    id: int
+    kind: str
+    provider: str | None
+    status: JobStatus
+    attempts: int
+    max_attempts: int
+    lease_owner: str | None
+    lease_until: dt.datetime | None
+    run_after: dt.datetime
+    last_error: str | None
+    finished_at: dt.datetime | None
+
+
+def _views(rows: Sequence[OutboxJob]) -> list[JobView]:
+    return [
+        JobView(
+            j.id,
+            j.kind,
+            j.provider,
+            j.status,
+            j.attempts,
+            j.max_attempts,
+            j.lease_owner,
+            j.lease_until,
+            j.run_after,
+            j.last_error,
+            j.finished_at,
+        )
+        for j in rows
+    ]
+
+
+def running_jobs(session: Session, *, workspace_id: int, limit: int = 50) -> list[JobView]:
+    return _views(
+        session.scalars(
+            select(OutboxJob)
+            .where(OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.RUNNING)
+            .order_by(OutboxJob.lease_until)
+            .limit(limit)
+        ).all()
+    )
+
+
+def dead_jobs(session: Session, *, workspace_id: int, limit: int = 100) -> list[JobView]:
+    return _views(
+        session.scalars(
+            select(OutboxJob)
+            .where(OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.DEAD)
+            .order_by(OutboxJob.finished_at.desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+def waiting_jobs(session: Session, *, workspace_id: int, limit: int = 50) -> list[JobView]:
+    """Pending jobs that already failed at least once: what an outage is holding back."""
+    return _views(
+        session.scalars(
+            select(OutboxJob)
+            .where(
+                OutboxJob.workspace_id == workspace_id,
+                OutboxJob.status == JobStatus.PENDING,
+                OutboxJob.attempts > 0,
+            )
+            .order_by(OutboxJob.run_after)
+            .limit(limit)
+        ).all()
+    )

@@ -1,0 +1,1 @@
+"""The Shows list, and a show's claims imported from CSV."""

@@ -1,0 +1,166 @@
+"""Logging in and out, sessions, workspaces and what a role may change."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.accounts import service as accounts
+from backend.platform.errors import (
+    InvalidInput,
+    NotAuthenticated,
+    PermissionDenied,
+    TooManyAttempts,
+)
+from models import AuditLog, Membership, OperatorSession, Role, Workspace, utcnow
+from tests import factories
+from tests.factories import PASSWORD, POLICY
+
+
+@pytest.fixture
+def acme(session: Session) -> Workspace:
+    ws = factories.workspace(session)
+    factories.member(session, ws, email="Owner@Acme.example", role=Role.OWNER)
+    factories.member(session, ws, email="viewer@acme.example", role=Role.VIEWER)
+    session.commit()
+    return ws
+
+
+def test_login_opens_a_session_that_resolves_to_the_operator(
+    session: Session, acme: Workspace
+) -> None:
+    result = accounts.login(session, email=" owner@ACME.example ", password=PASSWORD, policy=POLICY)
+    session.commit()
+    actor = accounts.resolve(session, token=result.token)
+    assert (actor.workspace_id, actor.role, actor.email) == (
+        acme.id,
+        Role.OWNER,
+        "owner@acme.example",
+    )
+    stored = session.scalars(select(OperatorSession)).one()
+    assert stored.token_hash != result.token  # only a digest is kept
+
+
+def test_wrong_password_and_unknown_email_get_the_same_clear_message(
+    session: Session, acme: Workspace
+) -> None:
+    with pytest.raises(InvalidInput) as wrong:
+        accounts.login(session, email="owner@acme.example", password="nope-nope", policy=POLICY)
+    with pytest.raises(InvalidInput) as unknown:
+        accounts.login(session, email="nobody@acme.example", password="nope-nope", policy=POLICY)
+    assert str(wrong.value) == str(unknown.value) == accounts.WRONG_CREDENTIALS
+
+
+def test_repeated_failures_are_slowed_down_then_allowed_again(
+    session: Session, acme: Workspace
+) -> None:
+    now = utcnow()
+    for attempt in range(POLICY.free_failures):
+        with pytest.raises(InvalidInput):
+            accounts.login(
+                session,
+                email="owner@acme.example",
+                password="bad-guess!",
+                policy=POLICY,
+                now=now + dt.timedelta(milliseconds=attempt),
+            )
+    # Even the right password waits now: a guesser cannot tell when they hit it.
+    with pytest.raises(TooManyAttempts) as slowed:
+        accounts.login(
+            session,
+            email="owner@acme.example",
+            password=PASSWORD,
+            policy=POLICY,
+            now=now + dt.timedelta(milliseconds=10),
+        )
+    assert slowed.value.retry_after_seconds >= 1
+    assert "Wait" in str(slowed.value)
+    later = now + dt.timedelta(seconds=POLICY.delay_after(POLICY.free_failures) + 1)
+    result = accounts.login(
+        session, email="owner@acme.example", password=PASSWORD, policy=POLICY, now=later
+    )
+    assert result.token
+
+
+def test_delay_doubles_and_is_capped() -> None:
+    delays = [POLICY.delay_after(n) for n in range(0, 14)]
+    assert delays[:3] == [0, 0, 0]
+    assert delays[3:6] == [2, 4, 8]
+    assert max(delays) == POLICY.max_delay_seconds
+
+
+def test_sessions_expire(session: Session, acme: Workspace) -> None:
+    now = utcnow()
+    result = accounts.login(
+        session, email="owner@acme.example", password=PASSWORD, policy=POLICY, now=now
+    )
+    session.commit()
+    accounts.resolve(
+        session, token=result.token, now=now + POLICY.session_ttl - dt.timedelta(seconds=1)
+    )
+    with pytest.raises(NotAuthenticated):
+        accounts.resolve(session, token=result.token, now=now + POLICY.session_ttl)
+
+
+def test_logout_revokes_the_session(session: Session, acme: Workspace) -> None:
+    result = accounts.login(session, email="owner@acme.example", password=PASSWORD, policy=POLICY)
+    accounts.logout(session, token=result.token)
+    session.commit()
+    with pytest.raises(NotAuthenticated):
+        accounts.resolve(session, token=result.token)
+
+
+def test_removed_member_loses_access_at_the_next_request(session: Session, acme: Workspace) -> None:
+    result = accounts.login(session, email="viewer@acme.example", password=PASSWORD, policy=POLICY)
+    session.commit()
+    session.delete(session.scalars(select(Membership).where(Membership.role == Role.VIEWER)).one())
+    session.commit()
+    with pytest.raises(NotAuthenticated):
+        accounts.resolve(session, token=result.token)
+
+
+def test_switching_workspace_needs_membership(session: Session, acme: Workspace) -> None:
+    other = factories.workspace(session, slug="other")
+    owner = session.scalars(select(Membership).where(Membership.role == Role.OWNER)).one()
+    result = accounts.login(session, email="owner@acme.example", password=PASSWORD, policy=POLICY)
+    with pytest.raises(PermissionDenied):
+        accounts.switch_workspace(session, token=result.token, workspace_id=other.id)
+    accounts.add_member(
+        session, workspace_id=other.id, operator_id=owner.operator_id, role=Role.VIEWER
+    )
+    actor = accounts.switch_workspace(session, token=result.token, workspace_id=other.id)
+    assert (actor.workspace_id, actor.role) == (other.id, Role.VIEWER)
+    assert accounts.resolve(session, token=result.token).workspace_id == other.id
+
+
+def test_viewer_cannot_rename_the_workspace_and_nothing_changes(
+    session: Session, acme: Workspace
+) -> None:
+    viewer = accounts.login(
+        session, email="viewer@acme.example", password=PASSWORD, policy=POLICY
+    ).actor
+    with pytest.raises(PermissionDenied, match="viewer"):
+        accounts.rename_workspace(session, actor=viewer, name="Hijacked")
+    session.rollback()
+    assert session.get_one(Workspace, acme.id).name == "Acme"
+
+
+def test_owner_renames_the_workspace_with_an_audit_entry(session: Session, acme: Workspace) -> None:
+    owner = accounts.login(
+        session, email="owner@acme.example", password=PASSWORD, policy=POLICY
+    ).actor
+    accounts.rename_workspace(session, actor=owner, name="  Acme Events  ")
+    session.commit()
+    assert session.get_one(Workspace, acme.id).name == "Acme Events"
+    entry = session.scalars(select(AuditLog).where(AuditLog.action == "workspace.rename")).one()
+    assert entry.details == {"from": "Acme", "to": "Acme Events"}
+    assert entry.actor == f"operator:{owner.operator_id}"
+
+
+def test_operator_without_workspace_is_told_what_to_do(session: Session) -> None:
+    accounts.create_operator(session, email="lonely@acme.example", name="L", password=PASSWORD)
+    with pytest.raises(PermissionDenied, match="Ask a workspace owner"):
+        accounts.login(session, email="lonely@acme.example", password=PASSWORD, policy=POLICY)

@@ -1,0 +1,244 @@
+"""Connections: connect with keys (role, plan, shape, test), masks, test, disconnect, the view."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.connections import credentials
+from backend.connections import service as connections
+from backend.platform.actors import Actor
+from backend.platform.errors import InvalidInput, PermissionDenied, PlanRequired
+from models import AuditLog, Integration, IntegrationLog, IntegrationStatus, Plan, Role
+from tests import factories
+from tests.support.fakes import CONTEXT, GOOD_KEY, FakeCatalog, catalog
+
+
+def _owner(session: Session, plan: Plan = Plan.PRO, role: Role = Role.OWNER) -> Actor:
+    ws = factories.workspace(session, plan=plan)
+    return Actor(operator_id=1, workspace_id=ws.id, role=role)
+
+
+def _connect(
+    session: Session, actor: Actor, cat: FakeCatalog, slug: str = "sendgrid", **kw: object
+) -> connections.ConnectResult:
+    params: dict[str, object] = {"credentials": {"api_key": GOOD_KEY}} | kw
+    return connections.connect_with_keys(
+        session,
+        actor=actor,
+        provider_slug=slug,
+        context=CONTEXT,
+        catalog=cat,
+        **params,  # type: ignore[arg-type]
+    )
+
+
+def _row(session: Session, actor: Actor, slug: str = "sendgrid") -> Integration:
+    row = connections.find(session, workspace_id=actor.workspace_id, provider_slug=slug)
+    assert row is not None
+    return row
+
+
+def test_owner_connects_with_a_good_key(session: Session) -> None:
+    actor, cat = _owner(session), catalog()
+    result = _connect(session, actor, cat)
+    assert result.ok and result.saved and result.status is IntegrationStatus.ACTIVE
+    assert result.masked == {"api_key": "••••1234"}
+    row = _row(session, actor)
+    assert row.status is IntegrationStatus.ACTIVE and row.connected_at and row.last_checked_at
+    assert credentials.unseal(row) == {"api_key": GOOD_KEY}
+    assert GOOD_KEY.encode() not in (row.credentials_enc or b"")
+    assert row.settings == {"sender": "shop@example.com", "days": 7}
+    log = session.scalars(select(IntegrationLog)).one()
+    assert (log.operation, log.status, log.integration_id) == ("test_connection", "ok", row.id)
+
+
+def test_audit_never_holds_the_secret(session: Session) -> None:
+    actor, cat = _owner(session), catalog()
+    _connect(session, actor, cat)
+    entry = session.scalars(select(AuditLog)).one()
+    assert entry.action == "integration.connect"
+    assert GOOD_KEY not in json.dumps(entry.details)
+    assert entry.details["masked"] == {"api_key": "••••1234"}
+
+
+def test_admin_cannot_connect_but_can_test(session: Session) -> None:
+    owner, cat = _owner(session), catalog()
+    _connect(session, owner, cat)
+    admin = Actor(operator_id=2, workspace_id=owner.workspace_id, role=Role.ADMIN)
+    with pytest.raises(PermissionDenied, match="owner"):
+        _connect(session, admin, cat)
+    result = connections.test(
+        session, actor=admin, provider_slug="sendgrid", context=CONTEXT, catalog=cat
+    )
+    assert result.ok
+
+
+def test_free_plan_is_refused_on_the_server(session: Session) -> None:
+    actor, cat = _owner(session, plan=Plan.FREE), catalog()
+    with pytest.raises(PlanRequired, match="Sendgrid needs the Pro plan"):
+        _connect(session, actor, cat)
+    assert cat["sendgrid"].tested == []  # refused before any call
+
+
+def test_second_payment_provider_on_pro_is_refused(session: Session) -> None:
+    actor, cat = _owner(session), catalog()
+    _connect(session, actor, cat, slug="stripe")
+    cat["sendgrid"].info = dataclasses.replace(cat["sendgrid"].info, payment_provider=True)
+    with pytest.raises(PlanRequired, match="one payment provider"):
+        _connect(session, actor, cat, slug="sendgrid")
+    # Updating the one payment provider it has is fine.
+    assert _connect(session, actor, cat, slug="stripe").ok
+
+
+def test_business_connects_several_payment_providers(session: Session) -> None:
+    actor, cat = _owner(session, plan=Plan.BUSINESS), catalog()
+    assert _connect(session, actor, cat, slug="stripe").ok
+    assert _connect(session, actor, cat, slug="square").ok
+
+
+def test_publishable_key_gets_a_clear_error_naming_the_field(session: Session) -> None:
+    actor, cat = _owner(session), catalog()
+    with pytest.raises(InvalidInput, match="publishable") as caught:
+        _connect(session, actor, cat, credentials={"api_key": "pk_live_123"})
+    assert caught.value.field == "api_key"
+
+
+def test_missing_field_names_it_without_echoing_values(session: Session) -> None:
+    actor, cat = _owner(session), catalog()
+    with pytest.raises(InvalidInput, match="Api key") as caught:
+        _connect(session, actor, cat, credentials={"account": "x"})
+    assert caught.value.field == "api_key"
+    with pytest.raises(InvalidInput, match="Days") as bad_setting:
+        _connect(session, actor, cat, settings={"days": 500})
+    assert "500" not in str(bad_setting.value)
+
+
+def test_failed_test_saves_nothing_but_is_logged(session: Session) -> None:
+    actor, cat = _owner(session), catalog()
+    result = _connect(session, actor, cat, credentials={"api_key": "key_bad_000000009999"})
+    assert not result.ok and not result.saved and "refused" in result.message
+    assert (
+        connections.find(session, workspace_id=actor.workspace_id, provider_slug="sendgrid") is None
+    )
+    log = session.scalars(select(IntegrationLog)).one()
+    assert log.status == "error" and log.error and "refused" in log.error
+
+
+def test_failed_test_can_be_saved_inactive(session: Session) -> None:
+    actor, cat = _owner(session), catalog()
+    result = _connect(
+        session, actor, cat, credentials={"api_key": "key_bad_000000009999"}, save_inactive=True
+    )
+    assert result.saved and not result.ok
+    row = _row(session, actor)
+    assert row.status is IntegrationStatus.INACTIVE and row.last_error
+    assert connections.view(session, actor.workspace_id, cat)[1].state == "connect"
+
+
+def test_blank_or_masked_secret_keeps_the_stored_one(session: Session) -> None:
+    actor, cat = _owner(session), catalog()
+    _connect(
+        session,
+        actor,
+        cat,
+        credentials={"api_key": GOOD_KEY, "signing_secret": "whsec_abcdefgh1111"},
+    )
+    result = _connect(
+        session,
+        actor,
+        cat,
+        credentials={"api_key": "••••1234", "signing_secret": "", "account": "acct-9"},
+        settings={"days": 14},
+    )
+    assert result.ok
+    row = _row(session, actor)
+    assert credentials.unseal(row) == {
+        "api_key": GOOD_KEY,
+        "signing_secret": "whsec_abcdefgh1111",
+        "account": "acct-9",
+    }
+    assert row.settings["days"] == 14
+    actions = session.scalars(select(AuditLog.action).order_by(AuditLog.id)).all()
+    assert actions == ["integration.connect", "integration.update"]
+
+
+def test_test_failure_marks_error_and_a_pass_recovers(session: Session) -> None:
+    actor, cat = _owner(session), catalog()
+    _connect(session, actor, cat)
+    row = _row(session, actor)
+    credentials.seal(row, {"api_key": "key_revoked_00005555"})
+    failed = connections.test(
+        session, actor=actor, provider_slug="sendgrid", context=CONTEXT, catalog=cat
+    )
+    assert not failed.ok and row.status is IntegrationStatus.ERROR and row.last_error
+    assert connections.view(session, actor.workspace_id, cat)[1].state == "error"
+    credentials.seal(row, {"api_key": GOOD_KEY})
+    passed = connections.test(
+        session, actor=actor, provider_slug="sendgrid", context=CONTEXT, catalog=cat
+    )
+    assert passed.ok and passed.status is IntegrationStatus.ACTIVE and row.last_error is None
+
+
+def test_disconnect_wipes_secrets_and_keeps_the_row(session: Session) -> None:
+    actor, cat = _owner(session), catalog()
+    _connect(session, actor, cat)
+    revoked: list[dict[str, object]] = []
+    connections.disconnect(session, actor=actor, provider_slug="sendgrid", revoke=revoked.append)
+    row = _row(session, actor)
+    assert revoked == [{"api_key": GOOD_KEY}]
+    assert row.credentials_enc is None and row.key_id is None
+    assert row.status is IntegrationStatus.INACTIVE
+    assert session.scalars(select(IntegrationLog)).all()  # history stays
+    entry = session.scalars(
+        select(AuditLog).where(AuditLog.action == "integration.disconnect")
+    ).one()
+    assert entry.details == {"revoked": "ok"}
+    assert connections.masked_view(row, cat) == {}
+
+
+def test_update_settings_validates_and_audits(session: Session) -> None:
+    actor, cat = _owner(session), catalog()
+    _connect(session, actor, cat)
+    admin = Actor(operator_id=2, workspace_id=actor.workspace_id, role=Role.ADMIN)
+    row = connections.update_settings(
+        session,
+        actor=admin,
+        provider_slug="sendgrid",
+        settings={"sender": "hi@shop.example"},
+        catalog=cat,
+    )
+    assert row.settings == {"sender": "hi@shop.example", "days": 7}
+    with pytest.raises(InvalidInput, match="Sender"):
+        connections.update_settings(
+            session, actor=admin, provider_slug="sendgrid", settings={"sender": "nope"}, catalog=cat
+        )
+    viewer = Actor(operator_id=3, workspace_id=actor.workspace_id, role=Role.VIEWER)
+    with pytest.raises(PermissionDenied):
+        connections.update_settings(
+            session, actor=viewer, provider_slug="sendgrid", settings={}, catalog=cat
+        )
+
+
+def test_view_has_one_tile_per_provider_with_its_state(session: Session) -> None:
+    actor, cat = _owner(session), catalog()
+    _connect(session, actor, cat)
+    tiles = {t.slug: t for t in connections.view(session, actor.workspace_id, cat)}
+    assert tiles["sendgrid"].state == "connected"
+    assert tiles["sendgrid"].masked == {"api_key": "••••1234"}
+    assert tiles["stripe"].state == "connect"
+    assert tiles["zoho_books"].state == "locked" and tiles["zoho_books"].required_plan == "business"
+    assert tiles["shopify"].state == "coming_soon"
+
+
+def test_free_workspace_sees_every_tile_locked(session: Session) -> None:
+    ws = factories.workspace(session, slug="freebie", plan=Plan.FREE)
+    tiles = connections.view(session, ws.id, catalog())
+    assert len(tiles) == 6
+    assert {t.state for t in tiles} == {"locked", "coming_soon"}
+    stripe = next(t for t in tiles if t.slug == "stripe")
+    assert stripe.locked_reason == "Stripe needs the Pro plan."
