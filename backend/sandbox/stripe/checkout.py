@@ -1,4 +1,7 @@
-"""Checkout Sessions (payment and subscription modes) and the subscriptions they create."""
+"""Checkout Sessions (payment and subscription modes) and the subscriptions they create.
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 

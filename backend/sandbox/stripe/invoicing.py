@@ -1,5 +1,8 @@
 """Invoice items and invoices: draft → open (finalize) → sent → paid / void / uncollectible,
-with the events Stripe sends at each step."""
+with the events Stripe sends at each step.
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 

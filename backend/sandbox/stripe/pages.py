@@ -1,6 +1,9 @@
 """What people see and click: the hosted invoice page and the Checkout page (Pay, Pay with a card
 that fails, Cancel), Stripe Connect's OAuth pages and token endpoints, and the sandbox's own
-helpers (new test accounts, disputes)."""
+helpers (new test accounts, disputes).
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Customers, products, prices, webhook endpoints, the account, payment intents, charges,
-refunds and disputes."""
+refunds and disputes.
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Stripe's REST surface: one table of (method, path, SDK parameter type, permission, handler)
 and one dispatcher that does what Stripe does around every call: authenticate, check the
-parameters, honour the Idempotency-Key, and answer errors in Stripe's shape."""
+parameters, honour the Idempotency-Key, and answer errors in Stripe's shape.
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 
