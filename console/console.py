@@ -21,7 +21,7 @@ from console.state.integrations import HubState, ManageState
 from console.state.jobs import JobsState
 from console.state.login import LoginState
 from console.state.settings import SettingsState
-from console.state.show import ShowState
+from console.state.show.base import ShowState
 from console.state.shows import ShowsState
 from console.state.timeline import TimelineState
 
