@@ -1,5 +1,5 @@
 """The integrations hub (a tile per provider) and one provider's manage page (keys, test,
-settings, disconnect, history). Every change goes through backend.services.connections, which
+settings, disconnect, history). Every change goes through backend.connections, which
 checks the role and the plan on the server; the page only mirrors what is allowed."""
 
 from __future__ import annotations

@@ -12,11 +12,8 @@ from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
 # job_kinds: every kind is listed on the page, not only those this process has used.
-from backend.platform import (
-    circuits,
-    inbox,
-    outbox,
-)
+from backend.jobs import job_kinds  # noqa: F401
+from backend.platform import circuits, inbox, outbox
 from backend.platform.actors import Actor
 from console.state.base import SessionState, change, read
 from console.state.formatting import when
