@@ -12,7 +12,8 @@ from backend.sandbox.stripe.core import StripeError, get
 from backend.sandbox.stripe.formdata import as_bool, as_int
 from backend.sandbox.stripe.objects import list_object, shape, update
 from backend.sandbox.stripe.op import Op, metadata, paginate
-from backend.sandbox.stripe.resources import new_intent, price_from, settle_intent
+from backend.sandbox.stripe.payments import new_intent, settle_intent
+from backend.sandbox.stripe.resources import price_from
 
 MONTH = 30 * 86400
 

@@ -13,12 +13,8 @@ from backend.sandbox.stripe.core import StripeError, get
 from backend.sandbox.stripe.formdata import as_bool, as_int
 from backend.sandbox.stripe.objects import fixtures, list_object, shape, update
 from backend.sandbox.stripe.op import Op, metadata, paginate, search
-from backend.sandbox.stripe.resources import (
-    card_declined,
-    new_intent,
-    price_from,
-    settle_intent,
-)
+from backend.sandbox.stripe.payments import card_declined, new_intent, settle_intent
+from backend.sandbox.stripe.resources import price_from
 
 OPEN_STATES = {"open"}
 

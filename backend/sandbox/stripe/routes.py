@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from backend.sandbox.context import SandboxContext
 from backend.sandbox.store import new_id
-from backend.sandbox.stripe import checkout, invoicing, resources
+from backend.sandbox.stripe import checkout, invoicing, payments, resources
 from backend.sandbox.stripe.core import (
     RequestMeta,
     StripeError,
@@ -183,7 +183,7 @@ ROUTES: list[tuple[str, str, str, str, str, Handler]] = [
         "PaymentIntentCreateParams",
         "payment_intents",
         "write",
-        resources.create_payment_intent,
+        payments.create_payment_intent,
     ),
     (
         "GET",
@@ -191,7 +191,7 @@ ROUTES: list[tuple[str, str, str, str, str, Handler]] = [
         "PaymentIntentRetrieveParams",
         "payment_intents",
         "read",
-        resources.retrieve_payment_intent,
+        payments.retrieve_payment_intent,
     ),
     (
         "POST",
@@ -199,7 +199,7 @@ ROUTES: list[tuple[str, str, str, str, str, Handler]] = [
         "PaymentIntentConfirmParams",
         "payment_intents",
         "write",
-        resources.confirm_payment_intent,
+        payments.confirm_payment_intent,
     ),
     (
         "GET",
@@ -207,19 +207,19 @@ ROUTES: list[tuple[str, str, str, str, str, Handler]] = [
         "ChargeRetrieveParams",
         "charges",
         "read",
-        resources.retrieve_charge,
+        payments.retrieve_charge,
     ),
-    ("GET", "/v1/charges", "ChargeListParams", "charges", "read", resources.list_charges),
-    ("POST", "/v1/refunds", "RefundCreateParams", "refunds", "write", resources.create_refund),
+    ("GET", "/v1/charges", "ChargeListParams", "charges", "read", payments.list_charges),
+    ("POST", "/v1/refunds", "RefundCreateParams", "refunds", "write", payments.create_refund),
     (
         "GET",
         "/v1/disputes/{id}",
         "DisputeRetrieveParams",
         "disputes",
         "read",
-        resources.retrieve_dispute,
+        payments.retrieve_dispute,
     ),
-    ("GET", "/v1/disputes", "DisputeListParams", "disputes", "read", resources.list_disputes),
+    ("GET", "/v1/disputes", "DisputeListParams", "disputes", "read", payments.list_disputes),
     (
         "POST",
         "/v1/checkout/sessions",

@@ -15,7 +15,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 REFERENCE = (
-    Path(__file__).resolve().parents[2].parent
+    Path(__file__).resolve().parents[3].parent
     / "shared"
     / "reference"
     / "sendgrid-mail-v3.openapi.json"
