@@ -1,4 +1,5 @@
-"""The scheduler process: runs every job declared with ``@periodic`` in backend/jobs."""
+"""The scheduler process: runs every job declared with ``@periodic`` in a domain's jobs.py (all
+of them found and loaded by ``backend.jobs``), and the outbox's drainer threads."""
 
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ import sys
 from alembic import command
 from alembic.config import Config
 
+# The demo seed enqueues a job: its kind is known once every domain's jobs.py is loaded.
+from backend import jobs  # noqa: F401
 from backend.config import SettingsError, get_settings
 from backend.connections import credentials
 from backend.db import get_engine, session_scope

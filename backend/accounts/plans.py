@@ -19,7 +19,7 @@ from backend.config import get_settings
 from backend.connections import providers, tiers
 from backend.connections import service as connections
 from backend.integrations.errors import ProviderError
-from backend.platform import audit, inbox
+from backend.platform import audit
 from backend.platform.actors import Actor
 from backend.platform.errors import InvalidInput, NotFound, ServiceError
 from models import InboundEvent, Integration, IntegrationStatus, Plan, Workspace
@@ -190,7 +190,6 @@ def deactivate_over_plan(session: Session, workspace: Workspace) -> list[str]:
     return switched
 
 
-@inbox.handles(PLATFORM, "checkout.session.completed")
 def checkout_completed(session: Session, event: InboundEvent) -> None:
     obj = event.payload["data"]["object"]
     if obj.get("mode") != "subscription":
@@ -207,12 +206,6 @@ def checkout_completed(session: Session, event: InboundEvent) -> None:
         apply_plan(session, workspace, Plan(raw_plan), at=_created(event), source=event.event_type)
 
 
-@inbox.handles(
-    PLATFORM,
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-)
 def subscription_changed(session: Session, event: InboundEvent) -> None:
     obj = event.payload["data"]["object"]
     workspace = _workspace_for(session, obj)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.db import get_engine, session_scope
-from backend.platform import inbox, outbox
+from backend.platform import inbox, outbox_views
 
 log = structlog.get_logger("sidecar")
 
@@ -61,7 +61,7 @@ class SidecarMetrics:
         try:
             with session_scope(engine) as session:
                 lag = inbox.lag_seconds(session)
-                depth = outbox.queue_depth(session, workspace_id=None)
+                depth = outbox_views.queue_depth(session, workspace_id=None)
         except SQLAlchemyError as exc:
             log.warning("metrics backlog unavailable", error=type(exc).__name__)
             self.database_up.set(0)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backend.platform import audit, circuits, outbox
+from backend.platform import audit, circuits, outbox_operators
 from backend.platform.actors import Actor
 from backend.platform.provider_failures import Failure, classify, describe, provider_name
 from models import Integration, IntegrationStatus, JobStatus, OutboxJob, utcnow
@@ -58,7 +58,7 @@ def succeeded(
         row.last_error = None
     else:
         return False
-    outbox.wake_waiting(session, provider=provider, workspace_id=workspace_id)
+    outbox_operators.wake_waiting(session, provider=provider, workspace_id=workspace_id)
     return True
 
 

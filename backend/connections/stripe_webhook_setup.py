@@ -46,7 +46,6 @@ def request_if_needed(session: Session, integration: Integration) -> int | None:
     )
 
 
-@outbox.job_kind(REGISTER_KIND, provider="stripe")
 def register(session: Session, job: outbox.JobContext) -> None:
     integration = session.get(Integration, job.payload["integration_id"])
     if integration is None or integration.status is not IntegrationStatus.ACTIVE:

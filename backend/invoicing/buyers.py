@@ -21,7 +21,6 @@ def request_customer_sync(session: Session, *, buyer: Buyer) -> int | None:
     )
 
 
-@outbox.job_kind(SYNC_CUSTOMER, provider="stripe")
 def sync_customer(session: Session, job: outbox.JobContext) -> None:
     buyer = session.get_one(Buyer, job.payload["buyer_id"])
     if buyer.stripe_customer_id:

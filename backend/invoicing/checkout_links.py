@@ -180,7 +180,6 @@ def sends_of(session: Session, *, workspace_id: int, invoice_id: int) -> list[Ch
     )
 
 
-@outbox.job_kind(SEND_KIND, provider="messenger")
 def send_by_messenger(session: Session, job: outbox.JobContext) -> None:
     invoice = session.get_one(Invoice, job.payload["invoice_id"])
     actor = str(job.payload.get("actor") or "scheduler")

@@ -17,7 +17,6 @@ from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
 from backend.invoicing import service as invoicing
-from backend.platform import inbox
 from models import Buyer, EngagementEvent, InboundEvent, Invoice, InvoiceStatus, utcnow
 
 EVENT_STATUS = {
@@ -37,7 +36,7 @@ class _Ours:
     buyer_id: int | None
 
 
-# session.info key of what ``_prefetch`` loaded: (workspace id, Stripe invoice id) -> ours.
+# session.info key of what ``prefetch`` loaded: (workspace id, Stripe invoice id) -> ours.
 _PREFETCHED = "stripe_events.invoices"
 
 
@@ -47,7 +46,7 @@ def _found(session: Session) -> dict[tuple[int, str], _Ours]:
     return found
 
 
-def _prefetch(session: Session, events: Sequence[InboundEvent]) -> list[_Ours]:
+def prefetch(session: Session, events: Sequence[InboundEvent]) -> list[_Ours]:
     """The invoices a batch of events is about, locked (in id order, as every batch locks
     them) and kept in the session for ``_ours``: one query instead of one per event."""
     wanted: dict[int, set[str]] = {}
@@ -125,9 +124,6 @@ def _when(seconds: Any) -> dt.datetime:
     return dt.datetime.fromtimestamp(int(seconds), dt.UTC) if seconds else utcnow()
 
 
-# Both handlers only lock and change the invoice they load and add rows: their writes can wait
-# for the batch's commit (see inbox.handles).
-@inbox.handles("stripe", *EVENT_STATUS, defer_writes=True, prefetch=_prefetch)
 def invoice_status(session: Session, event: InboundEvent) -> None:
     obj = event.payload["data"]["object"]
     ours = _ours(session, event, obj)
@@ -152,7 +148,6 @@ def invoice_status(session: Session, event: InboundEvent) -> None:
         invoice.sent_at = invoice.sent_at or _when(event.payload.get("created"))
 
 
-@inbox.handles("stripe", "invoice.payment_failed", defer_writes=True, prefetch=_prefetch)
 def invoice_payment_failed(session: Session, event: InboundEvent) -> None:
     obj = event.payload["data"]["object"]
     ours = _ours(session, event, obj)

@@ -1,17 +1,10 @@
-"""Importing this package registers every periodic job and every outbox job kind."""
+"""Scheduler wiring: the runner and the drainer threads. Importing this package loads every
+domain's ``jobs.py`` (see ``discovery``), registering every outbox job kind, inbox handler and
+periodic job."""
 
-from backend.jobs import drainer as outbox
-from backend.jobs import heartbeat, job_kinds, maintenance, oauth, sessions
+from backend.jobs import discovery
 from backend.platform.periodic import PeriodicJob, declared, periodic
 
-__all__ = [
-    "PeriodicJob",
-    "declared",
-    "heartbeat",
-    "job_kinds",
-    "maintenance",
-    "oauth",
-    "outbox",
-    "periodic",
-    "sessions",
-]
+LOADED = discovery.load()
+
+__all__ = ["LOADED", "PeriodicJob", "declared", "discovery", "periodic"]

@@ -1,13 +1,13 @@
 """The outbox's workers inside the scheduler process: drainer threads that run due jobs as
-soon as they are due (woken at once by PostgreSQL's NOTIFY, otherwise polling every second),
-and the periodic rescue of jobs whose worker died.
+soon as they are due (woken at once by PostgreSQL's NOTIFY, otherwise polling every second).
 
 Jobs that call a provider spend their time waiting: for the provider's answer and for their
 turn under its rate limit. Given provider threads, they run apart from local jobs: one thread
 claims them only as fast as a pool of that many threads takes them, each job's lease starting
 when it starts, so that enough of them wait at once to use the provider's whole rate limit
 (Stripe's 25 requests a second at a few tens of milliseconds each takes several) while the
-local jobs keep their own threads and batches.
+local jobs keep their own threads and batches. (The periodic rescue of expired leases is
+declared in platform/jobs.py.)
 """
 
 from __future__ import annotations
@@ -21,27 +21,14 @@ import structlog
 from sqlalchemy import Engine
 
 from backend.config import get_settings
-from backend.db import get_engine, session_scope
+from backend.db import get_engine
 from backend.jobs.runner import Runner, worker_name
 from backend.platform import outbox
-from backend.platform.periodic import periodic
 
 if TYPE_CHECKING:
     from psycopg import Notify
 
 log = structlog.get_logger("outbox")
-
-
-@periodic(
-    id="rescue-expired-leases",
-    seconds=get_settings().outbox_rescue_seconds,
-    description="Make jobs of workers that died claimable again.",
-)
-def rescue_expired_leases() -> None:
-    with session_scope() as session:
-        rescued = outbox.rescue_expired_leases(session)
-    if rescued:
-        log.warning("outbox.leases_rescued", jobs=rescued)
 
 
 class _Wakeup:

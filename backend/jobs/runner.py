@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from backend.connections import provider_status
 from backend.db import session_scope
-from backend.platform import circuits, outbox
+from backend.platform import circuits, outbox, outbox_operators
 from backend.platform.outbox import Claimed, DrainReport, JobContext, PermanentFailure
 from backend.platform.provider_failures import describe
 from models import JobStatus
@@ -202,7 +202,7 @@ class Runner:
         """The provider answered: a breaker this closes releases every job waiting on the
         provider now, and an integration in Error (or marked unavailable) recovers."""
         if circuits.record(session, provider=provider, ok=True) == circuits.RECLOSED:
-            outbox.wake_waiting(session, provider=provider)
+            outbox_operators.wake_waiting(session, provider=provider)
         if job.workspace_id is not None:
             provider_status.succeeded(session, workspace_id=job.workspace_id, provider=provider)
 

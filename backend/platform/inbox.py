@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from models.base import UTCDateTime
 
 InboxHandler = Callable[[Session, InboundEvent], None]
 # Loads, for a batch of events about to be handled together, what their handler will read
-# (see ``handles``); returns it, to be held until the batch commits.
+# (see ``register``); returns it, to be held until the batch commits.
 InboxPrefetch = Callable[[Session, Sequence[InboundEvent]], object]
 PROCESS_KIND = "inbox.process"
 
@@ -42,13 +42,15 @@ class _Registered:
 _HANDLERS: dict[tuple[str, str], _Registered] = {}
 
 
-def handles(
+def register(
     provider: str,
-    *event_types: str,
+    handlers: Mapping[str, InboxHandler],
+    *,
     defer_writes: bool = False,
     prefetch: InboxPrefetch | None = None,
-) -> Callable[[InboxHandler], InboxHandler]:
-    """Register a handler for a provider's event types (one table for every provider).
+) -> None:
+    """Register a provider's handlers, a table of event type -> handler that a domain keeps in
+    its ``jobs.py`` (one table of every provider's events, where a reader sees what each does).
 
     ``defer_writes``: the handler's changes are sent to the database with the rest of its
     batch's, when the batch commits, rather than before its next query (SQLAlchemy's
@@ -62,13 +64,16 @@ def handles(
     what it reads in one query rather than one per event. Only an optimization: the handler
     must work without it (an event also runs alone, after a failure in its batch).
     """
+    for event_type, handler in handlers.items():
+        existing = _HANDLERS.get((provider, event_type))
+        if existing is not None and existing.handler is not handler:
+            raise ValueError(f"two handlers are registered for {provider} {event_type!r}")
+        _HANDLERS[(provider, event_type)] = _Registered(handler, defer_writes, prefetch)
 
-    def register(handler: InboxHandler) -> InboxHandler:
-        for event_type in event_types:
-            _HANDLERS[(provider, event_type)] = _Registered(handler, defer_writes, prefetch)
-        return handler
 
-    return register
+def handled() -> dict[tuple[str, str], InboxHandler]:
+    """Every registered (provider, event type) and its handler."""
+    return {key: registered.handler for key, registered in _HANDLERS.items()}
 
 
 def handler_for(provider: str, event_type: str) -> InboxHandler | None:
@@ -275,9 +280,10 @@ def _record_sql(rows: int) -> str:
     """  # noqa: S608
 
 
-def _load_events(session: Session, jobs: Sequence[outbox.JobContext]) -> list[object]:
-    """``inbox.process``'s prepare hook: the batch's events in one query, so that each job's
-    ``session.get`` finds its event already loaded, then what their handlers prefetch."""
+def load_events(session: Session, jobs: Sequence[outbox.JobContext]) -> list[object]:
+    """``process``'s prepare hook (both declared in platform/jobs.py): the batch's events in one
+    query, so that each job's ``session.get`` finds its event already loaded, then what their
+    handlers prefetch."""
     ids = [job.payload["inbound_id"] for job in jobs]
     events = list(session.scalars(select(InboundEvent).where(InboundEvent.id.in_(ids))))
     by_prefetch: dict[InboxPrefetch, list[InboundEvent]] = {}
@@ -288,12 +294,6 @@ def _load_events(session: Session, jobs: Sequence[outbox.JobContext]) -> list[ob
     return [events, *(prefetch(session, batch) for prefetch, batch in by_prefetch.items())]
 
 
-@outbox.job_kind(
-    PROCESS_KIND,
-    max_attempts=8,
-    backoff=(5, 30, 120, 600, 1800, 3600, 7200),
-    prepare=_load_events,
-)
 def process(session: Session, job: outbox.JobContext) -> None:
     """Apply one stored event. Runs in the job's transaction: the effect and the 'handled'
     mark commit together, so a crash between them cannot apply an event twice."""

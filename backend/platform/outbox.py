@@ -18,15 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
-from backend.platform import alerts, audit, circuits
-from backend.platform.actors import Actor
-from backend.platform.errors import InvalidInput
-from backend.platform.provider_failures import describe, provider_name
+from backend.platform import alerts, circuits
+from backend.platform.provider_failures import describe
 from models import (
     AlertPriority,
     JobKindPause,
@@ -42,7 +40,7 @@ DEFAULT_BACKOFF = (300.0, 600.0, 1200.0, 2400.0, 4800.0)
 DEFAULT_MAX_ATTEMPTS = len(DEFAULT_BACKOFF) + 1
 NOTIFY_CHANNEL = "outbox"
 # The payload of the NOTIFY for a job that calls a provider: it wakes the workers that run
-# those (see backend/jobs/outbox.py); any other NOTIFY on the channel is for local jobs.
+# those (see backend/jobs/drainer.py); any other NOTIFY on the channel is for local jobs.
 NOTIFY_PROVIDER_JOB = "provider"
 
 
@@ -124,6 +122,27 @@ class JobKind:
 _KINDS: dict[str, JobKind] = {}
 
 
+def declare(
+    kind: str,
+    handler: Handler,
+    *,
+    provider: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    backoff: Sequence[float] = DEFAULT_BACKOFF,
+    lease_seconds: int | None = None,
+    on_dead: DeadHook | None = None,
+    prepare: PrepareHook | None = None,
+) -> None:
+    """Declare what runs a kind of job. Domains do it in their ``jobs.py`` (found by
+    ``backend.jobs``), so that the scheduler, the sidecar and the console all know every kind."""
+    existing = _KINDS.get(kind)
+    if existing is not None and existing.handler is not handler:
+        raise ValueError(f"job kind {kind!r} is declared twice")
+    _KINDS[kind] = JobKind(
+        kind, handler, provider, max_attempts, tuple(backoff), lease_seconds, on_dead, prepare
+    )
+
+
 def job_kind(
     kind: str,
     *,
@@ -134,14 +153,20 @@ def job_kind(
     on_dead: DeadHook | None = None,
     prepare: PrepareHook | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Declare what runs a kind of job, next to the code it runs."""
+    """``declare`` as a decorator: for kinds of tests and benchmarks, which no scheduler runs.
+    (A kind of the product is declared in its domain's ``jobs.py``; tests/jobs/test_discovery.py
+    fails on one declared anywhere else.)"""
 
     def register(handler: Handler) -> Handler:
-        existing = _KINDS.get(kind)
-        if existing is not None and existing.handler is not handler:
-            raise ValueError(f"job kind {kind!r} is declared twice")
-        _KINDS[kind] = JobKind(
-            kind, handler, provider, max_attempts, tuple(backoff), lease_seconds, on_dead, prepare
+        declare(
+            kind,
+            handler,
+            provider=provider,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            lease_seconds=lease_seconds,
+            on_dead=on_dead,
+            prepare=prepare,
         )
         return handler
 
@@ -175,7 +200,9 @@ def enqueue(
     idempotency key already exists (nothing is added)."""
     spec = _KINDS.get(kind)
     if spec is None:
-        raise ValueError(f"unknown job kind {kind!r}; declare it with @job_kind")
+        raise ValueError(
+            f"unknown job kind {kind!r}; declare it in its domain's jobs.py (outbox.declare)"
+        )
     stmt = (
         conflict_insert(session, OutboxJob)
         .values(
@@ -452,175 +479,6 @@ def fail(
     return status
 
 
-# -- operators: pause, replay ---------------------------------------------------------------
-
-
-def pause_kind(session: Session, *, actor: Actor, kind: str) -> None:
-    actor.require_change("pause jobs")
-    if kind not in _KINDS:
-        raise ValueError(f"unknown job kind {kind!r}")
-    if session.get(JobKindPause, kind) is None:
-        session.add(JobKindPause(kind=kind, paused_by=actor.label))
-        audit.record(session, actor=actor, action="jobs.pause", target=f"kind:{kind}")
-
-
-def resume_kind(session: Session, *, actor: Actor, kind: str) -> None:
-    actor.require_change("resume jobs")
-    session.execute(delete(JobKindPause).where(JobKindPause.kind == kind))
-    audit.record(session, actor=actor, action="jobs.resume", target=f"kind:{kind}")
-
-
-def paused_kinds(session: Session) -> set[str]:
-    return set(session.scalars(select(JobKindPause.kind)))
-
-
-def _dead_filter(
-    workspace_id: int, kind: str | None, since: dt.datetime | None, job_id: int | None
-) -> Any:
-    conditions = [OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.DEAD]
-    if kind:
-        conditions.append(OutboxJob.kind == kind)
-    if since:
-        conditions.append(OutboxJob.finished_at >= since)
-    if job_id is not None:
-        conditions.append(OutboxJob.id == job_id)
-    return and_(*conditions)
-
-
-def preview_replay(
-    session: Session,
-    *,
-    workspace_id: int,
-    kind: str | None = None,
-    since: dt.datetime | None = None,
-    job_id: int | None = None,
-) -> int:
-    """How many dead jobs a replay with these filters would run again."""
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(OutboxJob)
-            .where(_dead_filter(workspace_id, kind, since, job_id))
-        )
-        or 0
-    )
-
-
-def replay(
-    session: Session,
-    *,
-    actor: Actor,
-    kind: str | None = None,
-    since: dt.datetime | None = None,
-    job_id: int | None = None,
-    now: dt.datetime | None = None,
-) -> int:
-    """Dead jobs of this workspace back to pending with fresh attempts; same idempotency keys,
-    so what had already reached the provider is not done twice."""
-    actor.require_change("replay jobs")
-    now = now or utcnow()
-    result = session.execute(
-        update(OutboxJob)
-        .where(_dead_filter(actor.workspace_id, kind, since, job_id))
-        .values(
-            status=JobStatus.PENDING,
-            attempts=0,
-            run_after=now,
-            finished_at=None,
-            lease_owner=None,
-            lease_until=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    count = int(getattr(result, "rowcount", 0) or 0)
-    audit.record(
-        session,
-        actor=actor,
-        action="jobs.replay",
-        target=f"kind:{kind or 'any'}",
-        details={"jobs": count, "job_id": job_id, "since": since.isoformat() if since else None},
-    )
-    return count
-
-
-def wake_waiting(
-    session: Session,
-    *,
-    provider: str,
-    workspace_id: int | None = None,
-    now: dt.datetime | None = None,
-) -> int:
-    """Jobs waiting on ``provider`` after a failure (of every workspace, or of one) are due now:
-    its breaker closed again, or its integration recovered. Waiting out the rest of a backoff
-    meant for an outage that has ended would only delay the work. Returns how many moved."""
-    now = now or utcnow()
-    conditions = [
-        OutboxJob.provider == provider,
-        OutboxJob.status == JobStatus.PENDING,
-        OutboxJob.attempts > 0,
-        OutboxJob.run_after > now,
-    ]
-    if workspace_id is not None:
-        conditions.append(OutboxJob.workspace_id == workspace_id)
-    result = session.execute(
-        update(OutboxJob)
-        .where(*conditions)
-        .values(run_after=now)
-        .execution_options(synchronize_session=False)
-    )
-    moved = int(getattr(result, "rowcount", 0) or 0)
-    if moved and session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}, '{NOTIFY_PROVIDER_JOB}'"))
-    return moved
-
-
-def retry_now(
-    session: Session, *, actor: Actor, job_id: int, now: dt.datetime | None = None
-) -> str:
-    """An operator's "Retry now" on a waiting job: due at once instead of after its backoff.
-    When its provider's breaker is open, the breaker is let to probe now (with the provider's
-    earliest waiting job): pressing the button is the operator saying "try it"."""
-    actor.require_change("retry jobs")
-    now = now or utcnow()
-    job = session.scalars(
-        select(OutboxJob)
-        .where(OutboxJob.id == job_id, OutboxJob.workspace_id == actor.workspace_id)
-        # Its status as committed now, not as this session last saw it.
-        .execution_options(populate_existing=True)
-    ).first()
-    if job is None:
-        raise InvalidInput("There is no such job in this workspace; reload the Jobs page.")
-    if job.status is not JobStatus.PENDING:
-        raise InvalidInput(
-            f"Job {job.id} is {job.status.value}, not waiting: there is nothing to retry now."
-            + (" Replay it instead." if job.status is JobStatus.DEAD else "")
-        )
-    job.run_after = now
-    message = f"Job {job.id} runs now."
-    if job.provider is not None:
-        opened = circuits.open_until(session, provider=job.provider)
-        if opened is not None and opened > now:
-            circuits.probe_now(session, provider=job.provider, now=now)
-            # The probe is the provider's earliest waiting job, which may not be this one
-            # (the breaker is shared): say what happens, not which job is the test.
-            message = (
-                f"Job {job.id} is due now. {provider_name(job.provider)}'s breaker is open, so "
-                "it is tested now with a waiting job; if that succeeds, every job waiting on "
-                "it runs, this one included."
-            )
-    audit.record(
-        session,
-        actor=actor,
-        action="jobs.retry_now",
-        target=f"job:{job.id}",
-        details={"kind": job.kind},
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        channel = f", '{NOTIFY_PROVIDER_JOB}'" if job.provider else ""
-        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}{channel}"))
-    return message
-
-
 @dataclass
 class DrainReport:
     claimed: int = 0
@@ -628,96 +486,3 @@ class DrainReport:
     retried: int = 0
     dead: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-# -- reading: the Jobs page -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class QueueDepth:
-    kind: str
-    status: JobStatus
-    count: int
-
-
-def queue_depth(session: Session, *, workspace_id: int | None) -> list[QueueDepth]:
-    stmt = (
-        select(OutboxJob.kind, OutboxJob.status, func.count())
-        .group_by(OutboxJob.kind, OutboxJob.status)
-        .order_by(OutboxJob.kind, OutboxJob.status)
-    )
-    if workspace_id is not None:
-        stmt = stmt.where(OutboxJob.workspace_id == workspace_id)
-    return [QueueDepth(kind, status, int(n)) for kind, status, n in session.execute(stmt).all()]
-
-
-@dataclass(frozen=True, slots=True)
-class JobView:
-    id: int
-    kind: str
-    provider: str | None
-    status: JobStatus
-    attempts: int
-    max_attempts: int
-    lease_owner: str | None
-    lease_until: dt.datetime | None
-    run_after: dt.datetime
-    last_error: str | None
-    finished_at: dt.datetime | None
-
-
-def _views(rows: Sequence[OutboxJob]) -> list[JobView]:
-    return [
-        JobView(
-            j.id,
-            j.kind,
-            j.provider,
-            j.status,
-            j.attempts,
-            j.max_attempts,
-            j.lease_owner,
-            j.lease_until,
-            j.run_after,
-            j.last_error,
-            j.finished_at,
-        )
-        for j in rows
-    ]
-
-
-def running_jobs(session: Session, *, workspace_id: int, limit: int = 50) -> list[JobView]:
-    return _views(
-        session.scalars(
-            select(OutboxJob)
-            .where(OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.RUNNING)
-            .order_by(OutboxJob.lease_until)
-            .limit(limit)
-        ).all()
-    )
-
-
-def dead_jobs(session: Session, *, workspace_id: int, limit: int = 100) -> list[JobView]:
-    return _views(
-        session.scalars(
-            select(OutboxJob)
-            .where(OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.DEAD)
-            .order_by(OutboxJob.finished_at.desc())
-            .limit(limit)
-        ).all()
-    )
-
-
-def waiting_jobs(session: Session, *, workspace_id: int, limit: int = 50) -> list[JobView]:
-    """Pending jobs that already failed at least once: what an outage is holding back."""
-    return _views(
-        session.scalars(
-            select(OutboxJob)
-            .where(
-                OutboxJob.workspace_id == workspace_id,
-                OutboxJob.status == JobStatus.PENDING,
-                OutboxJob.attempts > 0,
-            )
-            .order_by(OutboxJob.run_after)
-            .limit(limit)
-        ).all()
-    )

@@ -1,7 +1,7 @@
-"""Scheduled jobs are declared next to the code they run, with ``@periodic``.
+"""Scheduled jobs are declared with ``@periodic`` in their domain's ``jobs.py``.
 
-``scheduler.py`` imports ``backend.jobs`` (which imports every job module) and adds what is
-registered here to APScheduler. A job declared ``exclusive`` runs once per tick however many
+``scheduler.py`` imports ``backend.jobs`` (which imports every domain's ``jobs.py``) and adds
+what is registered here to APScheduler. A job declared ``exclusive`` runs once per tick however many
 scheduler processes there are: on PostgreSQL it takes an advisory lock, and a process that does
 not get it skips the tick.
 """

@@ -11,9 +11,10 @@ import reflex as rx
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
-# job_kinds: every kind is listed on the page, not only those this process has used.
-from backend.jobs import job_kinds  # noqa: F401
-from backend.platform import circuits, inbox, outbox
+# backend.jobs loads every domain's jobs.py: every kind is listed on the page, not only those
+# this process has used.
+from backend import jobs  # noqa: F401
+from backend.platform import circuits, inbox, outbox, outbox_operators, outbox_views
 from backend.platform.actors import Actor
 from console.state.base import SessionState, change, read
 from console.state.formatting import when
@@ -35,7 +36,7 @@ class JobsSnapshot:
 INBOUND_PAGE_SIZE = 20
 
 
-def _job_row(job: outbox.JobView) -> dict[str, str]:
+def _job_row(job: outbox_views.JobView) -> dict[str, str]:
     return {
         "id": str(job.id),
         "kind": job.kind,
@@ -51,19 +52,21 @@ def _job_row(job: outbox.JobView) -> dict[str, str]:
 
 
 def read_snapshot(session: Session, workspace_id: int, *, inbound_page: int = 0) -> JobsSnapshot:
-    paused = outbox.paused_kinds(session)
+    paused = outbox_operators.paused_kinds(session)
     snapshot = JobsSnapshot()
     snapshot.depth = [
         {"kind": d.kind, "status": d.status.value, "count": str(d.count)}
-        for d in outbox.queue_depth(session, workspace_id=workspace_id)
+        for d in outbox_views.queue_depth(session, workspace_id=workspace_id)
     ]
     snapshot.running = [
-        _job_row(j) for j in outbox.running_jobs(session, workspace_id=workspace_id)
+        _job_row(j) for j in outbox_views.running_jobs(session, workspace_id=workspace_id)
     ]
     snapshot.waiting = [
-        _job_row(j) for j in outbox.waiting_jobs(session, workspace_id=workspace_id)
+        _job_row(j) for j in outbox_views.waiting_jobs(session, workspace_id=workspace_id)
     ]
-    snapshot.dead = [_job_row(j) for j in outbox.dead_jobs(session, workspace_id=workspace_id)]
+    snapshot.dead = [
+        _job_row(j) for j in outbox_views.dead_jobs(session, workspace_id=workspace_id)
+    ]
     snapshot.kinds = [
         {
             "kind": name,
@@ -180,14 +183,14 @@ class JobsState(SessionState):
     @rx.event
     async def pause(self, kind: str) -> EventSpec | None:
         done = await self._change(
-            f"Paused {kind}", lambda s, a: outbox.pause_kind(s, actor=a, kind=kind)
+            f"Paused {kind}", lambda s, a: outbox_operators.pause_kind(s, actor=a, kind=kind)
         )
         return done
 
     @rx.event
     async def resume(self, kind: str) -> EventSpec | None:
         done = await self._change(
-            f"Resumed {kind}", lambda s, a: outbox.resume_kind(s, actor=a, kind=kind)
+            f"Resumed {kind}", lambda s, a: outbox_operators.resume_kind(s, actor=a, kind=kind)
         )
         return done
 
@@ -197,14 +200,14 @@ class JobsState(SessionState):
         if not job_id.isdigit():
             return None
         done = await self._change(
-            "Retry now", lambda s, a: outbox.retry_now(s, actor=a, job_id=int(job_id))
+            "Retry now", lambda s, a: outbox_operators.retry_now(s, actor=a, job_id=int(job_id))
         )
         return done
 
     @rx.event
     async def replay_one(self, job_id: str) -> EventSpec | None:
         done = await self._change(
-            "Replayed jobs", lambda s, a: outbox.replay(s, actor=a, job_id=int(job_id))
+            "Replayed jobs", lambda s, a: outbox_operators.replay(s, actor=a, job_id=int(job_id))
         )
         return done
 
@@ -235,7 +238,7 @@ class JobsState(SessionState):
 
         found = await read(
             self,
-            lambda s, a: outbox.preview_replay(
+            lambda s, a: outbox_operators.preview_replay(
                 s, workspace_id=a.workspace_id, kind=kind, since=since
             ),
         )
@@ -248,7 +251,8 @@ class JobsState(SessionState):
     async def replay_matching(self) -> EventSpec | None:
         kind, since = self.replay_kind or None, self._since()
         done = await self._change(
-            "Replayed jobs", lambda s, a: outbox.replay(s, actor=a, kind=kind, since=since)
+            "Replayed jobs",
+            lambda s, a: outbox_operators.replay(s, actor=a, kind=kind, since=since),
         )
         self.replay_preview = -1
         return done

@@ -14,7 +14,7 @@ import backend.sandbox.google
 from backend import jobs
 from backend.connections import credentials, google_tokens, oauth
 from backend.connections import service as connections
-from backend.jobs.oauth import refresh_google_tokens
+from backend.connections.jobs import refresh_google_tokens
 from backend.platform.actors import Actor
 from models import AuditLog, Integration, IntegrationLog, IntegrationStatus, Plan, Role
 from tests import factories

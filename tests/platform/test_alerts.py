@@ -12,7 +12,6 @@ from backend.connections import stripe_webhook_setup
 from backend.health import dashboard
 from backend.jobs.runner import Runner
 from backend.platform import alerts
-from backend.platform import retention as maintenance
 from backend.platform.actors import Actor
 from backend.platform.errors import NotFound, PermissionDenied
 from models import Alert, AlertPriority, AlertState, AuditLog, Integration, Role
@@ -41,7 +40,7 @@ def test_clip_keeps_short_texts_and_cuts_long_ones_after_a_whole_word() -> None:
 def test_every_alert_writer_shortens_at_a_word(session: Session) -> None:
     ws = factories.workspace(session)
     long = " ".join(["permission"] * 200)
-    assert maintenance.raise_once(
+    assert alerts.raise_once(
         session,
         workspace_id=ws.id,
         type_="provider.failing",

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
-from backend.jobs import job_kinds  # noqa: F401 - registers the handlers
+from backend import jobs  # noqa: F401 - loads every domain's jobs.py: the handlers
 from backend.jobs.runner import Runner
 from backend.platform import inbox
 from models import (

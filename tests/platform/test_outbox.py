@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
 from backend.jobs.runner import Runner
-from backend.platform import circuits, outbox
+from backend.platform import circuits, outbox, outbox_operators
 from backend.platform.actors import Actor
 from backend.platform.errors import InvalidInput, PermissionDenied
 from models import Alert, AuditLog, JobStatus, OutboxJob, ProviderCircuit, Role, utcnow
@@ -217,13 +217,13 @@ def test_replay_preview_and_replay_of_dead_jobs(session: Session) -> None:
     session.commit()
     owner = Actor(1, ws.id, Role.OWNER)
     viewer = Actor(2, ws.id, Role.VIEWER)
-    assert outbox.preview_replay(session, workspace_id=ws.id, kind="test.flaky") == 3
-    assert outbox.preview_replay(session, workspace_id=ws.id, kind="test.noop") == 0
+    assert outbox_operators.preview_replay(session, workspace_id=ws.id, kind="test.flaky") == 3
+    assert outbox_operators.preview_replay(session, workspace_id=ws.id, kind="test.noop") == 0
     with pytest.raises(PermissionDenied):
-        outbox.replay(session, actor=viewer, kind="test.flaky")
+        outbox_operators.replay(session, actor=viewer, kind="test.flaky")
     first = _jobs(session)[0].id
-    assert outbox.replay(session, actor=owner, job_id=first) == 1
-    assert outbox.replay(session, actor=owner, kind="test.flaky") == 2
+    assert outbox_operators.replay(session, actor=owner, job_id=first) == 1
+    assert outbox_operators.replay(session, actor=owner, kind="test.flaky") == 2
     session.commit()
     assert {(j.status, j.attempts) for j in _jobs(session)} == {(JobStatus.PENDING, 0)}
 
@@ -232,10 +232,10 @@ def test_paused_kinds_are_not_claimed(session: Session) -> None:
     ws = factories.workspace(session)
     owner = Actor(1, ws.id, Role.OWNER)
     outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key="p")
-    outbox.pause_kind(session, actor=owner, kind="test.noop")
+    outbox_operators.pause_kind(session, actor=owner, kind="test.noop")
     session.commit()
     assert outbox.claim(session, worker="w") == []
-    outbox.resume_kind(session, actor=owner, kind="test.noop")
+    outbox_operators.resume_kind(session, actor=owner, kind="test.noop")
     session.commit()
     assert len(outbox.claim(session, worker="w")) == 1
 
@@ -473,10 +473,10 @@ def test_retry_now_runs_a_waiting_job_at_once_for_owners_and_admins_only(
     assert session.get_one(ProviderCircuit, "testpay").state == "open"
 
     with pytest.raises(PermissionDenied):
-        outbox.retry_now(session, actor=viewer, job_id=mine.id)
+        outbox_operators.retry_now(session, actor=viewer, job_id=mine.id)
     with pytest.raises(InvalidInput, match="no such job in this workspace"):
-        outbox.retry_now(session, actor=admin, job_id=theirs.id)
-    said = outbox.retry_now(session, actor=admin, job_id=mine.id)
+        outbox_operators.retry_now(session, actor=admin, job_id=theirs.id)
+    said = outbox_operators.retry_now(session, actor=admin, job_id=mine.id)
     session.commit()
     assert "breaker is open" in said
     mine, theirs = _jobs(session)
@@ -487,7 +487,7 @@ def test_retry_now_runs_a_waiting_job_at_once_for_owners_and_admins_only(
     actions = session.scalars(select(AuditLog.action).where(AuditLog.workspace_id == ws.id))
     assert list(actions) == ["jobs.retry_now"]
     with pytest.raises(InvalidInput, match="not waiting"):
-        outbox.retry_now(session, actor=admin, job_id=mine.id)
+        outbox_operators.retry_now(session, actor=admin, job_id=mine.id)
 
 
 def test_job_errors_are_words_without_secrets_or_emails(session: Session) -> None:

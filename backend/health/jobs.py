@@ -1,0 +1,19 @@
+"""The health domain's work: the five-minute check that alerts on failing providers."""
+
+from __future__ import annotations
+
+from backend.db import session_scope
+from backend.health import checks
+from backend.platform.periodic import periodic
+
+# -- periodic jobs --------------------------------------------------------------------------
+
+
+@periodic(
+    id="provider-health",
+    seconds=300,
+    description="Alert on providers failing more than half their calls in 15 minutes.",
+)
+def provider_health() -> None:
+    with session_scope() as session:
+        checks.check_provider_health(session)
