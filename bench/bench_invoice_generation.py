@@ -45,6 +45,8 @@ from _common import (
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+# Loads every domain's jobs.py: generate_all enqueues invoice jobs, a kind declared there.
+from backend import jobs  # noqa: F401
 from backend.config import Settings
 from backend.invoicing import service as invoicing
 from backend.platform import circuits

@@ -1,5 +1,9 @@
 """The accounts domain's work: what the platform's own Stripe account tells us about plans
-(upgrades paid, subscriptions changed or ended), and the hourly close of expired sessions."""
+(upgrades paid, subscriptions changed or ended), and the hourly close of expired sessions.
+
+Covered by tests/jobs/test_discovery.py (what is declared here is loaded) and
+tests/accounts/test_plans.py.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ Webhooks arrive twice, out of order and late. Each carries the time Stripe creat
 the workspace keeps the time of the change it last applied (``plan_changed_at``), and an older
 event never overwrites a newer plan. A downgrade switches off (never deletes) the integrations
 the new plan does not include, saying why on their tiles.
+
+Which event runs which handler: ``STRIPE_PLATFORM_HANDLERS`` in accounts/jobs.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """The connections domain's work: registering our webhook endpoint on a connected Stripe
-account, and keeping Google access tokens alive (they last an hour and are renewed ahead)."""
+account, and keeping Google access tokens alive (they last an hour and are renewed ahead).
+
+Covered by tests/jobs/test_discovery.py (what is declared here is loaded) and
+tests/connections/test_google_tokens.py.
+"""
 
 from __future__ import annotations
 

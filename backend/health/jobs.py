@@ -1,4 +1,7 @@
-"""The health domain's work: the five-minute check that alerts on failing providers."""
+"""The health domain's work: the five-minute check that alerts on failing providers.
+
+Covered by tests/jobs/test_discovery.py (what is declared here is loaded).
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Order-independent: each event can only move an invoice up its ladder (draft < se
 so ``invoice.paid`` arriving before ``invoice.finalized`` still ends Paid, and a late
 ``invoice.finalized`` changes nothing. Events for invoices we do not know are recorded and
 otherwise ignored (an invoice made by hand in Stripe's dashboard is not ours to track).
+
+Which event runs which handler: ``STRIPE_HANDLERS`` in invoicing/jobs.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """The invoicing domain's work: the outbox jobs that make, void and send invoices through
 Stripe and Messenger, what each of Stripe's invoice events does, and the hourly reconciliation
-against Stripe."""
+against Stripe.
+
+Covered by tests/jobs/test_discovery.py (what is declared here is loaded) and tests/invoicing/.
+"""
 
 from __future__ import annotations
 

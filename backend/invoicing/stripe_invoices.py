@@ -5,6 +5,8 @@ an invoice shows when its job gives up.
 Each job reads what it needs, ends its transaction before calling Stripe (``call_provider``),
 and writes the answer in a new one; every call carries a key derived from the job, so a retry
 or a crashed worker's rerun reaches the same Stripe objects.
+
+Tested in tests/invoicing/test_service.py.
 """
 
 from __future__ import annotations

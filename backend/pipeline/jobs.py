@@ -1,5 +1,8 @@
 """The pipeline's work: the nightly sweep for signed, paid contracts that never became an
-event."""
+event.
+
+Covered by tests/jobs/test_discovery.py (what is declared here is loaded).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """The platform's own work: the job that applies stored webhooks (``inbox.process``), the
-scheduler's heartbeat, the rescue of jobs whose worker died, and retention of old rows."""
+scheduler's heartbeat, the rescue of jobs whose worker died, and retention of old rows.
+
+Covered by tests/jobs/test_discovery.py (what is declared here is loaded).
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@ jobs, "Retry now" on a waiting one; and waking the jobs waiting on a provider th
 
 Split from ``outbox`` (kinds, enqueue, claim, outcomes), which the workers need; these are
 the operators' levers, each audited.
+
+Tested in tests/platform/test_outbox.py.
 """
 
 from __future__ import annotations

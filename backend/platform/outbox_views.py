@@ -1,5 +1,9 @@
 """The Jobs page's reading of the outbox: the queue's depth by kind and status, and the running,
-dead and waiting jobs of a workspace, as plain values."""
+dead and waiting jobs of a workspace, as plain values.
+
+Tested through the sidecar's /metrics (tests/api/webhooks/test_intake.py) and the Jobs page
+(tests/e2e/test_jobs.py).
+"""
 
 from __future__ import annotations
 

@@ -205,8 +205,10 @@ def test_a_fresh_process_loads_exactly_what_is_declared() -> None:
     assert scheduler["periodic"] == sorted(periodics) == scheduler["scheduled"]
 
 
+# The module each process starts from (Procfile, and the CLI): uvicorn's backend.api.app,
+# reflex's console.console, python -m backend.cli.
 @pytest.mark.parametrize(
-    "entry", ["backend.jobs", "backend.api.app", "backend.cli", "console.state.jobs"]
+    "entry", ["backend.jobs", "backend.api.app", "backend.cli", "console.console"]
 )
 def test_every_process_loads_the_kinds_the_scheduler_uses(entry: str) -> None:
     scheduler = _fresh("scheduler")
