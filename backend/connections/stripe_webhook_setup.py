@@ -1,7 +1,10 @@
 """A connected Stripe account's events must reach our sidecar: when Stripe is connected without
 a signing secret, a job registers a webhook endpoint on the account for
 ``/webhooks/stripe/{workspace}`` and stores the secret Stripe answers with, sealed with the keys.
-An operator who pasted their own signing secret keeps theirs."""
+An operator who pasted their own signing secret keeps theirs.
+
+Tested in tests/invoicing/test_service.py and tests/platform/test_alerts.py.
+"""
 
 from __future__ import annotations
 

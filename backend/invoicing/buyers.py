@@ -1,4 +1,7 @@
-"""Buyers as Stripe customers: found or created once, by the outbox."""
+"""Buyers as Stripe customers: found or created once, by the outbox.
+
+Tested in tests/jobs/test_reliability.py.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """Getting an invoice's checkout link to the buyer: by Messenger when the workspace's Page is
 connected and the buyer has written to it (Messenger can only reach people who did), otherwise
-shown to the operator to copy and send by hand. Every attempt is recorded."""
+shown to the operator to copy and send by hand. Every attempt is recorded.
+
+Tested in tests/invoicing/test_service.py.
+"""
 
 from __future__ import annotations
 

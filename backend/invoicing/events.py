@@ -6,6 +6,8 @@ so ``invoice.paid`` arriving before ``invoice.finalized`` still ends Paid, and a
 otherwise ignored (an invoice made by hand in Stripe's dashboard is not ours to track).
 
 Which event runs which handler: ``STRIPE_HANDLERS`` in invoicing/jobs.py.
+
+Tested in tests/platform/test_inbox_processing.py and tests/platform/test_inbox_batch.py.
 """
 
 from __future__ import annotations

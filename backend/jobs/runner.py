@@ -6,6 +6,8 @@ a few; if one fails, they run again with each job inside a savepoint, so that th
 rolls back alone. Jobs that call a provider run one per transaction: the provider's answer is
 committed as soon as it is known, and a worker that dies mid-job leaves only that job to be
 rerun (with the same idempotency key) when its lease expires.
+
+Tested in tests/platform/test_outbox.py and tests/jobs/test_reliability.py.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@
 what is registered here to APScheduler. A job declared ``exclusive`` runs once per tick however many
 scheduler processes there are: on PostgreSQL it takes an advisory lock, and a process that does
 not get it skips the tick.
+
+Tested in tests/platform/test_retention.py (the exclusive lock) and
+tests/jobs/test_discovery.py.
 """
 
 from __future__ import annotations
