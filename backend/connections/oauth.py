@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from backend.config import get_settings
 from backend.connections import credentials, google_tokens, providers
 from backend.connections import service as connections
+from backend.db import session_scope
 from backend.integrations import google_drive
 from backend.integrations.base import ProviderContext
 from backend.integrations.errors import ProviderError
@@ -152,6 +153,13 @@ def complete_stripe(session: Session, *, code: str, state: str) -> connections.C
     )
 
 
+def stripe_callback(engine: Engine, *, code: str, state: str) -> connections.ConnectResult:
+    """``complete_stripe`` in a transaction of its own (the sidecar's callback route): stored
+    and committed when it returns; a ServiceError rolls everything back."""
+    with session_scope(engine) as session:
+        return complete_stripe(session, code=code, state=state)
+
+
 def google_authorize_url(session: Session, *, actor: Actor) -> str:
     """Where "Connect with Google" sends the owner: Google's consent screen for full Drive
     access, offline (a refresh token) and always asking (so a reconnect gets a new one)."""
@@ -189,6 +197,12 @@ def complete_google(session: Session, *, code: str, state: str) -> connections.C
         context=context,
         tester=google_tokens.tester(context),
     )
+
+
+def google_callback(engine: Engine, *, code: str, state: str) -> connections.ConnectResult:
+    """``complete_google`` in a transaction of its own (the sidecar's callback route)."""
+    with session_scope(engine) as session:
+        return complete_google(session, code=code, state=state)
 
 
 def _oauth_secrets(integration: Integration) -> dict[str, Any]:
