@@ -14,8 +14,9 @@ from pydantic import BaseModel, SecretStr
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
-from backend.connections import oauth, providers, tiers
+from backend.connections import catalog, oauth, providers, rows, tiers
 from backend.connections import service as connections
+from backend.connections import views as connection_views
 from backend.db import session_scope
 from backend.health import service as health
 from backend.platform import audit_trail
@@ -36,7 +37,7 @@ _FILTER_STATES = {
 }
 
 
-def _tile(view: connections.ConnectionView, *, can_connect: bool) -> dict[str, str]:
+def _tile(view: connection_views.ConnectionView, *, can_connect: bool) -> dict[str, str]:
     return {
         # Connecting is an owner's decision (the service refuses anyone else): the others
         # see the tile's Connect greyed out, with the reason.
@@ -89,7 +90,7 @@ class HubState(SessionState):
             with session_scope() as session:
                 return [
                     _tile(v, can_connect=owner)
-                    for v in connections.view(session, actor.workspace_id)
+                    for v in connection_views.view(session, actor.workspace_id)
                 ]
 
         self.tiles = await rx.run_in_thread(work)
@@ -222,10 +223,10 @@ class ManageState(SessionState):
 
         def work() -> dict[str, Any]:
             with session_scope() as session:
-                views = {v.slug: v for v in connections.view(session, actor.workspace_id)}
+                views = {v.slug: v for v in connection_views.view(session, actor.workspace_id)}
                 view = views[slug]
-                prov = connections.provider(slug)
-                row = connections.find(session, workspace_id=actor.workspace_id, provider_slug=slug)
+                prov = catalog.provider(slug)
+                row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=slug)
                 return {
                     "view": view,
                     "keys": form_fields(prov.credentials_model, {}),
@@ -253,7 +254,7 @@ class ManageState(SessionState):
                 }
 
         data = await rx.run_in_thread(work)
-        view: connections.ConnectionView = data["view"]
+        view: connection_views.ConnectionView = data["view"]
         self.name, self.logo, self.description = view.name, view.logo, view.description
         self.state, self.status = view.state, view.status or ""
         self.methods = list(view.methods)
@@ -271,7 +272,7 @@ class ManageState(SessionState):
             return self._login_redirect()
         self.slug = self._slug_from_url()
         try:
-            connections.provider(self.slug)
+            catalog.provider(self.slug)
         except ServiceError:
             return rx.redirect("/integrations")
         self.result, self.offer_inactive = "", False
@@ -294,7 +295,7 @@ class ManageState(SessionState):
             self.result_ok, self.result = False, outcome.refused
         return outcome.actor, outcome.value
 
-    def _show(self, result: connections.ConnectResult) -> None:
+    def _show(self, result: connection_views.ConnectResult) -> None:
         self.result_ok = result.ok
         self.result_unavailable = not result.ok and result.status is IntegrationStatus.ACTIVE
         latency = f" ({result.latency_ms} ms)" if result.latency_ms else ""

@@ -10,7 +10,7 @@ import reflex as rx
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
-from backend.connections import service as connections
+from backend.connections import views
 from backend.db import session_scope
 from backend.engagement import timeline as engagement
 from backend.health import service as health
@@ -52,7 +52,7 @@ class IntegrationsState(ListPageState):
                     "checked": when(i.last_checked_at),
                     "error": i.last_error or "",
                 }
-                for i in connections.list_connections(s, workspace_id=w)
+                for i in views.list_connections(s, workspace_id=w)
             ]
         )
         if found is None:
