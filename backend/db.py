@@ -3,6 +3,8 @@
 - ``session_scope()`` for scripts, jobs and console handlers: commit on success, roll back on error;
 - ``get_session`` as a FastAPI dependency, with the same rule;
 - ``make_engine(url)`` for tests and tools that need an engine of their own.
+
+Tested in every database test (tests/conftest.py makes its engines).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Structured logging for every process. Never pass secrets or webhook bodies as fields."""
+"""Structured logging for every process. Never pass secrets or webhook bodies as fields.
+
+Tested in tests/api/webhooks/test_intake.py and tests/api/test_oauth.py (what is logged, and
+that no secret is)."""
 
 from __future__ import annotations
 

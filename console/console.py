@@ -16,13 +16,14 @@ from console.pages.settings import settings_page
 from console.pages.show import show_page
 from console.pages.shows import shows_page
 from console.state.dashboard import DashboardState
+from console.state.health import HealthState
 from console.state.integrations import HubState, ManageState
 from console.state.jobs import JobsState
 from console.state.login import LoginState
-from console.state.pages import HealthState, TimelineState
 from console.state.settings import SettingsState
-from console.state.show import ShowState
+from console.state.show.base import ShowState
 from console.state.shows import ShowsState
+from console.state.timeline import TimelineState
 
 app = rx.App(head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")])
 app.add_page(

@@ -1,6 +1,8 @@
 """A workspace's money format (Settings → Money): the locale its prices are typed and shown in,
 and the currency of its new shows. A show keeps the currency it was created in, because its
-invoices are in it; its prices are read in the workspace's locale and the show's currency."""
+invoices are in it; its prices are read in the workspace's locale and the show's currency.
+
+Tested in tests/platform/test_money.py and tests/shows/test_claims_import.py."""
 
 from __future__ import annotations
 

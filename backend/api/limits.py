@@ -1,5 +1,7 @@
 """The request body size limit: 413 for a declared Content-Length over the cap, and the same
-while reading, for chunked bodies that declare nothing."""
+while reading, for chunked bodies that declare nothing.
+
+Tested in tests/api/webhooks/test_intake.py and tests/api/test_fuzz.py (bodies over the cap)."""
 
 from __future__ import annotations
 

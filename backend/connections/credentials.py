@@ -3,6 +3,9 @@
 The associated data binds each ciphertext to its row: workspace, provider and integration id.
 Keys rotate: ``rotate`` re-encrypts every row under the newest key, ``check_ring`` names key ids
 still in use that the ring has lost.
+
+Tested in tests/security/test_crypto.py, tests/test_cli_keys.py (rotation) and
+tests/connections/test_service.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Small helpers the provider modules share: narrowing a form's model to the provider's own, and
 turning a plain HTTP answer (for providers without an official SDK) into provider-neutral errors.
+
+Tested in tests/integrations/, through every adapter.
 """
 
 from __future__ import annotations

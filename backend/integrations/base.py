@@ -4,6 +4,8 @@ settings (a pydantic ``Settings`` model), and how to test a connection.
 
 Keep this protocol narrow: a provider module adds the operations the services need as plain
 methods on its own adapter; the registry only needs what is here.
+
+Tested in tests/integrations/ and tests/connections/test_service.py.
 """
 
 from __future__ import annotations

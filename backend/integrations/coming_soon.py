@@ -1,5 +1,7 @@
 """Providers the console lists as "coming soon": a card with a logo and no key form, so that
-operators see what is planned. Nothing here calls anyone."""
+operators see what is planned. Nothing here calls anyone.
+
+Tested in tests/integrations/test_registry.py and tests/connections/test_tiers.py."""
 
 from __future__ import annotations
 

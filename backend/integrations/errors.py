@@ -1,5 +1,8 @@
 """Provider-neutral outcomes that adapters raise, so services and the outbox can decide what to
-do (wait, retry, give up) without knowing any SDK."""
+do (wait, retry, give up) without knowing any SDK.
+
+Tested in tests/integrations/ (each adapter's error translation) and
+tests/platform/test_outbox.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Who is acting, in which workspace, with which role: passed to every service that changes data."""
+"""Who is acting, in which workspace, with which role: passed to every service that changes data.
+
+Tested in tests/accounts/test_service.py and every service test that checks a role."""
 
 from __future__ import annotations
 

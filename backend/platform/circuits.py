@@ -5,6 +5,9 @@ A circuit opens after a run of consecutive failures, or when more than half of t
 window fail; while open, that provider's jobs stay queued instead of burning attempts. After the
 open period one probe job is let through (half-open): success closes the circuit, failure
 opens it again for longer.
+
+Tested in tests/platform/test_outbox.py, tests/health/test_service.py and
+tests/jobs/test_reliability.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Errors services raise, each with a message a person can act on."""
+"""Errors services raise, each with a message a person can act on.
+
+Tested in the service tests that expect a refusal (tests/accounts/, tests/connections/ …)."""
 
 from __future__ import annotations
 

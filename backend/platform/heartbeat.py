@@ -1,4 +1,6 @@
-"""Whether the scheduler is alive: its heartbeat job writes here, the console reads the age."""
+"""Whether the scheduler is alive: its heartbeat job writes here, the console reads the age.
+
+Tested in tests/health/test_dashboard.py."""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 jobs and the integration's status: a refused credential (the operator must act), the provider
 unavailable (down, slow, 5xx: wait and retry), rate limited, or a bad request (this request will
 never succeed); and the words a person reads about it, with secrets and personal data removed.
+
+Tested in tests/platform/test_outbox.py and tests/connections/test_provider_status.py (errors in
+scrubbed words).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Is the database reachable and migrated to the code's revision? Used by /readyz and start-up."""
+"""Is the database reachable and migrated to the code's revision? Used by /readyz and start-up.
+
+Tested in tests/api/test_app.py (/readyz)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 Each provider lives under its own path prefix (``/stripe``, ``/sendgrid``, ``/google``,
 ``/graph``, ``/slack``, ``/zoho``); the product's adapters point their SDKs there in sandbox mode.
+
+Tested in tests/sandbox/ (every emulator test starts this app) and through the adapters in
+tests/integrations/.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """What every provider emulator is handed: the store, the switches, the deliverer and where the
-sandbox and the product can be reached."""
+sandbox and the product can be reached.
+
+Tested in tests/sandbox/, through the emulators that use it."""
 
 from __future__ import annotations
 

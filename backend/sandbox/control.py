@@ -1,4 +1,7 @@
-"""The sandbox's own page at `/`: what it holds, the webhook deliveries, and the switches."""
+"""The sandbox's own page at `/`: what it holds, the webhook deliveries, and the switches.
+
+Tested in tests/sandbox/test_demo_accounts.py and the emulators' summary tests in
+tests/sandbox/."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Outbound webhooks from the sandbox to the product, the way providers send them: signed at
 send time, retried with backoff while the receiver fails, and (for reliability tests) sometimes
-duplicated or reordered. Every attempt is kept for the control page."""
+duplicated or reordered. Every attempt is kept for the control page.
+
+Tested in tests/sandbox/test_stripe.py (webhook delivery and retries)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """The sandbox's memory: one JSON-able dict per provider, guarded by one lock, optionally saved
-to a file so that a restarted `make run` keeps its customers, invoices and emails."""
+to a file so that a restarted `make run` keeps its customers, invoices and emails.
+
+Tested in tests/sandbox/ (every emulator keeps its state here)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,10 @@
 rate limit answering 429, and the latency of a provider far away. Set from the control page or
 POST /_sandbox/switches; applied by a middleware to every request under the provider's path
 prefix, which also counts those requests by answer (GET /_sandbox/requests): what a benchmark
-or a test made the product send."""
+or a test made the product send.
+
+Tested in tests/sandbox/ (outage, rate-limit and delivery switches) and
+tests/jobs/test_reliability.py."""
 
 from __future__ import annotations
 

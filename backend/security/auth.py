@@ -1,6 +1,8 @@
 """Password hashing and session tokens: the cryptographic half of logging in.
 
 What a login means for the business (throttling, workspaces, roles) is in services/accounts.py.
+
+Tested in tests/accounts/test_service.py (login, sessions).
 """
 
 from __future__ import annotations

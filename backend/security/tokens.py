@@ -1,6 +1,8 @@
 """Signed, expiring tokens for values that leave our hands and come back: OAuth ``state`` and
 links sent to people. Signed with ``HUB_SECRET_KEY`` and a salt per purpose, so a token made for
 one purpose is never accepted for another.
+
+Tested in tests/connections/test_oauth.py and tests/api/test_oauth.py (signed OAuth state).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Reading a claims CSV file (see claims_import): its encoding, delimiter and columns, and each
 row checked on its own, with an actionable error per problem. Prices are read by the one money
 parser (backend/services/money.py) in the workspace's format, as the console's price editor
-reads them. Nothing here looks at the show or the database."""
+reads them. Nothing here looks at the show or the database.
+
+Tested in tests/shows/test_claims_import.py (the preview reads files through it)."""
 
 from __future__ import annotations
 

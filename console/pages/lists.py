@@ -1,4 +1,4 @@
-"""The list pages: Integrations, Timeline, Health."""
+"""The list pages: Timeline, Health."""
 
 from __future__ import annotations
 
@@ -6,25 +6,8 @@ import reflex as rx
 
 from console.components.table import data_table
 from console.layout import page
-from console.state.pages import HealthState, IntegrationsState, TimelineState
-
-
-def integrations_page() -> rx.Component:
-    return page(
-        "Integrations",
-        data_table(
-            [
-                ("Provider", "provider"),
-                ("Name", "name"),
-                ("Status", "status"),
-                ("Last checked", "checked"),
-                ("Last error", "error"),
-            ],
-            IntegrationsState.rows,
-            "No integrations are connected in this workspace yet.",
-            "integrations-table",
-        ),
-    )
+from console.state.health import HealthState
+from console.state.timeline import TimelineState
 
 
 def timeline_page() -> rx.Component:

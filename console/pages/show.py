@@ -8,7 +8,7 @@ from console.components.status_badge import status_color
 from console.layout import page
 from console.pages.show_claims import claims_tab
 from console.pages.show_invoices import figures, invoices_tab
-from console.state.show import ShowState
+from console.state.show.base import ShowState
 
 
 def show_page() -> rx.Component:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from console.state.show import ShowState
+from console.state.show.base import ShowState
+from console.state.show.claims import ClaimsState
 
 UPLOAD_ID = "claims_csv"
 CSV_HELP = (
@@ -33,42 +34,42 @@ def claims_tab() -> rx.Component:
             multiple=False,
             max_files=1,
             disabled=~ShowState.can_change,
-            on_drop=ShowState.preview_import(rx.upload_files(upload_id=UPLOAD_ID)),
+            on_drop=ClaimsState.preview_import(rx.upload_files(upload_id=UPLOAD_ID)),
             border="1px dashed var(--gray-a7)",
             padding="1.5rem",
             width="100%",
             data_testid="claims-upload",
         ),
         rx.cond(
-            ShowState.import_summary != "",
+            ClaimsState.import_summary != "",
             rx.card(
                 rx.vstack(
                     rx.text(
-                        ShowState.import_file,
+                        ClaimsState.import_file,
                         ": ",
-                        ShowState.import_summary,
+                        ClaimsState.import_summary,
                         weight="medium",
                         data_testid="import-summary",
                     ),
                     rx.foreach(
-                        ShowState.import_errors,
+                        ClaimsState.import_errors,
                         lambda e: rx.text(
                             e, size="2", color_scheme="red", data_testid="import-error"
                         ),
                     ),
                     rx.foreach(
-                        ShowState.import_notes,
+                        ClaimsState.import_notes,
                         lambda n: rx.text(n, size="2", color_scheme="amber"),
                     ),
                     rx.hstack(
                         rx.button(
                             "Import",
-                            on_click=ShowState.apply_import,
-                            loading=ShowState.importing,
-                            disabled=(~ShowState.import_ready) | (~ShowState.can_change),
+                            on_click=ClaimsState.apply_import,
+                            loading=ClaimsState.importing,
+                            disabled=(~ClaimsState.import_ready) | (~ShowState.can_change),
                             data_testid="import-claims",
                         ),
-                        rx.button("Cancel", variant="soft", on_click=ShowState.cancel_import),
+                        rx.button("Cancel", variant="soft", on_click=ClaimsState.cancel_import),
                     ),
                     spacing="2",
                 ),

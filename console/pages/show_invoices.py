@@ -9,8 +9,10 @@ import reflex as rx
 
 from console.components.status_badge import status_color
 from console.pages.show_prices import prices_card, reprice_dialogs
-from console.state.show import ShowState
-from console.state.show_views import STATUS_FILTERS
+from console.state.show.base import ShowState
+from console.state.show.invoices import InvoicesState
+from console.state.show.reconciliation import ReconciliationState
+from console.state.show.views import STATUS_FILTERS
 
 
 def figures() -> rx.Component:
@@ -104,8 +106,8 @@ def _actions_bar() -> rx.Component:
     return rx.hstack(
         rx.button(
             "Generate all invoices",
-            on_click=ShowState.generate_all,
-            loading=ShowState.generating,
+            on_click=InvoicesState.generate_all,
+            loading=InvoicesState.generating,
             disabled=(~ShowState.can_change) | (~ShowState.stripe_ready),
             data_testid="generate-all",
         ),
@@ -115,8 +117,8 @@ def _actions_bar() -> rx.Component:
             rx.icon("download", size=14),
             "Export CSV",
             variant="soft",
-            on_click=ShowState.export_csv,
-            loading=ShowState.exporting,
+            on_click=InvoicesState.export_csv,
+            loading=InvoicesState.exporting,
             data_testid="export-csv",
         ),
         width="100%",
@@ -130,13 +132,13 @@ def _filters() -> rx.Component:
         rx.segmented_control.root(
             *[rx.segmented_control.item(label, value=value) for value, label in STATUS_FILTERS],
             value=ShowState.status_filter,
-            on_change=ShowState.set_status_filter,
+            on_change=InvoicesState.set_status_filter,
             data_testid="status-filter",
         ),
         rx.input(
             placeholder="Search by handle",
             value=ShowState.search,
-            on_change=ShowState.set_search.debounce(300),
+            on_change=InvoicesState.set_search.debounce(300),
             width="16rem",
             data_testid="buyer-search",
         ),
@@ -186,13 +188,15 @@ def _row_actions(row: Any) -> rx.Component:
             rx.button(
                 "Generate",
                 size="1",
-                on_click=ShowState.generate_one(row.pid),
+                on_click=InvoicesState.generate_one(row.pid),
                 disabled=locked | ~ShowState.stripe_ready,
             ),
         ),
         rx.cond(
             row.can_retry,
-            rx.button("Retry", size="1", on_click=ShowState.retry(row.invoice_id), disabled=locked),
+            rx.button(
+                "Retry", size="1", on_click=InvoicesState.retry(row.invoice_id), disabled=locked
+            ),
         ),
         rx.cond(
             row.can_send,
@@ -200,14 +204,14 @@ def _row_actions(row: Any) -> rx.Component:
                 rx.button(
                     "Send link",
                     size="1",
-                    on_click=ShowState.send_link(row.invoice_id),
+                    on_click=InvoicesState.send_link(row.invoice_id),
                     disabled=locked,
                 ),
                 rx.button(
                     "Copy link",
                     size="1",
                     variant="soft",
-                    on_click=ShowState.copy_link(row.invoice_id, row.url),
+                    on_click=InvoicesState.copy_link(row.invoice_id, row.url),
                 ),
             ),
         ),
@@ -228,7 +232,7 @@ def _row_actions(row: Any) -> rx.Component:
                 size="1",
                 color_scheme="red",
                 variant="soft",
-                on_click=ShowState.ask_void(row.invoice_id, row.handle),
+                on_click=InvoicesState.ask_void(row.invoice_id, row.handle),
                 disabled=locked,
             ),
         ),
@@ -237,7 +241,7 @@ def _row_actions(row: Any) -> rx.Component:
             rx.button(
                 "Regenerate",
                 size="1",
-                on_click=ShowState.regenerate(row.invoice_id),
+                on_click=InvoicesState.regenerate(row.invoice_id),
                 disabled=locked,
             ),
         ),
@@ -286,7 +290,7 @@ def _pager() -> rx.Component:
             "Previous",
             size="1",
             variant="soft",
-            on_click=ShowState.previous_page,
+            on_click=InvoicesState.previous_page,
             disabled=ShowState.page <= 1,
             data_testid="page-previous",
         ),
@@ -305,7 +309,7 @@ def _pager() -> rx.Component:
             "Next",
             size="1",
             variant="soft",
-            on_click=ShowState.next_page,
+            on_click=InvoicesState.next_page,
             disabled=ShowState.page >= ShowState.pages,
             data_testid="page-next",
         ),
@@ -316,20 +320,22 @@ def _pager() -> rx.Component:
 def _void_dialog() -> rx.Component:
     return rx.alert_dialog.root(
         rx.alert_dialog.content(
-            rx.alert_dialog.title("Void @", ShowState.void_handle, "'s invoice?"),
+            rx.alert_dialog.title("Void @", InvoicesState.void_handle, "'s invoice?"),
             rx.alert_dialog.description(
                 "Stripe voids it: its link stops working and it cannot be paid. You can "
                 "regenerate a new invoice for the buyer afterwards."
             ),
             rx.hstack(
                 rx.alert_dialog.cancel(
-                    rx.button("Keep it", variant="soft", on_click=ShowState.cancel_void)
+                    rx.button("Keep it", variant="soft", on_click=InvoicesState.cancel_void)
                 ),
                 rx.alert_dialog.action(
                     rx.button(
                         "Void invoice",
                         color_scheme="red",
-                        on_click=ShowState.confirm_void(ShowState.void_id, ShowState.void_handle),
+                        on_click=InvoicesState.confirm_void(
+                            InvoicesState.void_id, InvoicesState.void_handle
+                        ),
                         data_testid="confirm-void",
                     )
                 ),
@@ -338,8 +344,8 @@ def _void_dialog() -> rx.Component:
                 padding_top="1rem",
             ),
         ),
-        open=ShowState.void_open,
-        on_open_change=ShowState.set_void_open,
+        open=InvoicesState.void_open,
+        on_open_change=InvoicesState.set_void_open,
     )
 
 
@@ -362,16 +368,16 @@ def _reconciliation() -> rx.Component:
                 rx.button(
                     "Check against Stripe",
                     variant="soft",
-                    on_click=ShowState.check_stripe,
-                    loading=ShowState.checking,
+                    on_click=ReconciliationState.check_stripe,
+                    loading=ReconciliationState.checking,
                     disabled=(~ShowState.can_change) | (~ShowState.stripe_ready),
                     data_testid="check-stripe",
                 ),
                 rx.button(
                     "Fix all",
-                    on_click=ShowState.fix_findings,
-                    loading=ShowState.fixing,
-                    disabled=(~ShowState.can_change) | (ShowState.fixable_findings == 0),
+                    on_click=ReconciliationState.fix_findings,
+                    loading=ReconciliationState.fixing,
+                    disabled=(~ShowState.can_change) | (ReconciliationState.fixable_findings == 0),
                     data_testid="fix-all",
                 ),
                 width="100%",
@@ -385,10 +391,10 @@ def _reconciliation() -> rx.Component:
                 color_scheme="gray",
             ),
             rx.cond(
-                ShowState.findings.length() > 0,
-                rx.vstack(rx.foreach(ShowState.findings, _finding), spacing="2"),
+                ReconciliationState.findings.length() > 0,
+                rx.vstack(rx.foreach(ReconciliationState.findings, _finding), spacing="2"),
                 rx.cond(
-                    ShowState.checked,
+                    ReconciliationState.checked,
                     rx.text(
                         "No differences: our invoices match Stripe's.",
                         size="2",
@@ -417,7 +423,7 @@ def invoices_tab() -> rx.Component:
         _void_dialog(),
         reprice_dialogs(),
         # Live statuses while the tab is open: unmounted with the tab, the polling stops.
-        rx.moment(interval=1000, on_change=ShowState.poll, display="none"),
+        rx.moment(interval=1000, on_change=InvoicesState.poll, display="none"),
         spacing="4",
         width="100%",
         padding_top="1rem",

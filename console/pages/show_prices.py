@@ -8,7 +8,8 @@ from typing import Any
 
 import reflex as rx
 
-from console.state.show import ShowState
+from console.state.show.base import ShowState
+from console.state.show.prices import PricesState
 
 
 def _price_editor(item: Any) -> rx.Component:
@@ -20,8 +21,10 @@ def _price_editor(item: Any) -> rx.Component:
                 name="price",
                 # Bound to the item, not to the row's position: text typed for one item never
                 # turns up on another when rows change.
-                value=rx.cond(ShowState.drafts.contains(item.id), ShowState.drafts[item.id], ""),
-                on_change=lambda text: ShowState.set_draft(item.id, text),
+                value=rx.cond(
+                    PricesState.drafts.contains(item.id), PricesState.drafts[item.id], ""
+                ),
+                on_change=lambda text: PricesState.set_draft(item.id, text),
                 placeholder=rx.cond(item.priced, "new price", "price"),
                 width="8rem",
                 disabled=~ShowState.can_change,
@@ -37,7 +40,7 @@ def _price_editor(item: Any) -> rx.Component:
             ),
             align="center",
         ),
-        on_submit=ShowState.save_price,
+        on_submit=PricesState.save_price,
         reset_on_submit=False,
     )
 
@@ -58,20 +61,21 @@ def _item_row(item: Any) -> rx.Component:
             rx.vstack(
                 _price_editor(item),
                 rx.cond(
-                    ShowState.understood.contains(item.id) & (ShowState.understood[item.id] != ""),
+                    PricesState.understood.contains(item.id)
+                    & (PricesState.understood[item.id] != ""),
                     rx.text(
                         "Understood: ",
-                        rx.text.strong(ShowState.understood[item.id]),
+                        rx.text.strong(PricesState.understood[item.id]),
                         size="2",
                         color_scheme="green",
                         data_testid="price-understood",
                     ),
                 ),
                 rx.cond(
-                    ShowState.price_errors.contains(item.id)
-                    & (ShowState.price_errors[item.id] != ""),
+                    PricesState.price_errors.contains(item.id)
+                    & (PricesState.price_errors[item.id] != ""),
                     rx.text(
-                        ShowState.price_errors[item.id],
+                        PricesState.price_errors[item.id],
                         color_scheme="red",
                         size="2",
                         max_width="28rem",
@@ -98,7 +102,7 @@ def _items_pager() -> rx.Component:
                 "Previous",
                 size="1",
                 variant="soft",
-                on_click=ShowState.previous_items_page,
+                on_click=PricesState.previous_items_page,
                 disabled=ShowState.items_page <= 1,
             ),
             rx.text("Items page ", ShowState.items_page, " of ", ShowState.items_pages, size="2"),
@@ -106,7 +110,7 @@ def _items_pager() -> rx.Component:
                 "Next",
                 size="1",
                 variant="soft",
-                on_click=ShowState.next_items_page,
+                on_click=PricesState.next_items_page,
                 disabled=ShowState.items_page >= ShowState.items_pages,
             ),
             align="center",
@@ -164,13 +168,13 @@ def reprice_dialogs() -> rx.Component:
     free = rx.alert_dialog.root(
         rx.alert_dialog.content(
             rx.alert_dialog.title("Free item?"),
-            rx.alert_dialog.description(ShowState.free_question),
+            rx.alert_dialog.description(PricesState.free_question),
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button("No, type a price", variant="soft")),
                 rx.alert_dialog.action(
                     rx.button(
                         "Yes, it is free",
-                        on_click=ShowState.confirm_free(ShowState.free_id),
+                        on_click=PricesState.confirm_free(PricesState.free_id),
                         data_testid="confirm-free",
                     )
                 ),
@@ -179,17 +183,17 @@ def reprice_dialogs() -> rx.Component:
                 padding_top="1rem",
             ),
         ),
-        open=ShowState.free_open,
-        on_open_change=ShowState.set_free_open,
+        open=PricesState.free_open,
+        on_open_change=PricesState.set_free_open,
     )
     reprice = rx.alert_dialog.root(
         rx.alert_dialog.content(
-            rx.alert_dialog.title("Regenerate the invoices with ", ShowState.reprice_title, "?"),
-            rx.alert_dialog.description(ShowState.reprice_text, data_testid="reprice-text"),
+            rx.alert_dialog.title("Regenerate the invoices with ", PricesState.reprice_title, "?"),
+            rx.alert_dialog.description(PricesState.reprice_text, data_testid="reprice-text"),
             rx.cond(
-                ShowState.reprice_paid != "",
+                PricesState.reprice_paid != "",
                 rx.text(
-                    ShowState.reprice_paid,
+                    PricesState.reprice_paid,
                     color_scheme="amber",
                     size="2",
                     padding_top="0.5rem",
@@ -199,19 +203,19 @@ def reprice_dialogs() -> rx.Component:
             rx.hstack(
                 rx.alert_dialog.cancel(
                     rx.button(
-                        rx.cond(ShowState.reprice_count > 0, "Not now", "Close"),
+                        rx.cond(PricesState.reprice_count > 0, "Not now", "Close"),
                         variant="soft",
                         data_testid="reprice-cancel",
                     )
                 ),
                 rx.cond(
-                    ShowState.reprice_count > 0,
+                    PricesState.reprice_count > 0,
                     rx.alert_dialog.action(
                         rx.button(
                             "Regenerate ",
-                            ShowState.reprice_count,
+                            PricesState.reprice_count,
                             " invoice(s)",
-                            on_click=ShowState.confirm_reprice(ShowState.reprice_id),
+                            on_click=PricesState.confirm_reprice(PricesState.reprice_id),
                             data_testid="confirm-reprice",
                         )
                     ),
@@ -221,7 +225,7 @@ def reprice_dialogs() -> rx.Component:
                 padding_top="1rem",
             ),
         ),
-        open=ShowState.reprice_open,
-        on_open_change=ShowState.set_reprice_open,
+        open=PricesState.reprice_open,
+        on_open_change=PricesState.set_reprice_open,
     )
     return rx.fragment(free, reprice)

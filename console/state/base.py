@@ -1,22 +1,32 @@
-"""Who is looking: the session token, the operator, the workspace they work in and their role.
+"""Who is looking, and the one way a page calls the backend.
 
 Every page state subclasses SessionState, so each page's handlers re-resolve the token on the
 server before doing anything: the role shown in the browser is for display, never for deciding.
+
+A handler calls the backend through ``read(state, work)`` or ``change(state, work)``: the token is
+resolved to an Actor (whose workspace scopes the call) in the same short session as ``work``,
+off the event loop; ``read`` never commits, ``change`` commits when ``work`` returns. What came of
+it is an ``Outcome``: the value, a refusal in the service's words (shown where the page shows
+refusals: a toast, a field, a callout), or ``signed_out`` (nothing ran: send them to log in).
+These are functions, not methods, because Reflex turns a state's public methods into event
+handlers; and they never write to the state, so background events may call them outside
+``async with self``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar, cast
 
 import reflex as rx
 from reflex.event import EventSpec
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from backend.accounts import service as accounts
 from backend.config import get_settings
-from backend.db import session_scope
+from backend.db import get_engine, session_factory, session_scope
 from backend.platform.actors import Actor
 from backend.platform.errors import NotAuthenticated, ServiceError
 from console.state.next_page import login_url
@@ -24,27 +34,158 @@ from models import Workspace
 
 SESSION_COOKIE = "hub_session"
 T = TypeVar("T")
+Work = Callable[[Session, Actor], T]
+# What a page shows the operator instead of failing: a service's refusal, or a ValueError
+# from validation (pydantic's ValidationError is one). Anything else is a bug and propagates.
+REFUSALS: tuple[type[Exception], ...] = (ServiceError, ValueError)
+# "change": owners and admins; "owner": owners only. Most services check the role themselves;
+# this is for a call whose service does not (the refusal reads the same as theirs).
+Needs = Literal["change", "owner"]
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome(Generic[T]):
-    """What a change asked for from a page came to. ``actor`` is None when nobody is signed
-    in (nothing ran); ``refused`` holds the service's reason, in words for the operator."""
+    """What a call from a page came to: it ran (``value``), it was refused (``error``, whose
+    words are for the operator), or nobody is signed in (``signed_out``: nothing ran)."""
 
-    actor: Actor | None
     value: T | None = None
-    refused: str | None = None
+    error: Exception | None = None
+    signed_out: bool = False
+
+    @property
+    def refused(self) -> str | None:
+        return None if self.error is None else str(self.error)
+
+    @property
+    def ok(self) -> bool:
+        return not self.signed_out and self.error is None
+
+    def get(self) -> T:
+        """The value of a call that ran. A refusal nobody checked for is raised again, as if
+        it had not been caught (check ``signed_out`` first)."""
+        if self.error is not None:
+            raise self.error
+        if self.signed_out:
+            raise NotAuthenticated()
+        return cast(T, self.value)
 
 
-def _identity(token: str) -> tuple[Actor, str, str, list[dict[str, str]]]:
-    with session_scope() as session:
+def _check(actor: Actor, needs: Needs | None, what: str) -> None:
+    if needs == "change":
+        actor.require_change(what)
+    elif needs == "owner":
+        actor.require_owner(what)
+
+
+def _as_operator(token: str, work: Work[T], *, commit: bool, needs: Needs | None, what: str) -> T:
+    """Blocking: resolve the token and run ``work`` in one short session."""
+    if commit:
+        with session_scope() as session:
+            actor = accounts.resolve(session, token=token)
+            _check(actor, needs, what)
+            return work(session, actor)
+    # A read: closing the session rolls back whatever it began.
+    with session_factory()() as session:
         actor = accounts.resolve(session, token=token)
-        workspace = session.get_one(Workspace, actor.workspace_id)
-        choices = [
-            {"id": str(c.workspace_id), "label": f"{c.name} ({c.role.value})"}
-            for c in accounts.workspaces_of(session, operator_id=actor.operator_id)
-        ]
-        return actor, workspace.name, workspace.plan.value, choices
+        _check(actor, needs, what)
+        return work(session, actor)
+
+
+async def _outcome(
+    blocking: Callable[[], T], refuse: tuple[type[Exception], ...], *, signed_in: bool = True
+) -> Outcome[T]:
+    try:
+        value: T = await rx.run_in_thread(blocking)
+    except NotAuthenticated as exc:
+        if signed_in:
+            return Outcome(signed_out=True)
+        if not isinstance(exc, refuse):
+            raise
+        return Outcome(error=exc)
+    except refuse as exc:
+        return Outcome(error=exc)
+    return Outcome(value)
+
+
+async def read(
+    state: SessionState,
+    work: Work[T],
+    *,
+    needs: Needs | None = None,
+    what: str = "make changes",
+    refuse: tuple[type[Exception], ...] = REFUSALS,
+) -> Outcome[T]:
+    """Run ``work(session, actor)`` as the signed-in operator, in a worker thread and a short
+    session that is never committed. ``needs`` checks the role first; ``refuse`` lists what
+    comes back as a refusal instead of propagating."""
+    token = state.token
+    if not token:
+        return Outcome(signed_out=True)
+    return await _outcome(
+        lambda: _as_operator(token, work, commit=False, needs=needs, what=what), refuse
+    )
+
+
+async def change(
+    state: SessionState,
+    work: Work[T],
+    *,
+    needs: Needs | None = None,
+    what: str = "make changes",
+    refuse: tuple[type[Exception], ...] = REFUSALS,
+) -> Outcome[T]:
+    """``read``, committed: one transaction that a refusal (or any error) rolls back."""
+    token = state.token
+    if not token:
+        return Outcome(signed_out=True)
+    return await _outcome(
+        lambda: _as_operator(token, work, commit=True, needs=needs, what=what), refuse
+    )
+
+
+async def change_in_steps(
+    state: SessionState,
+    work: Callable[[Engine, Actor], T],
+    *,
+    needs: Needs | None = None,
+    what: str = "make changes",
+    refuse: tuple[type[Exception], ...] = REFUSALS,
+) -> Outcome[T]:
+    """For a service that takes the Engine, not a Session, because it calls a provider between
+    short transactions of its own (reconciliation): the token is resolved in a short session
+    of its own, then ``work(engine, actor)`` runs in the worker thread and commits as it goes."""
+    token = state.token
+    if not token:
+        return Outcome(signed_out=True)
+
+    def blocking() -> T:
+        actor = _as_operator(token, lambda _s, a: a, commit=False, needs=needs, what=what)
+        return work(get_engine(), actor)
+
+    return await _outcome(blocking, refuse)
+
+
+async def account_change(
+    work: Callable[[Session], T], *, refuse: tuple[type[Exception], ...] = REFUSALS
+) -> Outcome[T]:
+    """For the calls that make or end a session (log in, log out, switch workspace): there is no
+    actor to resolve yet, or the token is what ``work`` acts on. Committed; a NotAuthenticated
+    is a refusal like any other here (never ``signed_out``)."""
+
+    def blocking() -> T:
+        with session_scope() as session:
+            return work(session)
+
+    return await _outcome(blocking, refuse, signed_in=False)
+
+
+def _identity(session: Session, actor: Actor) -> tuple[Actor, str, str, list[dict[str, str]]]:
+    workspace = session.get_one(Workspace, actor.workspace_id)
+    choices = [
+        {"id": str(c.workspace_id), "label": f"{c.name} ({c.role.value})"}
+        for c in accounts.workspaces_of(session, operator_id=actor.operator_id)
+    ]
+    return actor, workspace.name, workspace.plan.value, choices
 
 
 class SessionState(rx.State):
@@ -74,18 +215,13 @@ class SessionState(rx.State):
         return self.provider_mode == "sandbox"
 
     async def _authenticate(self) -> Actor | None:
-        """Resolve the session token on the server; refresh what the layout shows."""
-        token = self.token
-        if not token:
-            return None
-        try:
-            identity: tuple[Actor, str, str, list[dict[str, str]]] = await rx.run_in_thread(
-                lambda: _identity(token)
-            )
-        except NotAuthenticated:
+        """Resolve the session token on the server; refresh what the layout shows (a page's
+        load does this; its calls go through ``read``/``change``, which resolve it again)."""
+        found = await read(self, _identity, refuse=())
+        if found.signed_out:
             self.token = ""
             return None
-        actor, name, plan, choices = identity
+        actor, name, plan, choices = found.get()
         self.operator_name = actor.name
         self.operator_email = actor.email
         self.workspace_id = str(actor.workspace_id)
@@ -94,24 +230,6 @@ class SessionState(rx.State):
         self.plan = plan
         self.workspaces = choices
         return actor
-
-    async def _apply(self, change: Callable[[Session, Actor], T]) -> Outcome[T]:
-        """Run a service change as the signed-in operator: off the event loop, in one
-        transaction. A refusal (ServiceError, or a ValueError from validation) rolls it back
-        and comes back as ``refused``; anything else is a bug and propagates."""
-        actor = await self._authenticate()
-        if actor is None:
-            return Outcome(None)
-
-        def work() -> T:
-            with session_scope() as session:
-                return change(session, actor)
-
-        try:
-            value: T = await rx.run_in_thread(work)
-        except (ServiceError, ValueError) as exc:
-            return Outcome(actor, refused=str(exc))
-        return Outcome(actor, value)
 
     def _login_redirect(self) -> EventSpec:
         """To the login page, which brings the operator back to this page afterwards."""
@@ -126,17 +244,13 @@ class SessionState(rx.State):
     @rx.event
     async def switch_workspace(self, workspace_id: str) -> EventSpec | None:
         token = self.token
-
-        def work() -> None:
-            with session_scope() as session:
-                accounts.switch_workspace(session, token=token, workspace_id=int(workspace_id))
-
-        try:
-            await rx.run_in_thread(work)
-        except NotAuthenticated:
+        done = await account_change(
+            lambda s: accounts.switch_workspace(s, token=token, workspace_id=int(workspace_id))
+        )
+        if isinstance(done.error, NotAuthenticated):
             return self._login_redirect()
-        except ServiceError as exc:
-            toast: EventSpec = rx.toast.error(str(exc))
+        if done.refused is not None:
+            toast: EventSpec = rx.toast.error(done.refused)
             return toast
         # Every open panel belongs to the old workspace: start the page again.
         return rx.call_script("window.location.reload()")
@@ -144,12 +258,8 @@ class SessionState(rx.State):
     @rx.event
     async def logout(self) -> EventSpec:
         token = self.token
-
-        def work() -> None:
-            with session_scope() as session:
-                accounts.logout(session, token=token)
-
-        await rx.run_in_thread(work)
+        # Nothing is refused here: whatever goes wrong is a bug and propagates.
+        await account_change(lambda s: accounts.logout(s, token=token), refuse=())
         self.reset()  # type: ignore[no-untyped-call]
         self.token = ""
         return rx.redirect("/login")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import reflex as rx
 from reflex.event import EventSpec
 
-from backend.db import session_scope
 from backend.health import dashboard
-from console.state.base import SessionState
+from console.state.base import SessionState, read
 
 
 def _describe_heartbeat(age: int | None) -> tuple[str, bool]:
@@ -30,15 +29,12 @@ class DashboardState(SessionState):
 
     @rx.event
     async def load(self) -> EventSpec | None:
-        actor = await self._authenticate()
-        if actor is None:
+        if await self._authenticate() is None:
             return self._login_redirect()
-
-        def work() -> dashboard.DashboardFigures:
-            with session_scope() as session:
-                return dashboard.figures(session, workspace_id=actor.workspace_id)
-
-        figures = await rx.run_in_thread(work)
+        found = await read(self, lambda s, a: dashboard.figures(s, workspace_id=a.workspace_id))
+        if found.signed_out:
+            return self._login_redirect()
+        figures = found.get()
         self.connected_integrations = figures.connected_integrations
         self.open_alerts = figures.open_alerts
         self.queued_jobs = figures.queued_jobs

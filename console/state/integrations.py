@@ -1,28 +1,27 @@
 """The integrations hub (a tile per provider) and one provider's manage page (keys, test,
-settings, disconnect, history). Every change goes through backend.services.connections, which
+settings, disconnect, history). Every change goes through backend.connections, which
 checks the role and the plan on the server; the page only mirrors what is allowed."""
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import reflex as rx
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
-from backend.connections import catalog, oauth, providers, rows, tiers
+from backend.connections import catalog, forms, oauth, providers, rows, tiers
 from backend.connections import service as connections
 from backend.connections import views as connection_views
-from backend.db import session_scope
 from backend.health import service as health
 from backend.platform import audit_trail
 from backend.platform.actors import Actor
 from backend.platform.errors import ServiceError
-from console.state.base import SessionState
+from console.state.base import Outcome, SessionState, change, read
 from console.state.formatting import when
 from models import IntegrationStatus, Plan, Role
 
@@ -80,20 +79,18 @@ class HubState(SessionState):
 
     @rx.event
     async def load(self) -> EventSpec | None:
-        actor = await self._authenticate()
-        if actor is None:
+        if await self._authenticate() is None:
             return self._login_redirect()
-
-        owner = actor.role is Role.OWNER
-
-        def work() -> list[dict[str, str]]:
-            with session_scope() as session:
-                return [
-                    _tile(v, can_connect=owner)
-                    for v in connection_views.view(session, actor.workspace_id)
-                ]
-
-        self.tiles = await rx.run_in_thread(work)
+        found = await read(
+            self,
+            lambda s, a: [
+                _tile(v, can_connect=a.role is Role.OWNER)
+                for v in connection_views.view(s, a.workspace_id)
+            ],
+        )
+        if found.signed_out:
+            return self._login_redirect()
+        self.tiles = found.get()
         self._note_upgrade()
         return None
 
@@ -124,58 +121,59 @@ class HubState(SessionState):
         self.filter = value if isinstance(value, str) else (value[0] if value else "all")
 
 
-def _field_kind(annotation: Any) -> str:
-    args = typing.get_args(annotation)
-    inner = [a for a in args if a is not type(None)] or [annotation]
-    target = inner[0]
-    if target is SecretStr:
-        return "secret"
-    if target is int:
-        return "number"
-    if target is bool:
-        return "bool"
-    if typing.get_origin(target) is list:
-        return "list"
-    return "text"
+def _field_row(field: forms.FormField) -> dict[str, str]:
+    """A form field as the Manage page's state keeps it (strings only)."""
+    return {
+        "name": field.name,
+        "label": field.label,
+        "kind": field.kind,
+        "help": field.help,
+        "value": field.value,
+        "required": "yes" if field.required else "",
+    }
 
 
 def form_fields(model: type[BaseModel], values: dict[str, Any]) -> list[dict[str, str]]:
     """The key or settings form of a provider, built from its pydantic model."""
-    fields = []
-    for name, info in model.model_fields.items():
-        kind = _field_kind(info.annotation)
-        value = values.get(name)
-        if kind == "list" and isinstance(value, list):
-            value = ", ".join(str(v) for v in value)
-        fields.append(
+    return [_field_row(f) for f in forms.form_fields(model, values)]
+
+
+@dataclass
+class _Managed:
+    """What the Manage page reads of one provider, in one session."""
+
+    view: connection_views.ConnectionView
+    keys: list[dict[str, str]]
+    settings: list[dict[str, str]]
+    audit: list[dict[str, str]]
+    calls: list[dict[str, str]]
+
+
+def _read_managed(session: Session, actor: Actor, slug: str) -> _Managed:
+    views = {v.slug: v for v in connection_views.view(session, actor.workspace_id)}
+    prov = catalog.provider(slug)
+    row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=slug)
+    return _Managed(
+        view=views[slug],
+        keys=form_fields(prov.credentials_model, {}),
+        settings=form_fields(prov.settings_model, dict(row.settings or {}) if row else {}),
+        audit=[
+            {"at": when(a.at), "actor": a.who, "action": a.action, "details": a.summary}
+            for a in audit_trail.for_target(
+                session, workspace_id=actor.workspace_id, target=f"integration:{slug}"
+            )
+        ],
+        calls=[
             {
-                "name": name,
-                "label": info.title or name.replace("_", " ").capitalize(),
-                "kind": kind,
-                "help": info.description or "",
-                "value": "" if value is None or kind == "secret" else str(value),
-                "required": "yes" if info.is_required() else "",
+                "at": when(c.at),
+                "operation": c.operation,
+                "status": c.status,
+                "latency": "" if c.latency_ms is None else f"{c.latency_ms} ms",
+                "error": (c.error or "")[:200],
             }
-        )
-    return fields
-
-
-def _coerce(fields: list[dict[str, str]], form: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for field in fields:
-        raw = form.get(field["name"])
-        if raw is None:
-            continue
-        text = str(raw).strip()
-        if field["kind"] == "list":
-            out[field["name"]] = [part.strip() for part in text.split(",") if part.strip()]
-        elif field["kind"] == "bool":
-            out[field["name"]] = text.lower() in ("on", "true", "1", "yes")
-        elif field["kind"] == "number":
-            out[field["name"]] = text  # pydantic converts, and explains a bad number
-        elif text or field["kind"] != "secret":
-            out[field["name"]] = text
-    return out
+            for c in health.recent_calls(session, workspace_id=actor.workspace_id, provider=slug)
+        ],
+    )
 
 
 class ManageState(SessionState):
@@ -218,43 +216,13 @@ class ManageState(SessionState):
         path = urlsplit(str(self.router.url)).path.rstrip("/")
         return path.rsplit("/", 1)[-1]
 
-    async def _refresh(self, actor: Actor) -> None:
+    async def _refresh(self) -> None:
         slug = self.slug
-
-        def work() -> dict[str, Any]:
-            with session_scope() as session:
-                views = {v.slug: v for v in connection_views.view(session, actor.workspace_id)}
-                view = views[slug]
-                prov = catalog.provider(slug)
-                row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=slug)
-                return {
-                    "view": view,
-                    "keys": form_fields(prov.credentials_model, {}),
-                    "settings": form_fields(
-                        prov.settings_model, dict(row.settings or {}) if row else {}
-                    ),
-                    "audit": [
-                        {"at": when(a.at), "actor": a.who, "action": a.action, "details": a.summary}
-                        for a in audit_trail.for_target(
-                            session, workspace_id=actor.workspace_id, target=f"integration:{slug}"
-                        )
-                    ],
-                    "calls": [
-                        {
-                            "at": when(c.at),
-                            "operation": c.operation,
-                            "status": c.status,
-                            "latency": "" if c.latency_ms is None else f"{c.latency_ms} ms",
-                            "error": (c.error or "")[:200],
-                        }
-                        for c in health.recent_calls(
-                            session, workspace_id=actor.workspace_id, provider=slug
-                        )
-                    ],
-                }
-
-        data = await rx.run_in_thread(work)
-        view: connection_views.ConnectionView = data["view"]
+        found = await read(self, lambda s, a: _read_managed(s, a, slug))
+        if found.signed_out:
+            return
+        data = found.get()
+        view = data.view
         self.name, self.logo, self.description = view.name, view.logo, view.description
         self.state, self.status = view.state, view.status or ""
         self.methods = list(view.methods)
@@ -262,13 +230,23 @@ class ManageState(SessionState):
         self.required_plan, self.locked_reason = view.required_plan.title(), view.locked_reason
         self.last_checked, self.last_error = when(view.last_checked_at), view.last_error or ""
         self.masked = dict(view.masked)
-        self.key_fields, self.setting_fields = data["keys"], data["settings"]
-        self.audit_rows, self.call_rows = data["audit"], data["calls"]
+        self.key_fields, self.setting_fields = data.keys, data.settings
+        self.audit_rows, self.call_rows = data.audit, data.calls
+
+    def _submitted(
+        self, form: dict[str, Any], which: Literal["keys", "settings"]
+    ) -> dict[str, Any]:
+        """What the keys or settings form sent, as the provider's model reads it."""
+        try:
+            prov = catalog.provider(self.slug)
+        except ServiceError:
+            return {}
+        model = prov.credentials_model if which == "keys" else prov.settings_model
+        return forms.form_values(model, form)
 
     @rx.event
     async def load(self) -> EventSpec | None:
-        actor = await self._authenticate()
-        if actor is None:
+        if await self._authenticate() is None:
             return self._login_redirect()
         self.slug = self._slug_from_url()
         try:
@@ -281,19 +259,19 @@ class ManageState(SessionState):
             self.result_ok, self.result = True, "Connected through OAuth and tested."
         elif query.get("error"):
             self.result_ok, self.result = False, query["error"][0]
-        await self._refresh(actor)
+        await self._refresh()
         return None
 
-    async def _run(self, change: Callable[[Session, Actor], T]) -> tuple[Actor | None, T | None]:
+    async def _run(self, work: Callable[[Session, Actor], T]) -> Outcome[T]:
         """A change from this page; a refusal is shown in the result callout."""
         self.busy = True
         try:
-            outcome = await self._apply(change)
+            outcome = await change(self, work)
         finally:
             self.busy = False
         if outcome.refused is not None:
             self.result_ok, self.result = False, outcome.refused
-        return outcome.actor, outcome.value
+        return outcome
 
     def _show(self, result: connection_views.ConnectResult) -> None:
         self.result_ok = result.ok
@@ -304,10 +282,10 @@ class ManageState(SessionState):
     @rx.event
     async def save_keys(self, form: dict[str, Any]) -> EventSpec | None:
         """Test first; save only what works (or, on request, save it inactive)."""
-        creds = _coerce(self.key_fields, form)
+        creds = self._submitted(form, "keys")
         self.pending_keys = {k: str(v) for k, v in creds.items()}
         slug = self.slug
-        actor, result = await self._run(
+        done = await self._run(
             lambda s, a: connections.connect_with_keys(
                 s,
                 actor=a,
@@ -316,22 +294,23 @@ class ManageState(SessionState):
                 context=providers.provider_context(slug),
             )
         )
-        if actor is None and result is None and not self.result:
+        if done.signed_out and not self.result:
             return self._login_redirect()
+        result = done.value
         if result is not None:
             self._show(result)
             self.offer_inactive = not result.saved
             if result.saved:
                 self.pending_keys = {}
-        if actor is not None:
-            await self._refresh(actor)
+        if not done.signed_out:
+            await self._refresh()
         return None
 
     @rx.event
     async def save_inactive(self) -> None:
         creds: dict[str, Any] = dict(self.pending_keys)
         slug = self.slug
-        actor, result = await self._run(
+        done = await self._run(
             lambda s, a: connections.connect_with_keys(
                 s,
                 actor=a,
@@ -341,17 +320,18 @@ class ManageState(SessionState):
                 context=providers.provider_context(slug),
             )
         )
+        result = done.value
         if result is not None:
             self.result_ok = False
             self.result = "Saved as inactive: fix the keys and test again to turn it on."
             self.offer_inactive, self.pending_keys = False, {}
-        if actor is not None:
-            await self._refresh(actor)
+        if not done.signed_out:
+            await self._refresh()
 
     @rx.event
     async def test_connection(self) -> None:
         slug = self.slug
-        actor, result = await self._run(
+        done = await self._run(
             lambda s, a: oauth.test(
                 s,
                 actor=a,
@@ -359,31 +339,34 @@ class ManageState(SessionState):
                 context=providers.provider_context(slug),
             )
         )
+        result = done.value
         if result is not None:
             self._show(result)
-        if actor is not None:
-            await self._refresh(actor)
+        if not done.signed_out:
+            await self._refresh()
 
     @rx.event
     async def save_settings(self, form: dict[str, Any]) -> None:
-        values = _coerce(self.setting_fields, form)
+        values = self._submitted(form, "settings")
         slug = self.slug
-        actor, row = await self._run(
+        done = await self._run(
             lambda s, a: connections.update_settings(
                 s, actor=a, provider_slug=slug, settings=values
             )
         )
+        row = done.value
         if row is not None:
             self.result_ok, self.result = True, "Settings saved."
-        if actor is not None:
-            await self._refresh(actor)
+        if not done.signed_out:
+            await self._refresh()
 
     @rx.event
     async def start_oauth(self) -> EventSpec | None:
         """Off to the provider's consent page (Stripe Connect, Google) with a signed, expiring
         state; the sidecar's callback brings the owner back here."""
         slug = self.slug
-        _, url = await self._run(lambda s, a: oauth.authorize_url(s, actor=a, provider_slug=slug))
+        done = await self._run(lambda s, a: oauth.authorize_url(s, actor=a, provider_slug=slug))
+        url = done.value
         if url is None:
             return None
         return rx.redirect(url)
@@ -391,8 +374,9 @@ class ManageState(SessionState):
     @rx.event
     async def disconnect(self) -> None:
         slug = self.slug
-        actor, row = await self._run(lambda s, a: oauth.disconnect(s, actor=a, provider_slug=slug))
+        done = await self._run(lambda s, a: oauth.disconnect(s, actor=a, provider_slug=slug))
+        row = done.value
         if row is not None:
             self.result_ok, self.result = True, "Disconnected: the keys are wiped; history stays."
-        if actor is not None:
-            await self._refresh(actor)
+        if not done.signed_out:
+            await self._refresh()

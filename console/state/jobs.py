@@ -11,16 +11,11 @@ import reflex as rx
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
-from backend.db import session_scope
-
 # job_kinds: every kind is listed on the page, not only those this process has used.
-from backend.platform import (
-    circuits,
-    inbox,
-    outbox,
-)
+from backend.jobs import job_kinds  # noqa: F401
+from backend.platform import circuits, inbox, outbox
 from backend.platform.actors import Actor
-from console.state.base import SessionState
+from console.state.base import SessionState, change, read
 from console.state.formatting import when
 
 
@@ -132,11 +127,9 @@ class JobsState(SessionState):
 
     @rx.event
     async def load(self) -> EventSpec | None:
-        actor = await self._authenticate()
-        if actor is None:
+        if await self._authenticate() is None:
             return self._login_redirect()
-        await self._refresh(actor)
-        return None
+        return await self._reload()
 
     @rx.var
     def inbound_page_label(self) -> str:
@@ -157,29 +150,21 @@ class JobsState(SessionState):
         return await self._reload()
 
     async def _reload(self) -> EventSpec | None:
-        actor = await self._authenticate()
-        if actor is None:
+        """Read the page again (the inbound page as it is now)."""
+        page = self.inbound_page
+        found = await read(self, lambda s, a: read_snapshot(s, a.workspace_id, inbound_page=page))
+        if found.signed_out:
             return self._login_redirect()
-        await self._refresh(actor)
+        for name, value in vars(found.get()).items():
+            setattr(self, name, value)
         return None
 
-    async def _refresh(self, actor: Actor) -> None:
-        page = self.inbound_page
-
-        def work() -> JobsSnapshot:
-            with session_scope() as session:
-                return read_snapshot(session, actor.workspace_id, inbound_page=page)
-
-        snapshot: JobsSnapshot = await rx.run_in_thread(work)
-        for name, value in vars(snapshot).items():
-            setattr(self, name, value)
-
     async def _change(
-        self, label: str, change: Callable[[Session, Actor], object]
+        self, label: str, work: Callable[[Session, Actor], object]
     ) -> EventSpec | None:
         """Run a change as the operator; refused changes come back as a message."""
-        outcome = await self._apply(change)
-        if outcome.actor is None:
+        outcome = await change(self, work)
+        if outcome.signed_out:
             return self._login_redirect()
         if outcome.refused is not None:
             self.message = outcome.refused
@@ -187,7 +172,8 @@ class JobsState(SessionState):
             return failed
         result = outcome.value
         self.message = f"{label}: {result}" if result is not None else label
-        await self._refresh(outcome.actor)
+        if (signed_out := await self._reload()) is not None:
+            return signed_out
         toast: EventSpec = rx.toast.success(self.message)
         return toast
 
@@ -237,8 +223,7 @@ class JobsState(SessionState):
 
     @rx.event
     async def preview(self) -> EventSpec | None:
-        actor = await self._authenticate()
-        if actor is None:
+        if await self._authenticate() is None:
             return self._login_redirect()
         if not self.replay_kind:
             # Without a kind the count would be of every dead job, which is not what the
@@ -248,13 +233,15 @@ class JobsState(SessionState):
             return choose
         kind, since = self.replay_kind, self._since()
 
-        def work() -> int:
-            with session_scope() as session:
-                return outbox.preview_replay(
-                    session, workspace_id=actor.workspace_id, kind=kind, since=since
-                )
-
-        self.replay_preview = await rx.run_in_thread(work)
+        found = await read(
+            self,
+            lambda s, a: outbox.preview_replay(
+                s, workspace_id=a.workspace_id, kind=kind, since=since
+            ),
+        )
+        if found.signed_out:
+            return self._login_redirect()
+        self.replay_preview = found.get()
         return None
 
     @rx.event

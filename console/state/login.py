@@ -10,9 +10,7 @@ from reflex.event import EventSpec
 
 from backend.accounts import service as accounts
 from backend.config import get_settings
-from backend.db import session_scope
-from backend.platform.errors import ServiceError
-from console.state.base import SessionState
+from console.state.base import SessionState, account_change
 from console.state.next_page import next_from
 
 
@@ -44,18 +42,14 @@ class LoginState(SessionState):
         self.busy = True
         yield None
 
-        def work() -> str:
-            with session_scope() as session:
-                return accounts.login(
-                    session, email=email, password=password, policy=_policy()
-                ).token
-
-        try:
-            token = await rx.run_in_thread(work)
-        except ServiceError as exc:
-            self.error = str(exc)
+        done = await account_change(
+            lambda s: accounts.login(s, email=email, password=password, policy=_policy()).token
+        )
+        if done.refused is not None:
+            self.error = done.refused
             self.busy = False
             return
+        token = done.get()
         self.error = ""
         self.busy = False
         self.token = token

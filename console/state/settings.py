@@ -8,10 +8,8 @@ from reflex.event import EventSpec
 from backend.accounts import money_settings, plans
 from backend.accounts import service as accounts
 from backend.config import get_settings
-from backend.db import session_scope
-from backend.platform.errors import ServiceError
 from backend.platform.money import MoneyFormat
-from console.state.base import SessionState
+from console.state.base import SessionState, change, read
 from models import Plan
 
 
@@ -34,20 +32,18 @@ class SettingsState(SessionState):
 
     @rx.event
     async def save_name(self) -> EventSpec | None:
-        actor = await self._authenticate()
-        if actor is None:
+        if await self._authenticate() is None:
             return self._login_redirect()
         name = self.name_draft
-
-        def work() -> str:
-            with session_scope() as session:
-                return accounts.rename_workspace(session, actor=actor, name=name).name
-
-        try:
-            self.workspace_name = await rx.run_in_thread(work)
-        except ServiceError as exc:
-            self.error, self.message = str(exc), ""
+        done = await change(
+            self, lambda s, a: accounts.rename_workspace(s, actor=a, name=name).name
+        )
+        if done.signed_out:
+            return self._login_redirect()
+        if done.refused is not None:
+            self.error, self.message = done.refused, ""
             return None
+        self.workspace_name = done.get()
         self.message, self.error = "Saved.", ""
         toast: EventSpec = rx.toast.success("Workspace renamed")
         return toast
@@ -64,28 +60,26 @@ class PlanState(SessionState):
 
     @rx.event
     async def upgrade(self, plan: str) -> EventSpec | None:
-        actor = await self._authenticate()
-        if actor is None:
+        if await self._authenticate() is None:
             return self._login_redirect()
         console_url = get_settings().public_console_url
-
-        def work() -> str:
-            with session_scope() as session:
-                return plans.start_upgrade(
-                    session,
-                    actor=actor,
-                    plan=Plan(plan),
-                    success_url=f"{console_url}/integrations?upgraded={plan}",
-                    cancel_url=f"{console_url}/settings?cancelled=1",
-                )
-
-        try:
-            url = await rx.run_in_thread(work)
-        except (ServiceError, ValueError) as exc:
-            self.plan_error = str(exc)
+        done = await change(
+            self,
+            lambda s, a: plans.start_upgrade(
+                s,
+                actor=a,
+                plan=Plan(plan),
+                success_url=f"{console_url}/integrations?upgraded={plan}",
+                cancel_url=f"{console_url}/settings?cancelled=1",
+            ),
+        )
+        if done.signed_out:
+            return self._login_redirect()
+        if done.refused is not None:
+            self.plan_error = done.refused
             return None
         self.plan_error = ""
-        return rx.redirect(url)
+        return rx.redirect(done.get())
 
 
 class MoneyFormatState(SessionState):
@@ -113,15 +107,14 @@ class MoneyFormatState(SessionState):
 
     @rx.event
     async def load(self) -> EventSpec | None:
-        actor = await self._authenticate()
-        if actor is None:
+        if await self._authenticate() is None:
             return self._login_redirect()
-
-        def work() -> MoneyFormat:
-            with session_scope() as session:
-                return money_settings.of_workspace(session, workspace_id=actor.workspace_id)
-
-        current = await rx.run_in_thread(work)
+        found = await read(
+            self, lambda s, a: money_settings.of_workspace(s, workspace_id=a.workspace_id)
+        )
+        if found.signed_out:
+            return self._login_redirect()
+        current = found.get()
         self.locale_draft, self.currency_draft = current.locale, current.currency
         self.money_error = ""
         return None
@@ -137,12 +130,13 @@ class MoneyFormatState(SessionState):
     @rx.event
     async def save_money(self) -> EventSpec | None:
         locale, currency = self.locale_draft, self.currency_draft
-        outcome = await self._apply(
+        outcome = await change(
+            self,
             lambda session, actor: money_settings.change(
                 session, actor=actor, locale=locale, currency=currency
-            )
+            ),
         )
-        if outcome.actor is None:
+        if outcome.signed_out:
             return self._login_redirect()
         if outcome.refused is not None or outcome.value is None:
             self.money_error = outcome.refused or ""

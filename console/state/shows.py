@@ -6,9 +6,8 @@ from __future__ import annotations
 import reflex as rx
 from reflex.event import EventSpec
 
-from backend.db import session_scope
 from backend.shows import listing as shows
-from console.state.base import SessionState
+from console.state.base import SessionState, read
 from console.state.formatting import money, when
 
 INVOICE_STATUSES = ("draft", "sent", "paid", "void", "error")
@@ -39,21 +38,19 @@ class ShowsState(SessionState):
 
     @rx.event
     async def load(self) -> EventSpec | None:
-        actor = await self._authenticate()
-        if actor is None:
+        if await self._authenticate() is None:
             return self._login_redirect()
         search = self.search
-
-        def work() -> list[dict[str, str]]:
-            with session_scope() as session:
-                return [
-                    show_row(s)
-                    for s in shows.list_shows(
-                        session, workspace_id=actor.workspace_id, search=search
-                    )
-                ]
-
-        self.rows = await rx.run_in_thread(work)
+        found = await read(
+            self,
+            lambda s, a: [
+                show_row(row)
+                for row in shows.list_shows(s, workspace_id=a.workspace_id, search=search)
+            ],
+        )
+        if found.signed_out:
+            return self._login_redirect()
+        self.rows = found.get()
         self.loaded = True
         return None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from backend.invoicing.panel import BuyerRow, InvoiceBrief, ItemLine, ItemRow
 from backend.platform.money import MoneyFormat
-from console.state.show_views import (
+from console.state.show.views import (
     InvoiceSnap,
     buyer_view,
     fresh,

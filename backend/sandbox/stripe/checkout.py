@@ -1,4 +1,7 @@
-"""Checkout Sessions (payment and subscription modes) and the subscriptions they create."""
+"""Checkout Sessions (payment and subscription modes) and the subscriptions they create.
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from backend.sandbox.stripe.core import StripeError, get
 from backend.sandbox.stripe.formdata import as_bool, as_int
 from backend.sandbox.stripe.objects import list_object, shape, update
 from backend.sandbox.stripe.op import Op, metadata, paginate
-from backend.sandbox.stripe.resources import new_intent, price_from, settle_intent
+from backend.sandbox.stripe.payments import new_intent, settle_intent
+from backend.sandbox.stripe.resources import price_from
 
 MONTH = 30 * 86400
 

@@ -1,5 +1,8 @@
 """The Stripe emulator's machinery: accounts and keys, authentication, idempotency, and events
-delivered to webhook endpoints with a real ``Stripe-Signature``."""
+delivered to webhook endpoints with a real ``Stripe-Signature``.
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 

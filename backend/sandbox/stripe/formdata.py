@@ -1,5 +1,8 @@
 """Stripe's wire format for parameters: form fields with bracketed keys
-(``metadata[show]=12``, ``lines[0][price_data][unit_amount]=500``) into nested dicts and lists."""
+(``metadata[show]=12``, ``lines[0][price_data][unit_amount]=500``) into nested dicts and lists.
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 

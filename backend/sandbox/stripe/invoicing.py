@@ -1,5 +1,8 @@
 """Invoice items and invoices: draft → open (finalize) → sent → paid / void / uncollectible,
-with the events Stripe sends at each step."""
+with the events Stripe sends at each step.
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 
@@ -10,12 +13,8 @@ from backend.sandbox.stripe.core import StripeError, get
 from backend.sandbox.stripe.formdata import as_bool, as_int
 from backend.sandbox.stripe.objects import fixtures, list_object, shape, update
 from backend.sandbox.stripe.op import Op, metadata, paginate, search
-from backend.sandbox.stripe.resources import (
-    card_declined,
-    new_intent,
-    price_from,
-    settle_intent,
-)
+from backend.sandbox.stripe.payments import card_declined, new_intent, settle_intent
+from backend.sandbox.stripe.resources import price_from
 
 OPEN_STATES = {"open"}
 

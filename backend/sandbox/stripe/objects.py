@@ -1,6 +1,9 @@
 """Objects shaped like Stripe's: every object starts from Stripe's published fixture for its
 resource (``../shared/reference/stripe-fixtures3.json``), so it carries exactly the fields Stripe
-documents, with the example values replaced by neutral ones and then by the sandbox's own."""
+documents, with the example values replaced by neutral ones and then by the sandbox's own.
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""What a handler gets: the state, the caller's account, the decoded parameters."""
+"""What a handler gets: the state, the caller's account, the decoded parameters.
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """What people see and click: the hosted invoice page and the Checkout page (Pay, Pay with a card
 that fails, Cancel), Stripe Connect's OAuth pages and token endpoints, and the sandbox's own
-helpers (new test accounts, disputes)."""
+helpers (new test accounts, disputes).
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from backend.sandbox.context import SandboxContext
 from backend.sandbox.store import new_id
-from backend.sandbox.stripe import checkout, invoicing, resources
+from backend.sandbox.stripe import checkout, invoicing, payments
 from backend.sandbox.stripe.core import (
     StripeError,
     add_account,
@@ -369,7 +372,7 @@ Connect my sandbox account</button>
                     StripeError(404, f"No such charge: '{body.get('charge')}'").body(),
                     status_code=404,
                 )
-            dispute = resources.open_dispute(
+            dispute = payments.open_dispute(
                 Op(s, ctx, account, {}), body["charge"], body.get("reason") or "fraudulent"
             )
         if "json" in request.headers.get("accept", "") or "json" in request.headers.get(

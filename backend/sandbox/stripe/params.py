@@ -3,6 +3,9 @@
 Each route names the SDK's TypedDict for its parameters (``stripe.params.InvoiceCreateParams``);
 nested dicts are checked against the TypedDicts their annotations name. This is how the tests
 know that every parameter the product sends is one Stripe documents.
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK).
 """
 
 from __future__ import annotations

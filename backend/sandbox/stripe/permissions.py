@@ -5,6 +5,8 @@ tells "may write" (400) from "may not" (403) without changing anything.
 
 Keys of a permission dict are the route table's resource names (``routes.ROUTES``); ``"*"``
 stands for every resource.
+
+Tested in tests/sandbox/test_stripe_restricted_keys.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """Stripe's REST surface: one table of (method, path, SDK parameter type, permission, handler)
 and one dispatcher that does what Stripe does around every call: authenticate, check the
-parameters, honour the Idempotency-Key, and answer errors in Stripe's shape."""
+parameters, honour the Idempotency-Key, and answer errors in Stripe's shape.
+
+Tested in tests/sandbox/test_stripe.py and tests/sandbox/test_stripe_fidelity.py (through the
+official stripe SDK)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from backend.sandbox.context import SandboxContext
 from backend.sandbox.store import new_id
-from backend.sandbox.stripe import checkout, invoicing, resources
+from backend.sandbox.stripe import checkout, invoicing, payments, resources
 from backend.sandbox.stripe.core import (
     RequestMeta,
     StripeError,
@@ -180,7 +183,7 @@ ROUTES: list[tuple[str, str, str, str, str, Handler]] = [
         "PaymentIntentCreateParams",
         "payment_intents",
         "write",
-        resources.create_payment_intent,
+        payments.create_payment_intent,
     ),
     (
         "GET",
@@ -188,7 +191,7 @@ ROUTES: list[tuple[str, str, str, str, str, Handler]] = [
         "PaymentIntentRetrieveParams",
         "payment_intents",
         "read",
-        resources.retrieve_payment_intent,
+        payments.retrieve_payment_intent,
     ),
     (
         "POST",
@@ -196,7 +199,7 @@ ROUTES: list[tuple[str, str, str, str, str, Handler]] = [
         "PaymentIntentConfirmParams",
         "payment_intents",
         "write",
-        resources.confirm_payment_intent,
+        payments.confirm_payment_intent,
     ),
     (
         "GET",
@@ -204,19 +207,19 @@ ROUTES: list[tuple[str, str, str, str, str, Handler]] = [
         "ChargeRetrieveParams",
         "charges",
         "read",
-        resources.retrieve_charge,
+        payments.retrieve_charge,
     ),
-    ("GET", "/v1/charges", "ChargeListParams", "charges", "read", resources.list_charges),
-    ("POST", "/v1/refunds", "RefundCreateParams", "refunds", "write", resources.create_refund),
+    ("GET", "/v1/charges", "ChargeListParams", "charges", "read", payments.list_charges),
+    ("POST", "/v1/refunds", "RefundCreateParams", "refunds", "write", payments.create_refund),
     (
         "GET",
         "/v1/disputes/{id}",
         "DisputeRetrieveParams",
         "disputes",
         "read",
-        resources.retrieve_dispute,
+        payments.retrieve_dispute,
     ),
-    ("GET", "/v1/disputes", "DisputeListParams", "disputes", "read", resources.list_disputes),
+    ("GET", "/v1/disputes", "DisputeListParams", "disputes", "read", payments.list_disputes),
     (
         "POST",
         "/v1/checkout/sessions",

@@ -1,6 +1,7 @@
 """What a show's page shows, read from the services into plain view models: the buyer rollup's
 rows, the figures, the invoices changed since the last poll, reconciliation findings and a
-claims file's preview. No Reflex state here (see console/state/show.py)."""
+claims file's preview. No Reflex state here (the states are the other modules of this package);
+tests/console/test_show.py covers it."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from backend.shows import claims_import
 from console.state.formatting import money, when
 from models import Invoice, InvoiceStatus
 
-# The moments the poll looks back over (see ShowState.poll): a row's updated_at is set before
+# The moments the poll looks back over (see InvoicesState.poll): a row's updated_at is set before
 # its transaction commits.
 OVERLAP_SECONDS = 5.0
 STATUS_FILTERS: list[tuple[str, str]] = [

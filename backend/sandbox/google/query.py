@@ -5,6 +5,9 @@ Only what an integration plausibly sends: `name`/`mimeType` comparisons, `name c
 `appProperties has { key='k' and value='v' }`, combined with `and`, `or`, `not` and parentheses.
 Anything else is a `QueryError`, which Drive answers with 400 "Invalid Value" - better than
 silently matching everything and letting a typo pass in the sandbox.
+
+Tested in tests/sandbox/test_google.py (Drive's query language) and
+tests/integrations/test_google_drive.py (through google-api-python-client).
 """
 
 from __future__ import annotations

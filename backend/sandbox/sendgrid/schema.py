@@ -1,6 +1,9 @@
 """What the SendGrid sandbox accepts on POST /v3/mail/send: SendGrid's own published request schema
 (``../shared/reference/sendgrid-mail-v3.openapi.json``) plus the few rules its API enforces that the
-schema cannot say, reported as SendGrid reports them (a message and a dotted field path)."""
+schema cannot say, reported as SendGrid reports them (a message and a dotted field path).
+
+Tested in tests/sandbox/test_sendgrid.py (requests checked against SendGrid's published OpenAPI
+description)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 REFERENCE = (
-    Path(__file__).resolve().parents[2].parent
+    Path(__file__).resolve().parents[3].parent
     / "shared"
     / "reference"
     / "sendgrid-mail-v3.openapi.json"

@@ -1,84 +1,20 @@
-"""States of the list pages (Integrations, Timeline, Health): each loads its rows
-for the operator's workspace in a worker thread and keeps plain dicts, never ORM objects."""
+"""The Health page: each provider now (breaker, work waiting), the last 24 hours of calls, and
+the open alerts, which owners and admins acknowledge."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import TypeVar
 
 import reflex as rx
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
-from backend.connections import views
-from backend.db import session_scope
-from backend.engagement import timeline as engagement
 from backend.health import service as health
 from backend.platform import alerts as alert_service
 from backend.platform.actors import Actor
-from console.state.base import SessionState
+from console.state.base import SessionState, change, read
 from console.state.formatting import when
 
-T = TypeVar("T")
-
-
-class ListPageState(SessionState):
-    """Shared shape: authenticate, then read in a thread."""
-
-    async def _read(self, reader: Callable[[Session, int], T]) -> T | None:
-        actor = await self._authenticate()
-        if actor is None:
-            return None
-
-        def work() -> T:
-            with session_scope() as session:
-                return reader(session, actor.workspace_id)
-
-        result: T = await rx.run_in_thread(work)
-        return result
-
-
-class IntegrationsState(ListPageState):
-    rows: list[dict[str, str]] = []
-
-    @rx.event
-    async def load(self) -> EventSpec | None:
-        found = await self._read(
-            lambda s, w: [
-                {
-                    "provider": i.provider,
-                    "name": i.display_name,
-                    "status": i.status.value,
-                    "checked": when(i.last_checked_at),
-                    "error": i.last_error or "",
-                }
-                for i in views.list_connections(s, workspace_id=w)
-            ]
-        )
-        if found is None:
-            return self._login_redirect()
-        self.rows = found
-        return None
-
-
-class TimelineState(ListPageState):
-    rows: list[dict[str, str]] = []
-
-    @rx.event
-    async def load(self) -> EventSpec | None:
-        found = await self._read(
-            lambda s, w: [
-                {"at": when(e.occurred_at), "source": e.source, "name": e.name, "subject": e.who}
-                for e in engagement.timeline(s, workspace_id=w)
-            ]
-        )
-        if found is None:
-            return self._login_redirect()
-        self.rows = found
-        return None
-
-
 _BREAKER_WORDS = {"closed": "closed", "open": "open", "half_open": "testing (half-open)"}
+Rows = list[dict[str, str]]
 
 
 def provider_now_row(p: health.ProviderNow) -> dict[str, str]:
@@ -95,9 +31,8 @@ def provider_now_row(p: health.ProviderNow) -> dict[str, str]:
     }
 
 
-def _rows_of_health(
-    s: Session, w: int
-) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
+def _rows_of_health(s: Session, actor: Actor) -> tuple[Rows, Rows, Rows]:
+    w = actor.workspace_id
     providers = [
         {
             "provider": p.provider,
@@ -121,7 +56,7 @@ def _rows_of_health(
     return providers, rows, now
 
 
-class HealthState(ListPageState):
+class HealthState(SessionState):
     providers: list[dict[str, str]] = []
     alerts: list[dict[str, str]] = []
     # Each provider now: its breaker and the work waiting on it (an outage shows here at once,
@@ -138,25 +73,27 @@ class HealthState(ListPageState):
 
     @rx.event
     async def acknowledge(self, alert_id: str) -> EventSpec | None:
-        def change(s: Session, actor: Actor) -> None:
+        def work(s: Session, actor: Actor) -> None:
             alert_service.acknowledge(s, actor=actor, alert_id=int(alert_id))
 
-        outcome = await self._apply(change)
-        if outcome.actor is None:
+        outcome = await change(self, work)
+        if outcome.signed_out:
             return self._login_redirect()
         if outcome.refused is not None:
             refused: EventSpec = rx.toast.error(outcome.refused)
             return refused
-        found = await self._read(_rows_of_health)
-        if found is not None:
-            self.providers, self.alerts, self.now = found
+        found = await read(self, _rows_of_health)
+        if not found.signed_out:
+            self.providers, self.alerts, self.now = found.get()
         done: EventSpec = rx.toast.success("Alert acknowledged.")
         return done
 
     @rx.event
     async def load(self) -> EventSpec | None:
-        found = await self._read(_rows_of_health)
-        if found is None:
+        if await self._authenticate() is None:
             return self._login_redirect()
-        self.providers, self.alerts, self.now = found
+        found = await read(self, _rows_of_health)
+        if found.signed_out:
+            return self._login_redirect()
+        self.providers, self.alerts, self.now = found.get()
         return None

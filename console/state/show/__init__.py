@@ -1,0 +1,1 @@
+"""A show's page: its state (base) and one substate per tab; see base.py."""
