@@ -3,6 +3,8 @@ outbox backlog read from the database at scrape time.
 
 Each app gets its own CollectorRegistry, so test apps (and several apps in one process) do not
 share or collide on counters.
+
+Tested in tests/api/webhooks/test_intake.py ("metrics").
 """
 
 from __future__ import annotations

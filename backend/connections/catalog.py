@@ -1,5 +1,9 @@
 """Which providers exist: the adapter registry behind a protocol, so that tests can pass a
-catalog of their own to every connections function that takes ``catalog``."""
+catalog of their own to every connections function that takes ``catalog``.
+
+Covered by tests/connections/test_service.py (with a catalog of fakes) and
+tests/integrations/test_registry.py (the real registry).
+"""
 
 from __future__ import annotations
 

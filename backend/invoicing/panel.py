@@ -1,8 +1,6 @@
+# Longer than 500 lines: every read of the Invoices tab, sharing its show and invoice queries.
 """The invoice panel of a show, read side: the buyer rollup (claims grouped by buyer with their
 current invoice), its filters and pages, the summary and the generation progress, CSV export.
-
-Over ~500 lines on purpose: every read of the Invoices tab, sharing its show lookup and
-current-invoice query (``latest_attempts``); split, they would scatter one screen's reads.
 
 One grouped query per page, whatever the show's size: the rollup of a show with 1,000 buyers and
 20,000 claims is one aggregate over ``claims`` (indexed by show and buyer) plus the page's items.

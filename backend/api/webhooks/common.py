@@ -9,6 +9,8 @@ work never blocks the event loop, and each store commits before it returns, so t
 the event loop with a cached secret (``receivers.ReceiverCache``) and hands the event to the
 batching writer (``intake.py``), which answers once the event is committed, so its 2xx means
 "stored" too.
+
+Tested in tests/api/webhooks/test_intake.py (what every route shares) and each provider's tests.
 """
 
 from __future__ import annotations
