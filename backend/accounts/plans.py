@@ -18,8 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.config import get_settings
-from backend.connections import providers, tiers
-from backend.connections import service as connections
+from backend.connections import catalog, providers, tiers
 from backend.integrations.errors import ProviderError
 from backend.platform import audit
 from backend.platform.actors import Actor
@@ -162,7 +161,7 @@ def deactivate_over_plan(session: Session, workspace: Workspace) -> list[str]:
     kept_payment: str | None = None
     for row in rows:
         try:
-            info = connections.provider(row.provider).info
+            info = catalog.provider(row.provider).info
         except NotFound:
             continue
         reason: str | None = None

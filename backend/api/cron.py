@@ -2,6 +2,8 @@
 
 Guarded by ``X-Cron-Secret``; bounded to a few seconds so the caller's HTTP timeout is never
 the thing that stops it.
+
+Tested in tests/api/webhooks/test_intake.py ("the cron's outbox run").
 """
 
 from __future__ import annotations

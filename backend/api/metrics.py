@@ -3,6 +3,8 @@ outbox backlog read from the database at scrape time.
 
 Each app gets its own CollectorRegistry, so test apps (and several apps in one process) do not
 share or collide on counters.
+
+Tested in tests/api/webhooks/test_intake.py ("metrics").
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.db import get_engine, session_scope
-from backend.platform import inbox, outbox_views
+from backend.db import get_engine
+from backend.platform import backlog
 
 log = structlog.get_logger("sidecar")
 
@@ -59,18 +61,16 @@ class SidecarMetrics:
     def refresh_backlog(self, engine: Engine) -> None:
         """Read the gauges from the database; a failure leaves the counters scrapeable."""
         try:
-            with session_scope(engine) as session:
-                lag = inbox.lag_seconds(session)
-                depth = outbox_views.queue_depth(session, workspace_id=None)
+            waiting = backlog.read(engine)
         except SQLAlchemyError as exc:
             log.warning("metrics backlog unavailable", error=type(exc).__name__)
             self.database_up.set(0)
             return
         self.database_up.set(1)
-        self.inbox_lag.set(lag)
+        self.inbox_lag.set(waiting.inbox_lag_seconds)
         # Cleared first so that a (kind, status) pair that emptied does not keep its last count.
         self.queue_depth.clear()
-        for row in depth:
+        for row in waiting.queue_depth:
             self.queue_depth.labels(kind=row.kind, status=str(row.status)).set(row.count)
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import Engine
 
 from backend.connections import oauth
-from backend.db import get_engine, session_scope
+from backend.db import get_engine
 from backend.platform.errors import ServiceError
 
 router = APIRouter(prefix="/oauth", tags=["oauth"])
@@ -38,8 +38,7 @@ def stripe_callback(
         )
         return RedirectResponse(oauth.console_url("stripe", error=message), status_code=303)
     try:
-        with session_scope(engine) as session:
-            result = oauth.complete_stripe(session, code=code, state=state)
+        result = oauth.stripe_callback(engine, code=code, state=state)
     except ServiceError as exc:
         # The code and state are never logged: the code is a credential until it is used.
         log.warning("oauth callback refused", provider="stripe", reason=str(exc))
@@ -67,8 +66,7 @@ def google_callback(
         )
         return RedirectResponse(oauth.console_url(slug, error=message), status_code=303)
     try:
-        with session_scope(engine) as session:
-            result = oauth.complete_google(session, code=code, state=state)
+        result = oauth.google_callback(engine, code=code, state=state)
     except ServiceError as exc:
         # The code and state are never logged: the code is a credential until it is used.
         log.warning("oauth callback refused", provider="google", reason=str(exc))

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from backend.config import get_settings
-from backend.connections import credentials, google_tokens, providers
+from backend.connections import catalog, credentials, google_tokens, providers, rows, views
 from backend.connections import service as connections
+from backend.db import session_scope
 from backend.integrations import google_drive
 from backend.integrations.base import ProviderContext
 from backend.integrations.errors import ProviderError
@@ -60,10 +61,10 @@ def console_url(provider: str, **query: str) -> str:
 def _start(session: Session, *, actor: Actor, provider: str) -> str:
     """Owner only, tier-checked before they leave; the signed state for the callback."""
     actor.require_owner("connect integrations")
-    connections.check_tier(
+    rows.check_tier(
         session,
         workspace_id=actor.workspace_id,
-        info=connections.provider(provider).info,
+        info=catalog.provider(provider).info,
     )
     return tokens.oauth_state(
         get_settings().secret_key.get_secret_value(),
@@ -128,7 +129,7 @@ def actor_from_state(session: Session, state: tokens.OAuthState) -> Actor:
     )
 
 
-def complete_stripe(session: Session, *, code: str, state: str) -> connections.ConnectResult:
+def complete_stripe(session: Session, *, code: str, state: str) -> views.ConnectResult:
     """The callback's work: verify, exchange the code, store the account's tokens sealed."""
     actor = _verified(session, state=state, provider=STRIPE)
     if not code:
@@ -152,6 +153,13 @@ def complete_stripe(session: Session, *, code: str, state: str) -> connections.C
     )
 
 
+def stripe_callback(engine: Engine, *, code: str, state: str) -> views.ConnectResult:
+    """``complete_stripe`` in a transaction of its own (the sidecar's callback route): stored
+    and committed when it returns; a ServiceError rolls everything back."""
+    with session_scope(engine) as session:
+        return complete_stripe(session, code=code, state=state)
+
+
 def google_authorize_url(session: Session, *, actor: Actor) -> str:
     """Where "Connect with Google" sends the owner: Google's consent screen for full Drive
     access, offline (a refresh token) and always asking (so a reconnect gets a new one)."""
@@ -164,7 +172,7 @@ def google_authorize_url(session: Session, *, actor: Actor) -> str:
     )
 
 
-def complete_google(session: Session, *, code: str, state: str) -> connections.ConnectResult:
+def complete_google(session: Session, *, code: str, state: str) -> views.ConnectResult:
     """Google's callback: verify, exchange the code, store the tokens sealed (and tested)."""
     actor = _verified(session, state=state, provider=GOOGLE)
     if not code:
@@ -191,6 +199,12 @@ def complete_google(session: Session, *, code: str, state: str) -> connections.C
     )
 
 
+def google_callback(engine: Engine, *, code: str, state: str) -> views.ConnectResult:
+    """``complete_google`` in a transaction of its own (the sidecar's callback route)."""
+    with session_scope(engine) as session:
+        return complete_google(session, code=code, state=state)
+
+
 def _oauth_secrets(integration: Integration) -> dict[str, Any]:
     try:
         secrets = credentials.unseal(integration)
@@ -209,10 +223,10 @@ def tester_for(integration: Integration, context: ProviderContext) -> connection
 
 def test(
     session: Session, *, actor: Actor, provider_slug: str, context: ProviderContext
-) -> connections.ConnectResult:
+) -> views.ConnectResult:
     """ "Test connection", with OAuth tokens tested (and renewed) the provider's way. The
     console's Test connection button calls this."""
-    row = connections.find(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
+    row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
     tester = tester_for(row, context) if row is not None else None
     return connections.test(
         session, actor=actor, provider_slug=provider_slug, context=context, tester=tester
@@ -248,6 +262,6 @@ def revoker_for(integration: Integration) -> connections.Revoke | None:
 def disconnect(session: Session, *, actor: Actor, provider_slug: str) -> Integration:
     """Disconnect, revoking OAuth access at the provider first (Stripe Connect: deauthorize;
     Google: revoke the grant). The console's Disconnect button calls this."""
-    row = connections.find(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
+    row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
     revoke = revoker_for(row) if row is not None else None
     return connections.disconnect(session, actor=actor, provider_slug=provider_slug, revoke=revoke)

@@ -1,5 +1,9 @@
 """Adapters for a workspace, built from its stored credentials and the provider mode: the one
-place that decides whether a call goes to the sandbox or to the real provider."""
+place that decides whether a call goes to the sandbox or to the real provider.
+
+Covered by tests/connections/test_provider_status.py, tests/connections/test_oauth.py and
+tests/invoicing/test_service.py (every adapter they use is built here).
+"""
 
 from __future__ import annotations
 

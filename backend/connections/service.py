@@ -1,282 +1,58 @@
-"""A workspace's connections to providers: connect with keys (checked, tested, sealed), test,
-update settings, disconnect, and the view the Integrations page draws its tiles from.
+"""A workspace's connections to providers, the operations: connect with keys (checked,
+tested, sealed), store an OAuth flow's tokens, test, update settings, disconnect.
 
 Secrets only travel inward: they are sealed before they are stored, never put in an audit row,
-a log line or an exception, and what comes back to the console is a masked last four.
+a log line or an exception, and what comes back to the console is a masked last four. What the
+console shows is in ``views``; secret fields and masks in ``masks``; rows and the checks made
+before writing one in ``rows``; which providers exist in ``catalog``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
-import types
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, Union, get_args, get_origin
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from backend.connections import credentials, provider_status, stripe_webhook_setup, tiers
-from backend.integrations import registry as _registry
-from backend.integrations.base import (
-    ConnectionTest,
-    InvalidCredentials,
-    Provider,
-    ProviderContext,
-    ProviderInfo,
+from backend.connections import credentials, provider_status, stripe_webhook_setup
+from backend.connections.catalog import Catalog, provider
+from backend.connections.masks import (
+    mask,
+    masked_secrets,
+    masked_view,
+    merge_blank_secrets,
+    plain_values,
+    validated,
 )
+from backend.connections.rows import (
+    ACCOUNT_KEY,
+    account_to_keep,
+    check_tier,
+    connected_elsewhere,
+    find,
+    get_or_create,
+    refuse_shared_account,
+    required,
+)
+from backend.connections.views import ConnectResult
+from backend.integrations.base import ConnectionTest, InvalidCredentials, Provider, ProviderContext
 from backend.integrations.errors import ProviderAuthFailed, ProviderError
 from backend.platform import audit
 from backend.platform.actors import Actor
-from backend.platform.errors import InvalidInput, NotFound, PlanRequired
+from backend.platform.errors import InvalidInput
 from backend.platform.provider_failures import Failure, describe
 from backend.security.crypto import CryptoError
-from models import Integration, IntegrationLog, IntegrationStatus, Plan, Workspace, utcnow
+from models import Integration, IntegrationLog, IntegrationStatus, utcnow
 
-MASK = "••••"
 TEST_OPERATION = "test_connection"
-# Kept with the sealed credentials: the provider account they reach (Stripe's acct_…), from the
-# connection test. Another workspace connecting the same account is refused while this is here.
-ACCOUNT_KEY = "account_id"
 
 Revoke = Callable[[dict[str, Any]], None]
 # Tests stored secrets that the provider's key form does not describe (OAuth tokens). It may
 # renew them in the dict it is given: what it leaves there is what gets stored.
 Tester = Callable[[dict[str, Any]], ConnectionTest]
-
-
-class Catalog(Protocol):
-    """What the services need of ``backend.integrations.registry`` (tests pass their own)."""
-
-    def get(self, slug: str, /) -> Provider | None: ...
-
-    def providers(self) -> Iterable[Provider]: ...
-
-
-def registry() -> Catalog:
-    """The provider registry (a module satisfies the protocol)."""
-    return _registry
-
-
-def provider(slug: str, catalog: Catalog | None = None) -> Provider:
-    try:
-        found = (catalog or registry()).get(slug)
-    except LookupError:
-        found = None
-    if found is None:
-        raise NotFound(f"There is no integration called {slug!r}.")
-    return found
-
-
-# -- results the console shows --------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectResult:
-    """The outcome of a connect or test: ``saved`` says whether a row was written."""
-
-    ok: bool
-    saved: bool
-    message: str
-    status: IntegrationStatus | None = None
-    latency_ms: int = 0
-    account: dict[str, Any] = field(default_factory=dict)
-    masked: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionView:
-    """One tile of the Integrations page."""
-
-    slug: str
-    name: str
-    category: str
-    description: str
-    logo: str
-    # "connected" | "error" | "connect" | "locked" | "coming_soon"
-    state: str
-    status: str | None
-    required_plan: str
-    locked_reason: str
-    methods: tuple[str, ...]
-    payment_provider: bool
-    last_checked_at: dt.datetime | None
-    last_error: str | None
-    connected_at: dt.datetime | None
-    masked: dict[str, str]
-    settings: dict[str, Any]
-    docs_url: str
-
-
-# -- secrets and their masks ------------------------------------------------------------------
-
-
-def _is_secret(annotation: Any) -> bool:
-    if annotation is SecretStr:
-        return True
-    if get_origin(annotation) in (Union, types.UnionType):
-        return any(_is_secret(arg) for arg in get_args(annotation))
-    return False
-
-
-def secret_fields(model: type[BaseModel]) -> list[str]:
-    """The fields of a credentials form that hold secrets (typed ``SecretStr``)."""
-    return [name for name, info in model.model_fields.items() if _is_secret(info.annotation)]
-
-
-def mask(value: str) -> str:
-    """``••••1234``; short values show nothing, so a mask never gives most of a secret away."""
-    value = value.strip()
-    return MASK + value[-4:] if len(value) >= 12 else MASK
-
-
-def masked_view(integration: Integration, catalog: Catalog | None = None) -> dict[str, str]:
-    """The stored secret fields, masked (``{"secret_key": "••••1234"}``); {} when none or
-    unreadable. Never the secret itself: this is what may reach a browser."""
-    try:
-        stored = credentials.unseal(integration)
-    except CryptoError:
-        return {}
-    try:
-        names = secret_fields(provider(integration.provider, catalog).credentials_model)
-    except NotFound:
-        names = []
-    return {name: mask(str(stored[name])) for name in names if stored.get(name)}
-
-
-def _plain(model: BaseModel) -> dict[str, Any]:
-    """A validated credentials model as JSON-able values, secrets unwrapped (to be sealed)."""
-    out: dict[str, Any] = {}
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value().strip()
-        if value is None or value == "":
-            continue
-        out[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-    return out
-
-
-def _field_label(model: type[BaseModel], name: str) -> str:
-    info = model.model_fields.get(name)
-    return (info.title if info and info.title else name.replace("_", " ")).capitalize()
-
-
-def _validated(model: type[BaseModel], data: Mapping[str, Any], what: str) -> BaseModel:
-    """``model`` from a form, with pydantic's complaint turned into one naming the field (and
-    never echoing the value: it may be a secret)."""
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        name = str(first["loc"][0]) if first["loc"] else ""
-        label = _field_label(model, name) if name else what
-        raise InvalidInput(f"{label}: {first['msg']}.", field=name or None) from None
-
-
-def _merge_blank_secrets(
-    submitted: Mapping[str, Any], existing: Mapping[str, Any], model: type[BaseModel]
-) -> dict[str, Any]:
-    """The form as submitted, with each secret left blank (or still showing its mask) taken
-    from the stored credentials: updating one field must not mean re-typing every key."""
-    merged = {k: v for k, v in submitted.items()}
-    for name in secret_fields(model):
-        value = merged.get(name)
-        text = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if (text is None or str(text).strip() == "" or str(text).startswith(MASK)) and (
-            name in existing
-        ):
-            merged[name] = existing[name]
-        elif text is not None and str(text).startswith(MASK):
-            merged.pop(name)  # a mask is never a value
-    return merged
-
-
-# -- rows -------------------------------------------------------------------------------------
-
-
-def find(session: Session, *, workspace_id: int, provider_slug: str) -> Integration | None:
-    return session.scalars(
-        select(Integration).where(
-            Integration.workspace_id == workspace_id, Integration.provider == provider_slug
-        )
-    ).first()
-
-
-def _required(session: Session, *, workspace_id: int, provider_slug: str) -> Integration:
-    row = find(session, workspace_id=workspace_id, provider_slug=provider_slug)
-    if row is None:
-        raise NotFound(f"{provider_slug} is not connected in this workspace.")
-    return row
-
-
-def _get_or_create(session: Session, *, workspace_id: int, info: ProviderInfo) -> Integration:
-    """The workspace's row for this provider, created (and flushed, for its id) if missing.
-    Two owners connecting at once race on UNIQUE(workspace, provider): the loser re-reads."""
-    row = find(session, workspace_id=workspace_id, provider_slug=info.slug)
-    if row is not None:
-        return row
-    row = Integration(
-        workspace_id=workspace_id,
-        provider=info.slug,
-        display_name=info.name,
-        status=IntegrationStatus.INACTIVE,
-        settings={},
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        existing = find(session, workspace_id=workspace_id, provider_slug=info.slug)
-        if existing is None:
-            raise
-        return existing
-    return row
-
-
-def _workspace(session: Session, workspace_id: int) -> Workspace:
-    workspace = session.get(Workspace, workspace_id)
-    if workspace is None:
-        raise NotFound("This workspace no longer exists.")
-    return workspace
-
-
-def active_payment_providers(
-    session: Session, *, workspace_id: int, catalog: Catalog | None = None
-) -> list[str]:
-    """Slugs of the workspace's active integrations that are payment providers."""
-    slugs = session.scalars(
-        select(Integration.provider).where(
-            Integration.workspace_id == workspace_id,
-            Integration.status == IntegrationStatus.ACTIVE,
-        )
-    ).all()
-    out = []
-    for slug in slugs:
-        try:
-            if provider(slug, catalog).info.payment_provider:
-                out.append(slug)
-        except NotFound:
-            continue
-    return out
-
-
-def check_tier(
-    session: Session, *, workspace_id: int, info: ProviderInfo, catalog: Catalog | None = None
-) -> None:
-    """Raise PlanRequired unless the workspace's plan allows connecting ``info`` now."""
-    workspace = _workspace(session, workspace_id)
-    verdict = tiers.can_connect(
-        workspace.plan,
-        info,
-        active_payment_providers(session, workspace_id=workspace_id, catalog=catalog),
-    )
-    if not verdict.ok:
-        raise PlanRequired(verdict.reason)
 
 
 def _run_test(
@@ -309,66 +85,6 @@ def _run_test(
     return outcome, log
 
 
-def _connected_elsewhere(
-    session: Session, *, workspace_id: int, info: ProviderInfo, account_id: str
-) -> str | None:
-    """The name of another workspace whose connection to this provider reaches
-    ``account_id``, or None. The account id is sealed with the credentials, so the other
-    workspaces' connections of this provider are unsealed to compare (a connect is rare)."""
-    rows = session.execute(
-        select(Integration, Workspace.name)
-        .join(Workspace, Workspace.id == Integration.workspace_id)
-        .where(
-            Integration.provider == info.slug,
-            Integration.workspace_id != workspace_id,
-            Integration.credentials_enc.is_not(None),
-            Integration.status.in_([IntegrationStatus.ACTIVE, IntegrationStatus.ERROR]),
-        )
-        .order_by(Integration.id)
-    ).all()
-    for row, name in rows:
-        try:
-            if credentials.unseal(row).get(ACCOUNT_KEY) == account_id:
-                return str(name)
-        except CryptoError:
-            continue
-    return None
-
-
-def _account_to_keep(info: ProviderInfo, outcome: ConnectionTest) -> str | None:
-    """The account id to seal with the credentials, for providers whose accounts are one
-    workspace's each."""
-    if outcome.ok and info.one_workspace_per_account and outcome.account.get("id"):
-        return str(outcome.account["id"])
-    return None
-
-
-def _refuse_shared_account(
-    session: Session, *, workspace_id: int, info: ProviderInfo, outcome: ConnectionTest
-) -> str | None:
-    """Why this connection may not be saved (its account belongs to another workspace)."""
-    account_id = _account_to_keep(info, outcome)
-    if account_id is None:
-        return None
-    other = _connected_elsewhere(
-        session, workspace_id=workspace_id, info=info, account_id=account_id
-    )
-    if other is None:
-        return None
-    return (
-        f"This {info.name} account ({account_id}) is already connected to the workspace "
-        f"“{other}”. Each business connects its own {info.name} account: paste this "
-        f"workspace's own key, or disconnect {info.name} in “{other}” first."
-    )
-
-
-def _masked_secrets(model: type[BaseModel], plain: Mapping[str, Any]) -> dict[str, str]:
-    return {name: mask(str(plain[name])) for name in secret_fields(model) if plain.get(name)}
-
-
-# -- the operations ---------------------------------------------------------------------------
-
-
 def connect_with_keys(
     session: Session,
     *,
@@ -397,10 +113,10 @@ def connect_with_keys(
             stored = credentials_of(existing)
         except CryptoError:
             stored = {}  # unreadable: the form must supply everything again
-    merged = _merge_blank_secrets(credentials, stored, prov.credentials_model)
-    creds = _validated(prov.credentials_model, merged, "Credentials")
+    merged = merge_blank_secrets(credentials, stored, prov.credentials_model)
+    creds = validated(prov.credentials_model, merged, "Credentials")
     base_settings = dict(existing.settings) if existing is not None and settings is None else {}
-    settings_model = _validated(
+    settings_model = validated(
         prov.settings_model, settings if settings is not None else base_settings, "Settings"
     )
     try:
@@ -414,19 +130,19 @@ def connect_with_keys(
         prov=prov,
         call=lambda: prov.test_connection(creds, settings_model, context),
     )
-    plain = _plain(creds)
-    masked = _masked_secrets(prov.credentials_model, plain)
-    if refused := _refuse_shared_account(
+    plain = plain_values(creds)
+    masked = masked_secrets(prov.credentials_model, plain)
+    if refused := refuse_shared_account(
         session, workspace_id=actor.workspace_id, info=info, outcome=outcome
     ):
         return ConnectResult(False, False, refused, latency_ms=outcome.latency_ms, masked=masked)
-    if account_id := _account_to_keep(info, outcome):
+    if account_id := account_to_keep(info, outcome):
         plain[ACCOUNT_KEY] = account_id
     if not outcome.ok and not save_inactive:
         return ConnectResult(
             False, False, outcome.message, latency_ms=outcome.latency_ms, masked=masked
         )
-    row = existing or _get_or_create(session, workspace_id=actor.workspace_id, info=info)
+    row = existing or get_or_create(session, workspace_id=actor.workspace_id, info=info)
     log.integration_id = row.id
     _store(row, plain, settings_model)
     now = utcnow()
@@ -505,15 +221,15 @@ def store_tokens(
         tester=tester,
     )
     masked = {k: mask(str(v)) for k, v in secrets.items() if k in _SECRET_TOKEN_KEYS and v}
-    if refused := _refuse_shared_account(
+    if refused := refuse_shared_account(
         session, workspace_id=actor.workspace_id, info=info, outcome=outcome
     ):
         return ConnectResult(False, False, refused, latency_ms=outcome.latency_ms, masked=masked)
-    if account_id := _account_to_keep(info, outcome):
+    if account_id := account_to_keep(info, outcome):
         secrets = {**secrets, ACCOUNT_KEY: account_id}
-    row = existing or _get_or_create(session, workspace_id=actor.workspace_id, info=info)
+    row = existing or get_or_create(session, workspace_id=actor.workspace_id, info=info)
     log.integration_id = row.id
-    settings_model = _validated(prov.settings_model, row.settings or {}, "Settings")
+    settings_model = validated(prov.settings_model, row.settings or {}, "Settings")
     credentials.seal(row, secrets)
     row.settings = settings_model.model_dump(mode="json")
     now = utcnow()
@@ -621,7 +337,7 @@ def test(
     """
     actor.require_change("test connections")
     prov = provider(provider_slug, catalog)
-    row = _required(session, workspace_id=actor.workspace_id, provider_slug=prov.info.slug)
+    row = required(session, workspace_id=actor.workspace_id, provider_slug=prov.info.slug)
     try:
         secrets = credentials_of(row)
     except CryptoError:
@@ -643,11 +359,11 @@ def test(
             context=context,
             tester=tester,
         )
-        if account_id := _account_to_keep(prov.info, outcome):
+        if account_id := account_to_keep(prov.info, outcome):
             # Connections made before the account id was kept learn it here, unless another
             # workspace already has that account: then neither is silently taken for its owner,
             # and the operator is told (the account is shared until one disconnects it).
-            other = _connected_elsewhere(
+            other = connected_elsewhere(
                 session, workspace_id=row.workspace_id, info=prov.info, account_id=account_id
             )
             if other is None:
@@ -707,7 +423,7 @@ def disconnect(
     provider to revoke them where that exists (``revoke`` gets the stored secrets; its failure
     is noted in the audit row, not raised: the owner wants the keys gone either way)."""
     actor.require_owner("disconnect integrations")
-    row = _required(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
+    row = required(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
     revoked = "not_applicable"
     if revoke is not None:
         try:
@@ -746,8 +462,8 @@ def update_settings(
     provider's settings model."""
     actor.require_change("change integration settings")
     prov = provider(provider_slug, catalog)
-    row = _required(session, workspace_id=actor.workspace_id, provider_slug=prov.info.slug)
-    model = _validated(prov.settings_model, {**(row.settings or {}), **settings}, "Settings")
+    row = required(session, workspace_id=actor.workspace_id, provider_slug=prov.info.slug)
+    model = validated(prov.settings_model, {**(row.settings or {}), **settings}, "Settings")
     before = dict(row.settings or {})
     row.settings = model.model_dump(mode="json")
     changed = sorted(k for k in row.settings if before.get(k) != row.settings[k])
@@ -759,61 +475,3 @@ def update_settings(
         details={"changed": changed},
     )
     return row
-
-
-def view(
-    session: Session, workspace_id: int, catalog: Catalog | None = None
-) -> list[ConnectionView]:
-    """Every provider in the registry with this workspace's row and plan: one tile each."""
-    plan = _workspace(session, workspace_id).plan
-    rows = {row.provider: row for row in list_connections(session, workspace_id=workspace_id)}
-    out = []
-    for prov in (catalog or registry()).providers():
-        info = prov.info
-        row = rows.get(info.slug)
-        needed = tiers.required_plan(info)
-        state, locked_reason = _state(plan, info, row)
-        out.append(
-            ConnectionView(
-                slug=info.slug,
-                name=info.name,
-                category=str(info.category.value),
-                description=info.description,
-                logo=info.logo,
-                state=state,
-                status=row.status.value if row is not None else None,
-                required_plan=needed.value,
-                locked_reason=locked_reason,
-                methods=tuple(m.value for m in info.methods),
-                payment_provider=info.payment_provider,
-                last_checked_at=row.last_checked_at if row is not None else None,
-                last_error=row.last_error if row is not None else None,
-                connected_at=row.connected_at if row is not None else None,
-                masked=masked_view(row, catalog) if row is not None else {},
-                settings=dict(row.settings or {}) if row is not None else {},
-                docs_url=info.docs_url,
-            )
-        )
-    return out
-
-
-def _state(plan: Plan, info: ProviderInfo, row: Integration | None) -> tuple[str, str]:
-    if not info.available:
-        return "coming_soon", ""
-    if row is not None and row.status is IntegrationStatus.ACTIVE:
-        return "connected", ""
-    if row is not None and row.status is IntegrationStatus.ERROR:
-        return "error", ""
-    if not tiers.plan_allows(plan, info):
-        needed = tiers.required_plan(info)
-        return "locked", f"{info.name} needs the {needed.value.title()} plan."
-    return "connect", ""
-
-
-def list_connections(session: Session, *, workspace_id: int) -> list[Integration]:
-    stmt = (
-        select(Integration)
-        .where(Integration.workspace_id == workspace_id)
-        .order_by(Integration.provider)
-    )
-    return list(session.scalars(stmt))

@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 
 from backend.accounts import service as accounts
 from backend.config import ProviderMode, get_settings
-from backend.connections import credentials, stripe_webhook_setup
-from backend.connections import service as connections
+from backend.connections import credentials, rows, stripe_webhook_setup
 from backend.platform import audit
 from models import (
     Buyer,
@@ -288,7 +287,7 @@ def _connect_sandbox_stripe(session: Session, workspace_id: int, now: dt.datetim
         {
             "secret_key": SANDBOX_LAKESIDE_STRIPE_KEY,
             # As a connect through the console keeps it: no other workspace may connect it.
-            connections.ACCOUNT_KEY: SANDBOX_LAKESIDE_STRIPE_ACCOUNT,
+            rows.ACCOUNT_KEY: SANDBOX_LAKESIDE_STRIPE_ACCOUNT,
         },
     )
     # The scheduler registers the sidecar as the account's webhook endpoint.

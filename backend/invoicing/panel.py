@@ -1,3 +1,4 @@
+# Longer than 500 lines: every read of the Invoices tab, sharing its show and invoice queries.
 """The invoice panel of a show, read side: the buyer rollup (claims grouped by buyer with their
 current invoice), its filters and pages, the summary and the generation progress, CSV export.
 

@@ -162,6 +162,26 @@ def record_committed(engine: Engine, event: Incoming) -> bool:
         )
 
 
+def record_all_committed(engine: Engine, events: Iterable[Incoming]) -> list[bool]:
+    """``record`` for each event, all in one transaction of their own (a batch the sender
+    signed as one is stored whole or not at all), committed before this returns; for each
+    event, False for a duplicate (of a stored event or of one earlier in ``events``)."""
+    with session_scope(engine) as session:
+        return [
+            record(
+                session,
+                provider=event.provider,
+                external_id=event.external_id,
+                event_type=event.event_type,
+                workspace_id=event.workspace_id,
+                payload=event.payload,
+                received_at=event.received_at,
+                payload_json=event.payload_json,
+            )
+            for event in events
+        ]
+
+
 @dataclass(frozen=True)
 class RecordStatement:
     """One statement storing a batch of events and their jobs (PostgreSQL; ``%s``

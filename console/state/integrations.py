@@ -14,8 +14,9 @@ from pydantic import BaseModel
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
-from backend.connections import forms, oauth, providers, tiers
+from backend.connections import catalog, forms, oauth, providers, rows, tiers
 from backend.connections import service as connections
+from backend.connections import views as connection_views
 from backend.health import service as health
 from backend.platform import audit_trail
 from backend.platform.actors import Actor
@@ -35,7 +36,7 @@ _FILTER_STATES = {
 }
 
 
-def _tile(view: connections.ConnectionView, *, can_connect: bool) -> dict[str, str]:
+def _tile(view: connection_views.ConnectionView, *, can_connect: bool) -> dict[str, str]:
     return {
         # Connecting is an owner's decision (the service refuses anyone else): the others
         # see the tile's Connect greyed out, with the reason.
@@ -84,7 +85,7 @@ class HubState(SessionState):
             self,
             lambda s, a: [
                 _tile(v, can_connect=a.role is Role.OWNER)
-                for v in connections.view(s, a.workspace_id)
+                for v in connection_views.view(s, a.workspace_id)
             ],
         )
         if found.signed_out:
@@ -141,7 +142,7 @@ def form_fields(model: type[BaseModel], values: dict[str, Any]) -> list[dict[str
 class _Managed:
     """What the Manage page reads of one provider, in one session."""
 
-    view: connections.ConnectionView
+    view: connection_views.ConnectionView
     keys: list[dict[str, str]]
     settings: list[dict[str, str]]
     audit: list[dict[str, str]]
@@ -149,9 +150,9 @@ class _Managed:
 
 
 def _read_managed(session: Session, actor: Actor, slug: str) -> _Managed:
-    views = {v.slug: v for v in connections.view(session, actor.workspace_id)}
-    prov = connections.provider(slug)
-    row = connections.find(session, workspace_id=actor.workspace_id, provider_slug=slug)
+    views = {v.slug: v for v in connection_views.view(session, actor.workspace_id)}
+    prov = catalog.provider(slug)
+    row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=slug)
     return _Managed(
         view=views[slug],
         keys=form_fields(prov.credentials_model, {}),
@@ -237,7 +238,7 @@ class ManageState(SessionState):
     ) -> dict[str, Any]:
         """What the keys or settings form sent, as the provider's model reads it."""
         try:
-            prov = connections.provider(self.slug)
+            prov = catalog.provider(self.slug)
         except ServiceError:
             return {}
         model = prov.credentials_model if which == "keys" else prov.settings_model
@@ -249,7 +250,7 @@ class ManageState(SessionState):
             return self._login_redirect()
         self.slug = self._slug_from_url()
         try:
-            connections.provider(self.slug)
+            catalog.provider(self.slug)
         except ServiceError:
             return rx.redirect("/integrations")
         self.result, self.offer_inactive = "", False
@@ -272,7 +273,7 @@ class ManageState(SessionState):
             self.result_ok, self.result = False, outcome.refused
         return outcome
 
-    def _show(self, result: connections.ConnectResult) -> None:
+    def _show(self, result: connection_views.ConnectResult) -> None:
         self.result_ok = result.ok
         self.result_unavailable = not result.ok and result.status is IntegrationStatus.ACTIVE
         latency = f" ({result.latency_ms} ms)" if result.latency_ms else ""

@@ -18,8 +18,7 @@ import backend.sandbox.google
 import backend.sandbox.stripe
 from backend.api.app import create_app
 from backend.config import get_settings
-from backend.connections import credentials, oauth
-from backend.connections import service as connections
+from backend.connections import credentials, oauth, rows, views
 from backend.platform.actors import Actor
 from backend.platform.errors import PlanRequired
 from backend.security import tokens
@@ -90,7 +89,7 @@ def test_connect_with_stripe_end_to_end(env: tuple[Engine, str]) -> None:
     assert answer.status_code == 303
     assert answer.headers["location"] == "http://console.test/integrations/stripe?connected=1"
     with Session(engine) as session:
-        row = connections.find(session, workspace_id=actor.workspace_id, provider_slug="stripe")
+        row = rows.find(session, workspace_id=actor.workspace_id, provider_slug="stripe")
         assert row is not None and row.status is IntegrationStatus.ACTIVE
         stored = credentials.unseal(row)
         assert stored["secret_key"].startswith("sk_") and stored["stripe_user_id"].startswith(
@@ -140,7 +139,7 @@ def test_tampered_state_is_refused(env: tuple[Engine, str]) -> None:
     error = parse_qs(urlsplit(answer.headers["location"]).query)["error"][0]
     assert "not valid" in error
     with Session(engine) as session:
-        assert connections.list_connections(session, workspace_id=actor.workspace_id) == []
+        assert views.list_connections(session, workspace_id=actor.workspace_id) == []
 
 
 def test_expired_state_is_refused() -> None:
@@ -196,9 +195,7 @@ def test_google_callback_stores_the_connection_and_returns_to_the_manage_page(
         "http://console.test/integrations/google_drive?connected=1"
     )
     with Session(engine) as session:
-        row = connections.find(
-            session, workspace_id=actor.workspace_id, provider_slug="google_drive"
-        )
+        row = rows.find(session, workspace_id=actor.workspace_id, provider_slug="google_drive")
         assert row is not None and row.status is IntegrationStatus.ACTIVE
         assert credentials.unseal(row)["method"] == "oauth"
 
@@ -222,7 +219,7 @@ def test_google_callback_refuses_a_tampered_state_without_logging_secrets(
     assert sent["code"] not in logged.out + logged.err
     assert sent["state"] not in logged.out + logged.err
     with Session(engine) as session:
-        assert connections.list_connections(session, workspace_id=actor.workspace_id) == []
+        assert views.list_connections(session, workspace_id=actor.workspace_id) == []
 
 
 def test_google_callback_after_deny_says_it_was_cancelled(

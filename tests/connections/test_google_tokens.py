@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 
 import backend.sandbox.google
 from backend import jobs
-from backend.connections import credentials, google_tokens, oauth
-from backend.connections import service as connections
+from backend.connections import credentials, google_tokens, oauth, rows, views
 from backend.connections.jobs import refresh_google_tokens
 from backend.platform.actors import Actor
 from models import AuditLog, Integration, IntegrationLog, IntegrationStatus, Plan, Role
@@ -65,7 +64,7 @@ def _consent_and_complete(session: Session, actor: Actor) -> None:
 
 def _row(session: Session, actor: Actor) -> Integration:
     session.expire_all()
-    row = connections.find(session, workspace_id=actor.workspace_id, provider_slug=GOOGLE)
+    row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=GOOGLE)
     assert row is not None
     return row
 
@@ -118,7 +117,7 @@ def test_revoked_refresh_token_turns_the_integration_error_with_reconnect(
     assert row.last_error is not None
     assert "invalid_grant" in row.last_error and "Reconnect" in row.last_error
     # The hub's tile for an Error integration offers "Reconnect".
-    tile = {v.slug: v for v in connections.view(session, actor.workspace_id)}[GOOGLE]
+    tile = {v.slug: v for v in views.view(session, actor.workspace_id)}[GOOGLE]
     assert tile.state == "error" and tile.last_error == row.last_error
     entry = session.scalars(
         select(AuditLog).where(AuditLog.action == "integration.refresh_failed")

@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 
 import backend.sandbox.google
 from backend.config import get_settings
-from backend.connections import credentials, google_tokens, oauth, providers
-from backend.connections import service as connections
+from backend.connections import credentials, google_tokens, oauth, providers, rows, views
 from backend.integrations.google_drive import DRIVE_SCOPE
 from backend.platform.actors import Actor
 from backend.platform.errors import InvalidInput, PermissionDenied, PlanRequired
@@ -58,7 +57,7 @@ def _owner(session: Session, plan: Plan = Plan.PRO, role: Role = Role.OWNER) -> 
     return Actor(operator_id=op.id, workspace_id=ws.id, role=role)
 
 
-def _connect(session: Session, actor: Actor) -> connections.ConnectResult:
+def _connect(session: Session, actor: Actor) -> views.ConnectResult:
     """Owner presses Connect with Google, allows on Google's page; the callback's work."""
     back = query_of(consent(oauth.google_authorize_url(session, actor=actor)))
     result = oauth.complete_google(session, code=back["code"], state=back["state"])
@@ -67,7 +66,7 @@ def _connect(session: Session, actor: Actor) -> connections.ConnectResult:
 
 
 def _row(session: Session, actor: Actor) -> Integration:
-    row = connections.find(session, workspace_id=actor.workspace_id, provider_slug=GOOGLE)
+    row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=GOOGLE)
     assert row is not None
     return row
 
@@ -124,7 +123,7 @@ def test_tampered_state_is_refused_and_nothing_is_stored(
     back = query_of(consent(oauth.google_authorize_url(session, actor=actor)))
     with pytest.raises(InvalidInput, match="not valid"):
         oauth.complete_google(session, code=back["code"], state="x" + back["state"])
-    assert connections.find(session, workspace_id=actor.workspace_id, provider_slug=GOOGLE) is None
+    assert rows.find(session, workspace_id=actor.workspace_id, provider_slug=GOOGLE) is None
 
 
 def test_state_made_for_stripe_is_refused_on_googles_callback(
@@ -157,7 +156,7 @@ def test_expired_state_is_refused(session: Session, sandbox_url: str) -> None:
     ).dumps({"w": actor.workspace_id, "o": actor.operator_id, "p": GOOGLE})
     with pytest.raises(InvalidInput, match="expired"):
         oauth.complete_google(session, code=back["code"], state=old_state)
-    assert connections.find(session, workspace_id=actor.workspace_id, provider_slug=GOOGLE) is None
+    assert rows.find(session, workspace_id=actor.workspace_id, provider_slug=GOOGLE) is None
 
 
 def test_only_an_owner_on_a_paid_plan_starts_connect_with_google(

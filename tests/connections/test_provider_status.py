@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.connections import credentials, provider_status, providers
+from backend.connections import credentials, provider_status, providers, views
 from backend.connections import service as connections
 from backend.integrations.errors import ProviderUnavailable
 from backend.invoicing import service as invoicing
@@ -28,7 +28,7 @@ def _integration(session: Session, shop: Shop) -> Integration:
     ).one()
 
 
-def _test(shop: Shop) -> connections.ConnectResult:
+def _test(shop: Shop) -> views.ConnectResult:
     with Session(shop.engine) as session:
         result = connections.test(
             session,

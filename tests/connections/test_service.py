@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.connections import credentials
+from backend.connections import credentials, masks, rows, views
 from backend.connections import service as connections
 from backend.platform.actors import Actor
 from backend.platform.errors import InvalidInput, PermissionDenied, PlanRequired
@@ -25,7 +25,7 @@ def _owner(session: Session, plan: Plan = Plan.PRO, role: Role = Role.OWNER) -> 
 
 def _connect(
     session: Session, actor: Actor, cat: FakeCatalog, slug: str = "sendgrid", **kw: object
-) -> connections.ConnectResult:
+) -> views.ConnectResult:
     params: dict[str, object] = {"credentials": {"api_key": GOOD_KEY}} | kw
     return connections.connect_with_keys(
         session,
@@ -38,7 +38,7 @@ def _connect(
 
 
 def _row(session: Session, actor: Actor, slug: str = "sendgrid") -> Integration:
-    row = connections.find(session, workspace_id=actor.workspace_id, provider_slug=slug)
+    row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=slug)
     assert row is not None
     return row
 
@@ -122,9 +122,7 @@ def test_failed_test_saves_nothing_but_is_logged(session: Session) -> None:
     actor, cat = _owner(session), catalog()
     result = _connect(session, actor, cat, credentials={"api_key": "key_bad_000000009999"})
     assert not result.ok and not result.saved and "refused" in result.message
-    assert (
-        connections.find(session, workspace_id=actor.workspace_id, provider_slug="sendgrid") is None
-    )
+    assert rows.find(session, workspace_id=actor.workspace_id, provider_slug="sendgrid") is None
     log = session.scalars(select(IntegrationLog)).one()
     assert log.status == "error" and log.error and "refused" in log.error
 
@@ -137,7 +135,7 @@ def test_failed_test_can_be_saved_inactive(session: Session) -> None:
     assert result.saved and not result.ok
     row = _row(session, actor)
     assert row.status is IntegrationStatus.INACTIVE and row.last_error
-    assert connections.view(session, actor.workspace_id, cat)[1].state == "connect"
+    assert views.view(session, actor.workspace_id, cat)[1].state == "connect"
 
 
 def test_blank_or_masked_secret_keeps_the_stored_one(session: Session) -> None:
@@ -176,7 +174,7 @@ def test_test_failure_marks_error_and_a_pass_recovers(session: Session) -> None:
         session, actor=actor, provider_slug="sendgrid", context=CONTEXT, catalog=cat
     )
     assert not failed.ok and row.status is IntegrationStatus.ERROR and row.last_error
-    assert connections.view(session, actor.workspace_id, cat)[1].state == "error"
+    assert views.view(session, actor.workspace_id, cat)[1].state == "error"
     credentials.seal(row, {"api_key": GOOD_KEY})
     passed = connections.test(
         session, actor=actor, provider_slug="sendgrid", context=CONTEXT, catalog=cat
@@ -198,7 +196,7 @@ def test_disconnect_wipes_secrets_and_keeps_the_row(session: Session) -> None:
         select(AuditLog).where(AuditLog.action == "integration.disconnect")
     ).one()
     assert entry.details == {"revoked": "ok"}
-    assert connections.masked_view(row, cat) == {}
+    assert masks.masked_view(row, cat) == {}
 
 
 def test_update_settings_validates_and_audits(session: Session) -> None:
@@ -227,7 +225,7 @@ def test_update_settings_validates_and_audits(session: Session) -> None:
 def test_view_has_one_tile_per_provider_with_its_state(session: Session) -> None:
     actor, cat = _owner(session), catalog()
     _connect(session, actor, cat)
-    tiles = {t.slug: t for t in connections.view(session, actor.workspace_id, cat)}
+    tiles = {t.slug: t for t in views.view(session, actor.workspace_id, cat)}
     assert tiles["sendgrid"].state == "connected"
     assert tiles["sendgrid"].masked == {"api_key": "••••1234"}
     assert tiles["stripe"].state == "connect"
@@ -237,7 +235,7 @@ def test_view_has_one_tile_per_provider_with_its_state(session: Session) -> None
 
 def test_free_workspace_sees_every_tile_locked(session: Session) -> None:
     ws = factories.workspace(session, slug="freebie", plan=Plan.FREE)
-    tiles = connections.view(session, ws.id, catalog())
+    tiles = views.view(session, ws.id, catalog())
     assert len(tiles) == 6
     assert {t.state for t in tiles} == {"locked", "coming_soon"}
     stripe = next(t for t in tiles if t.slug == "stripe")

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 import backend.sandbox.stripe as stripe_emulator
-from backend.connections import credentials
+from backend.connections import credentials, views
+from backend.connections import rows as connection_rows
 from backend.connections import service as connections
 from backend.integrations.base import ProviderContext
 from backend.platform.actors import Actor
@@ -30,7 +31,7 @@ def _owner(session: Session, name: str) -> Actor:
 
 def _connect(
     session: Session, sandbox: RunningSandbox, actor: Actor, key: str, **kw: object
-) -> connections.ConnectResult:
+) -> views.ConnectResult:
     return connections.connect_with_keys(
         session,
         actor=actor,
@@ -42,7 +43,7 @@ def _connect(
 
 
 def _stripe_row(session: Session, actor: Actor) -> Integration | None:
-    return connections.find(session, workspace_id=actor.workspace_id, provider_slug="stripe")
+    return connection_rows.find(session, workspace_id=actor.workspace_id, provider_slug="stripe")
 
 
 def test_a_read_only_restricted_key_is_not_saved_and_the_missing_writes_are_named(
@@ -124,7 +125,7 @@ def test_a_connection_made_before_account_ids_were_kept_learns_its_own_on_test(
         context=ProviderContext(live=False, sandbox_url=sandbox.url),
     )
     assert tested.ok
-    assert credentials.unseal(row)[connections.ACCOUNT_KEY] == keys["account"]
+    assert credentials.unseal(row)[connection_rows.ACCOUNT_KEY] == keys["account"]
     refused = _connect(session, sandbox, studio, keys["secret_key"])
     assert not refused.saved and "“Lakeside”" in refused.message
 
@@ -153,4 +154,4 @@ def test_an_old_connection_sharing_an_account_with_another_workspace_is_told_on_
     assert connections.test(session, actor=lakeside, provider_slug="stripe", context=context).ok
     told = connections.test(session, actor=studio, provider_slug="stripe", context=context)
     assert "also connected to the workspace “Lakeside”" in told.message
-    assert connections.ACCOUNT_KEY not in credentials.unseal(rows[1])
+    assert connection_rows.ACCOUNT_KEY not in credentials.unseal(rows[1])

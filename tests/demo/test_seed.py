@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 import backend.sandbox.stripe as stripe_emulator
 from backend.accounts import service as accounts
 from backend.connections import service as connections
+from backend.connections import views
 from backend.demo import seed as demo
 from backend.integrations.base import ProviderContext
 from backend.platform.actors import Actor
@@ -126,7 +127,7 @@ def test_the_studio_is_refused_the_live_sellers_stripe_account_and_connects_its_
     owner = Actor(operator_id=1, workspace_id=studio.id, role=Role.OWNER)
     context = ProviderContext(live=False, sandbox_url=sandbox.url)
 
-    def connect(key: str) -> connections.ConnectResult:
+    def connect(key: str) -> views.ConnectResult:
         return connections.connect_with_keys(
             session,
             actor=owner,

@@ -1,43 +1,43 @@
 """What every webhook route shares: the raw body, the rejection that becomes a 4xx (logged and
-counted, never with the body or a secret), the lookups of the receiving integration, body
-parsing, and storing through the inbox.
+counted, never with the body or a secret), finding the receiving integration (through
+``backend.connections.receivers``, its refusals turned into 404s), body parsing, and storing
+through the inbox (``backend.platform.inbox``). Routes query nothing themselves.
 
 Most routes are plain (sync) functions: FastAPI runs them in its thread pool, so the database
-work never blocks the event loop, and each one commits before it returns, so the provider's 2xx
-always means "stored". The busiest, a workspace's Stripe events, is async: it verifies on the
-event loop with a cached secret and hands the event to the batching writer (backend/api/
-intake.py), which answers once the event is committed, so its 2xx means "stored" too.
+work never blocks the event loop, and each store commits before it returns, so the provider's
+2xx always means "stored". The busiest, a workspace's Stripe events, is async: it verifies on
+the event loop with a cached secret (``receivers.ReceiverCache``) and hands the event to the
+batching writer (``intake.py``), which answers once the event is committed, so its 2xx means
+"stored" too.
+
+Tested in tests/api/webhooks/test_intake.py (what every route shares) and each provider's tests.
 """
 
 from __future__ import annotations
 
-import asyncio
+import datetime as dt
 import json
-import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
-from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
 from backend.api.limits import read_capped
 from backend.api.metrics import metrics_of
 from backend.api.webhooks.intake import IntakeWriter
 from backend.config import Settings, get_settings
-from backend.connections import credentials
-from backend.db import get_engine, session_scope
+from backend.connections import receivers
+from backend.connections.receivers import Receiver
+from backend.db import get_engine
 from backend.platform import inbox
-from backend.security.crypto import CryptoError
 from backend.security.webhooks import SignatureError
-from models import Integration, IntegrationStatus, Workspace, utcnow
 
 log = structlog.get_logger("sidecar")
 
@@ -45,8 +45,6 @@ log = structlog.get_logger("sidecar")
 # (PostgreSQL) or being stored differently on each database.
 MAX_EXTERNAL_ID = 128
 MAX_EVENT_TYPE = 80
-_MAX_SLUG = 64
-_MAX_INT4 = 2**31 - 1
 
 
 class Received(BaseModel):
@@ -165,196 +163,46 @@ IntakeEngine = Annotated[Engine, Depends(intake_engine)]
 # -- finding the receiver ----------------------------------------------------------------------
 
 
-def _connected(integration: Integration | None) -> bool:
-    # An integration in "error" (a failed health check) still receives its provider's events.
-    return integration is not None and integration.status is not IntegrationStatus.INACTIVE
-
-
-def workspace_integration(
-    session: Session, intake: Intake, *, slug: str, providers: Iterable[str]
-) -> Integration:
-    """The workspace's connected integration among ``providers`` (first connected wins)."""
-    # NUL and over-long values would make PostgreSQL raise rather than match nothing.
-    workspace_id = None
-    if len(slug) <= _MAX_SLUG and "\x00" not in slug:
-        workspace_id = session.scalar(select(Workspace.id).where(Workspace.slug == slug))
-    if workspace_id is None:
-        raise Rejected(404, "unknown workspace", intake, "unknown_workspace")
-    wanted = list(providers)
-    rows = {
-        row.provider: row
-        for row in session.scalars(
-            select(Integration).where(
-                Integration.workspace_id == workspace_id, Integration.provider.in_(wanted)
-            )
-        )
-    }
-    for provider in wanted:
-        row = rows.get(provider)
-        if row is not None and _connected(row):
-            return row
-    raise Rejected(
-        404, f"{intake.provider} is not connected in this workspace", intake, "not_connected"
-    )
-
-
-def integration_by_id(session: Session, intake: Intake, raw_id: str) -> Integration:
-    row = None
-    if raw_id.isascii() and raw_id.isdigit() and 0 < len(raw_id) <= 10 and int(raw_id) <= _MAX_INT4:
-        row = session.get(Integration, int(raw_id))
-    if row is None or not _connected(row):
-        raise Rejected(404, "unknown or disconnected integration", intake, "unknown_integration")
-    return row
-
-
-def secret_of(integration: Integration, intake: Intake, key: str) -> Any:
-    """One entry of the integration's sealed secrets; 404 when it was never configured."""
+def workspace_receiver(
+    engine: Engine, intake: Intake, *, slug: str, providers: Iterable[str], key: str | None
+) -> Receiver:
+    """The workspace's receiving integration among ``providers`` (first connected wins) with
+    its secret ``key`` (none when ``key`` is None); the lookup's refusals as 404s."""
     try:
-        value = credentials.unseal(integration).get(key)
-    except CryptoError:
-        # Our key ring cannot open it (a retired key): nothing the sender can fix. Logged for
-        # the operator; the provider sees "not connected" and retries later.
-        log.error(
-            "integration secrets unreadable",
-            provider=integration.provider,
-            workspace=intake.workspace,
-            integration_id=integration.id,
+        return receivers.for_workspace(engine, slug=slug, providers=providers, secret=key)
+    except receivers.NoReceiver as exc:
+        raise no_receiver(exc, intake) from exc
+
+
+def receiver_by_id(engine: Engine, intake: Intake, raw_id: str, *, key: str) -> Receiver:
+    """The integration a path's id names, if it receives, with its secret ``key``."""
+    # Not a decimal id of at most 10 digits: no integration, and no query to find that out.
+    if not (raw_id.isascii() and raw_id.isdigit() and 0 < len(raw_id) <= 10):
+        raise no_receiver(receivers.NoReceiver("unknown_integration"), intake)
+    try:
+        return receivers.by_id(engine, int(raw_id), secret=key)
+    except receivers.NoReceiver as exc:
+        raise no_receiver(exc, intake) from exc
+
+
+def no_receiver(exc: receivers.NoReceiver, intake: Intake) -> Rejected:
+    """The 404 that says why nobody receives a webhook (its code goes to the log)."""
+    if exc.why == "unknown_workspace":
+        return Rejected(404, "unknown workspace", intake, exc.why)
+    if exc.why == "not_connected":
+        return Rejected(
+            404, f"{intake.provider} is not connected in this workspace", intake, exc.why
         )
-        value = None
-    if not value:
-        raise Rejected(404, f"no {key} configured for {intake.provider}", intake, "not_configured")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Receiver:
-    """What verifying a workspace's webhook needs: who receives it and the secret."""
-
-    workspace_id: int
-    integration_id: int
-    secret: Any
-
-
-class ReceiverCache:
-    """Receivers for a few seconds, so that a burst of webhooks to one workspace costs one
-    lookup and one decryption rather than one per request.
-
-    Only found, connected, configured receivers are kept (a 404 is looked up every time, so a
-    new connection works at once). A signature that fails against a kept secret is checked
-    again against a fresh lookup, so a rotated secret works at once too; a disconnection takes
-    effect within ``ttl`` seconds. ``ttl`` 0 turns the cache off.
-    """
-
-    def __init__(self, ttl: float, *, max_entries: int = 10_000) -> None:
-        self.ttl = ttl
-        self._max_entries = max_entries
-        self._entries: dict[Hashable, tuple[float, Receiver]] = {}
-        self._lock = threading.Lock()
-        self._lookups: dict[tuple[asyncio.AbstractEventLoop, Hashable], asyncio.Task[Receiver]] = {}
-
-    async def lookup(self, key: Hashable, load: Callable[[], Awaitable[Receiver]]) -> Receiver:
-        """``load()`` and keep its receiver, once for all the requests that want ``key``
-        meanwhile. When an entry
-        expires, every request in flight to that workspace misses at once: without this, each
-        would look the receiver up and decrypt its secret, holding a pooled connection.
-
-        The lookup runs as a task of its own: a request that goes away does not cancel it
-        for the others; each waiter gets its result or its error."""
-        flight = (asyncio.get_running_loop(), key)
-        task = self._lookups.get(flight)
-        if task is None:
-
-            async def load_and_keep() -> Receiver:
-                receiver = await load()
-                # Kept before the flight lands: a request arriving in between finds it.
-                self.put(key, receiver)
-                return receiver
-
-            task = asyncio.ensure_future(load_and_keep())
-            self._lookups[flight] = task
-            task.add_done_callback(lambda done: self._landed(flight, done))
-        return await asyncio.shield(task)
-
-    def _landed(
-        self, flight: tuple[asyncio.AbstractEventLoop, Hashable], task: asyncio.Task[Receiver]
-    ) -> None:
-        if self._lookups.get(flight) is task:
-            del self._lookups[flight]
-        if not task.cancelled():
-            task.exception()  # each waiter raises it; do not also report it as unretrieved
-
-    def get(self, key: Hashable) -> Receiver | None:
-        entry = self._entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
-
-    def put(self, key: Hashable, receiver: Receiver) -> None:
-        if self.ttl <= 0:
-            return
-        with self._lock:
-            if len(self._entries) >= self._max_entries:
-                now = time.monotonic()
-                for stale in [k for k, (until, _) in self._entries.items() if until < now]:
-                    del self._entries[stale]
-                if len(self._entries) >= self._max_entries:
-                    self._entries.clear()
-            self._entries[key] = (time.monotonic() + self.ttl, receiver)
-
-    def drop(self, key: Hashable) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
-
-
-def receiver_cache(request: Request) -> ReceiverCache:
-    """The app's receiver cache (one per app, so test apps never share entries)."""
-    cache: ReceiverCache | None = getattr(request.app.state, "receivers", None)
-    if cache is None:
-        cache = ReceiverCache(app_settings(request).webhook_receiver_cache_seconds)
-        request.app.state.receivers = cache
-    return cache
-
-
-def _lookup_receiver(
-    engine: Engine, intake: Intake, slug: str, providers: tuple[str, ...], key: str
-) -> Receiver:
-    with session_scope(engine) as session:
-        integration = workspace_integration(session, intake, slug=slug, providers=providers)
-        return Receiver(
-            integration.workspace_id, integration.id, secret_of(integration, intake, key)
-        )
-
-
-async def verified_receiver(
-    request: Request,
-    engine: Engine,
-    intake: Intake,
-    *,
-    slug: str,
-    providers: Iterable[str],
-    key: str,
-    check: Callable[[Any], object],
-) -> Receiver:
-    """Find the workspace's receiving integration and its secret ``key`` (404s as
-    ``workspace_integration`` and ``secret_of``), then run ``check(secret)`` (401s as
-    ``verified``). Receivers come from the app's ReceiverCache when fresh, without touching
-    the database; a lookup runs in the thread pool."""
-    cache = receiver_cache(request)
-    wanted = tuple(providers)
-    cache_key = (engine, slug, wanted, key)
-    cached = cache.get(cache_key)
-    if cached is not None:
-        try:
-            verified(intake, lambda: check(cached.secret))
-            return cached
-        except Rejected:
-            cache.drop(cache_key)  # perhaps rotated: check against the database's secret
-    receiver = await cache.lookup(
-        cache_key,
-        lambda: to_thread.run_sync(_lookup_receiver, engine, intake, slug, wanted, key),
+    if exc.why == "unknown_integration":
+        return Rejected(404, "unknown or disconnected integration", intake, exc.why)
+    # Not configured: logged as the integration found (its provider; a route addressed by id
+    # learns the workspace from it).
+    provider = exc.provider or intake.provider
+    found = Intake(
+        provider=provider,
+        workspace=intake.workspace if intake.workspace is not None else str(exc.workspace_id),
     )
-    verified(intake, lambda: check(receiver.secret))
-    return receiver
+    return Rejected(404, f"no {exc.key} configured for {provider}", found, exc.why)
 
 
 def verified(intake: Intake, check: Callable[[], object]) -> None:
@@ -450,7 +298,7 @@ def text_field(
 
 
 def store(
-    session: Session,
+    engine: Engine,
     intake: Intake,
     *,
     external_id: str,
@@ -458,26 +306,43 @@ def store(
     workspace_id: int | None,
     payload: dict[str, Any],
 ) -> bool:
-    """Insert the event and its job; False for a duplicate. The caller's transaction commits."""
-    stored = inbox.record(
-        session,
-        provider=intake.provider,
-        external_id=external_id,
-        event_type=event_type,
-        workspace_id=workspace_id,
-        payload=payload,
-    )
+    """Store the event and its job, committed when this returns; False for a duplicate."""
+    event = inbox.Incoming(intake.provider, external_id, event_type, workspace_id, payload)
+    stored = inbox.record_committed(engine, event)
+    _log_stored(intake, event_type, stored)
+    return stored
+
+
+def store_all(
+    engine: Engine,
+    intake: Intake,
+    events: Iterable[tuple[str, str, dict[str, Any]]],
+    *,
+    workspace_id: int | None,
+) -> int:
+    """Store ``(external_id, event_type, payload)`` events and their jobs in one transaction,
+    committed when this returns: how many were new (the rest were duplicates)."""
+    incoming = [
+        inbox.Incoming(intake.provider, external_id, event_type, workspace_id, payload)
+        for external_id, event_type, payload in events
+    ]
+    outcomes = inbox.record_all_committed(engine, incoming)
+    for event, stored in zip(incoming, outcomes, strict=True):
+        _log_stored(intake, event.event_type, stored)
+    return sum(outcomes)
+
+
+def _log_stored(intake: Intake, event_type: str, stored: bool) -> None:
     log.info(
         "webhook stored" if stored else "webhook duplicate",
         provider=intake.provider,
         workspace=intake.workspace,
         event_type=event_type,
     )
-    return stored
 
 
 def intake_writer(request: Request, engine: Engine) -> IntakeWriter:
-    """The app's batching writer for ``engine`` (see backend/api/intake.py)."""
+    """The app's batching writer for ``engine`` (see intake.py)."""
     writers: dict[Engine, IntakeWriter] | None = getattr(request.app.state, "intake", None)
     if writers is None:
         writers = request.app.state.intake = {}
@@ -503,14 +368,11 @@ async def store_verified(
 ) -> bool:
     """``store``, for async routes: committed (with others that arrived meanwhile) when this
     returns; False for a duplicate."""
+    # Received now, not when its batch is written.
+    received_at = dt.datetime.now(dt.UTC)
     event = inbox.Incoming(
-        intake.provider, external_id, event_type, workspace_id, payload, payload_json, utcnow()
+        intake.provider, external_id, event_type, workspace_id, payload, payload_json, received_at
     )
     stored = await intake_writer(request, engine).record(event)
-    log.info(
-        "webhook stored" if stored else "webhook duplicate",
-        provider=intake.provider,
-        workspace=intake.workspace,
-        event_type=event_type,
-    )
+    _log_stored(intake, event_type, stored)
     return stored

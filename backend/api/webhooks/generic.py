@@ -22,13 +22,12 @@ from backend.api.webhooks.common import (
     Received,
     Rejected,
     error_responses,
-    integration_by_id,
     json_object,
-    secret_of,
+    receiver_by_id,
     store,
     verified,
 )
-from backend.db import get_engine, session_scope
+from backend.db import get_engine
 from backend.security.webhooks import verify_standard
 
 router = APIRouter(prefix="/webhooks/generic", tags=["webhooks"])
@@ -52,43 +51,42 @@ def event(
 ) -> Received:
     """A Standard Webhooks message for one integration."""
     intake = Intake(provider="generic", workspace=None)
-    with session_scope(engine) as session:
-        row = integration_by_id(session, intake, integration)
-        intake = Intake(provider=row.provider, workspace=str(row.workspace_id))
-        secrets = secret_of(row, intake, "signing_secrets")
-        if isinstance(secrets, str):
-            secrets = [secrets]
-        verified(
+    receiver = receiver_by_id(engine, intake, integration, key="signing_secrets")
+    intake = Intake(provider=receiver.provider, workspace=str(receiver.workspace_id))
+    secrets = receiver.secret
+    if isinstance(secrets, str):
+        secrets = [secrets]
+    verified(
+        intake,
+        lambda: verify_standard(
+            body,
+            webhook_id,
+            webhook_timestamp,
+            webhook_signature,
+            [str(secret) for secret in secrets],
+            tolerance=settings.webhook_tolerance_seconds,
+            now=now,
+        ),
+    )
+    assert webhook_id is not None  # verify_standard refuses a missing one
+    if len(webhook_id) > MAX_EXTERNAL_ID - 12:
+        raise Rejected(
+            400,
+            f"webhook-id is longer than {MAX_EXTERNAL_ID - 12} characters",
             intake,
-            lambda: verify_standard(
-                body,
-                webhook_id,
-                webhook_timestamp,
-                webhook_signature,
-                [str(secret) for secret in secrets],
-                tolerance=settings.webhook_tolerance_seconds,
-                now=now,
-            ),
+            "malformed_body",
         )
-        assert webhook_id is not None  # verify_standard refuses a missing one
-        if len(webhook_id) > MAX_EXTERNAL_ID - 12:
-            raise Rejected(
-                400,
-                f"webhook-id is longer than {MAX_EXTERNAL_ID - 12} characters",
-                intake,
-                "malformed_body",
-            )
-        payload = json_object(body, intake)
-        event_type = payload.get("type")
-        if not isinstance(event_type, str) or not event_type:
-            event_type = "unknown"
-        stored = store(
-            session,
-            intake,
-            # Scoped by integration: two senders may both use "msg_1".
-            external_id=f"{row.id}:{webhook_id}",
-            event_type=event_type[:MAX_EVENT_TYPE],
-            workspace_id=row.workspace_id,
-            payload=payload,
-        )
+    payload = json_object(body, intake)
+    event_type = payload.get("type")
+    if not isinstance(event_type, str) or not event_type:
+        event_type = "unknown"
+    stored = store(
+        engine,
+        intake,
+        # Scoped by integration: two senders may both use "msg_1".
+        external_id=f"{receiver.integration_id}:{webhook_id}",
+        event_type=event_type[:MAX_EVENT_TYPE],
+        workspace_id=receiver.workspace_id,
+        payload=payload,
+    )
     return Received(duplicate=not stored)

@@ -1,6 +1,10 @@
 """Storing verified webhooks on PostgreSQL in batches (group commit), on the event loop, so
 that the sidecar keeps up with bursts of thousands of events a second on a couple of cores.
 
+Performance machinery for the sidecar's busiest route (a workspace's Stripe events), measured
+by bench/bench_ingest.py (docs/PERFORMANCE.md, "Ingest"); what it stores, and how, is the
+inbox's (``backend.platform.inbox.record_statement``).
+
 A request hands its verified event to this process's writers and waits. A writer (an asyncio
 task with its own connection) takes every event waiting, up to a batch, stores them with one
 statement (``inbox.record_statement``; in autocommit, so it commits on its own), and only

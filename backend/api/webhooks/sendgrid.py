@@ -23,12 +23,12 @@ from backend.api.webhooks.common import (
     Rejected,
     error_responses,
     parse_json,
-    store,
+    store_all,
     text_field,
     verified,
-    workspace_integration,
+    workspace_receiver,
 )
-from backend.db import get_engine, session_scope
+from backend.db import get_engine
 from backend.security.webhooks import load_sendgrid_public_key, verify_sendgrid
 
 router = APIRouter(prefix="/webhooks/sendgrid", tags=["webhooks"])
@@ -58,52 +58,40 @@ def events(
 ) -> BatchReceived:
     """A batch of email events from a workspace's SendGrid account."""
     intake = Intake(provider="sendgrid", workspace=workspace)
-    with session_scope(engine) as session:
-        integration = workspace_integration(session, intake, slug=workspace, providers=["sendgrid"])
-        public_key = (integration.settings or {}).get("event_webhook_public_key")
-        try:
-            load_sendgrid_public_key(str(public_key or ""))
-        except ValueError as exc:
-            raise Rejected(
-                404,
-                "no usable event_webhook_public_key configured for sendgrid",
-                intake,
-                "not_configured",
-            ) from exc
-        verified(
+    # The key is public: in the integration's settings, so no sealed secret is asked for.
+    receiver = workspace_receiver(engine, intake, slug=workspace, providers=["sendgrid"], key=None)
+    public_key = receiver.settings.get("event_webhook_public_key")
+    try:
+        load_sendgrid_public_key(str(public_key or ""))
+    except ValueError as exc:
+        raise Rejected(
+            404,
+            "no usable event_webhook_public_key configured for sendgrid",
             intake,
-            lambda: verify_sendgrid(
-                body,
-                signature,
-                timestamp,
-                str(public_key),
-                tolerance=settings.webhook_tolerance_seconds,
-                now=now,
+            "not_configured",
+        ) from exc
+    verified(
+        intake,
+        lambda: verify_sendgrid(
+            body,
+            signature,
+            timestamp,
+            str(public_key),
+            tolerance=settings.webhook_tolerance_seconds,
+            now=now,
+        ),
+    )
+    batch = _events(body, intake)
+    # Validate the whole batch before storing any of it: a 400 must store nothing.
+    keyed = [
+        (
+            text_field(
+                event, "sg_event_id", intake, max_length=MAX_EXTERNAL_ID, where=f"event {index}"
             ),
+            text_field(event, "event", intake, max_length=MAX_EVENT_TYPE, where=f"event {index}"),
+            event,
         )
-        batch = _events(body, intake)
-        # Validate the whole batch before storing any of it: a 400 must store nothing.
-        keyed = [
-            (
-                text_field(
-                    event, "sg_event_id", intake, max_length=MAX_EXTERNAL_ID, where=f"event {index}"
-                ),
-                text_field(
-                    event, "event", intake, max_length=MAX_EVENT_TYPE, where=f"event {index}"
-                ),
-                event,
-            )
-            for index, event in enumerate(batch)
-        ]
-        stored = sum(
-            store(
-                session,
-                intake,
-                external_id=event_id,
-                event_type=event_type,
-                workspace_id=integration.workspace_id,
-                payload=event,
-            )
-            for event_id, event_type, event in keyed
-        )
+        for index, event in enumerate(batch)
+    ]
+    stored = store_all(engine, intake, keyed, workspace_id=receiver.workspace_id)
     return BatchReceived(stored=stored, duplicates=len(keyed) - stored)

@@ -39,9 +39,9 @@ from backend.api.webhooks.common import (
     store_verified,
     text_field,
     verified,
-    verified_receiver,
 )
-from backend.db import get_engine, session_scope
+from backend.api.webhooks.receivers import verified_receiver
+from backend.db import get_engine
 from backend.security.webhooks import verify_stripe
 
 router = APIRouter(prefix="/webhooks/stripe", tags=["webhooks"])
@@ -208,13 +208,12 @@ def platform_event(
     payload = json_object(body, intake)
     external_id = text_field(payload, "id", intake, max_length=MAX_EXTERNAL_ID)
     event_type = text_field(payload, "type", intake, max_length=MAX_EVENT_TYPE)
-    with session_scope(engine) as session:
-        stored = store(
-            session,
-            intake,
-            external_id=external_id,
-            event_type=event_type,
-            workspace_id=None,
-            payload=payload,
-        )
+    stored = store(
+        engine,
+        intake,
+        external_id=external_id,
+        event_type=event_type,
+        workspace_id=None,
+        payload=payload,
+    )
     return Received(duplicate=not stored)

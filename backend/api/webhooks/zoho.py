@@ -20,12 +20,11 @@ from backend.api.webhooks.common import (
     Rejected,
     error_responses,
     json_object,
-    secret_of,
     store,
     verified,
-    workspace_integration,
+    workspace_receiver,
 )
-from backend.db import get_engine, session_scope
+from backend.db import get_engine
 from backend.security.webhooks import verify_shared_secret
 
 router = APIRouter(prefix="/webhooks/zoho", tags=["webhooks"])
@@ -63,32 +62,31 @@ def event(
 ) -> Received:
     """A Zoho Books or Zoho CRM webhook for a workspace."""
     intake = Intake(provider="zoho", workspace=workspace)
-    with session_scope(engine) as session:
-        integration = workspace_integration(session, intake, slug=workspace, providers=PROVIDERS)
-        intake = Intake(provider=integration.provider, workspace=workspace)
-        secret = str(secret_of(integration, intake, "webhook_secret"))
-        verified(
-            intake, lambda: verify_shared_secret(zoho_secret, [secret], header="X-Zoho-Secret")
-        )
-        payload = json_object(body, intake)
-        # Zoho's payloads do not always carry an id: the body's hash makes a retry of the same
-        # body a duplicate, which is what a missing id can best mean.
-        # Scoped by integration: the same id (or body) from two workspaces is two events.
-        external_id = f"{integration.id}:" + (
-            _optional_text(payload, "event_id", intake, MAX_EXTERNAL_ID - 12)
-            or hashlib.sha256(body).hexdigest()
-        )
-        event_type = (
-            _optional_text(payload, "event_type", intake, MAX_EVENT_TYPE)
-            or _optional_text(payload, "operation", intake, MAX_EVENT_TYPE)
-            or "unknown"
-        )
-        stored = store(
-            session,
-            intake,
-            external_id=external_id,
-            event_type=event_type,
-            workspace_id=integration.workspace_id,
-            payload=payload,
-        )
+    receiver = workspace_receiver(
+        engine, intake, slug=workspace, providers=PROVIDERS, key="webhook_secret"
+    )
+    intake = Intake(provider=receiver.provider, workspace=workspace)
+    secret = str(receiver.secret)
+    verified(intake, lambda: verify_shared_secret(zoho_secret, [secret], header="X-Zoho-Secret"))
+    payload = json_object(body, intake)
+    # Zoho's payloads do not always carry an id: the body's hash makes a retry of the same
+    # body a duplicate, which is what a missing id can best mean.
+    # Scoped by integration: the same id (or body) from two workspaces is two events.
+    external_id = f"{receiver.integration_id}:" + (
+        _optional_text(payload, "event_id", intake, MAX_EXTERNAL_ID - 12)
+        or hashlib.sha256(body).hexdigest()
+    )
+    event_type = (
+        _optional_text(payload, "event_type", intake, MAX_EVENT_TYPE)
+        or _optional_text(payload, "operation", intake, MAX_EVENT_TYPE)
+        or "unknown"
+    )
+    stored = store(
+        engine,
+        intake,
+        external_id=external_id,
+        event_type=event_type,
+        workspace_id=receiver.workspace_id,
+        payload=payload,
+    )
     return Received(duplicate=not stored)
