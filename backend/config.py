@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     sandbox_state_file: str = str(PROJECT_ROOT / "var" / "sandbox.json")
 
     heartbeat_seconds: int = Field(default=5, ge=1)
+    # How long a starting scheduler waits for the database to answer and be migrated before it
+    # gives up (0: for ever). Under honcho one process exiting stops all of them, so it waits.
+    scheduler_wait_seconds: float = Field(default=0.0, ge=0.0)
     # Outbox worker threads in each scheduler process (run more processes to scale out).
     outbox_threads: int = Field(default=2, ge=1, le=32)
     # Jobs a worker thread claims at a time. Jobs that only touch the database run together in
