@@ -31,8 +31,8 @@ from models import (
     Workspace,
 )
 from tests.factories import POLICY
-from tests.test_config import REAL
 from tests.support.sandbox_fixtures import MakeSandbox
+from tests.test_config import REAL
 
 
 def _counts(session: Session) -> dict[str, int]:
