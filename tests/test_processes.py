@@ -103,10 +103,9 @@ def test_scheduler_gives_up_on_an_unmigrated_database_only_after_its_wait(tmp_pa
     )
     assert done.returncode == 1
     assert "make migrate" in done.stderr
-    assert (
-        "scheduler.waiting_for_database" in done.stdout + done.stderr
-    )  # it said what it waited for
-    assert time.monotonic() - started >= 2  # and waited before giving up
+    # It said what it waited for, and waited before giving up.
+    assert "scheduler.waiting_for_database" in done.stdout + done.stderr
+    assert time.monotonic() - started >= 2
 
 
 def test_scheduler_waits_for_migrations_then_starts(tmp_path: object) -> None:
