@@ -6,7 +6,8 @@ is set; in live mode without one only a loopback client is answered.
 Each app gets its own CollectorRegistry, so test apps (and several apps in one process) do not
 share or collide on counters.
 
-Tested in tests/api/test_metrics.py (access, caching) and tests/api/webhooks/test_intake.py (the figures).
+Tested in tests/api/test_metrics.py (access, caching) and tests/api/webhooks/test_intake.py
+(the figures).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from backend.db import get_engine
 from backend.platform import inbox, outbox
 from tests.test_config import REAL
 
-TOKEN = "metrics-token-for-this-test-0123456789"  # noqa: S105 - a test value
+TOKEN = "metrics-token-for-this-test-0123456789"
 
 
 @contextmanager

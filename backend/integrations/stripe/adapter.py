@@ -33,6 +33,13 @@ def _no_throttle() -> None:
     return None
 
 
+def search_string(value: str) -> str:
+    """``value`` as a quoted string of Stripe's search query language: a quote or backslash in
+    it (an id from an imported file) is escaped, so it cannot end the string and add clauses
+    of its own ("x' OR metadata['platform_user_id']:'victim")."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 @dataclass(frozen=True)
 class StripeEndpoints:
     api: str | None = None  # None: Stripe's own
@@ -197,7 +204,7 @@ class StripeAdapter:
         self, *, platform_user_id: str, email: str | None, name: str, idempotency_key: str
     ) -> str:
         """The buyer's customer: found by our metadata, else created (once, by key)."""
-        query = f"metadata['platform_user_id']:'{platform_user_id}'"
+        query = f"metadata['platform_user_id']:{search_string(platform_user_id)}"
         found = self._call(lambda: self._client.v1.customers.search({"query": query}))
         if found.data:
             return str(found.data[0].id)
@@ -286,7 +293,7 @@ class StripeAdapter:
 
     def invoices_with_metadata(self, key: str, value: str) -> list[StripeInvoice]:
         """Every invoice whose metadata has ``key: value`` (all pages of Stripe's search)."""
-        query = f"metadata['{key}']:'{value}'"
+        query = f"metadata['{key}']:{search_string(value)}"
         found: list[StripeInvoice] = []
         page: str | None = None
         while True:

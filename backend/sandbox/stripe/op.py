@@ -58,27 +58,51 @@ def paginate(op: Op, items: list[dict[str, Any]], url: str) -> dict[str, Any]:
     return list_object(ordered[:limit], url, has_more=len(ordered) > limit)
 
 
+# A value is quoted; inside it a backslash escapes the next character (Stripe: "You can escape
+# quotes inside of quotes with a backslash").
 _CLAUSE = re.compile(
-    r"""(metadata\[['"](?P<mkey>[^'"]+)['"]\]|(?P<field>\w+))\s*:\s*['"](?P<value>[^'"]*)['"]"""
+    r"""(metadata\[['"](?P<mkey>[^'"]+)['"]\]|(?P<field>\w+))\s*:\s*"""
+    r"""(?P<quote>['"])(?P<value>(?:[^'"\\]|\\.)*)(?P=quote)"""
 )
+_ESCAPED = re.compile(r"\\(.)")
+_JOINER = re.compile(r"\s+(AND|OR)\s+")
+
+
+def _parse(query: str) -> tuple[list[tuple[str | None, str | None, str]] | None, list[str]]:
+    """Clauses left to right, with the joiners between them; quoted values may hold AND, OR
+    and escaped quotes. None when the query is not of this form."""
+    clauses: list[tuple[str | None, str | None, str]] = []
+    joiners: list[str] = []
+    position = len(query) - len(query.lstrip())
+    while True:
+        match = _CLAUSE.match(query, position)
+        if match is None:
+            return None, joiners
+        value = _ESCAPED.sub(r"\1", match.group("value"))
+        clauses.append((match.group("mkey"), match.group("field"), value))
+        position = match.end()
+        if position == len(query.rstrip()):
+            return clauses, joiners
+        joined = _JOINER.match(query, position)
+        if joined is None:
+            return None, joiners
+        joiners.append(joined.group(1))
+        position = joined.end()
 
 
 def search(op: Op, items: list[dict[str, Any]], url: str) -> dict[str, Any]:
     """Stripe's search language, the part that matters here: ``field:'v'``,
     ``metadata['k']:'v'``, joined by AND or OR."""
     query = str(op.require("query"))
-    joiner = " OR " if " OR " in query else " AND "
-    clauses = []
-    for part in query.split(joiner):
-        match = _CLAUSE.fullmatch(part.strip())
-        if match is None:
-            raise StripeError(
-                400,
-                f"Invalid search query: {query}",
-                code="parameter_invalid_string",
-                param="query",
-            )
-        clauses.append((match.group("mkey"), match.group("field"), match.group("value")))
+    clauses, joiners = _parse(query)
+    if clauses is None or len(set(joiners)) > 1:
+        raise StripeError(
+            400,
+            f"Invalid search query: {query}",
+            code="parameter_invalid_string",
+            param="query",
+        )
+    joiner = " OR " if joiners and joiners[0] == "OR" else " AND "
 
     def hit(obj: dict[str, Any], clause: tuple[str | None, str | None, str]) -> bool:
         mkey, name, value = clause
