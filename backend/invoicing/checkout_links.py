@@ -39,9 +39,7 @@ NOT_SENT = "not_sent"
 SENDING = "sending"
 SENT = "sent"
 UNHEARD = "An earlier try sent this and its answer never came: the buyer may have it."
-AGAIN = (
-    "Sent again: an earlier try's answer never came, so the buyer may have the link twice."
-)
+AGAIN = "Sent again: an earlier try's answer never came, so the buyer may have the link twice."
 
 
 @dataclass(frozen=True)
@@ -192,7 +190,9 @@ def sends_of(session: Session, *, workspace_id: int, invoice_id: int) -> list[Ch
 
 
 def _intent(session: Session, key: str) -> CheckoutLinkSend | None:
-    return session.scalars(select(CheckoutLinkSend).where(CheckoutLinkSend.intent_key == key)).first()
+    return session.scalars(
+        select(CheckoutLinkSend).where(CheckoutLinkSend.intent_key == key)
+    ).first()
 
 
 def send_by_messenger(session: Session, job: outbox.JobContext) -> None:

@@ -223,7 +223,9 @@ def void_invoice(session: Session, job: outbox.JobContext) -> None:
         invoicing.next_attempt(session, invoice)
 
 
-def _void_in_stripe(stripe: StripeAdapter, invoice_id: str, *, idempotency_key: str) -> StripeInvoice:
+def _void_in_stripe(
+    stripe: StripeAdapter, invoice_id: str, *, idempotency_key: str
+) -> StripeInvoice:
     """Void once: an earlier try that voided it and died before we recorded so leaves Stripe
     refusing a second void ("only open invoices") once the key is forgotten (24 hours). That
     refusal is not a failure when Stripe's invoice is void already."""

@@ -90,7 +90,9 @@ def _sends(shop: Shop, invoice_id: int) -> list[CheckoutLinkSend]:
         )
 
 
-def _once(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, wrap: Callable[..., Any]) -> None:
+def _once(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, wrap: Callable[..., Any]
+) -> None:
     """Replace ``owner.name`` by ``wrap(real, *args)`` for one call, then put it back."""
     real = getattr(owner, name)
 
@@ -173,4 +175,8 @@ def test_a_send_refused_before_it_left_is_a_first_send_on_the_retry(
 
     assert len(_messages(shop)) == 1
     (sent,) = _sends(shop, invoice_id)
-    assert (sent.outcome, sent.detail, sent.intent_key) == ("sent", "", _send_job(shop).idempotency_key)
+    assert (sent.outcome, sent.detail, sent.intent_key) == (
+        "sent",
+        "",
+        _send_job(shop).idempotency_key,
+    )

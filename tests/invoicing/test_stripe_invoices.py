@@ -17,7 +17,7 @@ from backend.integrations.stripe import StripeAdapter
 from backend.invoicing import buyers
 from backend.invoicing import service as invoicing
 from backend.platform import outbox_operators
-from models import Buyer, Integration, Invoice, InvoiceStatus, JobStatus, OutboxJob
+from models import Buyer, Integration, InvoiceStatus, JobStatus, OutboxJob
 from tests.sandbox.stripe_support import client
 from tests.support.shop import Shop
 from tests.support.shows import make_show
@@ -148,9 +148,7 @@ def test_a_customer_sync_replayed_a_day_after_a_crash_finds_the_customer_it_made
     _replay(shop, buyers.SYNC_CUSTOMER)
     shop.drain()
 
-    assert [c.id for c in client(shop.sandbox.url, shop.key).v1.customers.list().data] == [
-        made.id
-    ]
+    assert [c.id for c in client(shop.sandbox.url, shop.key).v1.customers.list().data] == [made.id]
     with Session(shop.engine) as session:
         assert session.scalars(select(Buyer.stripe_customer_id)).one() == made.id
 
