@@ -6,7 +6,9 @@ official stripe SDK)."""
 from __future__ import annotations
 
 import base64
+import operator
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,8 +45,9 @@ class Op:
 
 
 def paginate(op: Op, items: list[dict[str, Any]], url: str) -> dict[str, Any]:
-    """Newest first, with limit / starting_after / ending_before, as Stripe lists do."""
-    ordered = list(reversed(items))
+    """Newest first, with limit / starting_after / ending_before and a ``created`` range
+    (``created[gte]=…``), as Stripe lists do."""
+    ordered = [o for o in reversed(items) if _created_within(o, op.params.get("created"))]
     limit = min(max(as_int(op.params.get("limit"), 10) or 10, 1), 100)
     if after := op.params.get("starting_after"):
         ids = [o["id"] for o in ordered]
@@ -56,6 +59,23 @@ def paginate(op: Op, items: list[dict[str, Any]], url: str) -> dict[str, Any]:
         if before in ids:
             ordered = ordered[: ids.index(before)][-limit:]
     return list_object(ordered[:limit], url, has_more=len(ordered) > limit)
+
+
+_RANGE = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+
+
+def _created_within(obj: dict[str, Any], wanted: object) -> bool:
+    """Stripe's ``created`` filter: an exact time, or a range of gt / gte / lt / lte."""
+    if wanted in (None, ""):
+        return True
+    created = int(obj.get("created") or 0)
+    if not isinstance(wanted, dict):
+        return created == as_int(wanted, 0)
+    return all(
+        _RANGE[name](created, as_int(bound, 0) or 0)
+        for name, bound in wanted.items()
+        if name in _RANGE
+    )
 
 
 # A value is quoted; inside it a backslash escapes the next character (Stripe: "You can escape
@@ -111,7 +131,14 @@ def search(op: Op, items: list[dict[str, Any]], url: str) -> dict[str, Any]:
         return str(obj.get(name or "")) == value
 
     combine = any if joiner == " OR " else all
-    found = [o for o in reversed(items) if combine(hit(o, c) for c in clauses)]
+    # Stripe's search index trails its writes (about a minute): what is younger is not found.
+    lag = op.ctx.switches.of("stripe").search_lag_seconds
+    indexed_before = time.time() - lag
+    found = [
+        o
+        for o in reversed(items)
+        if combine(hit(o, c) for c in clauses) and (not lag or o.get("created", 0) < indexed_before)
+    ]
     limit = min(max(as_int(op.params.get("limit"), 10) or 10, 1), 100)
     start = _page_offset(op.params.get("page"))
     end = start + limit
