@@ -24,6 +24,7 @@ from backend.platform.errors import PlanRequired
 from backend.security import tokens
 from models import AuditLog, IntegrationStatus, Plan, Role
 from tests import factories
+from tests.support import oauth_flow
 from tests.support import google_oauth
 from tests.support.hub_env import apply
 from tests.support.sandbox_fixtures import MakeSandbox
@@ -68,8 +69,16 @@ def _consent(authorize_url: str, decision: str = "allow") -> str:
 
 
 def _callback(client: TestClient, location: str) -> httpx.Response:
+    """The provider's redirect, followed by the browser that started the flow (its binding
+    cookie on the sidecar's origin)."""
     parts = urlsplit(location)
     assert f"{parts.scheme}://{parts.netloc}" == "http://sidecar.test"
+    state = parse_qs(parts.query).get("state", [""])[0]
+    try:
+        for name, value in oauth_flow.cookies_for(state).items():
+            client.cookies.set(name, value)
+    except tokens.TokenError:
+        pass  # a tampered state: the route says why
     answer: httpx.Response = client.get(f"{parts.path}?{parts.query}", follow_redirects=False)
     return answer
 
@@ -78,7 +87,7 @@ def test_connect_with_stripe_end_to_end(env: tuple[Engine, str]) -> None:
     engine, sandbox_url = env
     actor = _owner(engine)
     with Session(engine) as session:
-        url = oauth.stripe_authorize_url(session, actor=actor)
+        url = oauth_flow.authorize(session, actor, "stripe")
     query = parse_qs(urlsplit(url).query)
     assert url.startswith(f"{sandbox_url}/stripe/connect/oauth/authorize")
     assert query["client_id"] == [get_settings().platform_stripe_client_id]
@@ -119,7 +128,7 @@ def test_denied_consent_returns_to_the_console_with_an_error(env: tuple[Engine, 
     engine, _ = env
     actor = _owner(engine)
     with Session(engine) as session:
-        url = oauth.stripe_authorize_url(session, actor=actor)
+        url = oauth_flow.authorize(session, actor, "stripe")
     with TestClient(create_app()) as client:
         answer = _callback(client, _consent(url, decision="deny"))
     location = answer.headers["location"]
@@ -131,7 +140,7 @@ def test_tampered_state_is_refused(env: tuple[Engine, str]) -> None:
     engine, _ = env
     actor = _owner(engine)
     with Session(engine) as session:
-        url = oauth.stripe_authorize_url(session, actor=actor)
+        url = oauth_flow.authorize(session, actor, "stripe")
     location = _consent(url)
     tampered = location.replace("state=", "state=x")
     with TestClient(create_app()) as client:
@@ -158,7 +167,7 @@ def test_free_plan_cannot_start_stripe_connect(env: tuple[Engine, str]) -> None:
     engine, _ = env
     actor = _owner(engine, plan=Plan.FREE)
     with Session(engine) as session, pytest.raises(PlanRequired, match="Pro plan"):
-        oauth.stripe_authorize_url(session, actor=actor)
+        oauth_flow.authorize(session, actor, "stripe")
 
 
 # -- Google (Drive) ---------------------------------------------------------------------------
@@ -185,7 +194,7 @@ def test_google_callback_stores_the_connection_and_returns_to_the_manage_page(
     engine, _ = google_env
     actor = _owner(engine)
     with Session(engine) as session:
-        url = oauth.google_authorize_url(session, actor=actor)
+        url = oauth_flow.authorize(session, actor, "google_drive")
     location = google_oauth.consent(url)
     assert location.startswith("http://sidecar.test/oauth/google/callback?")
     with TestClient(create_app()) as client:
@@ -206,7 +215,7 @@ def test_google_callback_refuses_a_tampered_state_without_logging_secrets(
     engine, _ = google_env
     actor = _owner(engine)
     with Session(engine) as session:
-        url = oauth.google_authorize_url(session, actor=actor)
+        url = oauth_flow.authorize(session, actor, "google_drive")
     location = google_oauth.consent(url)
     sent = google_oauth.query_of(location)
     with TestClient(create_app()) as client:
@@ -228,7 +237,7 @@ def test_google_callback_after_deny_says_it_was_cancelled(
     engine, _ = google_env
     actor = _owner(engine)
     with Session(engine) as session:
-        url = oauth.google_authorize_url(session, actor=actor)
+        url = oauth_flow.authorize(session, actor, "google_drive")
     with TestClient(create_app()) as client:
         answer = _callback(client, google_oauth.consent(url, decision="deny"))
     error = google_oauth.query_of(answer.headers["location"])["error"]
