@@ -80,9 +80,7 @@ def read_oauth_state(
     """Verify an OAuth ``state`` that came back on a callback for ``provider``."""
     data = verify(secret, token, salt=OAUTH_STATE_SALT, max_age=max_age)
     try:
-        state = OAuthState(
-            int(data["w"]), int(data["o"]), str(data["p"]), str(data.get("n", ""))
-        )
+        state = OAuthState(int(data["w"]), int(data["o"]), str(data["p"]), str(data.get("n", "")))
     except (KeyError, TypeError, ValueError):
         raise TokenInvalid("This link is not valid. Start again from the console.") from None
     if state.provider != provider:

@@ -96,4 +96,4 @@ def _sealed_serialize(state: BaseState) -> bytes:
 
 def install() -> None:
     """Seal every state Reflex pickles from now on (idempotent)."""
-    BaseState._serialize = _sealed_serialize  # type: ignore[method-assign]
+    BaseState._serialize = _sealed_serialize  # type: ignore[method-assign,assignment]

@@ -24,8 +24,7 @@ from backend.platform.errors import PlanRequired
 from backend.security import tokens
 from models import AuditLog, IntegrationStatus, Plan, Role
 from tests import factories
-from tests.support import oauth_flow
-from tests.support import google_oauth
+from tests.support import google_oauth, oauth_flow
 from tests.support.hub_env import apply
 from tests.support.sandbox_fixtures import MakeSandbox
 
@@ -242,3 +241,62 @@ def test_google_callback_after_deny_says_it_was_cancelled(
         answer = _callback(client, google_oauth.consent(url, decision="deny"))
     error = google_oauth.query_of(answer.headers["location"])["error"]
     assert error == "You cancelled connecting Google Drive."
+
+
+# -- one use, one browser ----------------------------------------------------------------------
+
+
+def _start_in_browser(client: TestClient, engine: Engine, actor: Actor) -> str:
+    """The console's button, then the sidecar's start hop in ``client`` (the owner's browser):
+    where the hop sends the browser (the provider's consent page)."""
+    with Session(engine) as session:
+        token = oauth_flow.console_session(session, actor)
+        start = oauth.begin(session, actor=actor, provider_slug="stripe", session_token=token)
+        session.commit()
+    hop = client.get(urlsplit(start).path + "?" + urlsplit(start).query, follow_redirects=False)
+    assert hop.status_code == 303
+    cookie = hop.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/oauth/" in cookie
+    # A copied start link binds nothing: the flow is already this browser's.
+    again = client.get(urlsplit(start).path + "?" + urlsplit(start).query, follow_redirects=False)
+    assert again.status_code == 400 and "already opened" in again.text
+    return hop.headers["location"]
+
+
+def test_a_callback_used_twice_gets_a_400_page_and_connects_nothing_more(
+    env: tuple[Engine, str],
+) -> None:
+    engine, _ = env
+    actor = _owner(engine)
+    with TestClient(create_app()) as browser:
+        location = _consent(_start_in_browser(browser, engine, actor))
+        parts = urlsplit(location)
+        first = browser.get(f"{parts.path}?{parts.query}", follow_redirects=False)
+        assert first.status_code == 303 and first.headers["location"].endswith("connected=1")
+        second = browser.get(f"{parts.path}?{parts.query}", follow_redirects=False)
+    assert second.status_code == 400
+    assert "text/html" in second.headers["content-type"]
+    assert "already used" in second.text and "Start Connect again from the console" in second.text
+
+
+def test_a_state_brought_back_by_another_browser_gets_a_400_page(
+    env: tuple[Engine, str],
+) -> None:
+    """An attacker who obtained the owner's state finishes the flow with their own code, in
+    their own browser: refused, and the owner's workspace stays unconnected."""
+    engine, _ = env
+    actor = _owner(engine)
+    with TestClient(create_app()) as owner_browser:
+        owner_location = _consent(_start_in_browser(owner_browser, engine, actor))
+    stolen_state = parse_qs(urlsplit(owner_location).query)["state"][0]
+    attacker_code = parse_qs(urlsplit(owner_location).query)["code"][0]
+    with TestClient(create_app()) as attacker:
+        answer = attacker.get(
+            "/oauth/stripe/callback",
+            params={"code": attacker_code, "state": stolen_state},
+            follow_redirects=False,
+        )
+    assert answer.status_code == 400
+    assert "another browser" in answer.text and "Start Connect again" in answer.text
+    with Session(engine) as session:
+        assert views.list_connections(session, workspace_id=actor.workspace_id) == []
