@@ -24,9 +24,10 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
+from backend.db import conflict_insert
 from models import LoginThrottle
 
 UNKNOWN_CLIENT = "unknown"
@@ -71,17 +72,31 @@ def wait_seconds(row: LoginThrottle | None, limit: Limit, now: dt.datetime) -> i
     return max(1, int((retry_at - now).total_seconds() + 0.999))
 
 
-def record_failure(
-    session: Session, key: str, row: LoginThrottle | None, limit: Limit, now: dt.datetime
-) -> LoginThrottle:
-    if row is None:
-        row = LoginThrottle(key_digest=key, failures=0, last_failed_at=now)
-        session.add(row)
-    elif now - row.last_failed_at >= limit.forget_after:
-        row.failures = 0
-    row.failures += 1
-    row.last_failed_at = now
-    session.flush()
+def record_failure(session: Session, key: str, limit: Limit, now: dt.datetime) -> LoginThrottle:
+    """Count one more failure for ``key``, in one statement: two first failures arriving at
+    once (two workers, PostgreSQL) both land on the one row instead of one of them hitting the
+    unique key and losing its count."""
+    table = LoginThrottle.__table__
+    stale = table.c.last_failed_at <= now - limit.forget_after
+    insert = conflict_insert(session, LoginThrottle).values(
+        key_digest=key, failures=1, last_failed_at=now
+    )
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[table.c.key_digest],
+            set_={
+                # A run forgotten (its last failure too long ago) starts again at one.
+                "failures": case((stale, 1), else_=table.c.failures + 1),
+                "last_failed_at": now,
+            },
+        )
+    )
+    row = session.scalar(
+        select(LoginThrottle)
+        .where(LoginThrottle.key_digest == key)
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None  # just written, in this transaction
     return row
 
 

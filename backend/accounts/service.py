@@ -135,9 +135,9 @@ def attempt_login(
         return TooManyAttempts(wait)
     if operator is None or not right:
         login_limits.record_failure(
-            session, login_limits.client_key(client_ip), client, policy.per_client, now
+            session, login_limits.client_key(client_ip), policy.per_client, now
         )
-        pair = login_limits.record_failure(session, pair_key, pair, policy.per_account, now)
+        login_limits.record_failure(session, pair_key, policy.per_account, now)
         if operator is not None:
             operator.failed_logins += 1
             operator.last_failed_login_at = now

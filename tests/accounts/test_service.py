@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from backend.accounts import login_limits
 from backend.accounts import service as accounts
 from backend.db import session_scope
 from backend.platform.errors import (
@@ -16,7 +19,7 @@ from backend.platform.errors import (
     PermissionDenied,
     TooManyAttempts,
 )
-from models import AuditLog, Membership, OperatorSession, Role, Workspace, utcnow
+from models import AuditLog, LoginThrottle, Membership, OperatorSession, Role, Workspace, utcnow
 from tests import factories
 from tests.factories import PASSWORD, POLICY
 
@@ -271,3 +274,54 @@ def test_failures_are_committed_with_the_refusal(engine: Engine) -> None:
             session, email="owner@acme.example", password=PASSWORD, policy=POLICY
         )
     assert isinstance(outcome, TooManyAttempts)
+
+
+def test_two_first_failures_at_once_are_both_counted(pg_engine: Engine) -> None:
+    """Two workers refuse the same first guess at the same time (PostgreSQL, read committed):
+    neither sees the other's row, both write it; the second must add to the count, not fail on
+    the unique key (which would turn a wrong password into a 500 and lose the count)."""
+    email, client_ip = "nobody@acme.example", "198.51.100.7"
+    now = utcnow()
+
+    def attempt(session: Session) -> object:
+        return accounts.attempt_login(
+            session,
+            email=email,
+            password="bad-guess!",
+            policy=POLICY,
+            client_ip=client_ip,
+            now=now,
+        )
+
+    outcomes: list[object] = []
+    with Session(pg_engine) as first, Session(pg_engine) as second:
+        assert isinstance(attempt(first), InvalidInput)  # written, not yet committed
+        worker = threading.Thread(target=lambda: outcomes.append(_guarded(attempt, second)))
+        worker.start()
+        # The second worker now waits on the first one's new row (its unique key).
+        with pg_engine.connect() as probe:
+            while not probe.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            ):
+                probe.rollback()
+                worker.join(0.05)
+                assert worker.is_alive(), f"the second attempt did not wait: {outcomes}"
+        first.commit()
+        worker.join()
+        second.commit()
+    assert len(outcomes) == 1 and isinstance(outcomes[0], InvalidInput), outcomes
+    with Session(pg_engine) as session:
+        counts = {
+            key: session.scalar(
+                select(LoginThrottle.failures).where(LoginThrottle.key_digest == key)
+            )
+            for key in (login_limits.client_key(client_ip), login_limits.pair_key(email, client_ip))
+        }
+    assert set(counts.values()) == {2}, counts
+
+
+def _guarded(work: Callable[[Session], object], session: Session) -> object:
+    try:
+        return work(session)
+    except Exception as exc:  # reported by the test, not lost in the thread
+        return exc
