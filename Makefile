@@ -13,7 +13,7 @@ export REFLEX_USE_NPM := 1
 export PYTHONDONTWRITEBYTECODE := 1
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: help setup run test lint migrate seed bench system-test-deps clean
+.PHONY: help setup lock run test lint migrate seed bench system-test-deps clean
 
 help:
 	@echo "make run    set up everything and start console, sidecar and scheduler"
@@ -21,13 +21,23 @@ help:
 	@echo "make lint   ruff, mypy and the import layering contract"
 	@echo "make bench  run the benchmarks in bench/"
 
-$(VENV)/.installed: pyproject.toml
+# Exactly what CI tested: every package pinned with its hashes (requirements/lock.txt, made by
+# `make lock`), then the project itself with no dependency resolution of its own.
+$(VENV)/.installed: pyproject.toml requirements/lock.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip wheel setuptools
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	@touch $@
 
 setup: $(VENV)/.installed
+
+# After changing a dependency in pyproject.toml: pins every package, with hashes, for every
+# platform (uv's universal resolution), and the frontend's lock is Reflex's reflex.lock/.
+lock:
+	@test -x $(VENV)/lock/bin/uv || { $(PYTHON) -m venv $(VENV)/lock && $(VENV)/lock/bin/pip install --quiet uv; }
+	$(VENV)/lock/bin/uv pip compile pyproject.toml requirements/build.in --extra dev --extra postgres \
+	  --generate-hashes --universal --python-version 3.11 --no-header -o requirements/lock.txt
 
 migrate: setup
 	$(BIN)/python -m backend.cli migrate

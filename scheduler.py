@@ -6,6 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import sys
+import threading
+import time
+from collections.abc import Callable
 from types import FrameType
 
 import structlog
@@ -18,6 +21,7 @@ from backend.db import get_engine
 from backend.jobs.drainer import Drainer
 from backend.logging import configure
 from backend.platform import readiness
+from backend.platform.readiness import Readiness
 
 log = structlog.get_logger("scheduler")
 
@@ -42,6 +46,36 @@ def build_scheduler() -> BlockingScheduler:
     return scheduler
 
 
+# Waits between readiness checks: quick at first (a database starting beside us), then every
+# 30 s, so a database down for long is not asked many times a second.
+WAIT_STEPS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def wait_until_ready(
+    check: Callable[[], Readiness], *, give_up_after: float, stopping: threading.Event
+) -> Readiness:
+    """Check the database until it answers and is migrated, saying what it waits for each time
+    the reason changes. ``give_up_after`` 0 waits for ever; a stop signal ends the wait."""
+    started = time.monotonic()
+    said = ""
+    attempt = 0
+    while True:
+        state = check()
+        if state.ready or stopping.is_set():
+            return state
+        waited = time.monotonic() - started
+        if give_up_after and waited >= give_up_after:
+            return state
+        if state.reason != said:
+            log.warning("scheduler.waiting_for_database", reason=state.reason)
+            said = state.reason
+        step = WAIT_STEPS[min(attempt, len(WAIT_STEPS) - 1)]
+        if give_up_after:
+            step = min(step, max(0.0, give_up_after - waited))
+        stopping.wait(step)
+        attempt += 1
+
+
 def main() -> None:
     try:
         settings = get_settings()
@@ -49,7 +83,13 @@ def main() -> None:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure(settings.log_level)
-    state = readiness.check(get_engine())
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    state = wait_until_ready(
+        lambda: readiness.check(get_engine()),
+        give_up_after=settings.scheduler_wait_seconds,
+        stopping=stopping,
+    )
     if not state.ready:
         print(f"scheduler not started: {state.reason}", file=sys.stderr)
         raise SystemExit(1)

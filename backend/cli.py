@@ -12,7 +12,7 @@ from alembic.config import Config
 
 # The demo seed enqueues a job: its kind is known once every domain's jobs.py is loaded.
 from backend import jobs  # noqa: F401
-from backend.config import SettingsError, get_settings
+from backend.config import ProviderMode, SettingsError, get_settings
 from backend.connections import credentials
 from backend.db import get_engine, session_scope
 from backend.demo import seed as demo
@@ -32,6 +32,11 @@ def migrate() -> None:
 
 
 def seed() -> None:
+    if get_settings().provider_mode is not ProviderMode.SANDBOX:
+        # Said, not failed: `make run` seeds on the way to starting, and a live deployment
+        # still starts; it only never gets the demo's published logins.
+        print(str(demo.LiveModeRefused()))
+        return
     with session_scope() as session:
         report = demo.seed(session)
     created = ", ".join(report.created_workspaces) or "none"
@@ -58,11 +63,14 @@ def banner() -> None:
         f"  sandbox  {settings.sandbox_url}  (emulated Stripe, SendGrid, Drive, Messenger, Slack)"
         if settings.provider_mode.value == "sandbox"
         else "  provider mode: live (real providers)",
-        f"  log in as {owner.email} / {demo.DEMO_PASSWORD}  (owner, {owner.workspace})",
-        "  other demo logins (same password): "
-        + ", ".join(f"{d.email} ({d.role.value})" for d in demo.DEMO_LOGINS[1:5]),
-        "",
     ]
+    if settings.provider_mode is ProviderMode.SANDBOX:
+        lines += [
+            f"  log in as {owner.email} / {demo.DEMO_PASSWORD}  (owner, {owner.workspace})",
+            "  other demo logins (same password): "
+            + ", ".join(f"{d.email} ({d.role.value})" for d in demo.DEMO_LOGINS[1:5]),
+        ]
+    lines.append("")
     print("\n".join(lines))
 
 

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     sandbox_state_file: str = str(PROJECT_ROOT / "var" / "sandbox.json")
 
     heartbeat_seconds: int = Field(default=5, ge=1)
+    # How long a starting scheduler waits for the database to answer and be migrated before it
+    # gives up (0: for ever). Under honcho one process exiting stops all of them, so it waits.
+    scheduler_wait_seconds: float = Field(default=0.0, ge=0.0)
     # Outbox worker threads in each scheduler process (run more processes to scale out).
     outbox_threads: int = Field(default=2, ge=1, le=32)
     # Jobs a worker thread claims at a time. Jobs that only touch the database run together in
@@ -135,6 +138,14 @@ class Settings(BaseSettings):
     outbox_lease_seconds: int = Field(default=60, ge=1)
     outbox_rescue_seconds: int = Field(default=5, ge=1)
     log_level: str = "INFO"
+    # /metrics: a bearer token every scrape must send. In live mode without one, only a scraper
+    # on this machine (a loopback client) is answered: the figures name job kinds and backlogs.
+    metrics_token: SecretStr | None = None
+    # How long a scrape's backlog figures are reused: each read is a GROUP BY over the outbox
+    # (under SQLite's write lock), and a scraper, or a stranger, may ask as often as it likes.
+    metrics_cache_seconds: float = Field(default=10.0, ge=0.0)
+    # /docs, /redoc and /openapi.json. Unset: served in sandbox mode, not in live mode.
+    api_docs: bool | None = None
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_live_mode(self) -> Settings:
@@ -157,6 +168,12 @@ class Settings(BaseSettings):
                         f"value (see docs/OPERATIONS.md, 'Environment variables')."
                     )
         return self
+
+    @property
+    def api_docs_served(self) -> bool:
+        if self.api_docs is not None:
+            return self.api_docs
+        return self.provider_mode is ProviderMode.SANDBOX
 
     @property
     def is_sqlite(self) -> bool:

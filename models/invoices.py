@@ -53,17 +53,28 @@ class Invoice(IdMixin, CreatedAtMixin, Base):
 
 
 class CheckoutLinkSend(IdMixin, CreatedAtMixin, Base):
-    """Every attempt to get a checkout link to a buyer, whatever came of it."""
+    """Every attempt to get a checkout link to a buyer, whatever came of it.
+
+    A Messenger send is recorded before the call, as ``sending`` under its job's key, and
+    committed; the answer then makes it ``sent`` (or ``manual``). A rerun of the job finds the
+    row: ``sent`` is not sent again; ``sending`` means an earlier try's outcome is unknown
+    (backend/invoicing/checkout_links.py says which way that errs)."""
 
     __tablename__ = "checkout_link_sends"
-    __table_args__ = (Index("ix_checkout_link_sends_invoice_id", "invoice_id"),)
+    __table_args__ = (
+        Index("ix_checkout_link_sends_invoice_id", "invoice_id"),
+        Index("ix_checkout_link_sends_intent_key", "intent_key", unique=True),
+    )
 
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(16))  # messenger | email | manual
-    outcome: Mapped[str] = mapped_column(String(16))  # sent | manual | failed
+    # sending | sent | manual | copied | not_sent
+    outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(200))
+    # The outbox job's key for a send made by a job (one row per job); None for the rest.
+    intent_key: Mapped[str | None] = mapped_column(String(200))
 
 
 class InvoiceDiscrepancy(IdMixin, Base):

@@ -85,16 +85,17 @@ def test_scheduler_process_records_heartbeats(db_url: str, engine: Engine) -> No
         raise AssertionError(f"no heartbeat within 60 s:\n{output()[-3000:]}")
 
 
-def test_scheduler_refuses_to_start_on_an_unmigrated_database(tmp_path: object) -> None:
+def test_scheduler_gives_up_on_an_unmigrated_database_only_after_its_wait(tmp_path: object) -> None:
     import subprocess
 
     from tests.support.processes import ROOT
 
     url = f"sqlite:///{tmp_path}/empty.db"
+    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "scheduler.py"],
         cwd=ROOT,
-        env=env_for(url),
+        env=env_for(url, HUB_SCHEDULER_WAIT_SECONDS="2"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -102,6 +103,36 @@ def test_scheduler_refuses_to_start_on_an_unmigrated_database(tmp_path: object) 
     )
     assert done.returncode == 1
     assert "make migrate" in done.stderr
+    # It said what it waited for, and waited before giving up.
+    assert "scheduler.waiting_for_database" in done.stdout + done.stderr
+    assert time.monotonic() - started >= 2
+
+
+def test_scheduler_waits_for_migrations_then_starts(tmp_path: object) -> None:
+    """Under honcho one process exiting stops all: a scheduler started before `make migrate`
+    must wait (saying why) and start once the database is migrated."""
+    from backend.db import make_engine
+    from tests.support.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path}/late.db"
+    with running(
+        [sys.executable, "scheduler.py"], env=env_for(url, HUB_HEARTBEAT_SECONDS="1")
+    ) as output:
+        deadline = time.monotonic() + 30
+        while "waiting_for_database" not in output() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "run `make migrate`" in output(), output()
+        engine = make_engine(url)
+        upgrade(engine)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if conn.execute(select(SchedulerHeartbeat)).first() is not None:
+                    engine.dispose()
+                    return
+            time.sleep(0.5)
+        engine.dispose()
+        raise AssertionError(f"no heartbeat after migrating:\n{output()[-3000:]}")
 
 
 def test_sandbox_process_serves_its_control_page_and_the_stripe_api(tmp_path: object) -> None:

@@ -128,15 +128,19 @@ def _settle_heap() -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the sidecar. ``settings`` defaults to the process's (tests pass their own)."""
     settings = settings or get_settings()
-    # /docs and /redoc load Swagger UI's and ReDoc's scripts from files the package ships,
-    # not from a CDN: FastAPI's own pages are blank on a machine without internet.
-    app = FastAPIOffline(
-        static_url=DOCS_ASSETS_URL,
-        title="Integrations Hub sidecar",
-        version="0.1.0",
-        description="Receives provider webhooks, verifies and stores them before answering.",
-        lifespan=_lifespan,
-    )
+    about: dict[str, Any] = {
+        "title": "Integrations Hub sidecar",
+        "version": "0.1.0",
+        "description": "Receives provider webhooks, verifies and stores them before answering.",
+        "lifespan": _lifespan,
+    }
+    if settings.api_docs_served:
+        # /docs and /redoc load Swagger UI's and ReDoc's scripts from files the package ships,
+        # not from a CDN: FastAPI's own pages are blank on a machine without internet.
+        app: FastAPI = FastAPIOffline(static_url=DOCS_ASSETS_URL, **about)
+    else:
+        # Live mode: the public sidecar does not describe itself to strangers (HUB_API_DOCS).
+        app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **about)
     app.state.settings = settings
     app.state.metrics = metrics.SidecarMetrics()
     # Added last is outermost: the metrics see the size limit's 413s too, and both wrap the

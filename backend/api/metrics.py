@@ -1,18 +1,25 @@
 """Prometheus metrics of the sidecar: request counts, verification failures, and the inbox and
-outbox backlog read from the database at scrape time.
+outbox backlog read from the database at scrape time (at most once per
+``HUB_METRICS_CACHE_SECONDS``). A scrape sends ``HUB_METRICS_TOKEN`` as a bearer token when one
+is set; in live mode without one only a loopback client is answered.
 
 Each app gets its own CollectorRegistry, so test apps (and several apps in one process) do not
 share or collide on counters.
 
-Tested in tests/api/webhooks/test_intake.py ("metrics").
+Tested in tests/api/test_metrics.py (access, caching) and tests/api/webhooks/test_intake.py
+(the figures).
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import threading
+import time
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
@@ -20,6 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.config import ProviderMode, Settings
 from backend.db import get_engine
 from backend.platform import backlog
 
@@ -57,21 +65,34 @@ class SidecarMetrics:
             "1 when the last scrape could read the backlog from the database.",
             registry=self.registry,
         )
+        # Scrapes run on the threadpool: one reads the backlog, the others wait and reuse it.
+        self._backlog_lock = threading.Lock()
+        self._backlog_read_at: float | None = None
 
-    def refresh_backlog(self, engine: Engine) -> None:
-        """Read the gauges from the database; a failure leaves the counters scrapeable."""
+    def refresh_backlog(self, engine: Engine, *, max_age: float = 0.0) -> None:
+        """Read the gauges from the database unless a read younger than ``max_age`` seconds is
+        there; a failure leaves the counters scrapeable (and is tried again next scrape)."""
+        with self._backlog_lock:
+            now = time.monotonic()
+            if self._backlog_read_at is not None and now - self._backlog_read_at < max_age:
+                return
+            if self._read_backlog(engine):
+                self._backlog_read_at = now
+
+    def _read_backlog(self, engine: Engine) -> bool:
         try:
             waiting = backlog.read(engine)
         except SQLAlchemyError as exc:
             log.warning("metrics backlog unavailable", error=type(exc).__name__)
             self.database_up.set(0)
-            return
+            return False
         self.database_up.set(1)
         self.inbox_lag.set(waiting.inbox_lag_seconds)
         # Cleared first so that a (kind, status) pair that emptied does not keep its last count.
         self.queue_depth.clear()
         for row in waiting.queue_depth:
             self.queue_depth.labels(kind=row.kind, status=str(row.status)).set(row.count)
+        return True
 
 
 def metrics_of(request: Request) -> SidecarMetrics:
@@ -118,13 +139,50 @@ class RequestMetrics:
 router = APIRouter(tags=["operations"])
 
 
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refusal(request: Request, settings: Settings) -> str | None:
+    """Why this scrape may not see the figures, or None."""
+    if settings.metrics_token is not None:
+        sent = request.headers.get("authorization", "")
+        expected = "Bearer " + settings.metrics_token.get_secret_value()
+        if hmac.compare_digest(sent.encode(), expected.encode()):
+            return None
+        return "metrics need the bearer token set in HUB_METRICS_TOKEN"
+    if settings.provider_mode is ProviderMode.LIVE:
+        client = request.client.host if request.client else None
+        if not _is_loopback(client):
+            return (
+                "metrics are served to this machine only; "
+                "set HUB_METRICS_TOKEN to scrape from elsewhere"
+            )
+    return None
+
+
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"},
+        401: {"description": "no or a wrong bearer token (HUB_METRICS_TOKEN)"},
+    },
 )
-def scrape(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> Response:
-    """Prometheus text exposition; backlog gauges are read from the database on each scrape."""
+def scrape(
+    request: Request,
+    engine: Annotated[Engine, Depends(get_engine)],
+) -> Response:
+    """Prometheus text exposition; backlog gauges are read from the database at most once per
+    ``HUB_METRICS_CACHE_SECONDS``."""
+    settings: Settings = request.app.state.settings
+    problem = refusal(request, settings)
+    if problem is not None:
+        log.warning("metrics scrape refused", reason=problem)
+        raise HTTPException(401, detail=problem, headers={"WWW-Authenticate": "Bearer"})
     metrics = metrics_of(request)
-    metrics.refresh_backlog(engine)
+    metrics.refresh_backlog(engine, max_age=settings.metrics_cache_seconds)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

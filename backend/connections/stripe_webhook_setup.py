@@ -3,7 +3,8 @@ a signing secret, a job registers a webhook endpoint on the account for
 ``/webhooks/stripe/{workspace}`` and stores the secret Stripe answers with, sealed with the keys.
 An operator who pasted their own signing secret keeps theirs.
 
-Tested in tests/invoicing/test_service.py and tests/platform/test_alerts.py.
+Tested in tests/invoicing/test_service.py, tests/invoicing/test_stripe_invoices.py and
+tests/platform/test_alerts.py.
 """
 
 from __future__ import annotations
@@ -59,15 +60,19 @@ def register(session: Session, job: outbox.JobContext) -> None:
     stripe = providers.stripe_for(session, workspace_id=integration.workspace_id)
 
     def replace_endpoint() -> tuple[str, str]:
-        # Stripe shows a secret only when the endpoint is made: an old endpoint for the same
-        # URL (a reconnect) is removed, so exactly one delivers to us.
-        stripe.delete_webhook_endpoints(url=url)
-        return stripe.create_webhook_endpoint(
+        # Stripe shows a secret only when the endpoint is made: made first, then every other
+        # endpoint for the same URL (a reconnect's, or one an earlier try made and died before
+        # storing its secret) is removed, so exactly one delivers to us. In that order because
+        # a rerun within 24 hours gets the first try's endpoint back from the key: deleting
+        # first would delete it, and the key would still answer with its id and secret.
+        made = stripe.create_webhook_endpoint(
             url=url,
             events=EVENTS,
             description="Integrations Hub",
             idempotency_key=job.provider_key(),
         )
+        stripe.delete_webhook_endpoints(url=url, keep=made[0])
+        return made
 
     endpoint_id, secret = job.call_provider(replace_endpoint)
     integration = session.get_one(Integration, job.payload["integration_id"])

@@ -126,7 +126,20 @@ class SeedReport:
     skipped_workspaces: list[str] = field(default_factory=list)
 
 
+class LiveModeRefused(RuntimeError):
+    """The demo's owner accounts have a password printed in the README and by `make run`: they
+    must never exist where real providers and real customers are."""
+
+    def __str__(self) -> str:
+        return (
+            "demo data not added: HUB_PROVIDER_MODE is live, and the demo's logins have a "
+            "published password. Create the first owner with your own password instead."
+        )
+
+
 def seed(session: Session, *, now: dt.datetime | None = None) -> SeedReport:
+    if get_settings().provider_mode is not ProviderMode.SANDBOX:
+        raise LiveModeRefused
     now = now or utcnow()
     report = SeedReport()
     operators = _ensure_operators(session)

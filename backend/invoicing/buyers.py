@@ -1,6 +1,6 @@
 """Buyers as Stripe customers: found or created once, by the outbox.
 
-Tested in tests/jobs/test_reliability.py.
+Tested in tests/jobs/test_reliability.py and tests/invoicing/test_stripe_invoices.py.
 """
 
 from __future__ import annotations

@@ -1,19 +1,21 @@
 """Getting an invoice's checkout link to the buyer: by Messenger when the workspace's Page is
 connected and the buyer has written to it (Messenger can only reach people who did), otherwise
-shown to the operator to copy and send by hand. Every attempt is recorded.
+shown to the operator to copy and send by hand. Every attempt is recorded; a Messenger send is
+recorded before it is made, so that a rerun of its job never repeats an acknowledged one
+(``send_by_messenger``; docs/security/once.md).
 
-Tested in tests/invoicing/test_service.py.
+Tested in tests/invoicing/test_checkout_links.py and tests/invoicing/test_service.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from backend.connections import providers
-from backend.integrations.errors import ProviderRejected
+from backend.integrations.errors import ProviderRateLimited, ProviderRejected
 from backend.invoicing import panel as invoice_panel
 from backend.platform import audit, outbox
 from backend.platform.actors import Actor
@@ -34,6 +36,10 @@ MESSAGE = "Hi {name}! Here's your checkout for {show}: {url}"
 MANUAL = "manual"
 EMAIL = "email"
 NOT_SENT = "not_sent"
+SENDING = "sending"
+SENT = "sent"
+UNHEARD = "An earlier try sent this and its answer never came: the buyer may have it."
+AGAIN = "Sent again: an earlier try's answer never came, so the buyer may have the link twice."
 
 
 @dataclass(frozen=True)
@@ -183,14 +189,40 @@ def sends_of(session: Session, *, workspace_id: int, invoice_id: int) -> list[Ch
     )
 
 
+def _intent(session: Session, key: str) -> CheckoutLinkSend | None:
+    return session.scalars(
+        select(CheckoutLinkSend).where(CheckoutLinkSend.intent_key == key)
+    ).first()
+
+
 def send_by_messenger(session: Session, job: outbox.JobContext) -> None:
+    """Send the link once. Facebook's Send API takes no idempotency key, so the send is written
+    down (``sending``, under the job's key) and committed before the request leaves, and its
+    answer is committed as soon as it comes. A rerun of the job (a retry, a worker that died,
+    an operator's replay) reads that row: an answered send is not made again; a send still
+    ``sending`` had its request leave with no answer heard (a timeout, a crash) and is made
+    again. That way errs towards a second message: the buyer may read the same link twice,
+    which costs a glance (it is one Stripe invoice, payable once), whereas a link never sent
+    costs the sale and would show as sent. The second send says so in the sends log."""
     invoice = session.get_one(Invoice, job.payload["invoice_id"])
     actor = str(job.payload.get("actor") or "scheduler")
+    intent = _intent(session, job.idempotency_key)
+    if intent is not None and intent.outcome != SENDING:
+        return  # answered on an earlier try: sent, or fell back to a manual send
+    unheard = intent is not None  # an earlier try's request left and its answer never came
     if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.VOID) or not invoice.external_url:
-        return  # paid or voided meanwhile: a link would only confuse the buyer
+        # Paid or voided meanwhile: a link would only confuse the buyer.
+        if intent is not None:
+            _settle(intent, NOT_SENT, f"{UNHEARD} The invoice is {invoice.status.value} now.")
+        return
     reason = why_not_messenger(session, invoice)
     if reason is not None:
-        _manual(session, invoice, reason, actor)
+        if intent is not None:
+            _settle(intent, MANUAL, f"{UNHEARD} {reason}.")
+            if invoice.link_channel != EMAIL:
+                invoice.link_channel = MANUAL
+        else:
+            _manual(session, invoice, reason, actor)
         return
     buyer = _buyer(session, invoice)
     assert buyer is not None and buyer.messenger_psid
@@ -200,6 +232,19 @@ def send_by_messenger(session: Session, job: outbox.JobContext) -> None:
         invoice.buyer_handle, show.title if show else "the show", invoice.external_url
     )
     page = providers.messenger_for(session, workspace_id=invoice.workspace_id)
+    if intent is None:
+        intent = CheckoutLinkSend(
+            workspace_id=invoice.workspace_id,
+            invoice_id=invoice.id,
+            channel="messenger",
+            outcome=SENDING,
+            detail="",
+            actor=actor,
+            intent_key=job.idempotency_key,
+        )
+        session.add(intent)
+        session.flush()
+    intent_id = intent.id
 
     def deliver() -> str | None:
         try:
@@ -208,10 +253,27 @@ def send_by_messenger(session: Session, job: outbox.JobContext) -> None:
             return str(exc)  # cannot succeed on retry: fall back to a manual send
         return None
 
-    refused = job.call_provider(deliver)
+    try:
+        # Ends the job's transaction, committing the intent, before the request leaves.
+        refused = job.call_provider(deliver)
+    except ProviderRateLimited:
+        # Refused before anything was sent: the next try is a first send, not a repeat.
+        session.execute(delete(CheckoutLinkSend).where(CheckoutLinkSend.id == intent_id))
+        session.commit()
+        raise
     invoice = session.get_one(Invoice, job.payload["invoice_id"])
+    intent = session.get_one(CheckoutLinkSend, intent_id)
     if refused is not None:
-        _manual(session, invoice, f"Messenger refused: {refused}"[:1000], actor)
-        return
-    invoice.link_channel, invoice.link_sent_at = "messenger", utcnow()
-    _record(session, invoice, channel="messenger", outcome="sent", detail="", actor=actor)
+        _settle(intent, MANUAL, f"Messenger refused: {refused}"[:1000])
+        if invoice.link_channel != EMAIL:
+            invoice.link_channel = MANUAL
+    else:
+        _settle(intent, SENT, AGAIN if unheard else "")
+        invoice.link_channel, invoice.link_sent_at = "messenger", utcnow()
+    # Committed now, not with the job's completion: a worker that dies between the two must
+    # leave the answer behind, or the rerun would send an acknowledged message again.
+    session.commit()
+
+
+def _settle(intent: CheckoutLinkSend, outcome: str, detail: str) -> None:
+    intent.outcome, intent.detail = outcome, detail

@@ -6,7 +6,11 @@ Each job reads what it needs, ends its transaction before calling Stripe (``call
 and writes the answer in a new one; every call carries a key derived from the job, so a retry
 or a crashed worker's rerun reaches the same Stripe objects.
 
-Tested in tests/invoicing/test_service.py.
+A job that died after Stripe made an invoice but before we recorded its id is rerun by a retry
+or, days later, by an operator's replay: the job looks for the invoice by our row's id in its
+metadata before making one, on every attempt (docs/security/once.md).
+
+Tested in tests/invoicing/test_stripe_invoices.py and tests/invoicing/test_service.py.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.connections import providers
+from backend.integrations.errors import ProviderRejected
 from backend.integrations.stripe import StripeAdapter, StripeInvoice
 from backend.invoicing import checkout_links
 from backend.invoicing import panel as invoice_panel
@@ -44,6 +49,12 @@ class _Plan:
     lines: list[dict[str, Any]]
     amount_cents: int
     snapshot: list[dict[str, Any]]
+    # Unix seconds before which Stripe cannot hold this row's invoice (the row came first).
+    created_since: int
+
+
+# Our clock and Stripe's may disagree by this much.
+_CLOCK_SKEW_SECONDS = 600
 
 
 def _plan(session: Session, invoice: Invoice, integration: Integration) -> _Plan:
@@ -102,6 +113,8 @@ def _plan(session: Session, invoice: Invoice, integration: Integration) -> _Plan
         lines=lines,
         amount_cents=sum(i.amount_cents for i in items),
         snapshot=snapshot,
+        # (created_at is timezone-aware on every backend: models.base.UTCDateTime.)
+        created_since=int(invoice.created_at.timestamp()) - _CLOCK_SKEW_SECONDS,
     )
 
 
@@ -115,12 +128,15 @@ def _create_in_stripe(
         name=plan.handle,
         idempotency_key=f"stripe-customer:{plan.workspace_id}:{plan.platform_user_id}",
     )
-    existing: StripeInvoice | None = None
-    if job.attempt > 1:
-        # A rerun long after the first try (idempotency keys last 24 hours at Stripe): look for
-        # the invoice the first try may have made before making one.
-        found = stripe.invoices_with_metadata("hub_invoice_id", str(plan.invoice_id))
-        existing = found[0] if found else None
+    # Whatever the attempt number (a replay starts counting again): an earlier try may have
+    # made the invoice and died before we recorded it, and Stripe forgets the create's key after
+    # 24 hours, so a late rerun trusting the key alone would bill the buyer twice.
+    existing = stripe.find_invoice(
+        key="hub_invoice_id",
+        value=str(plan.invoice_id),
+        customer=customer,
+        created_since=plan.created_since,
+    )
     invoice = existing or stripe.create_invoice(
         customer=customer,
         currency=plan.currency,
@@ -195,7 +211,7 @@ def void_invoice(session: Session, job: outbox.JobContext) -> None:
         external_id = invoice.external_id
         stripe = providers.stripe_for(session, workspace_id=invoice.workspace_id)
         voided = job.call_provider(
-            lambda: stripe.void_invoice(external_id, idempotency_key=job.provider_key())
+            lambda: _void_in_stripe(stripe, external_id, idempotency_key=job.provider_key())
         )
         invoice = session.get_one(Invoice, job.payload["invoice_id"])
         invoicing.raise_status(
@@ -205,6 +221,21 @@ def void_invoice(session: Session, job: outbox.JobContext) -> None:
         # A price changed after invoicing (regenerate_for_item): the buyer's next invoice,
         # made at the new price. Once only: the next attempt is unique.
         invoicing.next_attempt(session, invoice)
+
+
+def _void_in_stripe(
+    stripe: StripeAdapter, invoice_id: str, *, idempotency_key: str
+) -> StripeInvoice:
+    """Void once: an earlier try that voided it and died before we recorded so leaves Stripe
+    refusing a second void ("only open invoices") once the key is forgotten (24 hours). That
+    refusal is not a failure when Stripe's invoice is void already."""
+    try:
+        return stripe.void_invoice(invoice_id, idempotency_key=idempotency_key)
+    except ProviderRejected:
+        theirs = stripe.retrieve_invoice(invoice_id)
+        if theirs.status == "void":
+            return theirs
+        raise
 
 
 def _line_description(item: invoice_panel.ItemLine) -> str:

@@ -102,10 +102,14 @@ def create_app(
 
     @app.post("/_sandbox/switches")
     async def set_switches(request: Request) -> dict[str, object]:
-        """JSON: {"stripe": {"outage": "errors", "rate_limit": 25, "latency_seconds": 0.05},
-        "delivery": {...}}."""
+        """JSON: {"stripe": {"outage": "errors", "rate_limit": 25, "latency_seconds": 0.05,
+        "search_lag_seconds": 60}, "delivery": {...}, "clock": {"offset_seconds": 90000}}."""
         body: dict[str, Any] = await request.json()
         for name, values in body.items():
+            if name == "clock":
+                # {"clock": {"offset_seconds": 90000}}: the sandbox lives 25 hours ahead.
+                switches.clock_offset_seconds = float(values.get("offset_seconds") or 0)
+                continue
             if name == "delivery":
                 for flag in ("duplicate", "reorder"):
                     if flag in values:
@@ -136,6 +140,8 @@ def create_app(
                 state.hang_seconds = float(values["hang_seconds"])
             if "latency_seconds" in values:
                 state.latency_seconds = max(0.0, float(values["latency_seconds"] or 0))
+            if "search_lag_seconds" in values:
+                state.search_lag_seconds = max(0.0, float(values["search_lag_seconds"] or 0))
         return switches.as_dict()
 
     @app.get("/_sandbox/requests")

@@ -34,6 +34,9 @@ class ProviderSwitches:
     # Added to every API answer: the round trip to a provider far away (Stripe's is tens to
     # hundreds of milliseconds; the sandbox's own, over loopback, a few).
     latency_seconds: float = 0.0
+    # Stripe's search is eventually consistent: an object made less than this many seconds ago
+    # is not found by search yet (about a minute at Stripe), though lists show it at once.
+    search_lag_seconds: float = 0.0
 
 
 @dataclass
@@ -48,6 +51,13 @@ class DeliverySwitches:
 class Switches:
     providers: dict[str, ProviderSwitches] = field(default_factory=dict)
     delivery: DeliverySwitches = field(default_factory=DeliverySwitches)
+    # The sandbox's clock runs this far ahead of the machine's: what a test moves to let a day
+    # pass (Stripe forgets an idempotency key after 24 hours) without waiting one.
+    clock_offset_seconds: float = 0.0
+
+    def now(self) -> float:
+        """The sandbox's time, in Unix seconds."""
+        return time.time() + self.clock_offset_seconds
 
     def of(self, provider: str) -> ProviderSwitches:
         return self.providers.setdefault(provider, ProviderSwitches())
@@ -56,6 +66,7 @@ class Switches:
         return {
             "providers": {name: asdict(s) for name, s in self.providers.items()},
             "delivery": asdict(self.delivery),
+            "clock": {"offset_seconds": self.clock_offset_seconds},
         }
 
 

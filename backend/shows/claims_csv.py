@@ -24,6 +24,9 @@ MAX_QUANTITY = 1_000  # a typo guard, not a business rule
 MAX_ITEM_NUMBER = 1_000_000
 
 REQUIRED = ("item_number", "platform_user_id", "handle")
+# What a selling platform's user id is made of (Facebook's digits, "fb_123", "tt:user.name"). The
+# id is looked up in Stripe's search language and shown in the console: nothing else gets in.
+PLATFORM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
 OPTIONAL = ("item_title", "price", "quantity", "email")
 _LENGTHS = {"item_title": 200, "platform_user_id": 64, "handle": 120, "email": 254}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -178,6 +181,11 @@ def _parse_row(
     pid = cell("platform_user_id")
     if not pid:
         problems.append("platform_user_id is empty (the buyer's id on the selling platform)")
+    elif not PLATFORM_ID.fullmatch(pid):
+        problems.append(
+            f"platform_user_id '{pid}' may hold only letters, digits and . _ - : @ "
+            "(the buyer's id on the selling platform, as the platform exports it)"
+        )
     handle = cell("handle").lstrip("@").strip()
     if not handle:
         problems.append("handle is empty (the buyer's name as shown in the show)")

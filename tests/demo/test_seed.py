@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -31,6 +32,7 @@ from models import (
 )
 from tests.factories import POLICY
 from tests.support.sandbox_fixtures import MakeSandbox
+from tests.test_config import REAL
 
 
 def _counts(session: Session) -> dict[str, int]:
@@ -142,3 +144,20 @@ def test_the_studio_is_refused_the_live_sellers_stripe_account_and_connects_its_
     own = connect(REEL_MOMENTS.stripe_secret_key)
     assert own.ok, own.message
     assert own.message == "Connected to Stripe account Reel Moments Studio."
+
+
+def test_the_demo_is_refused_in_live_mode_and_adds_nothing(
+    session: Session, monkeypatch: pytest.MonkeyPatch, hub_env: dict[str, str]
+) -> None:
+    from backend import config
+
+    hub_env.update({"HUB_PROVIDER_MODE": "live"})
+    hub_env.update({f"HUB_{name.upper()}": value for name, value in REAL.items()})
+    for key, value in hub_env.items():
+        monkeypatch.setenv(key, value)
+    config.get_settings.cache_clear()
+    before = _counts(session)
+    with pytest.raises(demo.LiveModeRefused, match="published password"):
+        demo.seed(session)
+    session.rollback()
+    assert _counts(session) == before

@@ -169,3 +169,30 @@ def test_restricted_key_with_what_the_hub_writes_passes_and_nothing_is_created(
     objects = sandbox.ctx.store.read("stripe")["objects"][keys["account"]]
     assert not objects.get("customer") and not objects.get("invoice")
     assert not objects.get("webhook_endpoint")
+
+
+def test_a_quote_in_a_platform_id_cannot_widen_the_customer_search(
+    sandbox: RunningSandbox,
+) -> None:
+    """An id from an imported file is a value in Stripe's search language, never a clause: a
+    crafted one must not find (and bill) another buyer's customer."""
+    from backend.integrations.stripe import StripeAdapter, StripeEndpoints
+
+    key = new_account(sandbox)["secret_key"]
+    adapter = StripeAdapter(key, endpoints=StripeEndpoints.sandbox(sandbox.url))
+    victim = adapter.ensure_customer(
+        platform_user_id="fb_victim", email=None, name="Victim", idempotency_key="c-victim"
+    )
+    crafted = "x' OR metadata['platform_user_id']:'fb_victim"
+    theirs = adapter.ensure_customer(
+        platform_user_id=crafted, email=None, name="Crafted", idempotency_key="c-crafted"
+    )
+    assert theirs != victim
+    quoted = "o'brien\\"
+    first = adapter.ensure_customer(
+        platform_user_id=quoted, email=None, name="O'Brien", idempotency_key="c-obrien-1"
+    )
+    again = adapter.ensure_customer(
+        platform_user_id=quoted, email=None, name="O'Brien", idempotency_key="c-obrien-2"
+    )
+    assert again == first  # found by its exact id, not made twice

@@ -577,3 +577,38 @@ def test_every_event_the_sandbox_signs_is_verified_by_construct_event(
             receiver.received[0].headers["stripe-signature"],
             "whsec_wrong",
         )
+
+
+def test_an_idempotency_key_is_forgotten_after_24_hours_as_stripe_does(
+    sandbox: RunningSandbox, sdk: stripe.StripeClient
+) -> None:
+    first = sdk.v1.customers.create({"name": "a"}, {"idempotency_key": "k-1"})
+    assert sdk.v1.customers.create({"name": "a"}, {"idempotency_key": "k-1"}).id == first.id
+    sandbox.switch(clock={"offset_seconds": 23 * 3600})
+    assert sdk.v1.customers.create({"name": "a"}, {"idempotency_key": "k-1"}).id == first.id
+    sandbox.switch(clock={"offset_seconds": 25 * 3600})
+    assert sdk.v1.customers.create({"name": "a"}, {"idempotency_key": "k-1"}).id != first.id
+    assert httpx.get(f"{sandbox.url}/_sandbox/switches").json()["clock"] == {
+        "offset_seconds": 25 * 3600
+    }
+
+
+def test_search_trails_writes_when_told_to_and_lists_do_not(
+    sandbox: RunningSandbox, sdk: stripe.StripeClient
+) -> None:
+    made = sdk.v1.customers.create({"name": "a", "metadata": {"platform_user_id": "u1"}})
+    query = {"query": "metadata['platform_user_id']:'u1'"}
+    sandbox.switch(stripe={"search_lag_seconds": 3600})
+    assert sdk.v1.customers.search(query).data == []
+    assert [c.id for c in sdk.v1.customers.list().data] == [made.id]
+    sandbox.switch(stripe={"search_lag_seconds": 0})
+    assert [c.id for c in sdk.v1.customers.search(query).data] == [made.id]
+
+
+def test_lists_filter_by_creation_time(sdk: stripe.StripeClient) -> None:
+    made = sdk.v1.customers.create({"name": "a"})
+    assert [c.id for c in sdk.v1.customers.list({"created": {"gte": made.created}}).data] == [
+        made.id
+    ]
+    assert sdk.v1.customers.list({"created": {"gt": made.created}}).data == []
+    assert [c.id for c in sdk.v1.customers.list({"created": made.created}).data] == [made.id]

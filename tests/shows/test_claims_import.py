@@ -160,6 +160,24 @@ def test_bad_rows_are_listed_each_with_what_to_fix(engine: Engine, show: MadeSho
     assert len(_claims(engine, show)) == 3
 
 
+def test_platform_ids_hold_only_the_characters_ids_are_made_of(
+    engine: Engine, show: MadeShow
+) -> None:
+    text = (
+        "item_number,platform_user_id,handle\n"
+        "1,fb_123,ok\n"
+        "1,\"x' OR metadata['platform_user_id']:'fb_1\",crafted\n"
+        "1,tt:user.name-2@shop,fine\n"
+    )
+    preview = _preview(engine, show, text)
+    assert [str(e) for e in preview.errors] == [
+        "line 3: platform_user_id 'x' OR metadata['platform_user_id']:'fb_1' may hold only "
+        "letters, digits and . _ - : @ (the buyer's id on the selling platform, as the "
+        "platform exports it)"
+    ]
+    assert [r.platform_user_id for r in preview.rows] == ["fb_123", "tt:user.name-2@shop"]
+
+
 def _set_format(engine: Engine, show: MadeShow, locale: str, currency: str = "usd") -> None:
     with Session(engine) as session:
         money_settings.change(session, actor=_owner(show), locale=locale, currency=currency)

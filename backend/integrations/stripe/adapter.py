@@ -33,6 +33,13 @@ def _no_throttle() -> None:
     return None
 
 
+def search_string(value: str) -> str:
+    """``value`` as a quoted string of Stripe's search query language: a quote or backslash in
+    it (an id from an imported file) is escaped, so it cannot end the string and add clauses
+    of its own ("x' OR metadata['platform_user_id']:'victim")."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 @dataclass(frozen=True)
 class StripeEndpoints:
     api: str | None = None  # None: Stripe's own
@@ -197,10 +204,20 @@ class StripeAdapter:
         self, *, platform_user_id: str, email: str | None, name: str, idempotency_key: str
     ) -> str:
         """The buyer's customer: found by our metadata, else created (once, by key)."""
-        query = f"metadata['platform_user_id']:'{platform_user_id}'"
+        query = f"metadata['platform_user_id']:{search_string(platform_user_id)}"
         found = self._call(lambda: self._client.v1.customers.search({"query": query}))
         if found.data:
             return str(found.data[0].id)
+        if email:
+            # Search trails Stripe's writes by about a minute; a list by email does not, so a
+            # customer an earlier try made a moment ago is found here rather than made twice.
+            listed = self._call(
+                lambda: self._client.v1.customers.list({"email": email, "limit": 100})
+            )
+            for customer in listed.data:
+                ours = customer.metadata.to_dict() if customer.metadata else {}
+                if ours.get("platform_user_id") == platform_user_id:
+                    return str(customer.id)
         params: dict[str, Any] = {"name": name, "metadata": {"platform_user_id": platform_user_id}}
         if email:
             params["email"] = email
@@ -284,9 +301,33 @@ class StripeAdapter:
     def retrieve_invoice(self, invoice_id: str) -> StripeInvoice:
         return StripeInvoice.of(self._call(lambda: self._client.v1.invoices.retrieve(invoice_id)))
 
+    def find_invoice(
+        self, *, key: str, value: str, customer: str, created_since: int
+    ) -> StripeInvoice | None:
+        """The invoice whose metadata has ``key: value``, if one exists: what an earlier try of
+        a job may have made before its answer was lost. First among the customer's invoices made
+        since ``created_since`` (Unix seconds), a list, which shows an invoice as soon as it is
+        made; then by search, which finds it under any customer but trails writes by about a
+        minute."""
+        params: dict[str, Any] = {
+            "customer": customer,
+            "created": {"gte": created_since},
+            "limit": 100,
+        }
+        while True:
+            page = self._call(functools.partial(self._client.v1.invoices.list, dict(params)))  # type: ignore[arg-type]
+            for invoice in map(StripeInvoice.of, page.data):
+                if invoice.metadata.get(key) == value:
+                    return invoice
+            if not page.has_more or not page.data:
+                break
+            params["starting_after"] = page.data[-1].id
+        found = self.invoices_with_metadata(key, value)
+        return found[0] if found else None
+
     def invoices_with_metadata(self, key: str, value: str) -> list[StripeInvoice]:
         """Every invoice whose metadata has ``key: value`` (all pages of Stripe's search)."""
-        query = f"metadata['{key}']:'{value}'"
+        query = f"metadata['{key}']:{search_string(value)}"
         found: list[StripeInvoice] = []
         page: str | None = None
         while True:
@@ -313,11 +354,12 @@ class StripeAdapter:
         )
         return str(created.id), str(created.secret)
 
-    def delete_webhook_endpoints(self, *, url: str) -> int:
-        """Remove the account's endpoints that deliver to ``url`` (a reconnect makes a new one)."""
+    def delete_webhook_endpoints(self, *, url: str, keep: str | None = None) -> int:
+        """Remove the account's endpoints that deliver to ``url`` (a reconnect makes a new one),
+        but the one with id ``keep``."""
         listed = self._call(lambda: self._client.v1.webhook_endpoints.list({"limit": 100}))
         removed = 0
-        for endpoint_id in [e.id for e in listed.data if e.url == url]:
+        for endpoint_id in [e.id for e in listed.data if e.url == url and e.id != keep]:
             self._call(functools.partial(self._client.v1.webhook_endpoints.delete, endpoint_id))
             removed += 1
         return removed

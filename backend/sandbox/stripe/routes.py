@@ -315,6 +315,15 @@ _COMPILED: list[tuple[str, re.Pattern[str], str, str, str, Handler]] = [
 ]
 
 
+# How long Stripe keeps an idempotency key's first result (24 hours, then the key is new again).
+IDEMPOTENCY_SECONDS = 24 * 3600
+
+
+def _expired(stored: dict[str, Any], now: float) -> bool:
+    # A key saved before keys had a time (an older state file) counts as old.
+    return now - float(stored.get("at") or 0) >= IDEMPOTENCY_SECONDS
+
+
 def render_error(status: int, kind: str, message: str) -> JSONResponse:
     error = StripeError(
         status,
@@ -381,6 +390,11 @@ def build_router(ctx: SandboxContext) -> APIRouter:
                 if replay_key:
                     print_ = fingerprint(method, path, params)
                     stored = s["idempotency"].get(replay_key)
+                    if stored is not None and _expired(stored, ctx.switches.now()):
+                        # Stripe forgets a key 24 hours after its first use: the same key
+                        # then runs the request again, as a new one.
+                        del s["idempotency"][replay_key]
+                        stored = None
                     if stored is not None:
                         if stored["fingerprint"] != print_:
                             raise StripeError(
@@ -403,6 +417,7 @@ def build_router(ctx: SandboxContext) -> APIRouter:
                         "fingerprint": print_,
                         "status": status,
                         "body": body,
+                        "at": ctx.switches.now(),
                     }
                 return _respond(status, body, request_id)
             except StripeError as exc:
