@@ -5,7 +5,7 @@
 known emails or not (digests only).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-04 20:00:00.000000
 """
 
@@ -18,7 +18,7 @@ import models.base
 
 
 revision: str = '0008'
-down_revision: str | None = '0005'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
