@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # Login throttling: after this many failures in a row each attempt waits longer.
     login_free_failures: int = Field(default=3, ge=1)
     login_max_delay_seconds: int = Field(default=300, ge=1)
+    # The same, per client address across every email tried (password spraying); higher,
+    # since people behind one office's address share it. A run is forgotten after an hour.
+    login_client_free_failures: int = Field(default=10, ge=1)
+    login_forget_minutes: int = Field(default=60, ge=1)
 
     # Where the provider sandbox keeps its state between restarts ("" keeps it in memory only).
     sandbox_state_file: str = str(PROJECT_ROOT / "var" / "sandbox.json")

@@ -3,7 +3,7 @@
 Importing this package registers every table on ``Base.metadata`` (Alembic relies on it).
 """
 
-from models.accounts import Membership, Operator, OperatorSession, Workspace
+from models.accounts import LoginThrottle, Membership, Operator, OperatorSession, Workspace
 from models.base import Base, utcnow
 from models.crm import Client, Contract, Event, Lead, Payment, Proposal
 from models.engagement import EngagementEvent
@@ -22,7 +22,7 @@ from models.enums import (
     ShowStatus,
 )
 from models.inbox import InboundEvent
-from models.integrations import Integration
+from models.integrations import Integration, OAuthNonce
 from models.invoices import CheckoutLinkSend, Invoice, InvoiceDiscrepancy
 from models.monitoring import Alert, AuditLog, IntegrationLog
 from models.outbox import JobKindPause, OutboxJob, ProviderCircuit
@@ -54,7 +54,9 @@ __all__ = [
     "JobKindPause",
     "JobStatus",
     "Lead",
+    "LoginThrottle",
     "Membership",
+    "OAuthNonce",
     "Operator",
     "OperatorSession",
     "OutboxJob",

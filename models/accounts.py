@@ -63,3 +63,16 @@ class OperatorSession(IdMixin, CreatedAtMixin, Base):
     expires_at: Mapped[dt.datetime]
     last_seen_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+
+
+class LoginThrottle(IdMixin, Base):
+    """A run of failed logins from one client, or from one client on one email address (known
+    or not: unknown addresses are counted the same way, so the answers do not tell them apart).
+    Only digests are stored: the table names neither addresses nor IPs. Migration 0008."""
+
+    __tablename__ = "login_throttles"
+
+    # sha256 of "client:<ip>" or "pair:<email>|<ip>".
+    key_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failed_at: Mapped[dt.datetime]

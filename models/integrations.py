@@ -28,3 +28,25 @@ class Integration(IdMixin, CreatedAtMixin, Base):
     connected_at: Mapped[dt.datetime | None]
     last_checked_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class OAuthNonce(IdMixin, CreatedAtMixin, Base):
+    """One OAuth flow an owner started: used once, by the browser that started it, within ten
+    minutes. Only digests are stored (the nonce travels in the signed ``state``; the browser's
+    binding is a cookie on the sidecar's origin). Migration 0008."""
+
+    __tablename__ = "oauth_nonces"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(40))
+    nonce_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    # The console session that started the flow (its token's digest, as sessions stores it):
+    # logging out ends the flows it started.
+    session_digest: Mapped[str] = mapped_column(String(64))
+    # The browser's binding cookie, set by the sidecar's start hop (NULL until then).
+    browser_digest: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from backend.accounts import login_limits
 from backend.platform import audit
 from backend.platform.actors import Actor
 from backend.platform.errors import (
     InvalidInput,
     NotAuthenticated,
     PermissionDenied,
+    ServiceError,
     TooManyAttempts,
 )
 from backend.security.auth import hash_password, new_session_token, token_digest, verify_password
@@ -24,15 +26,29 @@ WRONG_CREDENTIALS = "Wrong email or password. Check both and try again."
 
 @dataclass(frozen=True, slots=True)
 class LoginPolicy:
+    """How long a session lasts and how failed logins slow down (backend/accounts/login_limits.py
+    says why there are two counters and in which order they are checked)."""
+
     session_ttl: dt.timedelta
     free_failures: int
     max_delay_seconds: int
+    # Higher than ``free_failures``: people behind one office's address share a client.
+    client_free_failures: int = 10
+    forget_after: dt.timedelta = dt.timedelta(hours=1)
+
+    @property
+    def per_account(self) -> login_limits.Limit:
+        return login_limits.Limit(self.free_failures, self.max_delay_seconds, self.forget_after)
+
+    @property
+    def per_client(self) -> login_limits.Limit:
+        return login_limits.Limit(
+            self.client_free_failures, self.max_delay_seconds, self.forget_after
+        )
 
     def delay_after(self, failures: int) -> int:
         """Seconds to wait after ``failures`` failures in a row: 0, then doubling up to a cap."""
-        if failures < self.free_failures:
-            return 0
-        return int(min(2 ** (failures - self.free_failures + 1), self.max_delay_seconds))
+        return self.per_account.delay_after(failures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,27 +88,56 @@ def login(
     email: str,
     password: str,
     policy: LoginPolicy,
+    client_ip: str = "",
     now: dt.datetime | None = None,
 ) -> LoginResult:
+    """``attempt_login``, raising its refusal (for callers whose session outlives the raise)."""
+    outcome = attempt_login(
+        session, email=email, password=password, policy=policy, client_ip=client_ip, now=now
+    )
+    if isinstance(outcome, ServiceError):
+        raise outcome
+    return outcome
+
+
+def attempt_login(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    policy: LoginPolicy,
+    client_ip: str = "",
+    now: dt.datetime | None = None,
+) -> LoginResult | ServiceError:
     """Check the password and open a session in the operator's first workspace.
 
-    Raises InvalidInput for wrong credentials (one message for both, so it does not reveal which
-    addresses have accounts) and TooManyAttempts while a run of failures is being slowed down.
+    A refusal is returned, not raised, so that the failure it counts is committed with the unit
+    of work (raising would roll the count back): InvalidInput for wrong credentials (one message
+    for a wrong password and an unknown address), TooManyAttempts while a run of failures from
+    this client is slowed down. Known and unknown addresses cost one password hash each and are
+    counted and slowed alike (login_limits).
     """
     now = now or utcnow()
     try:
         email = normalise_email(email)
     except InvalidInput:
-        raise InvalidInput(WRONG_CREDENTIALS) from None
-    operator = session.scalar(select(Operator).where(Operator.email == email).with_for_update())
-    if operator is not None and operator.last_failed_login_at is not None:
-        wait = policy.delay_after(operator.failed_logins)
-        retry_at = operator.last_failed_login_at + dt.timedelta(seconds=wait)
-        if now < retry_at:
-            raise TooManyAttempts(max(1, int((retry_at - now).total_seconds() + 0.999)))
-    if operator is None or not verify_password(
-        operator.password_hash if operator else None, password
-    ):
+        email = email.strip().lower()  # counted like any unknown address
+    client = login_limits.find(session, login_limits.client_key(client_ip))
+    if wait := login_limits.wait_seconds(client, policy.per_client, now):
+        return TooManyAttempts(wait)
+    operator = session.scalar(select(Operator).where(Operator.email == email))
+    # Exactly one hash, known address or not (an unknown one is checked against a dummy hash).
+    right = verify_password(operator.password_hash if operator else None, password)
+    pair_key = login_limits.pair_key(email, client_ip)
+    pair = login_limits.find(session, pair_key)
+    if wait := login_limits.wait_seconds(pair, policy.per_account, now):
+        # After the hash, and whatever the password: a guesser learns nothing inside the delay.
+        return TooManyAttempts(wait)
+    if operator is None or not right:
+        login_limits.record_failure(
+            session, login_limits.client_key(client_ip), policy.per_client, now
+        )
+        login_limits.record_failure(session, pair_key, policy.per_account, now)
         if operator is not None:
             operator.failed_logins += 1
             operator.last_failed_login_at = now
@@ -103,13 +148,14 @@ def login(
                 target=f"operator:{operator.id}",
                 details={"failures_in_a_row": operator.failed_logins},
             )
-        raise InvalidInput(WRONG_CREDENTIALS)
+        return InvalidInput(WRONG_CREDENTIALS)
 
     choices = workspaces_of(session, operator_id=operator.id)
     if not choices:
-        raise PermissionDenied(
+        return PermissionDenied(
             "Your account is not a member of any workspace yet. Ask a workspace owner to add you."
         )
+    login_limits.clear(session, pair)
     operator.failed_logins = 0
     operator.last_failed_login_at = None
     operator.last_login_at = now

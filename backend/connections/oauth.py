@@ -1,19 +1,31 @@
-"""OAuth connections: Stripe Connect and Google (for Drive). The owner is sent to the provider
-with a signed ``state`` (workspace, operator, provider; 10 minutes); the provider sends the
-browser back to the sidecar's callback, which verifies the state, exchanges the code, and stores
+"""OAuth connections: Stripe Connect and Google (for Drive). The owner's browser goes through
+the sidecar's start hop (which binds the flow to it: oauth_nonces) to the provider with a
+signed ``state`` (workspace, operator, provider, a one-time nonce; 10 minutes); the provider
+sends the browser back to the sidecar's callback, which verifies the state and consumes the
+flow (once, same browser), exchanges the code, and stores
 the tokens sealed like pasted keys (tier-checked and tested the same way). Disconnecting
 revokes the grant at the provider.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from backend.config import get_settings
-from backend.connections import catalog, credentials, google_tokens, providers, rows, views
+from backend.connections import (
+    catalog,
+    credentials,
+    google_tokens,
+    oauth_nonces,
+    providers,
+    rows,
+    views,
+)
 from backend.connections import service as connections
 from backend.db import session_scope
 from backend.integrations import google_drive
@@ -52,59 +64,84 @@ def button_label(provider: str) -> str:
 
 def console_url(provider: str, **query: str) -> str:
     """Where the browser lands after a callback: the provider's manage page in the console."""
-    from urllib.parse import urlencode
-
     base = f"{get_settings().public_console_url.rstrip('/')}/integrations/{provider}"
     return f"{base}?{urlencode(query)}" if query else base
 
 
-def _start(session: Session, *, actor: Actor, provider: str) -> str:
-    """Owner only, tier-checked before they leave; the signed state for the callback."""
+def start_url(provider: str, nonce: str) -> str:
+    """The sidecar's start hop for a flow: it binds the flow to the browser, then sends it on
+    to the provider."""
+    path = "google" if provider == GOOGLE else provider
+    base = get_settings().public_sidecar_url.rstrip("/")
+    return f"{base}/oauth/{path}/start?{urlencode({'nonce': nonce})}"
+
+
+def begin(session: Session, *, actor: Actor, provider_slug: str, session_token: str) -> str:
+    """The manage page's OAuth button: owner only, tier-checked before they leave; a one-time
+    flow for this console session. Where to send the browser (the sidecar's start hop)."""
+    if provider_slug not in _BUTTONS:
+        raise InvalidInput(f"{provider_slug} does not connect through OAuth here; paste its keys.")
     actor.require_owner("connect integrations")
     rows.check_tier(
         session,
         workspace_id=actor.workspace_id,
-        info=catalog.provider(provider).info,
+        info=catalog.provider(provider_slug).info,
     )
-    return tokens.oauth_state(
+    nonce = oauth_nonces.begin(
+        session, actor=actor, provider=provider_slug, session_token=session_token
+    )
+    return start_url(provider_slug, nonce)
+
+
+def open_flow(session: Session, *, provider: str, nonce: str) -> tuple[str, str]:
+    """The start hop: bind the flow to this browser; (the provider's consent URL with our
+    signed state, the binding for the browser's cookie). FlowRefused when it cannot start."""
+    row, binding = oauth_nonces.bind(session, nonce=nonce, provider=provider)
+    state = tokens.oauth_state(
         get_settings().secret_key.get_secret_value(),
-        workspace_id=actor.workspace_id,
-        operator_id=actor.operator_id,
+        workspace_id=row.workspace_id,
+        operator_id=row.operator_id,
         provider=provider,
+        nonce=nonce,
     )
+    if provider == STRIPE:
+        settings = get_settings()
+        url = providers.platform_stripe().connect_authorize_url(
+            client_id=settings.platform_stripe_client_id,
+            redirect_uri=stripe_redirect_uri(),
+            state=state,
+        )
+    else:
+        url = google_drive.authorize_url(
+            google_tokens.client().client_id,
+            redirect_uri=google_redirect_uri(),
+            state=state,
+            context=providers.provider_context(GOOGLE),
+        )
+    return url, binding
 
 
-def _verified(session: Session, *, state: str, provider: str) -> Actor:
-    """The owner who started the flow, from a state that is ours, fresh and for ``provider``."""
+def start_hop(engine: Engine, *, provider: str, nonce: str) -> tuple[str, str]:
+    """``open_flow`` in a transaction of its own (the sidecar's start route)."""
+    with session_scope(engine) as session:
+        return open_flow(session, provider=provider, nonce=nonce)
+
+
+def verify_callback(
+    session: Session, *, state: str, provider: str, cookies: Mapping[str, str]
+) -> Actor:
+    """The owner who started the flow, from a state that is ours, fresh, for ``provider``,
+    brought back by the browser that started it, the first time. Consumes the flow."""
     try:
         verified = tokens.read_oauth_state(
             get_settings().secret_key.get_secret_value(), state, provider=provider
         )
     except tokens.TokenError as exc:
         raise InvalidInput(str(exc)) from None
+    oauth_nonces.consume(session, state=verified, cookies=cookies)
     actor = actor_from_state(session, verified)
     actor.require_owner("connect integrations")
     return actor
-
-
-def authorize_url(session: Session, *, actor: Actor, provider_slug: str) -> str:
-    """Where the manage page's OAuth button sends the owner."""
-    if provider_slug == STRIPE:
-        return stripe_authorize_url(session, actor=actor)
-    if provider_slug == GOOGLE:
-        return google_authorize_url(session, actor=actor)
-    raise InvalidInput(f"{provider_slug} does not connect through OAuth here; paste its keys.")
-
-
-def stripe_authorize_url(session: Session, *, actor: Actor) -> str:
-    """Where "Connect with Stripe" sends the owner (tier-checked before they leave)."""
-    state = _start(session, actor=actor, provider=STRIPE)
-    settings = get_settings()
-    return providers.platform_stripe().connect_authorize_url(
-        client_id=settings.platform_stripe_client_id,
-        redirect_uri=stripe_redirect_uri(),
-        state=state,
-    )
 
 
 def actor_from_state(session: Session, state: tokens.OAuthState) -> Actor:
@@ -129,9 +166,9 @@ def actor_from_state(session: Session, state: tokens.OAuthState) -> Actor:
     )
 
 
-def complete_stripe(session: Session, *, code: str, state: str) -> views.ConnectResult:
-    """The callback's work: verify, exchange the code, store the account's tokens sealed."""
-    actor = _verified(session, state=state, provider=STRIPE)
+def complete_stripe(session: Session, *, actor: Actor, code: str) -> views.ConnectResult:
+    """The callback's work once the flow is verified: exchange the code, store the account's
+    tokens sealed."""
     if not code:
         raise InvalidInput("Stripe did not send an authorization code. Try connecting again.")
     try:
@@ -153,28 +190,39 @@ def complete_stripe(session: Session, *, code: str, state: str) -> views.Connect
     )
 
 
-def stripe_callback(engine: Engine, *, code: str, state: str) -> views.ConnectResult:
-    """``complete_stripe`` in a transaction of its own (the sidecar's callback route): stored
-    and committed when it returns; a ServiceError rolls everything back."""
+def _callback(
+    engine: Engine,
+    *,
+    provider: str,
+    state: str,
+    cookies: Mapping[str, str],
+    complete: Callable[[Session, Actor], views.ConnectResult],
+) -> views.ConnectResult:
+    # The flow is consumed in a transaction of its own, committed before the code is
+    # exchanged: a second use is refused even when the first one's exchange failed.
     with session_scope(engine) as session:
-        return complete_stripe(session, code=code, state=state)
+        actor = verify_callback(session, state=state, provider=provider, cookies=cookies)
+    with session_scope(engine) as session:
+        return complete(session, actor)
 
 
-def google_authorize_url(session: Session, *, actor: Actor) -> str:
-    """Where "Connect with Google" sends the owner: Google's consent screen for full Drive
-    access, offline (a refresh token) and always asking (so a reconnect gets a new one)."""
-    state = _start(session, actor=actor, provider=GOOGLE)
-    return google_drive.authorize_url(
-        google_tokens.client().client_id,
-        redirect_uri=google_redirect_uri(),
+def stripe_callback(
+    engine: Engine, *, code: str, state: str, cookies: Mapping[str, str]
+) -> views.ConnectResult:
+    """The sidecar's Stripe callback: verify and consume the flow, then ``complete_stripe``
+    (stored and committed when it returns; a ServiceError rolls the storing back)."""
+    return _callback(
+        engine,
+        provider=STRIPE,
         state=state,
-        context=providers.provider_context(GOOGLE),
+        cookies=cookies,
+        complete=lambda s, a: complete_stripe(s, actor=a, code=code),
     )
 
 
-def complete_google(session: Session, *, code: str, state: str) -> views.ConnectResult:
-    """Google's callback: verify, exchange the code, store the tokens sealed (and tested)."""
-    actor = _verified(session, state=state, provider=GOOGLE)
+def complete_google(session: Session, *, actor: Actor, code: str) -> views.ConnectResult:
+    """Google's callback once the flow is verified: exchange the code, store the tokens sealed
+    (and tested)."""
     if not code:
         raise InvalidInput("Google did not send an authorization code. Try connecting again.")
     context = providers.provider_context(GOOGLE)
@@ -199,10 +247,17 @@ def complete_google(session: Session, *, code: str, state: str) -> views.Connect
     )
 
 
-def google_callback(engine: Engine, *, code: str, state: str) -> views.ConnectResult:
-    """``complete_google`` in a transaction of its own (the sidecar's callback route)."""
-    with session_scope(engine) as session:
-        return complete_google(session, code=code, state=state)
+def google_callback(
+    engine: Engine, *, code: str, state: str, cookies: Mapping[str, str]
+) -> views.ConnectResult:
+    """The sidecar's Google callback, as ``stripe_callback``."""
+    return _callback(
+        engine,
+        provider=GOOGLE,
+        state=state,
+        cookies=cookies,
+        complete=lambda s, a: complete_google(s, actor=a, code=code),
+    )
 
 
 def _oauth_secrets(integration: Integration) -> dict[str, Any]:

@@ -59,13 +59,18 @@ class OAuthState:
     workspace_id: int
     operator_id: int
     provider: str
+    # The flow's one-time nonce (backend/connections/oauth_nonces.py): the signature says we
+    # made the state, the nonce that it is used once, by the browser that started it.
+    nonce: str = ""
 
 
-def oauth_state(secret: str, *, workspace_id: int, operator_id: int, provider: str) -> str:
+def oauth_state(
+    secret: str, *, workspace_id: int, operator_id: int, provider: str, nonce: str = ""
+) -> str:
     return sign(
         secret,
         salt=OAUTH_STATE_SALT,
-        data={"w": workspace_id, "o": operator_id, "p": provider},
+        data={"w": workspace_id, "o": operator_id, "p": provider, "n": nonce},
     )
 
 
@@ -75,7 +80,7 @@ def read_oauth_state(
     """Verify an OAuth ``state`` that came back on a callback for ``provider``."""
     data = verify(secret, token, salt=OAUTH_STATE_SALT, max_age=max_age)
     try:
-        state = OAuthState(int(data["w"]), int(data["o"]), str(data["p"]))
+        state = OAuthState(int(data["w"]), int(data["o"]), str(data["p"]), str(data.get("n", "")))
     except (KeyError, TypeError, ValueError):
         raise TokenInvalid("This link is not valid. Start again from the console.") from None
     if state.provider != provider:

@@ -25,12 +25,16 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from backend.accounts import service as accounts
-from backend.config import get_settings
+from backend.config import ProviderMode, get_settings
 from backend.db import get_engine, session_factory, session_scope
 from backend.platform.actors import Actor
 from backend.platform.errors import NotAuthenticated, ServiceError
+from console.state import sealing
 from console.state.next_page import login_url
 from models import Workspace
+
+# Every pickled state is sealed before Reflex writes it (.states/ or Redis): see sealing.py.
+sealing.install()
 
 SESSION_COOKIE = "hub_session"
 T = TypeVar("T")
@@ -195,6 +199,8 @@ class SessionState(rx.State):
         name=SESSION_COOKIE,
         same_site="strict",
         max_age=get_settings().session_ttl_hours * 3600,
+        # Only over HTTPS outside sandbox mode (the sandbox runs on plain http://127.0.0.1).
+        secure=get_settings().provider_mode is not ProviderMode.SANDBOX,
     )
     operator_name: str = ""
     operator_email: str = ""

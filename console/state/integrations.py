@@ -21,6 +21,7 @@ from backend.health import service as health
 from backend.platform import audit_trail
 from backend.platform.actors import Actor
 from backend.platform.errors import ServiceError
+from console.state import sealing
 from console.state.base import Outcome, SessionState, change, read
 from console.state.formatting import when
 from models import IntegrationStatus, Plan, Role
@@ -201,7 +202,9 @@ class ManageState(SessionState):
     offer_inactive: bool = False
     audit_rows: list[dict[str, str]] = []
     call_rows: list[dict[str, str]] = []
-    pending_keys: dict[str, str] = {}
+    # Keys that failed their test, kept for "Save anyway, as inactive": backend-only (never sent
+    # to the browser) and sealed (the pickled state holds ciphertext), dropped once used.
+    _pending_keys: bytes = b""
     busy: bool = False
 
     @rx.var
@@ -283,7 +286,7 @@ class ManageState(SessionState):
     async def save_keys(self, form: dict[str, Any]) -> EventSpec | None:
         """Test first; save only what works (or, on request, save it inactive)."""
         creds = self._submitted(form, "keys")
-        self.pending_keys = {k: str(v) for k, v in creds.items()}
+        self._pending_keys = sealing.seal_json({k: str(v) for k, v in creds.items()})
         slug = self.slug
         done = await self._run(
             lambda s, a: connections.connect_with_keys(
@@ -301,14 +304,17 @@ class ManageState(SessionState):
             self._show(result)
             self.offer_inactive = not result.saved
             if result.saved:
-                self.pending_keys = {}
+                self._pending_keys = b""
         if not done.signed_out:
             await self._refresh()
         return None
 
     @rx.event
     async def save_inactive(self) -> None:
-        creds: dict[str, Any] = dict(self.pending_keys)
+        creds: dict[str, Any] = dict(sealing.open_json(self._pending_keys) or {})
+        if not creds:
+            self.offer_inactive = False
+            return
         slug = self.slug
         done = await self._run(
             lambda s, a: connections.connect_with_keys(
@@ -324,7 +330,7 @@ class ManageState(SessionState):
         if result is not None:
             self.result_ok = False
             self.result = "Saved as inactive: fix the keys and test again to turn it on."
-            self.offer_inactive, self.pending_keys = False, {}
+            self.offer_inactive, self._pending_keys = False, b""
         if not done.signed_out:
             await self._refresh()
 
@@ -362,10 +368,13 @@ class ManageState(SessionState):
 
     @rx.event
     async def start_oauth(self) -> EventSpec | None:
-        """Off to the provider's consent page (Stripe Connect, Google) with a signed, expiring
-        state; the sidecar's callback brings the owner back here."""
-        slug = self.slug
-        done = await self._run(lambda s, a: oauth.authorize_url(s, actor=a, provider_slug=slug))
+        """Off to the provider's consent page (Stripe Connect, Google) through the sidecar's
+        start hop, which binds the one-time flow to this browser; the sidecar's callback brings
+        the owner back here."""
+        slug, token = self.slug, self.token
+        done = await self._run(
+            lambda s, a: oauth.begin(s, actor=a, provider_slug=slug, session_token=token)
+        )
         url = done.value
         if url is None:
             return None

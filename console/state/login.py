@@ -20,6 +20,8 @@ def _policy() -> accounts.LoginPolicy:
         session_ttl=dt.timedelta(hours=settings.session_ttl_hours),
         free_failures=settings.login_free_failures,
         max_delay_seconds=settings.login_max_delay_seconds,
+        client_free_failures=settings.login_client_free_failures,
+        forget_after=dt.timedelta(minutes=settings.login_forget_minutes),
     )
 
 
@@ -42,14 +44,22 @@ class LoginState(SessionState):
         self.busy = True
         yield None
 
+        # The client as the console's backend sees it (the socket's peer): what the limiter
+        # counts failures against. Behind a proxy this is the proxy (docs/security/browser.md).
+        client_ip = self.router.session.client_ip
         done = await account_change(
-            lambda s: accounts.login(s, email=email, password=password, policy=_policy()).token
+            # The refusal comes back as a value so that the failure it counts is committed.
+            lambda s: accounts.attempt_login(
+                s, email=email, password=password, policy=_policy(), client_ip=client_ip
+            )
         )
-        if done.refused is not None:
-            self.error = done.refused
+        attempt = done.value
+        refused = done.refused or (str(attempt) if isinstance(attempt, Exception) else None)
+        if refused is not None or not isinstance(attempt, accounts.LoginResult):
+            self.error = refused or "Could not log in."
             self.busy = False
             return
-        token = done.get()
+        token = attempt.token
         self.error = ""
         self.busy = False
         self.token = token

@@ -24,7 +24,7 @@ from backend.platform.errors import PlanRequired
 from backend.security import tokens
 from models import AuditLog, IntegrationStatus, Plan, Role
 from tests import factories
-from tests.support import google_oauth
+from tests.support import google_oauth, oauth_flow
 from tests.support.hub_env import apply
 from tests.support.sandbox_fixtures import MakeSandbox
 
@@ -68,8 +68,16 @@ def _consent(authorize_url: str, decision: str = "allow") -> str:
 
 
 def _callback(client: TestClient, location: str) -> httpx.Response:
+    """The provider's redirect, followed by the browser that started the flow (its binding
+    cookie on the sidecar's origin)."""
     parts = urlsplit(location)
     assert f"{parts.scheme}://{parts.netloc}" == "http://sidecar.test"
+    state = parse_qs(parts.query).get("state", [""])[0]
+    try:
+        for name, value in oauth_flow.cookies_for(state).items():
+            client.cookies.set(name, value)
+    except tokens.TokenError:
+        pass  # a tampered state: the route says why
     answer: httpx.Response = client.get(f"{parts.path}?{parts.query}", follow_redirects=False)
     return answer
 
@@ -78,7 +86,7 @@ def test_connect_with_stripe_end_to_end(env: tuple[Engine, str]) -> None:
     engine, sandbox_url = env
     actor = _owner(engine)
     with Session(engine) as session:
-        url = oauth.stripe_authorize_url(session, actor=actor)
+        url = oauth_flow.authorize(session, actor, "stripe")
     query = parse_qs(urlsplit(url).query)
     assert url.startswith(f"{sandbox_url}/stripe/connect/oauth/authorize")
     assert query["client_id"] == [get_settings().platform_stripe_client_id]
@@ -119,7 +127,7 @@ def test_denied_consent_returns_to_the_console_with_an_error(env: tuple[Engine, 
     engine, _ = env
     actor = _owner(engine)
     with Session(engine) as session:
-        url = oauth.stripe_authorize_url(session, actor=actor)
+        url = oauth_flow.authorize(session, actor, "stripe")
     with TestClient(create_app()) as client:
         answer = _callback(client, _consent(url, decision="deny"))
     location = answer.headers["location"]
@@ -131,7 +139,7 @@ def test_tampered_state_is_refused(env: tuple[Engine, str]) -> None:
     engine, _ = env
     actor = _owner(engine)
     with Session(engine) as session:
-        url = oauth.stripe_authorize_url(session, actor=actor)
+        url = oauth_flow.authorize(session, actor, "stripe")
     location = _consent(url)
     tampered = location.replace("state=", "state=x")
     with TestClient(create_app()) as client:
@@ -158,7 +166,7 @@ def test_free_plan_cannot_start_stripe_connect(env: tuple[Engine, str]) -> None:
     engine, _ = env
     actor = _owner(engine, plan=Plan.FREE)
     with Session(engine) as session, pytest.raises(PlanRequired, match="Pro plan"):
-        oauth.stripe_authorize_url(session, actor=actor)
+        oauth_flow.authorize(session, actor, "stripe")
 
 
 # -- Google (Drive) ---------------------------------------------------------------------------
@@ -185,7 +193,7 @@ def test_google_callback_stores_the_connection_and_returns_to_the_manage_page(
     engine, _ = google_env
     actor = _owner(engine)
     with Session(engine) as session:
-        url = oauth.google_authorize_url(session, actor=actor)
+        url = oauth_flow.authorize(session, actor, "google_drive")
     location = google_oauth.consent(url)
     assert location.startswith("http://sidecar.test/oauth/google/callback?")
     with TestClient(create_app()) as client:
@@ -206,7 +214,7 @@ def test_google_callback_refuses_a_tampered_state_without_logging_secrets(
     engine, _ = google_env
     actor = _owner(engine)
     with Session(engine) as session:
-        url = oauth.google_authorize_url(session, actor=actor)
+        url = oauth_flow.authorize(session, actor, "google_drive")
     location = google_oauth.consent(url)
     sent = google_oauth.query_of(location)
     with TestClient(create_app()) as client:
@@ -228,8 +236,67 @@ def test_google_callback_after_deny_says_it_was_cancelled(
     engine, _ = google_env
     actor = _owner(engine)
     with Session(engine) as session:
-        url = oauth.google_authorize_url(session, actor=actor)
+        url = oauth_flow.authorize(session, actor, "google_drive")
     with TestClient(create_app()) as client:
         answer = _callback(client, google_oauth.consent(url, decision="deny"))
     error = google_oauth.query_of(answer.headers["location"])["error"]
     assert error == "You cancelled connecting Google Drive."
+
+
+# -- one use, one browser ----------------------------------------------------------------------
+
+
+def _start_in_browser(client: TestClient, engine: Engine, actor: Actor) -> str:
+    """The console's button, then the sidecar's start hop in ``client`` (the owner's browser):
+    where the hop sends the browser (the provider's consent page)."""
+    with Session(engine) as session:
+        token = oauth_flow.console_session(session, actor)
+        start = oauth.begin(session, actor=actor, provider_slug="stripe", session_token=token)
+        session.commit()
+    hop = client.get(urlsplit(start).path + "?" + urlsplit(start).query, follow_redirects=False)
+    assert hop.status_code == 303
+    cookie = hop.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/oauth/" in cookie
+    # A copied start link binds nothing: the flow is already this browser's.
+    again = client.get(urlsplit(start).path + "?" + urlsplit(start).query, follow_redirects=False)
+    assert again.status_code == 400 and "already opened" in again.text
+    return hop.headers["location"]
+
+
+def test_a_callback_used_twice_gets_a_400_page_and_connects_nothing_more(
+    env: tuple[Engine, str],
+) -> None:
+    engine, _ = env
+    actor = _owner(engine)
+    with TestClient(create_app()) as browser:
+        location = _consent(_start_in_browser(browser, engine, actor))
+        parts = urlsplit(location)
+        first = browser.get(f"{parts.path}?{parts.query}", follow_redirects=False)
+        assert first.status_code == 303 and first.headers["location"].endswith("connected=1")
+        second = browser.get(f"{parts.path}?{parts.query}", follow_redirects=False)
+    assert second.status_code == 400
+    assert "text/html" in second.headers["content-type"]
+    assert "already used" in second.text and "Start Connect again from the console" in second.text
+
+
+def test_a_state_brought_back_by_another_browser_gets_a_400_page(
+    env: tuple[Engine, str],
+) -> None:
+    """An attacker who obtained the owner's state finishes the flow with their own code, in
+    their own browser: refused, and the owner's workspace stays unconnected."""
+    engine, _ = env
+    actor = _owner(engine)
+    with TestClient(create_app()) as owner_browser:
+        owner_location = _consent(_start_in_browser(owner_browser, engine, actor))
+    stolen_state = parse_qs(urlsplit(owner_location).query)["state"][0]
+    attacker_code = parse_qs(urlsplit(owner_location).query)["code"][0]
+    with TestClient(create_app()) as attacker:
+        answer = attacker.get(
+            "/oauth/stripe/callback",
+            params={"code": attacker_code, "state": stolen_state},
+            follow_redirects=False,
+        )
+    assert answer.status_code == 400
+    assert "another browser" in answer.text and "Start Connect again" in answer.text
+    with Session(engine) as session:
+        assert views.list_connections(session, workspace_id=actor.workspace_id) == []

@@ -17,6 +17,7 @@ from backend.connections.jobs import refresh_google_tokens
 from backend.platform.actors import Actor
 from models import AuditLog, Integration, IntegrationLog, IntegrationStatus, Plan, Role
 from tests import factories
+from tests.support import oauth_flow
 from tests.support.google_oauth import (
     consent,
     drive_accepts,
@@ -57,8 +58,8 @@ def _connected(session: Session, sandbox: RunningSandbox, *, ttl: int, slug: str
 
 
 def _consent_and_complete(session: Session, actor: Actor) -> None:
-    back = query_of(consent(oauth.google_authorize_url(session, actor=actor)))
-    assert oauth.complete_google(session, code=back["code"], state=back["state"]).ok
+    back = query_of(consent(oauth_flow.authorize(session, actor, "google_drive")))
+    assert oauth_flow.complete(session, "google_drive", code=back["code"], state=back["state"]).ok
     session.commit()
 
 

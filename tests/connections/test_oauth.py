@@ -23,6 +23,7 @@ from backend.platform.errors import InvalidInput, PermissionDenied, PlanRequired
 from backend.security import tokens
 from models import AuditLog, Integration, IntegrationStatus, Plan, Role
 from tests import factories
+from tests.support import oauth_flow
 from tests.support.google_oauth import (
     consent,
     drive_accepts,
@@ -59,8 +60,8 @@ def _owner(session: Session, plan: Plan = Plan.PRO, role: Role = Role.OWNER) -> 
 
 def _connect(session: Session, actor: Actor) -> views.ConnectResult:
     """Owner presses Connect with Google, allows on Google's page; the callback's work."""
-    back = query_of(consent(oauth.google_authorize_url(session, actor=actor)))
-    result = oauth.complete_google(session, code=back["code"], state=back["state"])
+    back = query_of(consent(oauth_flow.authorize(session, actor, "google_drive")))
+    result = oauth_flow.complete(session, "google_drive", code=back["code"], state=back["state"])
     session.commit()
     return result
 
@@ -75,7 +76,7 @@ def test_authorize_url_asks_google_for_offline_drive_access_with_a_signed_state(
     session: Session, sandbox_url: str
 ) -> None:
     actor = _owner(session)
-    url = oauth.google_authorize_url(session, actor=actor)
+    url = oauth_flow.authorize(session, actor, "google_drive")
     assert url.startswith(f"{sandbox_url}/google/_pages/o/oauth2/auth?")
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     assert query["client_id"] == get_settings().google_client_id
@@ -120,9 +121,9 @@ def test_tampered_state_is_refused_and_nothing_is_stored(
     session: Session, sandbox_url: str
 ) -> None:
     actor = _owner(session)
-    back = query_of(consent(oauth.google_authorize_url(session, actor=actor)))
+    back = query_of(consent(oauth_flow.authorize(session, actor, "google_drive")))
     with pytest.raises(InvalidInput, match="not valid"):
-        oauth.complete_google(session, code=back["code"], state="x" + back["state"])
+        oauth_flow.complete(session, "google_drive", code=back["code"], state="x" + back["state"])
     assert rows.find(session, workspace_id=actor.workspace_id, provider_slug=GOOGLE) is None
 
 
@@ -130,7 +131,7 @@ def test_state_made_for_stripe_is_refused_on_googles_callback(
     session: Session, sandbox_url: str
 ) -> None:
     actor = _owner(session)
-    back = query_of(consent(oauth.google_authorize_url(session, actor=actor)))
+    back = query_of(consent(oauth_flow.authorize(session, actor, "google_drive")))
     stripe_state = tokens.oauth_state(
         get_settings().secret_key.get_secret_value(),
         workspace_id=actor.workspace_id,
@@ -138,7 +139,7 @@ def test_state_made_for_stripe_is_refused_on_googles_callback(
         provider="stripe",
     )
     with pytest.raises(InvalidInput, match="started for stripe"):
-        oauth.complete_google(session, code=back["code"], state=stripe_state)
+        oauth_flow.complete(session, "google_drive", code=back["code"], state=stripe_state)
 
 
 class _ElevenMinutesAgo(TimestampSigner):
@@ -148,14 +149,14 @@ class _ElevenMinutesAgo(TimestampSigner):
 
 def test_expired_state_is_refused(session: Session, sandbox_url: str) -> None:
     actor = _owner(session)
-    back = query_of(consent(oauth.google_authorize_url(session, actor=actor)))
+    back = query_of(consent(oauth_flow.authorize(session, actor, "google_drive")))
     old_state = URLSafeTimedSerializer(
         get_settings().secret_key.get_secret_value(),
         salt=tokens.OAUTH_STATE_SALT,
         signer=_ElevenMinutesAgo,
     ).dumps({"w": actor.workspace_id, "o": actor.operator_id, "p": GOOGLE})
     with pytest.raises(InvalidInput, match="expired"):
-        oauth.complete_google(session, code=back["code"], state=old_state)
+        oauth_flow.complete(session, "google_drive", code=back["code"], state=old_state)
     assert rows.find(session, workspace_id=actor.workspace_id, provider_slug=GOOGLE) is None
 
 
@@ -164,10 +165,10 @@ def test_only_an_owner_on_a_paid_plan_starts_connect_with_google(
 ) -> None:
     free = _owner(session, plan=Plan.FREE)
     with pytest.raises(PlanRequired, match="Pro plan"):
-        oauth.google_authorize_url(session, actor=free)
+        oauth_flow.authorize(session, free, "google_drive")
     admin = Actor(operator_id=free.operator_id, workspace_id=free.workspace_id, role=Role.ADMIN)
     with pytest.raises(PermissionDenied):
-        oauth.google_authorize_url(session, actor=admin)
+        oauth_flow.authorize(session, admin, "google_drive")
 
 
 def test_test_connection_renews_an_expired_access_token_and_keeps_it(

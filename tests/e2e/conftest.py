@@ -37,6 +37,8 @@ class Console:
     engine: Engine
     sandbox_url: str
     sidecar_url: str
+    # Where Reflex pickles the console's states between events (its disk state manager).
+    states_dir: Path
 
 
 def _chromium() -> str | None:
@@ -51,7 +53,9 @@ def _chromium() -> str | None:
 
 @pytest.fixture(scope="session")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    db_path: Path = tmp_path_factory.mktemp("console") / "hub.db"
+    folder = tmp_path_factory.mktemp("console")
+    db_path: Path = folder / "hub.db"
+    states_dir = folder / "states"
     url = f"sqlite:///{db_path}"
     port, sandbox_port, sidecar_port = free_port(), free_port(), free_port()
     # The whole product, as `make run` starts it: the upgrade journey crosses all four.
@@ -65,6 +69,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         HUB_SIDECAR_PORT=str(sidecar_port),
         HUB_PUBLIC_SIDECAR_URL=f"http://127.0.0.1:{sidecar_port}",
         HUB_HEARTBEAT_SECONDS="2",
+        # This run's own folder, so a test can read every state this console pickled.
+        REFLEX_STATES_WORKDIR=str(states_dir),
     )
     run_cli("migrate", env=env)
     run_cli("seed", env=env)
@@ -110,7 +116,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         wait_for_http(f"{base}/", timeout=120, output=output)
         engine = make_engine(url)
         yield Console(
-            base, engine, f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{sidecar_port}"
+            base,
+            engine,
+            f"http://127.0.0.1:{sandbox_port}",
+            f"http://127.0.0.1:{sidecar_port}",
+            states_dir,
         )
         engine.dispose()
 

@@ -1,13 +1,17 @@
 """The hub's journeys in the browser, against the provider sandbox: upgrade from Free through the
-platform's Stripe Checkout, connect Stripe with keys (a wrong key gets the explanation), see it
-masked, disconnect; a viewer can look but not change."""
+platform's Stripe Checkout, connect Stripe through its consent page (a replayed callback gets a
+400 page) and with keys (a wrong key gets the explanation; a pasted key reaches neither the
+browser nor Reflex's pickled states), see it masked, disconnect; a viewer can look but not
+change."""
 
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, WebSocket, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,6 +21,31 @@ from models import Integration, IntegrationStatus, Plan, Workspace
 from tests.e2e.conftest import Console, log_in
 
 pytestmark = pytest.mark.e2e
+
+
+CANARY_KEY = "sk_test_CANARY_e2e_7f3a91c4d2"
+
+
+def _frames_to_the_browser(page: Page) -> list[str]:
+    """Every message the console's socket sends this page: the whole client-visible state."""
+    frames: list[str] = []
+
+    def watch(socket: WebSocket) -> None:
+        socket.on("framereceived", lambda payload: frames.append(str(payload)))
+
+    page.on("websocket", watch)
+    return frames
+
+
+def _pickles_written_since(states_dir: Path, since: float) -> list[Path]:
+    """The state files Reflex has (re)written since ``since``, once its debounced write lands."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        files = [p for p in states_dir.glob("*.pkl") if p.stat().st_mtime >= since]
+        if files:
+            return sorted(states_dir.glob("*.pkl"))
+        time.sleep(0.2)
+    raise AssertionError(f"Reflex wrote no state into {states_dir}")
 
 
 def _workspace(console: Console, slug: str) -> Workspace:
@@ -58,16 +87,54 @@ def test_free_owner_upgrades_and_stripe_unlocks_without_a_reload(
 def test_owner_disconnects_stripe_and_connects_it_with_keys(page: Page, console: Console) -> None:
     """The demo starts with Stripe connected (sandbox); the test leaves it connected again, as
     the invoice panel's browser tests need it."""
+    frames = _frames_to_the_browser(page)
     log_in(page, "owner@lakeside.example", demo.DEMO_PASSWORD)
     page.goto("/integrations/stripe")
     expect(page.get_by_test_id("integration-status")).to_have_text("active")
 
-    page.get_by_test_id("disconnect").click()
-    page.get_by_test_id("confirm-disconnect").click()
-    expect(page.get_by_test_id("integration-status")).to_have_text("inactive")
+    def disconnect() -> None:
+        page.get_by_test_id("disconnect").click()
+        page.get_by_test_id("confirm-disconnect").click()
+        expect(page.get_by_test_id("integration-status")).to_have_text("inactive")
+
+    disconnect()
     with Session(console.engine) as session:
         row = session.scalars(select(Integration).where(Integration.provider == "stripe")).one()
         assert row.status is IntegrationStatus.INACTIVE and row.credentials_enc is None
+
+    # Connect through Stripe's consent page: the sidecar's start hop binds the flow to this
+    # browser, the callback uses it up; the same callback again gets the 400 page.
+    callbacks: list[str] = []
+    page.on(
+        "request", lambda r: callbacks.append(r.url) if "/oauth/stripe/callback" in r.url else None
+    )
+    page.get_by_test_id("oauth-connect").click()
+    page.get_by_test_id("connect-allow").click()
+    page.wait_for_url(re.compile(r"/integrations/stripe\?connected=1"))
+    expect(page.get_by_test_id("integration-status")).to_have_text("active")
+    assert len(callbacks) == 1
+    replayed = page.goto(callbacks[0])
+    assert replayed is not None and replayed.status == 400
+    expect(page.get_by_test_id("oauth-refused")).to_contain_text("already used")
+    page.goto("/integrations/stripe")
+    disconnect()
+
+    # A pasted key that fails its test waits for "Save anyway": backend-only and sealed, so
+    # neither the page, nor the socket's messages, nor the pickled states hold it.
+    pasted_at = time.time()
+    page.get_by_test_id("field-secret_key").fill(CANARY_KEY)
+    page.get_by_test_id("save-keys").click()
+    expect(page.get_by_test_id("save-inactive")).to_be_visible()
+    session_cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "hub_session")
+    assert frames, "the socket's messages were not seen"
+    assert not [f for f in frames if CANARY_KEY in f]
+    assert CANARY_KEY not in page.content()
+    pickles = _pickles_written_since(console.states_dir, pasted_at)
+    for secret in (CANARY_KEY, session_cookie):
+        assert not [p.name for p in pickles if secret.encode() in p.read_bytes()]
+    # Sealed, yet still there for the next event.
+    page.get_by_test_id("save-inactive").click()
+    expect(page.get_by_test_id("connect-result")).to_contain_text("Saved as inactive")
 
     page.get_by_test_id("field-secret_key").fill(DEMO_PUBLISHABLE_KEY)
     page.get_by_test_id("save-keys").click()
