@@ -4,7 +4,7 @@
 (digests only). ``login_throttles``: runs of failed logins per client and per (email, client),
 known emails or not (digests only).
 
-Revision ID: 0008
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-04 20:00:00.000000
 """
@@ -17,7 +17,7 @@ from alembic import op
 import models.base
 
 
-revision: str = '0008'
+revision: str = '0007'
 down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
