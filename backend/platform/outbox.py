@@ -6,7 +6,14 @@ transaction as the change that asks for it, then run by workers.
   makes the claiming UPDATE atomic there), holding a lease they can extend.
 - Failures back off exponentially with jitter; a provider's 4xx that cannot succeed fails at
   once; a 429 waits for its Retry-After without using an attempt; after ``max_attempts`` the job
-  is dead and an alert is raised. Jobs of a provider whose circuit is open wait, unclaimed.
+  is dead and an alert is raised. Jobs of an account whose circuit is open wait, unclaimed
+  (each workspace's account at a provider has its own circuit: ``circuits.key_for``).
+- Claims are fair across workspaces: they go by each job's ``fair_at``, its turn, not by when it
+  was queued. A job that calls a provider takes the turn after its account's last pending one
+  (``FAIR_SPACING`` later, or now if the account has nothing pending), so a workspace's
+  thousand queued invoices are interleaved with everyone else's work instead of ahead of it:
+  round-robin by place in each account's queue. Only an order: nothing waits for its turn when
+  nothing else is due.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
@@ -42,6 +49,12 @@ NOTIFY_CHANNEL = "outbox"
 # The payload of the NOTIFY for a job that calls a provider: it wakes the workers that run
 # those (see backend/jobs/drainer.py); any other NOTIFY on the channel is for local jobs.
 NOTIFY_PROVIDER_JOB = "provider"
+# The distance between two turns of one account's provider jobs (see the module's docstring).
+# Longer than any account's jobs take to run one after the other (Stripe's invoices: a tenth
+# of a second; Slack's, at one request a second, about two): a job queued by another workspace
+# now then comes before all but the next few of a long queue queued earlier. Any longer changes
+# nothing but the figures in the column.
+FAIR_SPACING = dt.timedelta(seconds=60)
 
 
 class RetryLater(Exception):
@@ -203,24 +216,32 @@ def enqueue(
         raise ValueError(
             f"unknown job kind {kind!r}; declare it in its domain's jobs.py (outbox.declare)"
         )
+    now = utcnow()
+    key = circuits.key_for(spec.provider, workspace_id) if spec.provider else None
     stmt = (
         conflict_insert(session, OutboxJob)
         .values(
             kind=kind,
             provider=spec.provider,
+            circuit_key=key,
+            # Local jobs run thousands a second, in batches: they keep their arrival order
+            # (a turn would cost the webhooks' hot path a query for a wait of milliseconds).
+            fair_at=_next_turn(session, key, now) if key else now,
             payload=payload,
             idempotency_key=idempotency_key,
             workspace_id=workspace_id,
             status=JobStatus.PENDING,
             attempts=0,
             max_attempts=max_attempts or spec.max_attempts,
-            run_after=run_after or utcnow(),
-            created_at=utcnow(),
+            run_after=run_after or now,
+            created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(OutboxJob.id)
     )
     job_id = session.execute(stmt).scalar()
+    if job_id is None and key:
+        _lanes(session).pop(key, None)  # the turn was not taken
     if job_id is not None and session.get_bind().dialect.name == "postgresql":
         # Delivered at commit; wakes idle workers at once instead of at their next poll.
         if spec.provider:
@@ -228,6 +249,73 @@ def enqueue(
         else:
             session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
     return job_id
+
+
+def _lanes(session: Session) -> dict[str, dt.datetime]:
+    """The last turn given to each account in this session's transaction: a run of enqueues
+    (Generate all's thousand) asks the database once per account, not once per job."""
+    transaction = session.get_transaction()
+    held = session.info.get("outbox_lanes")
+    if held is None or held[0] is not transaction:
+        held = (transaction, {})
+        session.info["outbox_lanes"] = held
+    lanes: dict[str, dt.datetime] = held[1]
+    return lanes
+
+
+def last_turn(session: Session, key: str) -> dt.datetime | None:
+    """The latest turn among the account's pending jobs (None: it has none)."""
+    return session.scalar(
+        select(func.max(OutboxJob.fair_at)).where(
+            OutboxJob.circuit_key == key, OutboxJob.status == JobStatus.PENDING
+        )
+    )
+
+
+def _next_turn(session: Session, key: str, now: dt.datetime) -> dt.datetime:
+    lanes = _lanes(session)
+    last = lanes[key] if key in lanes else last_turn(session, key)
+    turn = now if last is None else max(now, last + FAIR_SPACING)
+    lanes[key] = turn
+    return turn
+
+
+def requeue_in_turn(session: Session, job_ids: Sequence[int], *, now: dt.datetime) -> None:
+    """Give jobs back in the queue (a replay) turns after their accounts' pending ones, in id
+    order, as if queued now: a replay of a thousand dead jobs is not ahead of other
+    workspaces' work. Local jobs take ``now``."""
+    if not job_ids:
+        return
+    rows = session.execute(
+        select(OutboxJob.id, OutboxJob.circuit_key)
+        .where(OutboxJob.id.in_(job_ids))
+        .order_by(OutboxJob.id)
+    ).all()
+    lanes: dict[str, dt.datetime | None] = {}
+    turns: list[dict[str, Any]] = []
+    for job_id, key in rows:
+        if key is None:
+            turns.append({"job_id": job_id, "turn": now})
+            continue
+        if key not in lanes:
+            lanes[key] = session.scalar(
+                select(func.max(OutboxJob.fair_at)).where(
+                    OutboxJob.circuit_key == key,
+                    OutboxJob.status == JobStatus.PENDING,
+                    OutboxJob.id.not_in(job_ids),
+                )
+            )
+        last = lanes[key]
+        turn = now if last is None else max(now, last + FAIR_SPACING)
+        lanes[key] = turn
+        turns.append({"job_id": job_id, "turn": turn})
+    session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.id == bindparam("job_id"))
+        .values(fair_at=bindparam("turn"))
+        .execution_options(synchronize_session=False),
+        turns,
+    )
 
 
 # -- claiming and leases --------------------------------------------------------------------
@@ -243,6 +331,7 @@ class Claimed:
     max_attempts: int
     workspace_id: int | None
     provider: str | None
+    circuit_key: str | None
 
 
 def claim(
@@ -254,7 +343,8 @@ def claim(
     now: dt.datetime | None = None,
     provider_jobs: bool | None = None,
 ) -> list[Claimed]:
-    """Take up to ``limit`` due jobs for ``worker``. Commit soon after: the claim is the lease.
+    """Take up to ``limit`` due jobs for ``worker``, in their turns (``fair_at``: fair across
+    workspaces, see the module's docstring). Commit soon after: the claim is the lease.
 
     ``provider_jobs``: None takes any job; False only jobs that call no provider; True only
     jobs that do."""
@@ -273,7 +363,7 @@ def claim(
             OutboxJob.run_after <= now,
             OutboxJob.kind.not_in(paused),
         )
-        .order_by(OutboxJob.run_after, OutboxJob.id)
+        .order_by(OutboxJob.fair_at, OutboxJob.id)
         .limit(limit)
     )
     if provider_jobs is not None:
@@ -281,11 +371,15 @@ def claim(
             OutboxJob.provider.is_not(None) if provider_jobs else OutboxJob.provider.is_(None)
         )
     if gate.blocked:
-        due = due.where(or_(OutboxJob.provider.is_(None), OutboxJob.provider.not_in(gate.blocked)))
+        # Only the accounts whose breaker is open: every other workspace's jobs at the same
+        # provider go on.
+        due = due.where(
+            or_(OutboxJob.circuit_key.is_(None), OutboxJob.circuit_key.not_in(gate.blocked))
+        )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     claimed = _take(session, due, worker, lease_seconds, now)
-    for provider in gate.probes:
+    for key in gate.probes:
         # A half-open circuit lets exactly one job through to test the provider: a due one,
         # or one waiting out its backoff after failing (during an outage that is all of
         # them: waiting for a backoff of minutes would keep the breaker from ever probing).
@@ -294,10 +388,10 @@ def claim(
             .where(
                 OutboxJob.status == JobStatus.PENDING,
                 or_(OutboxJob.run_after <= now, OutboxJob.attempts > 0),
-                OutboxJob.provider == provider,
+                OutboxJob.circuit_key == key,
                 OutboxJob.kind.not_in(paused),
             )
-            .order_by(OutboxJob.run_after, OutboxJob.id)
+            .order_by(OutboxJob.fair_at, OutboxJob.id)
             .limit(1)
         )
         if session.get_bind().dialect.name == "postgresql":
@@ -334,6 +428,7 @@ def _take(
             OutboxJob.max_attempts,
             OutboxJob.workspace_id,
             OutboxJob.provider,
+            OutboxJob.circuit_key,
         )
         .execution_options(synchronize_session=False)
     )
