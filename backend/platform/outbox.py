@@ -263,13 +263,17 @@ def _lanes(session: Session) -> dict[str, dt.datetime]:
     return lanes
 
 
-def last_turn(session: Session, key: str) -> dt.datetime | None:
-    """The latest turn among the account's pending jobs (None: it has none)."""
-    return session.scalar(
-        select(func.max(OutboxJob.fair_at)).where(
-            OutboxJob.circuit_key == key, OutboxJob.status == JobStatus.PENDING
-        )
+def last_turn(
+    session: Session, key: str, *, besides: Sequence[int] = ()
+) -> dt.datetime | None:
+    """The latest turn among the account's pending jobs other than ``besides`` (None: it has
+    none)."""
+    latest = select(func.max(OutboxJob.fair_at)).where(
+        OutboxJob.circuit_key == key, OutboxJob.status == JobStatus.PENDING
     )
+    if besides:
+        latest = latest.where(OutboxJob.id.not_in(besides))
+    return session.scalar(latest)
 
 
 def _next_turn(session: Session, key: str, now: dt.datetime) -> dt.datetime:
@@ -298,22 +302,15 @@ def requeue_in_turn(session: Session, job_ids: Sequence[int], *, now: dt.datetim
             turns.append({"job_id": job_id, "turn": now})
             continue
         if key not in lanes:
-            lanes[key] = session.scalar(
-                select(func.max(OutboxJob.fair_at)).where(
-                    OutboxJob.circuit_key == key,
-                    OutboxJob.status == JobStatus.PENDING,
-                    OutboxJob.id.not_in(job_ids),
-                )
-            )
+            lanes[key] = last_turn(session, key, besides=job_ids)
         last = lanes[key]
         turn = now if last is None else max(now, last + FAIR_SPACING)
         lanes[key] = turn
         turns.append({"job_id": job_id, "turn": turn})
+    jobs = OutboxJob.__table__
+    # The table, not the entity: one statement run for every row (an executemany).
     session.execute(
-        update(OutboxJob)
-        .where(OutboxJob.id == bindparam("job_id"))
-        .values(fair_at=bindparam("turn"))
-        .execution_options(synchronize_session=False),
+        update(jobs).where(jobs.c.id == bindparam("job_id")).values(fair_at=bindparam("turn")),
         turns,
     )
 

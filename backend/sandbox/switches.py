@@ -27,7 +27,8 @@ ErrorRenderer = Callable[[int, str, str], Response]
 @dataclass
 class ProviderSwitches:
     outage: Outage = "none"
-    # Requests per second allowed for one API key; None is unlimited.
+    # Requests per second allowed for one account (the provider's: Stripe counts per account,
+    # the others per API key or token); None is unlimited.
     rate_limit: float | None = None
     # How long a "timeouts" outage holds a request before answering 504.
     hang_seconds: float = 60.0
@@ -60,7 +61,8 @@ class Switches:
 
 
 class TokenBuckets:
-    """One bucket per (provider, key): Stripe limits per account, not per sandbox."""
+    """One bucket per (provider, account): Stripe limits per account, not per sandbox (nor
+    per product calling it: two workspaces' accounts never share one)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -109,11 +111,21 @@ class RequestCounts:
             }
 
 
+# What one request's rate limit is counted against, from its headers: the provider's own
+# notion of an account (Stripe's is the account, whichever of its keys is used).
+RateKey = Callable[[Request], str]
+
+
+def _by_api_key(request: Request) -> str:
+    return request.headers.get("authorization", "") or request.client.host  # type: ignore[union-attr]
+
+
 @dataclass(frozen=True)
 class ProviderMount:
     name: str
     prefix: str
     render_error: ErrorRenderer
+    rate_key: RateKey = _by_api_key
 
 
 def make_middleware(
@@ -144,8 +156,7 @@ def make_middleware(
             await asyncio.sleep(state.hang_seconds)
             return mount.render_error(504, "api_error", "The sandbox simulated a timeout.")
         if state.rate_limit:
-            key = request.headers.get("authorization", "") or request.client.host  # type: ignore[union-attr]
-            wait = buckets.take(mount.name, key, state.rate_limit)
+            wait = buckets.take(mount.name, mount.rate_key(request), state.rate_limit)
             if wait > 0:
                 response = mount.render_error(
                     429, "rate_limit", "Too many requests hit the API too quickly."
