@@ -10,6 +10,7 @@ tests/jobs/test_reliability.py."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -89,15 +90,22 @@ class RequestCounts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, dict[int, int]] = {}
+        # Answered requests by the account the rate limit counts them against (only while a
+        # rate limit is on: the look-up is not free): what each tenant sent, apart.
+        self._accounts: dict[str, dict[str, int]] = {}
 
-    def add(self, provider: str, status: int) -> None:
+    def add(self, provider: str, status: int, account: str | None = None) -> None:
         with self._lock:
             by_status = self._counts.setdefault(provider, {})
             by_status[status] = by_status.get(status, 0) + 1
+            if account is not None:
+                by_account = self._accounts.setdefault(provider, {})
+                by_account[account] = by_account.get(account, 0) + 1
 
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._accounts.clear()
 
     def as_dict(self) -> dict[str, dict[str, object]]:
         with self._lock:
@@ -106,6 +114,7 @@ class RequestCounts:
                     "requests": sum(by_status.values()),
                     "rate_limited": by_status.get(429, 0),
                     "by_status": {str(code): n for code, n in sorted(by_status.items())},
+                    "by_account": dict(self._accounts.get(provider, {})),
                 }
                 for provider, by_status in self._counts.items()
             }
@@ -116,8 +125,11 @@ class RequestCounts:
 RateKey = Callable[[Request], str]
 
 
-def _by_api_key(request: Request) -> str:
-    return request.headers.get("authorization", "") or request.client.host  # type: ignore[union-attr]
+def by_api_key(request: Request) -> str:
+    """The request's API key, as a digest: the key itself is never kept or shown (the counts
+    by account are served on /_sandbox/requests)."""
+    credential = request.headers.get("authorization", "") or request.client.host  # type: ignore[union-attr]
+    return "key:" + hashlib.sha256(credential.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -125,7 +137,7 @@ class ProviderMount:
     name: str
     prefix: str
     render_error: ErrorRenderer
-    rate_key: RateKey = _by_api_key
+    rate_key: RateKey = by_api_key
 
 
 def make_middleware(
@@ -143,7 +155,8 @@ def make_middleware(
         if mount is None or "/_pages/" in path or "/_sandbox/" in path:
             return await call_next(request)
         response = await answer(request, call_next, mount)
-        counts.add(mount.name, response.status_code)
+        limited = switches.of(mount.name).rate_limit
+        counts.add(mount.name, response.status_code, mount.rate_key(request) if limited else None)
         return response
 
     async def answer(

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from backend.sandbox.context import SandboxContext, Section
+from backend.sandbox.switches import by_api_key
 from backend.sandbox.stripe.core import ensure_seeded
 from backend.sandbox.stripe.pages import build_pages
 from backend.sandbox.stripe.routes import build_router as _build_api
@@ -44,7 +45,7 @@ def rate_key(ctx: SandboxContext, request: Request) -> str:
     authorization = request.headers.get("authorization", "")
     credential = authorization.partition(" ")[2]
     info = ctx.store.lookup("stripe", "keys", credential) if credential else None
-    return str(info["account"]) if isinstance(info, dict) else authorization
+    return str(info["account"]) if isinstance(info, dict) else by_api_key(request)
 
 
 def seed(ctx: SandboxContext) -> None:
