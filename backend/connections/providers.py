@@ -75,8 +75,9 @@ def provider_context(
 def platform_stripe() -> StripeAdapter:
     """The platform's own Stripe account (plans, Checkout, Connect OAuth), keyed by settings.
 
-    Not throttled through its bucket (``circuits.key_for("stripe", None)``): these calls are rare (an upgrade, a connect) and a
-    person waits on each of them.
+    Not throttled through its bucket (``circuits.key_for("stripe", None)``, the platform's,
+    apart from every workspace's): these calls are rare (an upgrade, a connect) and a person
+    waits on each of them.
     """
     settings = get_settings()
     return StripeAdapter(

@@ -204,13 +204,9 @@ class Runner:
     def _succeeded(session: Session, job: Claimed, provider: str) -> None:
         """The provider answered: a breaker this closes releases every job waiting on that
         account now, and an integration in Error (or marked unavailable) recovers."""
-        closed = circuits.record(
-            session, provider=provider, workspace_id=job.workspace_id, ok=True
-        )
+        closed = circuits.record(session, provider=provider, workspace_id=job.workspace_id, ok=True)
         if closed == circuits.RECLOSED:
-            outbox_operators.wake_waiting(
-                session, provider=provider, workspace_id=job.workspace_id
-            )
+            outbox_operators.wake_waiting(session, provider=provider, workspace_id=job.workspace_id)
         if job.workspace_id is not None:
             provider_status.succeeded(session, workspace_id=job.workspace_id, provider=provider)
 

@@ -195,9 +195,7 @@ def record(
     return row.state
 
 
-def open_until(
-    session: Session, *, provider: str, workspace_id: int | None
-) -> dt.datetime | None:
+def open_until(session: Session, *, provider: str, workspace_id: int | None) -> dt.datetime | None:
     """When an open (or half-open) breaker lets its next probe through; None when closed."""
     row = session.get(ProviderCircuit, key_for(provider, workspace_id))
     if row is None or row.state == "closed":

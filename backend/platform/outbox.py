@@ -22,7 +22,7 @@ import datetime as dt
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
 from sqlalchemy import bindparam, func, or_, select, text, update
@@ -39,6 +39,9 @@ from models import (
     OutboxJob,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
 
 log = structlog.get_logger("outbox")
 
@@ -263,9 +266,7 @@ def _lanes(session: Session) -> dict[str, dt.datetime]:
     return lanes
 
 
-def last_turn(
-    session: Session, key: str, *, besides: Sequence[int] = ()
-) -> dt.datetime | None:
+def last_turn(session: Session, key: str, *, besides: Sequence[int] = ()) -> dt.datetime | None:
     """The latest turn among the account's pending jobs other than ``besides`` (None: it has
     none)."""
     latest = select(func.max(OutboxJob.fair_at)).where(
@@ -307,7 +308,7 @@ def requeue_in_turn(session: Session, job_ids: Sequence[int], *, now: dt.datetim
         turn = now if last is None else max(now, last + FAIR_SPACING)
         lanes[key] = turn
         turns.append({"job_id": job_id, "turn": turn})
-    jobs = OutboxJob.__table__
+    jobs = cast("Table", OutboxJob.__table__)
     # The table, not the entity: one statement run for every row (an executemany).
     session.execute(
         update(jobs).where(jobs.c.id == bindparam("job_id")).values(fair_at=bindparam("turn")),

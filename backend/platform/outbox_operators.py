@@ -173,9 +173,7 @@ def retry_now(
     message = f"Job {job.id} runs now."
     if job.provider is not None:
         # The workspace's own breaker: an operator may test their account, never another's.
-        opened = circuits.open_until(
-            session, provider=job.provider, workspace_id=job.workspace_id
-        )
+        opened = circuits.open_until(session, provider=job.provider, workspace_id=job.workspace_id)
         if opened is not None and opened > now:
             circuits.probe_now(
                 session, provider=job.provider, workspace_id=job.workspace_id, now=now

@@ -42,7 +42,11 @@ def test_an_open_breaker_and_the_jobs_waiting_on_it_show_now(session: Session) -
         )
     for _ in range(circuits.POLICY.consecutive_failures):
         circuits.record(
-            session, provider="stripe", workspace_id=ws.id, ok=False, error="Stripe answered 500: down"
+            session,
+            provider="stripe",
+            workspace_id=ws.id,
+            ok=False,
+            error="Stripe answered 500: down",
         )
     session.commit()
 

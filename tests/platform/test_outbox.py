@@ -307,7 +307,10 @@ def test_rate_limit_bucket_refills(session: Session) -> None:
     now = utcnow()
     rate = circuits.RATE_LIMITS["stripe"]
     burst = int(rate * circuits.BURST_SECONDS)
-    waits = [circuits.reserve_token(session, provider="stripe", workspace_id=None, now=now) for _ in range(burst + 1)]
+    waits = [
+        circuits.reserve_token(session, provider="stripe", workspace_id=None, now=now)
+        for _ in range(burst + 1)
+    ]
     assert waits[:burst] == [0.0] * burst
     assert 0 < waits[-1] <= 1 / rate
     # Once the debt is paid back and a token more has come in, a request goes at once again.
@@ -318,7 +321,10 @@ def test_rate_limit_bucket_refills(session: Session) -> None:
 def test_reserved_turns_queue_up_at_the_rate_after_a_short_burst(session: Session) -> None:
     now = utcnow()
     rate = circuits.RATE_LIMITS["stripe"]
-    waits = [circuits.reserve_token(session, provider="stripe", workspace_id=None, now=now) for _ in range(20)]
+    waits = [
+        circuits.reserve_token(session, provider="stripe", workspace_id=None, now=now)
+        for _ in range(20)
+    ]
     immediate = [wait for wait in waits if wait == 0.0]
     assert len(immediate) == int(rate * circuits.BURST_SECONDS)
     queued = waits[len(immediate) :]
@@ -328,9 +334,9 @@ def test_reserved_turns_queue_up_at_the_rate_after_a_short_burst(session: Sessio
         [1 / rate] * (len(queued) - 1)
     )
     at_last_turn = now + dt.timedelta(seconds=queued[-1])
-    assert circuits.reserve_token(session, provider="stripe", workspace_id=None, now=at_last_turn) == pytest.approx(
-        1 / rate
-    )
+    assert circuits.reserve_token(
+        session, provider="stripe", workspace_id=None, now=at_last_turn
+    ) == pytest.approx(1 / rate)
 
 
 def test_a_time_read_before_waiting_for_the_bucket_refills_nothing_twice(
@@ -511,7 +517,7 @@ def test_job_errors_are_words_without_secrets_or_emails(session: Session) -> Non
 
 def test_the_breaker_keeps_a_scrubbed_error(engine: Engine) -> None:
     """A breaker's last error is shown on its workspace's pages (this one, the platform's, on
-    none): it keeps the same scrubbed words as the job, never an address or a key a provider quoted."""
+    none): it keeps the job's scrubbed words, never an address or a key a provider quoted."""
     with Session(engine) as session:
         outbox.enqueue(session, kind="test.remote", payload={"quote": True}, idempotency_key="q")
         session.commit()

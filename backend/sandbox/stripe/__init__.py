@@ -14,11 +14,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from backend.sandbox.context import SandboxContext, Section
-from backend.sandbox.switches import by_api_key
 from backend.sandbox.stripe.core import ensure_seeded
 from backend.sandbox.stripe.pages import build_pages
 from backend.sandbox.stripe.routes import build_router as _build_api
 from backend.sandbox.stripe.routes import render_error as _render_error
+from backend.sandbox.switches import by_api_key
 
 NAME = "stripe"
 PREFIX = "/stripe"
