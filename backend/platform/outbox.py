@@ -8,12 +8,8 @@ transaction as the change that asks for it, then run by workers.
   once; a 429 waits for its Retry-After without using an attempt; after ``max_attempts`` the job
   is dead and an alert is raised. Jobs of an account whose circuit is open wait, unclaimed
   (each workspace's account at a provider has its own circuit: ``circuits.key_for``).
-- Claims are fair across workspaces: they go by each job's ``fair_at``, its turn, not by when it
-  was queued. A job that calls a provider takes the turn after its account's last pending one
-  (``FAIR_SPACING`` later, or now if the account has nothing pending), so a workspace's
-  thousand queued invoices are interleaved with everyone else's work instead of ahead of it:
-  round-robin by place in each account's queue. Only an order: nothing waits for its turn when
-  nothing else is due.
+- Claims are fair across workspaces: by each job's turn (``fair_at``, ``turns``), not by when
+  it was queued: one workspace's thousand invoices do not hold another's one back.
 """
 
 from __future__ import annotations
@@ -22,26 +18,17 @@ import datetime as dt
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import bindparam, func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
-from backend.platform import alerts, circuits
+from backend.platform import alerts, circuits, turns
 from backend.platform.provider_failures import describe
-from models import (
-    AlertPriority,
-    JobKindPause,
-    JobStatus,
-    OutboxJob,
-    utcnow,
-)
-
-if TYPE_CHECKING:
-    from sqlalchemy import Table
+from models import AlertPriority, JobKindPause, JobStatus, OutboxJob, utcnow
 
 log = structlog.get_logger("outbox")
 
@@ -52,12 +39,6 @@ NOTIFY_CHANNEL = "outbox"
 # The payload of the NOTIFY for a job that calls a provider: it wakes the workers that run
 # those (see backend/jobs/drainer.py); any other NOTIFY on the channel is for local jobs.
 NOTIFY_PROVIDER_JOB = "provider"
-# The distance between two turns of one account's provider jobs (see the module's docstring).
-# Longer than any account's jobs take to run one after the other (Stripe's invoices: a tenth
-# of a second; Slack's, at one request a second, about two): a job queued by another workspace
-# now then comes before all but the next few of a long queue queued earlier. Any longer changes
-# nothing but the figures in the column.
-FAIR_SPACING = dt.timedelta(seconds=60)
 
 
 class RetryLater(Exception):
@@ -229,7 +210,7 @@ def enqueue(
             circuit_key=key,
             # Local jobs run thousands a second, in batches: they keep their arrival order
             # (a turn would cost the webhooks' hot path a query for a wait of milliseconds).
-            fair_at=_next_turn(session, key, now) if key else now,
+            fair_at=turns.next_turn(session, key, now) if key else now,
             payload=payload,
             idempotency_key=idempotency_key,
             workspace_id=workspace_id,
@@ -244,7 +225,7 @@ def enqueue(
     )
     job_id = session.execute(stmt).scalar()
     if job_id is None and key:
-        _lanes(session).pop(key, None)  # the turn was not taken
+        turns.forget(session, key)  # the turn was not taken
     if job_id is not None and session.get_bind().dialect.name == "postgresql":
         # Delivered at commit; wakes idle workers at once instead of at their next poll.
         if spec.provider:
@@ -252,68 +233,6 @@ def enqueue(
         else:
             session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
     return job_id
-
-
-def _lanes(session: Session) -> dict[str, dt.datetime]:
-    """The last turn given to each account in this session's transaction: a run of enqueues
-    (Generate all's thousand) asks the database once per account, not once per job."""
-    transaction = session.get_transaction()
-    held = session.info.get("outbox_lanes")
-    if held is None or held[0] is not transaction:
-        held = (transaction, {})
-        session.info["outbox_lanes"] = held
-    lanes: dict[str, dt.datetime] = held[1]
-    return lanes
-
-
-def last_turn(session: Session, key: str, *, besides: Sequence[int] = ()) -> dt.datetime | None:
-    """The latest turn among the account's pending jobs other than ``besides`` (None: it has
-    none)."""
-    latest = select(func.max(OutboxJob.fair_at)).where(
-        OutboxJob.circuit_key == key, OutboxJob.status == JobStatus.PENDING
-    )
-    if besides:
-        latest = latest.where(OutboxJob.id.not_in(besides))
-    return session.scalar(latest)
-
-
-def _next_turn(session: Session, key: str, now: dt.datetime) -> dt.datetime:
-    lanes = _lanes(session)
-    last = lanes[key] if key in lanes else last_turn(session, key)
-    turn = now if last is None else max(now, last + FAIR_SPACING)
-    lanes[key] = turn
-    return turn
-
-
-def requeue_in_turn(session: Session, job_ids: Sequence[int], *, now: dt.datetime) -> None:
-    """Give jobs back in the queue (a replay) turns after their accounts' pending ones, in id
-    order, as if queued now: a replay of a thousand dead jobs is not ahead of other
-    workspaces' work. Local jobs take ``now``."""
-    if not job_ids:
-        return
-    rows = session.execute(
-        select(OutboxJob.id, OutboxJob.circuit_key)
-        .where(OutboxJob.id.in_(job_ids))
-        .order_by(OutboxJob.id)
-    ).all()
-    lanes: dict[str, dt.datetime | None] = {}
-    turns: list[dict[str, Any]] = []
-    for job_id, key in rows:
-        if key is None:
-            turns.append({"job_id": job_id, "turn": now})
-            continue
-        if key not in lanes:
-            lanes[key] = last_turn(session, key, besides=job_ids)
-        last = lanes[key]
-        turn = now if last is None else max(now, last + FAIR_SPACING)
-        lanes[key] = turn
-        turns.append({"job_id": job_id, "turn": turn})
-    jobs = cast("Table", OutboxJob.__table__)
-    # The table, not the entity: one statement run for every row (an executemany).
-    session.execute(
-        update(jobs).where(jobs.c.id == bindparam("job_id")).values(fair_at=bindparam("turn")),
-        turns,
-    )
 
 
 # -- claiming and leases --------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from backend.platform import audit, circuits, outbox
+from backend.platform import audit, circuits, outbox, turns
 from backend.platform.actors import Actor
 from backend.platform.errors import InvalidInput
 from backend.platform.provider_failures import provider_name
@@ -106,7 +106,7 @@ def replay(
     )
     count = int(getattr(result, "rowcount", 0) or 0)
     # Back in the queue in turn, after what other workspaces queued meanwhile (fair claims).
-    outbox.requeue_in_turn(session, replayed, now=now)
+    turns.requeue_in_turn(session, replayed, now=now)
     audit.record(
         session,
         actor=actor,
