@@ -14,8 +14,8 @@ window fail; while open, that provider's jobs stay queued instead of burning att
 open period one probe job is let through (half-open): success closes the circuit, failure
 opens it again for longer.
 
-Tested in tests/platform/test_outbox.py, tests/health/test_service.py and
-tests/jobs/test_reliability.py.
+Tested in tests/platform/test_circuits.py (one account's state never another's),
+tests/platform/test_outbox.py, tests/health/test_service.py and tests/jobs/test_reliability.py.
 """
 
 from __future__ import annotations
