@@ -51,9 +51,9 @@ def queue_jobs(engine: Engine, count: int) -> float:
                 """
                 INSERT INTO outbox_jobs
                     (kind, provider, payload, idempotency_key, workspace_id, status, attempts,
-                     max_attempts, run_after, created_at)
+                     max_attempts, run_after, fair_at, created_at)
                 SELECT :kind, NULL, jsonb_build_object('n', n), 'bench:' || n, NULL, 'pending',
-                       0, 6, clock_timestamp(), clock_timestamp()
+                       0, 6, clock_timestamp(), clock_timestamp(), clock_timestamp()
                 FROM generate_series(1, :count) AS n
                 """
             ),

@@ -6,7 +6,7 @@ invoice is Sent. PostgreSQL with fsync and synchronous_commit on.
 The sandbox (``python -m backend.sandbox``, its own process, state in memory) answers Stripe's
 429 ``rate_limit`` error to any key sending more than 25 requests in a second (its token bucket
 switch); it counts the API requests it answered (GET /_sandbox/requests). The product paces
-itself with its shared Stripe token bucket (backend/services/circuits.py).
+itself with its Stripe account's token bucket (backend/platform/circuits.py).
 
     ideal   = Stripe requests answered / 25 per second
     elapsed = from the commit of "Generate all" to the last invoice job's completion

@@ -142,12 +142,13 @@ def seed(engine: Engine) -> tuple[int, int]:
             text(
                 """
                 INSERT INTO outbox_jobs (kind, provider, payload, idempotency_key, workspace_id,
-                    status, attempts, max_attempts, run_after, created_at, last_error)
+                    status, attempts, max_attempts, run_after, fair_at, created_at,
+                    last_error)
                 SELECT 'stripe.create_invoice', 'stripe', jsonb_build_object('invoice_id', id),
                        'invoice:' || id, workspace_id,
                        CASE status WHEN 'draft' THEN 'pending' WHEN 'error' THEN 'dead'
                             ELSE 'done' END,
-                       1, 6, now() + interval '1 day', now(), error_message
+                       1, 6, now() + interval '1 day', now(), now(), error_message
                 FROM invoices WHERE show_id = :show
                 """
             ),

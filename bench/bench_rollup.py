@@ -106,9 +106,9 @@ def seed(engine: Engine) -> tuple[int, int]:
             text(
                 """
                 INSERT INTO outbox_jobs (kind, provider, payload, idempotency_key, workspace_id,
-                    status, attempts, max_attempts, run_after, created_at, finished_at)
+                    status, attempts, max_attempts, run_after, fair_at, created_at, finished_at)
                 SELECT 'stripe.create_invoice', 'stripe', jsonb_build_object('invoice_id', id),
-                       'invoice:' || id, workspace_id, 'done', 1, 6, now(), now(), now()
+                       'invoice:' || id, workspace_id, 'done', 1, 6, now(), now(), now(), now()
                 FROM invoices
                 """
             )
@@ -117,9 +117,9 @@ def seed(engine: Engine) -> tuple[int, int]:
             text(
                 """
                 INSERT INTO outbox_jobs (kind, provider, payload, idempotency_key, workspace_id,
-                    status, attempts, max_attempts, run_after, created_at, finished_at)
+                    status, attempts, max_attempts, run_after, fair_at, created_at, finished_at)
                 SELECT 'inbox.process', NULL, jsonb_build_object('n', n), 'event:' || n,
-                       :ws, 'done', 1, 6, now(), now(), now()
+                       :ws, 'done', 1, 6, now(), now(), now(), now()
                 FROM generate_series(1, 50000) n
                 """
             ),
@@ -194,11 +194,11 @@ def invoice_big_show(engine: Engine, workspace_id: int, show_id: int, buyers: li
             text(
                 """
                 INSERT INTO outbox_jobs (kind, provider, payload, idempotency_key,
-                    workspace_id, status, attempts, max_attempts, run_after, created_at,
-                    last_error)
+                    workspace_id, status, attempts, max_attempts, run_after, fair_at,
+                    created_at, last_error)
                 SELECT 'stripe.create_invoice', 'stripe',
                        jsonb_build_object('invoice_id', id), 'invoice:' || id, :ws,
-                       :job, 1, 6, now(), now(), :error
+                       :job, 1, 6, now(), now(), now(), :error
                 FROM invoices WHERE show_id = :show AND buyer_platform_id = :pid
                     AND attempt = :attempt
                 """

@@ -15,10 +15,13 @@ from models.enums import JobStatus, str_enum
 class OutboxJob(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "outbox_jobs"
     __table_args__ = (
-        # The claim query: pending jobs whose time has come, oldest first.
         Index("ix_outbox_jobs_status_run_after", "status", "run_after"),
+        # The claim query: pending jobs whose time has come, in their fair turn.
+        Index("ix_outbox_jobs_status_fair_at", "status", "fair_at", "id"),
         Index("ix_outbox_jobs_kind_status", "kind", "status"),
         Index("ix_outbox_jobs_provider_status", "provider", "status"),
+        # A breaker's jobs (wake_waiting, a probe) and the last turn in a lane (enqueue).
+        Index("ix_outbox_jobs_circuit_key_status_fair_at", "circuit_key", "status", "fair_at"),
     )
 
     workspace_id: Mapped[int | None] = mapped_column(
@@ -27,6 +30,9 @@ class OutboxJob(IdMixin, CreatedAtMixin, Base):
     kind: Mapped[str] = mapped_column(String(60))
     # The provider the job calls (from the kind's registration): its breaker can hold the job.
     provider: Mapped[str | None] = mapped_column(String(40))
+    # The connected account the job calls as (backend/platform/circuits.py ``key_for``): the
+    # breaker that can hold it and the rate-limit bucket it paces on. None for local jobs.
+    circuit_key: Mapped[str | None] = mapped_column(String(80))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     status: Mapped[JobStatus] = mapped_column(
@@ -35,6 +41,10 @@ class OutboxJob(IdMixin, CreatedAtMixin, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=6)
     run_after: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The job's turn among every workspace's jobs: claims go in this order, not in the order
+    # jobs were queued (a workspace's thousand jobs do not hold another's one back). Set by
+    # outbox.enqueue; only an order, never a wait (run_after is that).
+    fair_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(120))
     lease_until: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -52,11 +62,19 @@ class JobKindPause(Base):
 
 
 class ProviderCircuit(Base):
-    """A provider's circuit breaker and rate-limit bucket, shared by every worker process."""
+    """One connected account's circuit breaker and rate-limit bucket at a provider (a
+    workspace's Stripe account, SendGrid key, Slack token, Facebook Page; or the platform's own
+    account), shared by every worker process."""
 
     __tablename__ = "provider_circuits"
 
-    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # circuits.key_for(provider, workspace_id): "stripe:ws42", or "stripe:platform".
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    # Whose account it is (None: the platform's): a workspace sees only its own circuits.
+    workspace_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
     # closed: calls flow; open: jobs wait until opened_until; half_open: one probe at a time.
     state: Mapped[str] = mapped_column(String(16), default="closed")
     consecutive_failures: Mapped[int] = mapped_column(default=0)

@@ -118,7 +118,7 @@ def drive_for(session: Session, *, workspace_id: int) -> google_drive.GoogleDriv
     )
     secrets = credentials.unseal(integration)
     engine = session.get_bind().engine
-    context = providers.provider_context(PROVIDER, engine)
+    context = providers.provider_context(PROVIDER, engine, workspace_id=workspace_id)
     if is_oauth(secrets):
 
         def remember(tokens: google_drive.OAuthTokens) -> None:

@@ -145,7 +145,11 @@ def state(session: Session, *, workspace_id: int, provider: str) -> ProviderStat
             f"Integrations → {name}; queued work waits until then."
         )
         return ProviderState(provider, REFUSED, message, waiting)
-    breaker = next((c for c in circuits.states(session) if c.provider == provider), None)
+    # The workspace's own account's breaker: another workspace's outage is not this one's.
+    breaker = next(
+        (c for c in circuits.states(session, workspace_id=workspace_id) if c.provider == provider),
+        None,
+    )
     breaker_open = breaker is not None and breaker.state != "closed"
     if row.last_error or breaker_open:
         said = (row.last_error or (breaker.last_error if breaker else None) or "").rstrip(".")

@@ -34,23 +34,27 @@ def stripe_endpoints() -> StripeEndpoints:
     return StripeEndpoints()
 
 
-def throttle(engine: Engine, provider: str) -> Callable[[], None]:
-    """Wait for the request's turn under the provider's shared rate limit before each request.
-    The turn is reserved in a short transaction of its own (the bucket's row lock is held for
-    microseconds, not for the call), then waited for outside any."""
+def throttle(engine: Engine, provider: str, workspace_id: int | None) -> Callable[[], None]:
+    """Wait for the request's turn under the rate limit of the workspace's account at the
+    provider (None: the platform's) before each request: providers limit per account, so one
+    workspace's run never slows another's. The turn is reserved in a short transaction of its
+    own (the bucket's row lock is held for microseconds, not for the call), then waited for
+    outside any."""
 
     def wait_for_token() -> None:
         with session_scope(engine) as session:
-            wait = circuits.reserve_token(session, provider=provider)
+            wait = circuits.reserve_token(session, provider=provider, workspace_id=workspace_id)
         if wait > 0:
             time.sleep(wait)
 
     return wait_for_token
 
 
-def provider_context(provider: str, engine: Engine | None = None) -> ProviderContext:
-    """What an adapter is handed: sandbox or live, and (given ``engine``) the provider's shared
-    rate limit.
+def provider_context(
+    provider: str, engine: Engine | None = None, *, workspace_id: int | None = None
+) -> ProviderContext:
+    """What an adapter is handed: sandbox or live, and (given ``engine``) the rate limit of the
+    workspace's account at the provider.
 
     Connection tests run inside the caller's transaction (connect, test, the OAuth callback):
     call this without ``engine`` for them. A throttle takes its token in a transaction of its
@@ -62,15 +66,18 @@ def provider_context(provider: str, engine: Engine | None = None) -> ProviderCon
     return ProviderContext(
         live=live,
         sandbox_url=None if live else settings.sandbox_url,
-        throttle=throttle(engine, provider) if engine is not None else (lambda: None),
+        throttle=(
+            throttle(engine, provider, workspace_id) if engine is not None else (lambda: None)
+        ),
     )
 
 
 def platform_stripe() -> StripeAdapter:
     """The platform's own Stripe account (plans, Checkout, Connect OAuth), keyed by settings.
 
-    Not throttled through the shared bucket: these calls are rare (an upgrade, a connect) and a
-    person waits on each of them.
+    Not throttled through its bucket (``circuits.key_for("stripe", None)``, the platform's,
+    apart from every workspace's): these calls are rare (an upgrade, a connect) and a person
+    waits on each of them.
     """
     settings = get_settings()
     return StripeAdapter(
@@ -121,7 +128,9 @@ def stripe_for(session: Session, *, workspace_id: int) -> StripeAdapter:
     if not secret:
         raise ProviderAuthFailed("the Stripe connection has no secret key; reconnect Stripe")
     engine = session.get_bind().engine
-    return StripeAdapter(secret, endpoints=stripe_endpoints(), throttle=throttle(engine, "stripe"))
+    return StripeAdapter(
+        secret, endpoints=stripe_endpoints(), throttle=throttle(engine, "stripe", workspace_id)
+    )
 
 
 def messenger_for(session: Session, *, workspace_id: int) -> MessengerAdapter:
@@ -133,5 +142,5 @@ def messenger_for(session: Session, *, workspace_id: int) -> MessengerAdapter:
     engine = session.get_bind().engine
     return messenger.PROVIDER.adapter(  # type: ignore[attr-defined, no-any-return]
         messenger.MessengerCredentials(page_access_token=token),
-        provider_context("messenger", engine),
+        provider_context("messenger", engine, workspace_id=workspace_id),
     )

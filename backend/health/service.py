@@ -106,9 +106,10 @@ class ProviderNow:
 
 
 def providers_now(session: Session, *, workspace_id: int) -> list[ProviderNow]:
-    """Every provider with a breaker, with work of this workspace waiting on it, or whose
-    integration here is in Error or found the provider unavailable."""
-    breakers = {c.provider: c for c in circuits.states(session)}
+    """Every provider where this workspace's account has a breaker, or work waiting, or whose
+    integration here is in Error or found the provider unavailable. Only this workspace's."""
+    # The workspace's own breakers only: another tenant's outage and errors are not shown here.
+    breakers = {c.provider: c for c in circuits.states(session, workspace_id=workspace_id)}
     waiting = dict(
         session.execute(
             select(OutboxJob.provider, func.count())

@@ -185,10 +185,11 @@ class Runner:
             if spec and spec.provider:
                 if outbox.counts_against_provider(error):
                     circuits.record(
-                        # Scrubbed, like the job's error: the breaker is shared by every
-                        # workspace and its last error is shown on their pages.
+                        # The breaker of the account the job called as (the workspace's), and
+                        # scrubbed like the job's error: it is shown on the workspace's pages.
                         session,
                         provider=spec.provider,
+                        workspace_id=job.workspace_id,
                         ok=False,
                         error=describe(error),
                     )
@@ -201,10 +202,11 @@ class Runner:
 
     @staticmethod
     def _succeeded(session: Session, job: Claimed, provider: str) -> None:
-        """The provider answered: a breaker this closes releases every job waiting on the
-        provider now, and an integration in Error (or marked unavailable) recovers."""
-        if circuits.record(session, provider=provider, ok=True) == circuits.RECLOSED:
-            outbox_operators.wake_waiting(session, provider=provider)
+        """The provider answered: a breaker this closes releases every job waiting on that
+        account now, and an integration in Error (or marked unavailable) recovers."""
+        closed = circuits.record(session, provider=provider, workspace_id=job.workspace_id, ok=True)
+        if closed == circuits.RECLOSED:
+            outbox_operators.wake_waiting(session, provider=provider, workspace_id=job.workspace_id)
         if job.workspace_id is not None:
             provider_status.succeeded(session, workspace_id=job.workspace_id, provider=provider)
 

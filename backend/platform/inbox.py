@@ -289,10 +289,11 @@ def _record_sql(rows: int) -> str:
     ), job AS (
         INSERT INTO outbox_jobs
             (kind, provider, payload, idempotency_key, workspace_id, status, attempts,
-             max_attempts, run_after, created_at)
+             max_attempts, run_after, fair_at, created_at)
         SELECT '{PROCESS_KIND}', NULL, jsonb_build_object('inbound_id', id),
                'inbox:' || provider || ':' || external_id, workspace_id,
-               '{JobStatus.PENDING.value}', 0, CAST(%s AS INTEGER), received_at, received_at
+               '{JobStatus.PENDING.value}', 0, CAST(%s AS INTEGER), received_at, received_at,
+               received_at
         FROM event
         ON CONFLICT (idempotency_key) DO NOTHING
     )

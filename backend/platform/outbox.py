@@ -6,7 +6,10 @@ transaction as the change that asks for it, then run by workers.
   makes the claiming UPDATE atomic there), holding a lease they can extend.
 - Failures back off exponentially with jitter; a provider's 4xx that cannot succeed fails at
   once; a 429 waits for its Retry-After without using an attempt; after ``max_attempts`` the job
-  is dead and an alert is raised. Jobs of a provider whose circuit is open wait, unclaimed.
+  is dead and an alert is raised. Jobs of an account whose circuit is open wait, unclaimed
+  (each workspace's account at a provider has its own circuit: ``circuits.key_for``).
+- Claims are fair across workspaces: by each job's turn (``fair_at``, ``turns``), not by when
+  it was queued: one workspace's thousand invoices do not hold another's one back.
 """
 
 from __future__ import annotations
@@ -23,15 +26,9 @@ from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
-from backend.platform import alerts, circuits
+from backend.platform import alerts, circuits, turns
 from backend.platform.provider_failures import describe
-from models import (
-    AlertPriority,
-    JobKindPause,
-    JobStatus,
-    OutboxJob,
-    utcnow,
-)
+from models import AlertPriority, JobKindPause, JobStatus, OutboxJob, utcnow
 
 log = structlog.get_logger("outbox")
 
@@ -203,24 +200,32 @@ def enqueue(
         raise ValueError(
             f"unknown job kind {kind!r}; declare it in its domain's jobs.py (outbox.declare)"
         )
+    now = utcnow()
+    key = circuits.key_for(spec.provider, workspace_id) if spec.provider else None
     stmt = (
         conflict_insert(session, OutboxJob)
         .values(
             kind=kind,
             provider=spec.provider,
+            circuit_key=key,
+            # Local jobs run thousands a second, in batches: they keep their arrival order
+            # (a turn would cost the webhooks' hot path a query for a wait of milliseconds).
+            fair_at=turns.next_turn(session, key, now) if key else now,
             payload=payload,
             idempotency_key=idempotency_key,
             workspace_id=workspace_id,
             status=JobStatus.PENDING,
             attempts=0,
             max_attempts=max_attempts or spec.max_attempts,
-            run_after=run_after or utcnow(),
-            created_at=utcnow(),
+            run_after=run_after or now,
+            created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(OutboxJob.id)
     )
     job_id = session.execute(stmt).scalar()
+    if job_id is None and key:
+        turns.forget(session, key)  # the turn was not taken
     if job_id is not None and session.get_bind().dialect.name == "postgresql":
         # Delivered at commit; wakes idle workers at once instead of at their next poll.
         if spec.provider:
@@ -243,6 +248,7 @@ class Claimed:
     max_attempts: int
     workspace_id: int | None
     provider: str | None
+    circuit_key: str | None
 
 
 def claim(
@@ -254,7 +260,8 @@ def claim(
     now: dt.datetime | None = None,
     provider_jobs: bool | None = None,
 ) -> list[Claimed]:
-    """Take up to ``limit`` due jobs for ``worker``. Commit soon after: the claim is the lease.
+    """Take up to ``limit`` due jobs for ``worker``, in their turns (``fair_at``: fair across
+    workspaces, see the module's docstring). Commit soon after: the claim is the lease.
 
     ``provider_jobs``: None takes any job; False only jobs that call no provider; True only
     jobs that do."""
@@ -273,7 +280,7 @@ def claim(
             OutboxJob.run_after <= now,
             OutboxJob.kind.not_in(paused),
         )
-        .order_by(OutboxJob.run_after, OutboxJob.id)
+        .order_by(OutboxJob.fair_at, OutboxJob.id)
         .limit(limit)
     )
     if provider_jobs is not None:
@@ -281,11 +288,15 @@ def claim(
             OutboxJob.provider.is_not(None) if provider_jobs else OutboxJob.provider.is_(None)
         )
     if gate.blocked:
-        due = due.where(or_(OutboxJob.provider.is_(None), OutboxJob.provider.not_in(gate.blocked)))
+        # Only the accounts whose breaker is open: every other workspace's jobs at the same
+        # provider go on.
+        due = due.where(
+            or_(OutboxJob.circuit_key.is_(None), OutboxJob.circuit_key.not_in(gate.blocked))
+        )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     claimed = _take(session, due, worker, lease_seconds, now)
-    for provider in gate.probes:
+    for key in gate.probes:
         # A half-open circuit lets exactly one job through to test the provider: a due one,
         # or one waiting out its backoff after failing (during an outage that is all of
         # them: waiting for a backoff of minutes would keep the breaker from ever probing).
@@ -294,10 +305,10 @@ def claim(
             .where(
                 OutboxJob.status == JobStatus.PENDING,
                 or_(OutboxJob.run_after <= now, OutboxJob.attempts > 0),
-                OutboxJob.provider == provider,
+                OutboxJob.circuit_key == key,
                 OutboxJob.kind.not_in(paused),
             )
-            .order_by(OutboxJob.run_after, OutboxJob.id)
+            .order_by(OutboxJob.fair_at, OutboxJob.id)
             .limit(1)
         )
         if session.get_bind().dialect.name == "postgresql":
@@ -334,6 +345,7 @@ def _take(
             OutboxJob.max_attempts,
             OutboxJob.workspace_id,
             OutboxJob.provider,
+            OutboxJob.circuit_key,
         )
         .execution_options(synchronize_session=False)
     )

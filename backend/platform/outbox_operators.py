@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from backend.platform import audit, circuits, outbox
+from backend.platform import audit, circuits, outbox, turns
 from backend.platform.actors import Actor
 from backend.platform.errors import InvalidInput
 from backend.platform.provider_failures import provider_name
@@ -86,6 +86,11 @@ def replay(
     so what had already reached the provider is not done twice."""
     actor.require_change("replay jobs")
     now = now or utcnow()
+    replayed = list(
+        session.scalars(
+            select(OutboxJob.id).where(_dead_filter(actor.workspace_id, kind, since, job_id))
+        )
+    )
     result = session.execute(
         update(OutboxJob)
         .where(_dead_filter(actor.workspace_id, kind, since, job_id))
@@ -100,6 +105,8 @@ def replay(
         .execution_options(synchronize_session=False)
     )
     count = int(getattr(result, "rowcount", 0) or 0)
+    # Back in the queue in turn, after what other workspaces queued meanwhile (fair claims).
+    turns.requeue_in_turn(session, replayed, now=now)
     audit.record(
         session,
         actor=actor,
@@ -114,21 +121,21 @@ def wake_waiting(
     session: Session,
     *,
     provider: str,
-    workspace_id: int | None = None,
+    workspace_id: int | None,
     now: dt.datetime | None = None,
 ) -> int:
-    """Jobs waiting on ``provider`` after a failure (of every workspace, or of one) are due now:
-    its breaker closed again, or its integration recovered. Waiting out the rest of a backoff
-    meant for an outage that has ended would only delay the work. Returns how many moved."""
+    """Jobs of one account (the workspace's at ``provider``; None: the platform's) waiting
+    after a failure are due now: its breaker closed again, or its integration recovered.
+    Waiting out the rest of a backoff meant for an outage that has ended would only delay the
+    work. Another workspace's jobs are not touched: its account did not answer. Returns how
+    many moved."""
     now = now or utcnow()
     conditions = [
-        OutboxJob.provider == provider,
+        OutboxJob.circuit_key == circuits.key_for(provider, workspace_id),
         OutboxJob.status == JobStatus.PENDING,
         OutboxJob.attempts > 0,
         OutboxJob.run_after > now,
     ]
-    if workspace_id is not None:
-        conditions.append(OutboxJob.workspace_id == workspace_id)
     result = session.execute(
         update(OutboxJob)
         .where(*conditions)
@@ -165,11 +172,14 @@ def retry_now(
     job.run_after = now
     message = f"Job {job.id} runs now."
     if job.provider is not None:
-        opened = circuits.open_until(session, provider=job.provider)
+        # The workspace's own breaker: an operator may test their account, never another's.
+        opened = circuits.open_until(session, provider=job.provider, workspace_id=job.workspace_id)
         if opened is not None and opened > now:
-            circuits.probe_now(session, provider=job.provider, now=now)
-            # The probe is the provider's earliest waiting job, which may not be this one
-            # (the breaker is shared): say what happens, not which job is the test.
+            circuits.probe_now(
+                session, provider=job.provider, workspace_id=job.workspace_id, now=now
+            )
+            # The probe is the account's earliest waiting job, which may not be this one:
+            # say what happens, not which job is the test.
             message = (
                 f"Job {job.id} is due now. {provider_name(job.provider)}'s breaker is open, so "
                 "it is tested now with a waiting job; if that succeeds, every job waiting on "

@@ -35,6 +35,15 @@ def default_providers() -> list[ProviderEmulator]:
     ]
 
 
+def _mount(emulator: ProviderEmulator, ctx: SandboxContext) -> ProviderMount:
+    rate_key = getattr(emulator, "rate_key", None)
+    if not callable(rate_key):
+        return ProviderMount(emulator.NAME, emulator.PREFIX, emulator.render_error)
+    return ProviderMount(
+        emulator.NAME, emulator.PREFIX, emulator.render_error, lambda r: rate_key(ctx, r)
+    )
+
+
 def create_app(
     *,
     public_url: str,
@@ -72,7 +81,7 @@ def create_app(
 
     app = FastAPI(title="Provider sandbox", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
-    mounts = [ProviderMount(e.NAME, e.PREFIX, e.render_error) for e in emulators]
+    mounts = [_mount(e, ctx) for e in emulators]
     counts = RequestCounts()
     app.middleware("http")(make_middleware(switches, mounts, counts))
     for emulator in emulators:

@@ -51,6 +51,8 @@ class ProviderEmulator(Protocol):
     def summary(self, ctx: SandboxContext) -> list[Section]: ...
 
     # Optional: ``seed(ctx)`` fills the demo workspaces' accounts at start-up (demo_accounts).
+    # Optional: ``rate_key(ctx, authorization, headers)`` names what the provider's rate limit
+    # counts per (Stripe: the account a key belongs to); without it, each API key.
 
 
 SummaryFn = Callable[[SandboxContext], list[Section]]

@@ -44,6 +44,17 @@ class Store:
             yield self._data.setdefault(name, {})
             self._dirty = True
 
+    def lookup(self, name: str, *path: str) -> Any:
+        """One value of a provider's state (None if absent), read under the lock without
+        copying the rest or marking the store changed: for a look-up on every request."""
+        with self._lock:
+            value: Any = self._data.get(name, {})
+            for part in path:
+                if not isinstance(value, dict):
+                    return None
+                value = value.get(part)
+            return value
+
     def read(self, name: str) -> dict[str, Any]:
         """A deep copy for display: the control page never holds the lock while rendering."""
         with self._lock:

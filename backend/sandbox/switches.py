@@ -10,6 +10,7 @@ tests/jobs/test_reliability.py."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,8 @@ ErrorRenderer = Callable[[int, str, str], Response]
 @dataclass
 class ProviderSwitches:
     outage: Outage = "none"
-    # Requests per second allowed for one API key; None is unlimited.
+    # Requests per second allowed for one account (the provider's: Stripe counts per account,
+    # the others per API key or token); None is unlimited.
     rate_limit: float | None = None
     # How long a "timeouts" outage holds a request before answering 504.
     hang_seconds: float = 60.0
@@ -71,7 +73,8 @@ class Switches:
 
 
 class TokenBuckets:
-    """One bucket per (provider, key): Stripe limits per account, not per sandbox."""
+    """One bucket per (provider, account): Stripe limits per account, not per sandbox (nor
+    per product calling it: two workspaces' accounts never share one)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -98,15 +101,22 @@ class RequestCounts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, dict[int, int]] = {}
+        # Answered requests by the account the rate limit counts them against (only while a
+        # rate limit is on: the look-up is not free): what each tenant sent, apart.
+        self._accounts: dict[str, dict[str, int]] = {}
 
-    def add(self, provider: str, status: int) -> None:
+    def add(self, provider: str, status: int, account: str | None = None) -> None:
         with self._lock:
             by_status = self._counts.setdefault(provider, {})
             by_status[status] = by_status.get(status, 0) + 1
+            if account is not None:
+                by_account = self._accounts.setdefault(provider, {})
+                by_account[account] = by_account.get(account, 0) + 1
 
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._accounts.clear()
 
     def as_dict(self) -> dict[str, dict[str, object]]:
         with self._lock:
@@ -115,9 +125,22 @@ class RequestCounts:
                     "requests": sum(by_status.values()),
                     "rate_limited": by_status.get(429, 0),
                     "by_status": {str(code): n for code, n in sorted(by_status.items())},
+                    "by_account": dict(self._accounts.get(provider, {})),
                 }
                 for provider, by_status in self._counts.items()
             }
+
+
+# What one request's rate limit is counted against, from its headers: the provider's own
+# notion of an account (Stripe's is the account, whichever of its keys is used).
+RateKey = Callable[[Request], str]
+
+
+def by_api_key(request: Request) -> str:
+    """The request's API key, as a digest: the key itself is never kept or shown (the counts
+    by account are served on /_sandbox/requests)."""
+    credential = request.headers.get("authorization", "") or request.client.host  # type: ignore[union-attr]
+    return "key:" + hashlib.sha256(credential.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -125,6 +148,7 @@ class ProviderMount:
     name: str
     prefix: str
     render_error: ErrorRenderer
+    rate_key: RateKey = by_api_key
 
 
 def make_middleware(
@@ -142,7 +166,8 @@ def make_middleware(
         if mount is None or "/_pages/" in path or "/_sandbox/" in path:
             return await call_next(request)
         response = await answer(request, call_next, mount)
-        counts.add(mount.name, response.status_code)
+        limited = switches.of(mount.name).rate_limit
+        counts.add(mount.name, response.status_code, mount.rate_key(request) if limited else None)
         return response
 
     async def answer(
@@ -155,8 +180,7 @@ def make_middleware(
             await asyncio.sleep(state.hang_seconds)
             return mount.render_error(504, "api_error", "The sandbox simulated a timeout.")
         if state.rate_limit:
-            key = request.headers.get("authorization", "") or request.client.host  # type: ignore[union-attr]
-            wait = buckets.take(mount.name, key, state.rate_limit)
+            wait = buckets.take(mount.name, mount.rate_key(request), state.rate_limit)
             if wait > 0:
                 response = mount.render_error(
                     429, "rate_limit", "Too many requests hit the API too quickly."

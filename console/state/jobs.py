@@ -85,7 +85,8 @@ def read_snapshot(session: Session, workspace_id: int, *, inbound_page: int = 0)
             "rate": "unlimited" if c.rate_limit is None else f"{c.rate_limit:g}/s",
             "error": (c.last_error or "")[:200],
         }
-        for c in circuits.states(session)
+        # This workspace's accounts only: never another tenant's breaker or last error.
+        for c in circuits.states(session, workspace_id=workspace_id)
     ]
     # One more than a page: whether there is a next page, without counting the whole table.
     received = inbox.recent(

@@ -41,7 +41,13 @@ def test_an_open_breaker_and_the_jobs_waiting_on_it_show_now(session: Session) -
             )
         )
     for _ in range(circuits.POLICY.consecutive_failures):
-        circuits.record(session, provider="stripe", ok=False, error="Stripe answered 500: down")
+        circuits.record(
+            session,
+            provider="stripe",
+            workspace_id=ws.id,
+            ok=False,
+            error="Stripe answered 500: down",
+        )
     session.commit()
 
     [rate] = health.provider_health(session, workspace_id=ws.id)
@@ -53,7 +59,41 @@ def test_an_open_breaker_and_the_jobs_waiting_on_it_show_now(session: Session) -
     assert stripe.message.startswith("Stripe is unavailable; work is waiting (3 jobs queued)")
     assert stripe.last_error == "Stripe answered 500: down"
 
-    circuits.record(session, provider="stripe", ok=True)
+    circuits.record(session, provider="stripe", workspace_id=ws.id, ok=True)
     session.commit()
     [stripe] = health.providers_now(session, workspace_id=ws.id)
     assert stripe.breaker == "closed" and not stripe.troubled and stripe.waiting == 3
+
+
+def test_another_workspaces_open_breaker_and_its_error_are_not_shown(session: Session) -> None:
+    """Issue 13, item 2: A's outage is A's. B's Health page ("Providers now"), Jobs page and
+    the show page's Stripe banner (provider_status.state) say nothing of it."""
+    from console.state import jobs as jobs_page
+
+    a, b = factories.workspace(session, slug="a"), factories.workspace(session, slug="b")
+    for ws in (a, b):
+        session.add(
+            Integration(
+                workspace_id=ws.id,
+                provider="stripe",
+                display_name="Stripe",
+                status=IntegrationStatus.ACTIVE,
+            )
+        )
+    secret = "Stripe answered 500: acct_A_private is down"
+    for _ in range(circuits.POLICY.consecutive_failures):
+        circuits.record(session, provider="stripe", workspace_id=a.id, ok=False, error=secret)
+    circuits.record(session, provider="stripe", workspace_id=b.id, ok=True)
+    session.commit()
+
+    [a_now] = health.providers_now(session, workspace_id=a.id)
+    assert a_now.breaker == "open" and a_now.last_error == secret  # A sees its own
+    [b_now] = health.providers_now(session, workspace_id=b.id)
+    assert b_now.breaker == "closed" and not b_now.troubled and b_now.last_error is None
+    assert secret not in b_now.message
+    banner = provider_status.state(session, workspace_id=b.id, provider="stripe")
+    assert banner.state == provider_status.READY and banner.message == ""
+    circuits_b = jobs_page.read_snapshot(session, b.id).circuits
+    assert [c["state"] for c in circuits_b] == ["closed"]
+    assert all(secret not in str(c) for c in circuits_b)
+    assert [c["error"] for c in jobs_page.read_snapshot(session, a.id).circuits] == [secret]

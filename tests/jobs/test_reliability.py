@@ -159,7 +159,8 @@ def test_outage_holds_jobs_behind_the_breaker_and_they_drain_after(
         runner.run_once()
         time.sleep(0.1)
     with Session(engine) as session:
-        assert session.get_one(ProviderCircuit, "stripe").state in ("open", "half_open")
+        circuit = session.get_one(ProviderCircuit, f"stripe:ws{workspace_id}")
+        assert circuit.state in ("open", "half_open")
     statuses = _statuses(engine)
     assert JobStatus.DEAD not in statuses and statuses.get(JobStatus.DONE, 0) == 0
 
@@ -172,7 +173,7 @@ def test_outage_holds_jobs_behind_the_breaker_and_they_drain_after(
     assert _statuses(engine) == {JobStatus.DONE: count}
     assert sorted(_sandbox_customers(sandbox, key)) == sorted(f"fb_{n}" for n in range(count))
     with Session(engine) as session:
-        assert session.get_one(ProviderCircuit, "stripe").state == "closed"
+        assert session.get_one(ProviderCircuit, f"stripe:ws{workspace_id}").state == "closed"
 
 
 def test_when_the_breaker_closes_the_jobs_that_waited_run_now_not_after_their_backoff(
@@ -183,13 +184,17 @@ def test_when_the_breaker_closes_the_jobs_that_waited_run_now_not_after_their_ba
     hub_env: dict[str, str],
     quick_breaker: object,
 ) -> None:
-    """Issue 11, point 4: a half-open probe that succeeds releases every job waiting on the
-    provider (of every workspace), instead of leaving them to a backoff of minutes."""
+    """Issue 11, point 4: a half-open probe that succeeds releases every job waiting on that
+    account, instead of leaving them to a backoff of minutes; another workspace's account,
+    whose breaker is still open, keeps its jobs waiting (issue 13, item 2)."""
     sandbox = make_sandbox(providers=[stripe_emulator])
     apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=sandbox.url)
+    workspaces = []
     for slug in ("first", "second"):
         key = new_account(sandbox.url)["secret_key"]
-        _buyers(engine, connect_stripe(engine, secret_key=key, slug=slug), 3)
+        workspaces.append(connect_stripe(engine, secret_key=key, slug=slug))
+        _buyers(engine, workspaces[-1], 3)
+    first, second = (f"stripe:ws{w}" for w in workspaces)
     runner = Runner(engine, "w", batch=10)
 
     sandbox.switch(stripe={"outage": "errors"})
@@ -198,7 +203,9 @@ def test_when_the_breaker_closes_the_jobs_that_waited_run_now_not_after_their_ba
     finally:
         sandbox.switch(stripe={"outage": "none"})
     with Session(engine) as session:
-        circuit = session.get_one(ProviderCircuit, "stripe")
+        # Each account failed three times: each breaker is open.
+        assert session.get_one(ProviderCircuit, second).state == "open"
+        circuit = session.get_one(ProviderCircuit, first)
         assert circuit.state == "open"
         waiting = session.scalars(select(OutboxJob)).all()
         # The default backoff: minutes away, in words.
@@ -212,10 +219,11 @@ def test_when_the_breaker_closes_the_jobs_that_waited_run_now_not_after_their_ba
     probe = runner.run_once()
     assert probe.claimed == 1 and probe.done == 1
     with Session(engine) as session:
-        assert session.get_one(ProviderCircuit, "stripe").state == "closed"
-    # The other five are due now: one more round runs them all.
-    assert runner.run_once().done == 5
-    assert _statuses(engine) == {JobStatus.DONE: 6}
+        assert session.get_one(ProviderCircuit, first).state == "closed"
+        assert session.get_one(ProviderCircuit, second).state == "open"
+    # The first account's other two are due now: one more round runs them; the second's wait.
+    assert runner.run_once().done == 2
+    assert _statuses(engine) == {JobStatus.DONE: 3, JobStatus.PENDING: 3}
 
 
 @pytest.fixture

@@ -270,7 +270,7 @@ def test_open_circuit_holds_jobs_then_a_probe_closes_it(
     runner = Runner(engine, "w", batch=3)
     runner.run_once()
     with Session(engine) as session:
-        circuit = session.get_one(ProviderCircuit, "testpay")
+        circuit = session.get_one(ProviderCircuit, "testpay:platform")
         assert circuit.state == "open"
         opened_until = circuit.opened_until
     import time
@@ -281,14 +281,14 @@ def test_open_circuit_holds_jobs_then_a_probe_closes_it(
     with Session(engine) as session:
         for job in _jobs(session):
             job.payload = {}  # the provider has recovered
-        circuit = session.get_one(ProviderCircuit, "testpay")
+        circuit = session.get_one(ProviderCircuit, "testpay:platform")
         assert opened_until is not None
         circuit.opened_until = utcnow() - dt.timedelta(seconds=1)  # the open period passes
         session.commit()
     probe = runner.run_once()
     assert probe.claimed == 1 and probe.done == 1
     with Session(engine) as session:
-        assert session.get_one(ProviderCircuit, "testpay").state == "closed"
+        assert session.get_one(ProviderCircuit, "testpay:platform").state == "closed"
     while runner.run_once().claimed:
         pass
     with Session(engine) as session:
@@ -303,22 +303,28 @@ def test_open_circuit_holds_jobs_then_a_probe_closes_it(
         )
 
 
-def test_rate_limit_bucket_is_shared_and_refills(session: Session) -> None:
+def test_rate_limit_bucket_refills(session: Session) -> None:
     now = utcnow()
     rate = circuits.RATE_LIMITS["stripe"]
     burst = int(rate * circuits.BURST_SECONDS)
-    waits = [circuits.reserve_token(session, provider="stripe", now=now) for _ in range(burst + 1)]
+    waits = [
+        circuits.reserve_token(session, provider="stripe", workspace_id=None, now=now)
+        for _ in range(burst + 1)
+    ]
     assert waits[:burst] == [0.0] * burst
     assert 0 < waits[-1] <= 1 / rate
     # Once the debt is paid back and a token more has come in, a request goes at once again.
     later = now + dt.timedelta(seconds=2 / rate)
-    assert circuits.reserve_token(session, provider="stripe", now=later) == 0.0
+    assert circuits.reserve_token(session, provider="stripe", workspace_id=None, now=later) == 0.0
 
 
 def test_reserved_turns_queue_up_at_the_rate_after_a_short_burst(session: Session) -> None:
     now = utcnow()
     rate = circuits.RATE_LIMITS["stripe"]
-    waits = [circuits.reserve_token(session, provider="stripe", now=now) for _ in range(20)]
+    waits = [
+        circuits.reserve_token(session, provider="stripe", workspace_id=None, now=now)
+        for _ in range(20)
+    ]
     immediate = [wait for wait in waits if wait == 0.0]
     assert len(immediate) == int(rate * circuits.BURST_SECONDS)
     queued = waits[len(immediate) :]
@@ -328,9 +334,9 @@ def test_reserved_turns_queue_up_at_the_rate_after_a_short_burst(session: Sessio
         [1 / rate] * (len(queued) - 1)
     )
     at_last_turn = now + dt.timedelta(seconds=queued[-1])
-    assert circuits.reserve_token(session, provider="stripe", now=at_last_turn) == pytest.approx(
-        1 / rate
-    )
+    assert circuits.reserve_token(
+        session, provider="stripe", workspace_id=None, now=at_last_turn
+    ) == pytest.approx(1 / rate)
 
 
 def test_a_time_read_before_waiting_for_the_bucket_refills_nothing_twice(
@@ -339,12 +345,12 @@ def test_a_time_read_before_waiting_for_the_bucket_refills_nothing_twice(
     now = utcnow()
     rate = circuits.RATE_LIMITS["stripe"]
     for _ in range(int(rate * circuits.BURST_SECONDS)):
-        circuits.reserve_token(session, provider="stripe", now=now)
+        circuits.reserve_token(session, provider="stripe", workspace_id=None, now=now)
     # A worker read the clock, then waited for the row while another took the last token:
     # its earlier time must not refill the bucket again.
     earlier = now - dt.timedelta(seconds=0.5)
-    first = circuits.reserve_token(session, provider="stripe", now=earlier)
-    second = circuits.reserve_token(session, provider="stripe", now=now)
+    first = circuits.reserve_token(session, provider="stripe", workspace_id=None, now=earlier)
+    second = circuits.reserve_token(session, provider="stripe", workspace_id=None, now=now)
     assert 0 < first <= 1 / rate
     assert second - first == pytest.approx(1 / rate)
 
@@ -463,14 +469,17 @@ def test_retry_now_runs_a_waiting_job_at_once_for_owners_and_admins_only(
     now = utcnow()
     for job in outbox.claim(session, worker="w", now=now):
         outbox.fail(session, job, ProviderUnavailable("testpay answered 500"), worker="w", now=now)
-        circuits.record(session, provider="testpay", ok=False, error="down", now=now)
+        circuits.record(
+            session, provider="testpay", workspace_id=job.workspace_id, ok=False, now=now
+        )
     session.execute(
         OutboxJob.__table__.update().values(run_after=now + dt.timedelta(minutes=5))  # type: ignore[attr-defined]
     )
-    circuits.record(session, provider="testpay", ok=False, error="down", now=now)
+    for _ in range(2):
+        circuits.record(session, provider="testpay", workspace_id=ws.id, ok=False, now=now)
     session.commit()
     mine, theirs = _jobs(session)
-    assert session.get_one(ProviderCircuit, "testpay").state == "open"
+    assert session.get_one(ProviderCircuit, f"testpay:ws{ws.id}").state == "open"
 
     with pytest.raises(PermissionDenied):
         outbox_operators.retry_now(session, actor=viewer, job_id=mine.id)
@@ -506,14 +515,14 @@ def test_job_errors_are_words_without_secrets_or_emails(session: Session) -> Non
     assert row.last_error == "Stripe refused: Invalid email address: [email] (key [secret])"
 
 
-def test_the_shared_breaker_keeps_a_scrubbed_error(engine: Engine) -> None:
-    """The breaker is shared by every workspace and its last error is shown on their pages:
-    it keeps the same scrubbed words as the job, never an address or a key a provider quoted."""
+def test_the_breaker_keeps_a_scrubbed_error(engine: Engine) -> None:
+    """A breaker's last error is shown on its workspace's pages (this one, the platform's, on
+    none): it keeps the job's scrubbed words, never an address or a key a provider quoted."""
     with Session(engine) as session:
         outbox.enqueue(session, kind="test.remote", payload={"quote": True}, idempotency_key="q")
         session.commit()
     Runner(engine, "w").run_once()
     with Session(engine) as session:
-        said = session.get_one(ProviderCircuit, "testpay").last_error or ""
+        said = session.get_one(ProviderCircuit, "testpay:platform").last_error or ""
     assert "ann@example.com" not in said and "sk_test_abc123XYZ" not in said
     assert said == "testpay answered 500: no customer [email] ([secret])"

@@ -473,6 +473,26 @@ def test_rate_limit_answers_429_rate_limit(
     assert sdk.v1.customers.list().object == "list"
 
 
+def test_rate_limit_counts_per_account_whichever_key(sandbox: RunningSandbox) -> None:
+    """Issue 13, item 2: like Stripe, the limit is an account's: two keys of one account share
+    it, and another account's requests never use it up."""
+    first = new_account(sandbox.url, restricted_permissions={"customers": "read"})
+    other = client(sandbox.url, new_account(sandbox.url)["secret_key"])
+    secret, restricted = (
+        client(sandbox.url, first["secret_key"]),
+        client(sandbox.url, first["restricted_key"]),
+    )
+    sandbox.switch(stripe={"rate_limit": 5})
+    try:
+        for _ in range(5):
+            secret.v1.customers.list()
+        with pytest.raises(stripe.RateLimitError):
+            restricted.v1.customers.list()  # the same account's bucket, emptied by the other key
+        assert other.v1.customers.list().object == "list"  # another account: its own
+    finally:
+        sandbox.switch(stripe={"rate_limit": None})
+
+
 def test_requests_answered_are_counted_by_status(
     sandbox: RunningSandbox, sdk: stripe.StripeClient
 ) -> None:

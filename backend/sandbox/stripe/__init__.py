@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from backend.sandbox.context import SandboxContext, Section
@@ -18,6 +18,7 @@ from backend.sandbox.stripe.core import ensure_seeded
 from backend.sandbox.stripe.pages import build_pages
 from backend.sandbox.stripe.routes import build_router as _build_api
 from backend.sandbox.stripe.routes import render_error as _render_error
+from backend.sandbox.switches import by_api_key
 
 NAME = "stripe"
 PREFIX = "/stripe"
@@ -32,6 +33,19 @@ def build_router(ctx: SandboxContext) -> APIRouter:
     router.include_router(_build_api(ctx))
     router.include_router(build_pages(ctx))
     return router
+
+
+def rate_key(ctx: SandboxContext, request: Request) -> str:
+    """What Stripe's rate limit counts a request against: the account it acts on (the
+    Stripe-Account a platform names, or the account its key belongs to), whichever key is used.
+    An unknown key counts against itself (it is refused anyway)."""
+    named = request.headers.get("stripe-account")
+    if named:
+        return named
+    authorization = request.headers.get("authorization", "")
+    credential = authorization.partition(" ")[2]
+    info = ctx.store.lookup("stripe", "keys", credential) if credential else None
+    return str(info["account"]) if isinstance(info, dict) else by_api_key(request)
 
 
 def seed(ctx: SandboxContext) -> None:
