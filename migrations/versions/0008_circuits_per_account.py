@@ -8,8 +8,8 @@ a breaker's window and a bucket's tokens; the next call creates the account's ro
 and provider), ``outbox_jobs.fair_at`` its turn in the claim order (backfilled with its
 run_after: the order the claim used so far).
 
-Revision ID: 0007
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-04 20:00:00.000000
 """
 
@@ -20,8 +20,8 @@ from alembic import op
 import models.base
 
 
-revision: str = '0007'
-down_revision: str | None = '0005'
+revision: str = '0008'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
