@@ -20,6 +20,7 @@ def _event(external_id: str, **changes: object) -> Incoming:
         "external_id": external_id,
         "event_type": "invoice.paid",
         "workspace_id": None,
+        "integration_id": None,
         "payload": {"id": external_id, "type": "invoice.paid", "amount": 1.10},
         "payload_json": None,
         "received_at": None,

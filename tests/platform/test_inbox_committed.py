@@ -15,7 +15,8 @@ from models import InboundEvent, OutboxJob
 
 
 def _event(external_id: str, payload: dict[str, object] | None = None) -> Incoming:
-    return Incoming("sendgrid", external_id, "delivered", None, payload or {"id": external_id})
+    body = payload or {"id": external_id}
+    return Incoming("sendgrid", external_id, "delivered", None, None, body)
 
 
 def _stored(engine: Engine) -> tuple[int, int]:
@@ -36,7 +37,7 @@ def test_a_batch_is_committed_with_a_job_each_and_duplicates_are_told(engine: En
 
 def test_a_batch_with_an_event_the_database_refuses_stores_none_of_it(engine: Engine) -> None:
     # For a workspace that does not exist: the foreign key refuses it on both databases.
-    bad = Incoming("sendgrid", "sg_bad", "delivered", 999_999, {"id": "sg_bad"})
+    bad = Incoming("sendgrid", "sg_bad", "delivered", 999_999, None, {"id": "sg_bad"})
     with pytest.raises(SQLAlchemyError):
         inbox.record_all_committed(engine, [_event("sg_1"), bad])
     assert _stored(engine) == (0, 0)
