@@ -9,6 +9,8 @@
   to two workspaces gives each its copy. Existing events get the integration of their
   workspace and provider; those of no integration (the platform's Stripe account) stay unique
   by (provider, external_id), in a partial index.
+- engagement_events: UNIQUE(workspace_id, source, source_event_id), for the same reason: the
+  timeline entry of each workspace's copy of an event.
 - integrations.external_account_id, UNIQUE with the provider: the Stripe account (acct_…) a
   connection reaches, so two workspaces connecting one account at once cannot both win. It is
   sealed with the credentials too, which a migration cannot open: rows connected before this
@@ -119,6 +121,13 @@ def upgrade() -> None:
         postgresql_where=sa.text("integration_id IS NULL"),
     )
 
+    with op.batch_alter_table("engagement_events", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_engagement_events_source_source_event_id", type_="unique")
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_engagement_events_workspace_id_source_source_event_id"),
+            ["workspace_id", "source", "source_event_id"],
+        )
+
     with op.batch_alter_table("integrations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("external_account_id", sa.String(length=128), nullable=True))
         batch_op.create_unique_constraint(
@@ -133,6 +142,20 @@ def downgrade() -> None:
             batch_op.f("uq_integrations_provider_external_account_id"), type_="unique"
         )
         batch_op.drop_column("external_account_id")
+
+    op.execute(
+        "DELETE FROM engagement_events WHERE id NOT IN ("
+        "SELECT keep FROM (SELECT min(id) AS keep FROM engagement_events "
+        "GROUP BY source, source_event_id) AS kept)"
+    )
+    with op.batch_alter_table("engagement_events", schema=None) as batch_op:
+        batch_op.drop_constraint(
+            batch_op.f("uq_engagement_events_workspace_id_source_source_event_id"), type_="unique"
+        )
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_engagement_events_source_source_event_id"),
+            ["source", "source_event_id"],
+        )
 
     op.drop_index("uq_inbound_events_platform_external_id", table_name="inbound_events")
     # The old key cannot hold two workspaces' copies of one event: the later copies go.
