@@ -31,10 +31,11 @@ from backend.connections.rows import (
     ACCOUNT_KEY,
     account_to_keep,
     check_tier,
+    claim_account,
     connected_elsewhere,
     find,
-    get_or_create,
     refuse_shared_account,
+    release_account,
     required,
 )
 from backend.connections.views import ConnectResult
@@ -136,13 +137,23 @@ def connect_with_keys(
         session, workspace_id=actor.workspace_id, info=info, outcome=outcome
     ):
         return ConnectResult(False, False, refused, latency_ms=outcome.latency_ms, masked=masked)
-    if account_id := account_to_keep(info, outcome):
+    # Kept while connected (None for a failed test saved inactive, and for providers whose
+    # accounts are not one workspace's).
+    account_id = account_to_keep(info, outcome)
+    if account_id:
         plain[ACCOUNT_KEY] = account_id
     if not outcome.ok and not save_inactive:
         return ConnectResult(
             False, False, outcome.message, latency_ms=outcome.latency_ms, masked=masked
         )
-    row = existing or get_or_create(session, workspace_id=actor.workspace_id, info=info)
+    claimed, refused = claim_account(
+        session, workspace_id=actor.workspace_id, info=info, account_id=account_id, row=existing
+    )
+    if claimed is None:
+        return ConnectResult(
+            False, False, refused or "", latency_ms=outcome.latency_ms, masked=masked
+        )
+    row = claimed
     log.integration_id = row.id
     _store(row, plain, settings_model)
     now = utcnow()
@@ -225,9 +236,17 @@ def store_tokens(
         session, workspace_id=actor.workspace_id, info=info, outcome=outcome
     ):
         return ConnectResult(False, False, refused, latency_ms=outcome.latency_ms, masked=masked)
-    if account_id := account_to_keep(info, outcome):
+    account_id = account_to_keep(info, outcome)
+    if account_id:
         secrets = {**secrets, ACCOUNT_KEY: account_id}
-    row = existing or get_or_create(session, workspace_id=actor.workspace_id, info=info)
+    claimed, refused = claim_account(
+        session, workspace_id=actor.workspace_id, info=info, account_id=account_id, row=existing
+    )
+    if claimed is None:
+        return ConnectResult(
+            False, False, refused or "", latency_ms=outcome.latency_ms, masked=masked
+        )
+    row = claimed
     log.integration_id = row.id
     settings_model = validated(prov.settings_model, row.settings or {}, "Settings")
     credentials.seal(row, secrets)
@@ -366,6 +385,22 @@ def test(
             other = connected_elsewhere(
                 session, workspace_id=row.workspace_id, info=prov.info, account_id=account_id
             )
+            if other is None and row.external_account_id != account_id:
+                # Its own now; unless another workspace's test took it this instant.
+                _, refused = claim_account(
+                    session,
+                    workspace_id=row.workspace_id,
+                    info=prov.info,
+                    account_id=account_id,
+                    row=row,
+                )
+                if refused is not None:
+                    other = connected_elsewhere(
+                        session,
+                        workspace_id=row.workspace_id,
+                        info=prov.info,
+                        account_id=account_id,
+                    )
             if other is None:
                 secrets[ACCOUNT_KEY] = account_id
             else:
@@ -438,6 +473,7 @@ def disconnect(
                 revoked = f"failed: {exc}"
     row.credentials_enc = None
     row.key_id = None
+    release_account(row)
     row.status = IntegrationStatus.INACTIVE
     row.last_error = None
     audit.record(
