@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, CreatedAtMixin, IdMixin
@@ -18,7 +18,14 @@ class Integration(IdMixin, CreatedAtMixin, Base):
         UniqueConstraint("workspace_id", "provider"),
         # A provider account (Stripe's acct_…) belongs to one workspace: two workspaces
         # connecting it at the same instant cannot both win (backend/connections/rows.py).
-        UniqueConstraint("provider", "external_account_id"),
+        # An index, not a table constraint: SQLite adds one without rebuilding the table,
+        # and a rebuild would fire the ON DELETE actions of every row that points at it.
+        Index(
+            "uq_integrations_provider_external_account_id",
+            "provider",
+            "external_account_id",
+            unique=True,
+        ),
     )
 
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

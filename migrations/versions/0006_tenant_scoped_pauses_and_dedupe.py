@@ -128,20 +128,22 @@ def upgrade() -> None:
             ["workspace_id", "source", "source_event_id"],
         )
 
+    # Added in place, never rebuilt: on SQLite a rebuild of integrations drops the old table,
+    # which fires the ON DELETE of every row pointing at it (events, invoices, logs).
     with op.batch_alter_table("integrations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("external_account_id", sa.String(length=128), nullable=True))
-        batch_op.create_unique_constraint(
-            batch_op.f("uq_integrations_provider_external_account_id"),
-            ["provider", "external_account_id"],
-        )
+    op.create_index(
+        "uq_integrations_provider_external_account_id",
+        "integrations",
+        ["provider", "external_account_id"],
+        unique=True,
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("integrations", schema=None) as batch_op:
-        batch_op.drop_constraint(
-            batch_op.f("uq_integrations_provider_external_account_id"), type_="unique"
-        )
-        batch_op.drop_column("external_account_id")
+    op.drop_index("uq_integrations_provider_external_account_id", table_name="integrations")
+    # In place on SQLite too (3.35+), not by batch mode's rebuild: see upgrade.
+    op.execute("ALTER TABLE integrations DROP COLUMN external_account_id")
 
     op.execute(
         "DELETE FROM engagement_events WHERE id NOT IN ("
