@@ -18,7 +18,7 @@ from backend.config import SettingsError, get_settings
 from backend.connections import credentials
 from backend.db import get_engine, session_scope
 from backend.demo import seed as demo
-from backend.platform import outbox, outbox_operators, readiness
+from backend.platform import outbox, outbox_operators, outbox_pauses, readiness
 from backend.platform.errors import InvalidInput
 from backend.security.crypto import KeyRingError, generate_key_entry
 
@@ -137,7 +137,7 @@ def outbox_resume(kind: str) -> None:
 def outbox_list() -> None:
     """The platform's pauses, and how many workspaces also hold each kind themselves."""
     with session_scope() as session:
-        held = outbox_operators.platform_pauses(session)
+        held = outbox_pauses.platform_pauses(session)
     if not held:
         print("no job kind is paused by the platform")
     for pause in held:

@@ -182,17 +182,17 @@ def claim_account(
     workspace_id: int,
     info: ProviderInfo,
     account_id: str | None,
-    row: Integration | None,
-) -> tuple[Integration | None, str | None]:
-    """The workspace's row (``row``, or one created) holding ``account_id``, written now in a
-    savepoint: (row, None); or (None, the refusal) when another workspace's connection got
-    the account first. ``refuse_shared_account`` has looked already, but two workspaces
-    connecting one account at the same instant both pass that look: UNIQUE(provider,
-    external_account_id) lets one win, and the other is told what the look would have said.
-    A created row goes with the savepoint, so a refused workspace keeps no empty row."""
+    existing: Integration | None,
+) -> Integration | str:
+    """The workspace's row (``existing``, or one created) holding ``account_id``, written now
+    in a savepoint; or the refusal, when another workspace's connection got the account
+    first. ``refuse_shared_account`` has looked already, but two workspaces connecting one
+    account at the same instant both pass that look: UNIQUE(provider, external_account_id)
+    lets one win, and the other is told what the look would have said. A row created here
+    goes with the savepoint, so a refused workspace keeps no empty row."""
     try:
         with session.begin_nested():
-            row = row or get_or_create(session, workspace_id=workspace_id, info=info)
+            row = existing or get_or_create(session, workspace_id=workspace_id, info=info)
             row.external_account_id = account_id
             session.flush()
     except IntegrityError:
@@ -203,8 +203,29 @@ def claim_account(
             )
         if account_id is None or other is None:
             raise  # not the account's constraint
-        return None, shared_account_refusal(info, account_id, other)
-    return row, None
+        return shared_account_refusal(info, account_id, other)
+    return row
+
+
+def learn_account(
+    session: Session, *, row: Integration, info: ProviderInfo, account_id: str
+) -> str | None:
+    """A passing test tells which account a connection reaches; one made before account ids
+    were kept takes it now. Returns the name of another workspace that has the account (then
+    it is not taken: neither is silently the owner's), or None."""
+    other = connected_elsewhere(
+        session, workspace_id=row.workspace_id, info=info, account_id=account_id
+    )
+    if other is not None or row.external_account_id == account_id:
+        return other
+    taken = claim_account(
+        session, workspace_id=row.workspace_id, info=info, account_id=account_id, existing=row
+    )
+    if isinstance(taken, str):  # another workspace's connection took it this very instant
+        return connected_elsewhere(
+            session, workspace_id=row.workspace_id, info=info, account_id=account_id
+        )
+    return None
 
 
 def release_account(row: Integration) -> None:

@@ -32,8 +32,8 @@ from backend.connections.rows import (
     account_to_keep,
     check_tier,
     claim_account,
-    connected_elsewhere,
     find,
+    learn_account,
     refuse_shared_account,
     release_account,
     required,
@@ -137,23 +137,22 @@ def connect_with_keys(
         session, workspace_id=actor.workspace_id, info=info, outcome=outcome
     ):
         return ConnectResult(False, False, refused, latency_ms=outcome.latency_ms, masked=masked)
-    # Kept while connected (None for a failed test saved inactive, and for providers whose
-    # accounts are not one workspace's).
-    account_id = account_to_keep(info, outcome)
-    if account_id:
+    if account_id := account_to_keep(info, outcome):
         plain[ACCOUNT_KEY] = account_id
     if not outcome.ok and not save_inactive:
         return ConnectResult(
             False, False, outcome.message, latency_ms=outcome.latency_ms, masked=masked
         )
-    claimed, refused = claim_account(
-        session, workspace_id=actor.workspace_id, info=info, account_id=account_id, row=existing
+    # Held while connected: None after a failed test, or where accounts are not one's own.
+    row = claim_account(
+        session,
+        workspace_id=actor.workspace_id,
+        info=info,
+        account_id=account_id,
+        existing=existing,
     )
-    if claimed is None:
-        return ConnectResult(
-            False, False, refused or "", latency_ms=outcome.latency_ms, masked=masked
-        )
-    row = claimed
+    if isinstance(row, str):
+        return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
     log.integration_id = row.id
     _store(row, plain, settings_model)
     now = utcnow()
@@ -236,17 +235,18 @@ def store_tokens(
         session, workspace_id=actor.workspace_id, info=info, outcome=outcome
     ):
         return ConnectResult(False, False, refused, latency_ms=outcome.latency_ms, masked=masked)
-    account_id = account_to_keep(info, outcome)
-    if account_id:
+    if account_id := account_to_keep(info, outcome):
         secrets = {**secrets, ACCOUNT_KEY: account_id}
-    claimed, refused = claim_account(
-        session, workspace_id=actor.workspace_id, info=info, account_id=account_id, row=existing
+    # Held while connected: None after a failed test, or where accounts are not one's own.
+    row = claim_account(
+        session,
+        workspace_id=actor.workspace_id,
+        info=info,
+        account_id=account_id,
+        existing=existing,
     )
-    if claimed is None:
-        return ConnectResult(
-            False, False, refused or "", latency_ms=outcome.latency_ms, masked=masked
-        )
-    row = claimed
+    if isinstance(row, str):
+        return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
     log.integration_id = row.id
     settings_model = validated(prov.settings_model, row.settings or {}, "Settings")
     credentials.seal(row, secrets)
@@ -382,25 +382,7 @@ def test(
             # Connections made before the account id was kept learn it here, unless another
             # workspace already has that account: then neither is silently taken for its owner,
             # and the operator is told (the account is shared until one disconnects it).
-            other = connected_elsewhere(
-                session, workspace_id=row.workspace_id, info=prov.info, account_id=account_id
-            )
-            if other is None and row.external_account_id != account_id:
-                # Its own now; unless another workspace's test took it this instant.
-                _, refused = claim_account(
-                    session,
-                    workspace_id=row.workspace_id,
-                    info=prov.info,
-                    account_id=account_id,
-                    row=row,
-                )
-                if refused is not None:
-                    other = connected_elsewhere(
-                        session,
-                        workspace_id=row.workspace_id,
-                        info=prov.info,
-                        account_id=account_id,
-                    )
+            other = learn_account(session, row=row, info=prov.info, account_id=account_id)
             if other is None:
                 secrets[ACCOUNT_KEY] = account_id
             else:

@@ -23,11 +23,10 @@ from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
-from backend.platform import alerts, circuits
+from backend.platform import alerts, circuits, outbox_pauses
 from backend.platform.provider_failures import describe
 from models import (
     AlertPriority,
-    JobKindPause,
     JobStatus,
     OutboxJob,
     utcnow,
@@ -259,7 +258,7 @@ def claim(
     ``provider_jobs``: None takes any job; False only jobs that call no provider; True only
     jobs that do."""
     now = now or utcnow()
-    paused = _paused()
+    paused = outbox_pauses.held()
     # Circuits gate provider jobs only: a claim of local jobs needs no look at them.
     gate = (
         circuits.Gate([], [])
@@ -304,27 +303,6 @@ def claim(
             probe = probe.with_for_update(skip_locked=True)
         claimed += _take(session, probe, worker, lease_seconds, now)
     return claimed
-
-
-def _paused() -> Any:
-    """Whether a job's kind is paused for its workspace, or by the platform for every one.
-
-    A correlated EXISTS, in the claim's own statement: no query per job and no extra round
-    trip. Each candidate job costs one probe of UNIQUE(kind, workspace_id), which is empty or
-    holds a handful of rows; PostgreSQL plans it as an anti-join.
-    """
-    return (
-        select(JobKindPause.id)
-        .where(
-            JobKindPause.kind == OutboxJob.kind,
-            or_(
-                JobKindPause.workspace_id.is_(None),
-                JobKindPause.workspace_id == OutboxJob.workspace_id,
-            ),
-        )
-        .correlate(OutboxJob)
-        .exists()
-    )
 
 
 def _take(

@@ -11,10 +11,9 @@ Tested in tests/platform/test_outbox.py and test_outbox_operators.py.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.platform import audit, circuits, outbox
@@ -63,27 +62,6 @@ def resume_kind(session: Session, *, actor: Actor, kind: str) -> None:
     audit.record(session, actor=actor, action="jobs.resume", target=f"kind:{kind}")
 
 
-@dataclass(frozen=True)
-class Pauses:
-    """What holds a workspace's jobs: its own pauses, and the platform's (which hold every
-    workspace's). Nothing about any other workspace."""
-
-    workspace: frozenset[str]
-    platform: frozenset[str]
-
-
-def pauses(session: Session, *, workspace_id: int) -> Pauses:
-    rows = session.execute(
-        select(JobKindPause.kind, JobKindPause.workspace_id).where(
-            or_(JobKindPause.workspace_id == workspace_id, JobKindPause.workspace_id.is_(None))
-        )
-    ).all()
-    return Pauses(
-        workspace=frozenset(kind for kind, owner in rows if owner is not None),
-        platform=frozenset(kind for kind, owner in rows if owner is None),
-    )
-
-
 # -- the platform's pauses: for every workspace, only from the CLI (backend/cli.py) -----------
 
 
@@ -108,34 +86,6 @@ def resume_platform(session: Session, *, kind: str, by: str = "cli") -> bool:
         return False
     audit.record(session, actor=by, action="jobs.resume_platform", target=f"kind:{kind}")
     return True
-
-
-@dataclass(frozen=True)
-class PlatformPause:
-    kind: str
-    paused_at: dt.datetime
-    paused_by: str
-    # How many workspaces also hold the kind themselves (they stay held after a resume).
-    workspaces_pausing: int
-
-
-def platform_pauses(session: Session) -> list[PlatformPause]:
-    """The platform's pauses, for ``python -m backend.cli outbox list``."""
-    counts = dict(
-        session.execute(
-            select(JobKindPause.kind, func.count())
-            .where(JobKindPause.workspace_id.is_not(None))
-            .group_by(JobKindPause.kind)
-        ).all()
-    )
-    return [
-        PlatformPause(row.kind, row.paused_at, row.paused_by, int(counts.get(row.kind, 0)))
-        for row in session.scalars(
-            select(JobKindPause)
-            .where(JobKindPause.workspace_id.is_(None))
-            .order_by(JobKindPause.kind)
-        )
-    ]
 
 
 def _dead_filter(

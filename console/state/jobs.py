@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 # backend.jobs loads every domain's jobs.py: every kind is listed on the page, not only those
 # this process has used.
 from backend import jobs  # noqa: F401
-from backend.platform import circuits, inbox, outbox, outbox_operators, outbox_views
+from backend.platform import circuits, inbox, outbox, outbox_operators, outbox_pauses, outbox_views
 from backend.platform.actors import Actor
 from console.state.base import SessionState, change, read
 from console.state.formatting import when
@@ -52,7 +52,7 @@ def _job_row(job: outbox_views.JobView) -> dict[str, str]:
     }
 
 
-def _paused_label(kind: str, paused: outbox_operators.Pauses) -> str:
+def _paused_label(kind: str, paused: outbox_pauses.Pauses) -> str:
     """ "platform" (held for every workspace; only the platform lifts it), "yes" (this
     workspace's own pause, which it may resume) or "no"."""
     if kind in paused.platform:
@@ -62,7 +62,7 @@ def _paused_label(kind: str, paused: outbox_operators.Pauses) -> str:
 
 def read_snapshot(session: Session, workspace_id: int, *, inbound_page: int = 0) -> JobsSnapshot:
     # This workspace's pauses and the platform's: never another workspace's.
-    paused = outbox_operators.pauses(session, workspace_id=workspace_id)
+    paused = outbox_pauses.pauses(session, workspace_id=workspace_id)
     snapshot = JobsSnapshot()
     snapshot.depth = [
         {"kind": d.kind, "status": d.status.value, "count": str(d.count)}

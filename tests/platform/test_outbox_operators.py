@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from backend.platform import outbox, outbox_operators
+from backend.platform import outbox, outbox_operators, outbox_pauses
 from backend.platform.actors import Actor
 from backend.platform.errors import InvalidInput, PermissionDenied
 from console.state.jobs import read_snapshot
@@ -64,10 +64,10 @@ def test_another_workspaces_pause_is_neither_seen_nor_resumable(session: Session
     _enqueue(session, "alpha", alpha.workspace_id)
     outbox_operators.pause_kind(session, actor=alpha, kind=KIND)
     session.commit()
-    assert outbox_operators.pauses(session, workspace_id=beta.workspace_id) == (
-        outbox_operators.Pauses(frozenset(), frozenset())
+    assert outbox_pauses.pauses(session, workspace_id=beta.workspace_id) == (
+        outbox_pauses.Pauses(frozenset(), frozenset())
     )
-    assert outbox_operators.pauses(session, workspace_id=alpha.workspace_id).workspace == {KIND}
+    assert outbox_pauses.pauses(session, workspace_id=alpha.workspace_id).workspace == {KIND}
     # The service refuses, whatever the page shows: beta's resume cannot lift alpha's pause.
     with pytest.raises(InvalidInput, match="not paused in this workspace"):
         outbox_operators.resume_kind(session, actor=beta, kind=KIND)
@@ -128,10 +128,10 @@ def test_a_platform_pause_holds_every_workspace_and_each_sees_it(session: Sessio
     session.commit()
     assert _claimed(session) == set()
     for actor in (alpha, beta):
-        held = outbox_operators.pauses(session, workspace_id=actor.workspace_id)
+        held = outbox_pauses.pauses(session, workspace_id=actor.workspace_id)
         assert held.platform == {KIND, LISTED}
         assert _paused_on_page(session, actor)[LISTED] == "platform"
-    listed = outbox_operators.platform_pauses(session)
+    listed = outbox_pauses.platform_pauses(session)
     assert [(p.kind, p.paused_by, p.workspaces_pausing) for p in listed] == [
         (LISTED, "cli", 0),
         (KIND, "cli", 1),
@@ -145,7 +145,7 @@ def test_a_platform_pause_holds_every_workspace_and_each_sees_it(session: Sessio
     session.commit()
     # alpha's own pause outlives the platform's.
     assert _claimed(session) == {"beta", "platform"}
-    assert [p.kind for p in outbox_operators.platform_pauses(session)] == [LISTED]
+    assert [p.kind for p in outbox_pauses.platform_pauses(session)] == [LISTED]
 
 
 def test_a_half_open_breakers_probe_skips_a_paused_workspace(session: Session) -> None:
