@@ -4,7 +4,8 @@
   (made only with `python -m backend.cli outbox pause`). Each existing pause becomes the pause
   of the workspace whose operator made it (the latest `jobs.pause` in the audit log for that
   kind); one whose maker cannot be found stays held for everyone, as the platform's.
-- inbound_events.integration_id: the integration that received the event, and the
+- inbound_events.integration_id (no foreign key: see models/inbox.py): the integration that
+  received the event, and the
   de-duplication key becomes (integration_id, external_id), so one Stripe account connected
   to two workspaces gives each its copy. Existing events get the integration of their
   workspace and provider; those of no integration (the platform's Stripe account) stay unique
@@ -91,13 +92,6 @@ def upgrade() -> None:
 
     with op.batch_alter_table("inbound_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("integration_id", sa.Integer(), nullable=True))
-        batch_op.create_foreign_key(
-            batch_op.f("fk_inbound_events_integration_id_integrations"),
-            "integrations",
-            ["integration_id"],
-            ["id"],
-            ondelete="CASCADE",
-        )
         batch_op.drop_constraint("uq_inbound_events_provider_external_id", type_="unique")
         batch_op.create_unique_constraint(
             batch_op.f("uq_inbound_events_integration_id_external_id"),
@@ -172,9 +166,6 @@ def downgrade() -> None:
         )
         batch_op.create_unique_constraint(
             batch_op.f("uq_inbound_events_provider_external_id"), ["provider", "external_id"]
-        )
-        batch_op.drop_constraint(
-            batch_op.f("fk_inbound_events_integration_id_integrations"), type_="foreignkey"
         )
         batch_op.drop_column("integration_id")
 
