@@ -1,5 +1,7 @@
-"""Operator commands: `python -m backend.cli migrate | seed | check | banner`, and the credential
-key ring: `keys new | rotate | check` (see docs/OPERATIONS.md, "Key rotation")."""
+"""Operator commands: `python -m backend.cli migrate | seed | check | banner`, the credential
+key ring: `keys new | rotate | check` (see docs/OPERATIONS.md, "Key rotation"), and the
+platform's pause of a job kind for every workspace: `outbox pause KIND | resume KIND | list`
+(a workspace's owners and admins pause only their own workspace's jobs, on the Jobs page)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from backend.config import ProviderMode, SettingsError, get_settings
 from backend.connections import credentials
 from backend.db import get_engine, session_scope
 from backend.demo import seed as demo
-from backend.platform import readiness
+from backend.platform import outbox, outbox_operators, outbox_pauses, readiness
+from backend.platform.errors import InvalidInput
 from backend.security.crypto import KeyRingError, generate_key_entry
 
 
@@ -118,30 +121,86 @@ def keys_check() -> None:
     print(f"key ring ok: {', '.join(key_id for key_id, _ in ring.keys)} (newest first)")
 
 
+def outbox_pause(kind: str) -> None:
+    """Hold the kind's jobs of every workspace until `outbox resume KIND`."""
+    with session_scope() as session:
+        added = outbox_operators.pause_platform(session, kind=kind)
+    print(
+        f"{kind} paused for every workspace"
+        if added
+        else f"{kind} was already paused for every workspace"
+    )
+
+
+def outbox_resume(kind: str) -> None:
+    """Lift the platform's pause (a workspace's own pause of the kind stays)."""
+    with session_scope() as session:
+        lifted = outbox_operators.resume_platform(session, kind=kind)
+    if not lifted:
+        print(f"{kind} is not paused by the platform", file=sys.stderr)
+        raise SystemExit(1)
+    print(f"{kind} resumed for every workspace")
+
+
+def outbox_list() -> None:
+    """The platform's pauses, and how many workspaces also hold each kind themselves."""
+    with session_scope() as session:
+        held = outbox_pauses.platform_pauses(session)
+    if not held:
+        print("no job kind is paused by the platform")
+    for pause in held:
+        own = ""
+        if pause.workspaces_pausing:
+            own = f"; also paused by {pause.workspaces_pausing} workspace(s) themselves"
+        print(
+            f"{pause.kind}: paused {pause.paused_at:%Y-%m-%d %H:%M} UTC by {pause.paused_by}{own}"
+        )
+
+
 KEY_COMMANDS = {"rotate": keys_rotate, "check": keys_check}
+OUTBOX_COMMANDS = {"pause": outbox_pause, "resume": outbox_resume}
 COMMANDS = {"migrate": migrate, "seed": seed, "check": check, "banner": banner}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m backend.cli")
-    parser.add_argument("command", choices=sorted([*COMMANDS, "keys"]))
+    parser.add_argument("command", choices=sorted([*COMMANDS, "keys", "outbox"]))
     parser.add_argument(
-        "action", nargs="?", choices=["new", *sorted(KEY_COMMANDS)], help="for `keys`"
+        "action",
+        nargs="?",
+        choices=sorted({"new", *KEY_COMMANDS, *OUTBOX_COMMANDS, "list"}),
+        help="for `keys`: new, rotate, check; for `outbox`: pause, resume, list",
     )
+    parser.add_argument("kind", nargs="?", help="for `outbox pause|resume`: the job kind")
     parser.add_argument("--id", dest="key_id", help="for `keys new`: the new key's id")
     args = parser.parse_args(argv)
     try:
-        if args.command == "keys":
+        if args.command == "outbox":
+            if args.action == "list":
+                outbox_list()
+            elif args.action in OUTBOX_COMMANDS and args.kind:
+                OUTBOX_COMMANDS[args.action](args.kind)
+            else:
+                parser.error(
+                    "outbox needs pause KIND, resume KIND or list; kinds: "
+                    + ", ".join(sorted(k for k in outbox.kinds() if not k.startswith("test.")))
+                )
+        elif args.command == "keys":
             if args.action is None:
                 parser.error("keys needs an action: new, rotate or check")
             if args.action == "new":
                 keys_new(args.key_id)
-            else:
+            elif args.action in KEY_COMMANDS:
                 KEY_COMMANDS[args.action]()
+            else:
+                parser.error("keys needs an action: new, rotate or check")
         else:
             COMMANDS[args.command]()
     except (SettingsError, KeyRingError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except InvalidInput as exc:
+        print(str(exc), file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -53,7 +53,8 @@ def stored_counts(engine: object, prefix: str) -> tuple[int, int]:
                 "SELECT count(*) FROM outbox_jobs WHERE kind = 'inbox.process' "
                 "AND idempotency_key LIKE :p"
             ),
-            {"p": f"inbox:stripe:evt_{prefix}%"},
+            # The job key names the receiving integration before the event id.
+            {"p": f"inbox:stripe:%evt_{prefix}%"},
         ).scalar_one()
     return int(events), int(jobs)
 

@@ -14,7 +14,9 @@ from models.base import Base, CreatedAtMixin, IdMixin
 class EngagementEvent(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "engagement_events"
     __table_args__ = (
-        UniqueConstraint("source", "source_event_id"),
+        # Once per provider event and workspace: one Stripe account connected to two
+        # workspaces sends both the same event, and each keeps its own timeline.
+        UniqueConstraint("workspace_id", "source", "source_event_id"),
         Index("ix_engagement_events_workspace_id_occurred_at", "workspace_id", "occurred_at"),
         Index("ix_engagement_events_subject", "workspace_id", "subject_type", "subject_id"),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, CreatedAtMixin, IdMixin
@@ -14,7 +14,19 @@ from models.enums import IntegrationStatus, str_enum
 
 class Integration(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "integrations"
-    __table_args__ = (UniqueConstraint("workspace_id", "provider"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "provider"),
+        # A provider account (Stripe's acct_…) belongs to one workspace: two workspaces
+        # connecting it at the same instant cannot both win (backend/connections/rows.py).
+        # An index, not a table constraint: SQLite adds one without rebuilding the table,
+        # and a rebuild would fire the ON DELETE actions of every row that points at it.
+        Index(
+            "uq_integrations_provider_external_account_id",
+            "provider",
+            "external_account_id",
+            unique=True,
+        ),
+    )
 
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(String(40))
@@ -25,6 +37,9 @@ class Integration(IdMixin, CreatedAtMixin, Base):
     credentials_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     key_id: Mapped[str | None] = mapped_column(String(40))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The provider account the credentials reach, for providers whose accounts are one
+    # workspace's each; set while connected (active or error), cleared on disconnect.
+    external_account_id: Mapped[str | None] = mapped_column(String(128))
     connected_at: Mapped[dt.datetime | None]
     last_checked_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)

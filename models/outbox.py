@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, CreatedAtMixin, IdMixin, utcnow
@@ -51,12 +51,33 @@ class OutboxJob(IdMixin, CreatedAtMixin, Base):
     finished_at: Mapped[dt.datetime | None]
 
 
-class JobKindPause(Base):
-    """An operator paused a kind of job (e.g. during a provider incident); workers skip it."""
+class JobKindPause(IdMixin, Base):
+    """A kind of job held (e.g. during a provider incident): workers skip its jobs.
+
+    A workspace's owners and admins pause a kind for their own workspace only (the Jobs page);
+    a pause without a workspace holds the kind for every workspace and is the platform's, made
+    and lifted only with ``python -m backend.cli outbox pause|resume KIND``.
+    """
 
     __tablename__ = "job_kind_pauses"
+    __table_args__ = (
+        # One pause per (kind, workspace); kind first: the claim looks pauses up by a job's kind.
+        UniqueConstraint("kind", "workspace_id"),
+        # NULLs are distinct in a UNIQUE constraint: one platform pause per kind needs its own.
+        Index(
+            "uq_job_kind_pauses_platform_kind",
+            "kind",
+            unique=True,
+            sqlite_where=text("workspace_id IS NULL"),
+            postgresql_where=text("workspace_id IS NULL"),
+        ),
+    )
 
-    kind: Mapped[str] = mapped_column(String(60), primary_key=True)
+    # None: the platform's pause, for every workspace.
+    workspace_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(60))
     paused_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     paused_by: Mapped[str] = mapped_column(String(80))
 

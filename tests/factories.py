@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from backend.accounts import service as accounts
-from models import Operator, Plan, Role, Workspace
+from models import Integration, IntegrationStatus, Operator, Plan, Role, Workspace
 
 PASSWORD = "correct horse battery"
 POLICY = accounts.LoginPolicy(
@@ -30,3 +30,22 @@ def member(
     )
     accounts.add_member(session, workspace_id=ws.id, operator_id=operator.id, role=role)
     return operator
+
+
+def two_receivers(session: Session, *, provider: str = "stripe") -> list[tuple[int, int]]:
+    """Two workspaces, each with ``provider`` connected: [(workspace id, integration id)],
+    committed."""
+    made = []
+    for slug in ("alpha", "beta"):
+        ws = workspace(session, slug=slug)
+        row = Integration(
+            workspace_id=ws.id,
+            provider=provider,
+            display_name=provider.title(),
+            status=IntegrationStatus.ACTIVE,
+        )
+        session.add(row)
+        session.flush()
+        made.append((ws.id, row.id))
+    session.commit()
+    return made

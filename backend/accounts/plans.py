@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from backend.config import get_settings
 from backend.connections import catalog, providers, tiers
+from backend.connections.rows import release_account
 from backend.integrations.errors import ProviderError
 from backend.platform import audit
 from backend.platform.actors import Actor
@@ -176,6 +177,8 @@ def deactivate_over_plan(session: Session, workspace: Workspace) -> list[str]:
                     f"provider, and {kept_payment} stays connected."
                 )
         if reason is not None:
+            # Switched off, it no longer holds its account: another workspace may connect it.
+            release_account(row)
             row.status = IntegrationStatus.INACTIVE
             row.last_error = reason
             switched.append(row.provider)

@@ -1,6 +1,7 @@
 """A workspace's integration rows and the checks made before one is written: finding (or
 creating) the row, the plan's tier, and the rule that a provider account belongs to one
-workspace (its id is sealed with the credentials and compared on connect).
+workspace (its id is kept in ``external_account_id``, UNIQUE per provider, and sealed with the
+credentials; compared on connect).
 
 Covered by tests/connections/test_service.py and test_service_stripe.py (through connect, test
 and disconnect).
@@ -109,14 +110,27 @@ def connected_elsewhere(
     session: Session, *, workspace_id: int, info: ProviderInfo, account_id: str
 ) -> str | None:
     """The name of another workspace whose connection to this provider reaches
-    ``account_id``, or None. The account id is sealed with the credentials, so the other
-    workspaces' connections of this provider are unsealed to compare (a connect is rare)."""
+    ``account_id``, or None. Connections hold it in ``external_account_id`` (one indexed
+    read); those made before that column learn it at their next test, and until then their
+    sealed copy is compared (unsealed: a connect is rare)."""
+    holder = session.scalar(
+        select(Workspace.name)
+        .join(Integration, Integration.workspace_id == Workspace.id)
+        .where(
+            Integration.provider == info.slug,
+            Integration.external_account_id == account_id,
+            Integration.workspace_id != workspace_id,
+        )
+    )
+    if holder is not None:
+        return str(holder)
     rows = session.execute(
         select(Integration, Workspace.name)
         .join(Workspace, Workspace.id == Integration.workspace_id)
         .where(
             Integration.provider == info.slug,
             Integration.workspace_id != workspace_id,
+            Integration.external_account_id.is_(None),
             Integration.credentials_enc.is_not(None),
             Integration.status.in_([IntegrationStatus.ACTIVE, IntegrationStatus.ERROR]),
         )
@@ -139,6 +153,14 @@ def account_to_keep(info: ProviderInfo, outcome: ConnectionTest) -> str | None:
     return None
 
 
+def shared_account_refusal(info: ProviderInfo, account_id: str, other: str) -> str:
+    return (
+        f"This {info.name} account ({account_id}) is already connected to the workspace "
+        f"“{other}”. Each business connects its own {info.name} account: paste this "
+        f"workspace's own key, or disconnect {info.name} in “{other}” first."
+    )
+
+
 def refuse_shared_account(
     session: Session, *, workspace_id: int, info: ProviderInfo, outcome: ConnectionTest
 ) -> str | None:
@@ -151,8 +173,62 @@ def refuse_shared_account(
     )
     if other is None:
         return None
-    return (
-        f"This {info.name} account ({account_id}) is already connected to the workspace "
-        f"“{other}”. Each business connects its own {info.name} account: paste this "
-        f"workspace's own key, or disconnect {info.name} in “{other}” first."
+    return shared_account_refusal(info, account_id, other)
+
+
+def claim_account(
+    session: Session,
+    *,
+    workspace_id: int,
+    info: ProviderInfo,
+    account_id: str | None,
+    existing: Integration | None,
+) -> Integration | str:
+    """The workspace's row (``existing``, or one created) holding ``account_id``, written now
+    in a savepoint; or the refusal, when another workspace's connection got the account
+    first. ``refuse_shared_account`` has looked already, but two workspaces connecting one
+    account at the same instant both pass that look: UNIQUE(provider, external_account_id)
+    lets one win, and the other is told what the look would have said. A row created here
+    goes with the savepoint, so a refused workspace keeps no empty row."""
+    try:
+        with session.begin_nested():
+            row = existing or get_or_create(session, workspace_id=workspace_id, info=info)
+            row.external_account_id = account_id
+            session.flush()
+    except IntegrityError:
+        other = None
+        if account_id is not None:
+            other = connected_elsewhere(
+                session, workspace_id=workspace_id, info=info, account_id=account_id
+            )
+        if account_id is None or other is None:
+            raise  # not the account's constraint
+        return shared_account_refusal(info, account_id, other)
+    return row
+
+
+def learn_account(
+    session: Session, *, row: Integration, info: ProviderInfo, account_id: str
+) -> str | None:
+    """A passing test tells which account a connection reaches; one made before account ids
+    were kept takes it now. Returns the name of another workspace that has the account (then
+    it is not taken: neither is silently the owner's), or None."""
+    other = connected_elsewhere(
+        session, workspace_id=row.workspace_id, info=info, account_id=account_id
     )
+    if other is not None or row.external_account_id == account_id:
+        return other
+    taken = claim_account(
+        session, workspace_id=row.workspace_id, info=info, account_id=account_id, existing=row
+    )
+    if isinstance(taken, str):  # another workspace's connection took it this very instant
+        return connected_elsewhere(
+            session, workspace_id=row.workspace_id, info=info, account_id=account_id
+        )
+    return None
+
+
+def release_account(row: Integration) -> None:
+    """The connection no longer reaches its account (disconnected, switched off): another
+    workspace may connect it."""
+    row.external_account_id = None

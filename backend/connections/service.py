@@ -31,10 +31,11 @@ from backend.connections.rows import (
     ACCOUNT_KEY,
     account_to_keep,
     check_tier,
-    connected_elsewhere,
+    claim_account,
     find,
-    get_or_create,
+    learn_account,
     refuse_shared_account,
+    release_account,
     required,
 )
 from backend.connections.views import ConnectResult
@@ -142,7 +143,16 @@ def connect_with_keys(
         return ConnectResult(
             False, False, outcome.message, latency_ms=outcome.latency_ms, masked=masked
         )
-    row = existing or get_or_create(session, workspace_id=actor.workspace_id, info=info)
+    # Held while connected: None after a failed test, or where accounts are not one's own.
+    row = claim_account(
+        session,
+        workspace_id=actor.workspace_id,
+        info=info,
+        account_id=account_id,
+        existing=existing,
+    )
+    if isinstance(row, str):
+        return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
     log.integration_id = row.id
     _store(row, plain, settings_model)
     now = utcnow()
@@ -227,7 +237,16 @@ def store_tokens(
         return ConnectResult(False, False, refused, latency_ms=outcome.latency_ms, masked=masked)
     if account_id := account_to_keep(info, outcome):
         secrets = {**secrets, ACCOUNT_KEY: account_id}
-    row = existing or get_or_create(session, workspace_id=actor.workspace_id, info=info)
+    # Held while connected: None after a failed test, or where accounts are not one's own.
+    row = claim_account(
+        session,
+        workspace_id=actor.workspace_id,
+        info=info,
+        account_id=account_id,
+        existing=existing,
+    )
+    if isinstance(row, str):
+        return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
     log.integration_id = row.id
     settings_model = validated(prov.settings_model, row.settings or {}, "Settings")
     credentials.seal(row, secrets)
@@ -363,9 +382,7 @@ def test(
             # Connections made before the account id was kept learn it here, unless another
             # workspace already has that account: then neither is silently taken for its owner,
             # and the operator is told (the account is shared until one disconnects it).
-            other = connected_elsewhere(
-                session, workspace_id=row.workspace_id, info=prov.info, account_id=account_id
-            )
+            other = learn_account(session, row=row, info=prov.info, account_id=account_id)
             if other is None:
                 secrets[ACCOUNT_KEY] = account_id
             else:
@@ -438,6 +455,7 @@ def disconnect(
                 revoked = f"failed: {exc}"
     row.credentials_enc = None
     row.key_id = None
+    release_account(row)
     row.status = IntegrationStatus.INACTIVE
     row.last_error = None
     audit.record(

@@ -83,7 +83,9 @@ def handler_for(provider: str, event_type: str) -> InboxHandler | None:
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
-    """A verified event to store. ``payload_json``, when given, is the exact JSON text
+    """A verified event to store. ``integration_id`` is the integration that received it
+    (None only for the platform's own account): the same provider event id received by two
+    integrations is two events. ``payload_json``, when given, is the exact JSON text
     ``payload`` was parsed from: PostgreSQL then stores it as received rather than a
     re-serialization (the same value, less work)."""
 
@@ -91,9 +93,15 @@ class Incoming:
     external_id: str
     event_type: str
     workspace_id: int | None
+    integration_id: int | None
     payload: dict[str, Any]
     payload_json: str | None = None
     received_at: dt.datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, int | None, str]:
+        """What makes two deliveries one event: see models/inbox.py."""
+        return (self.provider, self.integration_id, self.external_id)
 
 
 def record(
@@ -103,16 +111,25 @@ def record(
     external_id: str,
     event_type: str,
     workspace_id: int | None,
+    integration_id: int | None,
     payload: dict[str, Any],
     received_at: dt.datetime | None = None,
     payload_json: str | None = None,
 ) -> bool:
     """Store a verified event and its processing job, in the caller's transaction.
 
-    Returns False, changing nothing, when this provider's event id is already stored.
+    Returns False, changing nothing, when this event id is already stored for this receiving
+    integration (for the platform's account: for this provider).
     """
     event = Incoming(
-        provider, external_id, event_type, workspace_id, payload, payload_json, received_at
+        provider,
+        external_id,
+        event_type,
+        workspace_id,
+        integration_id,
+        payload,
+        payload_json,
+        received_at,
     )
     if session.get_bind().dialect.name == "postgresql":
         [stored] = record_many(session.connection(), [event])
@@ -127,12 +144,16 @@ def record(
             external_id=external_id,
             event_type=event_type,
             workspace_id=workspace_id,
+            integration_id=integration_id,
             payload=payload,
             status=InboundStatus.PENDING,
             received_at=received_at or utcnow(),
             attempts=0,
         )
-        .on_conflict_do_nothing(index_elements=["provider", "external_id"])
+        # No conflict target: the key is UNIQUE(integration_id, external_id), or the partial
+        # index of the platform's events, whichever applies; nothing else on the table is
+        # unique but the id.
+        .on_conflict_do_nothing()
         .returning(InboundEvent.id)
     ).scalar()
     if inbound_id is None:
@@ -141,7 +162,7 @@ def record(
         session,
         kind=PROCESS_KIND,
         payload={"inbound_id": inbound_id},
-        idempotency_key=_job_key(provider, external_id),
+        idempotency_key=_job_key(provider, integration_id, external_id),
         workspace_id=workspace_id,
     )
     return True
@@ -156,6 +177,7 @@ def record_committed(engine: Engine, event: Incoming) -> bool:
             external_id=event.external_id,
             event_type=event.event_type,
             workspace_id=event.workspace_id,
+            integration_id=event.integration_id,
             payload=event.payload,
             received_at=event.received_at,
             payload_json=event.payload_json,
@@ -174,6 +196,7 @@ def record_all_committed(engine: Engine, events: Iterable[Incoming]) -> list[boo
                 external_id=event.external_id,
                 event_type=event.event_type,
                 workspace_id=event.workspace_id,
+                integration_id=event.integration_id,
                 payload=event.payload,
                 received_at=event.received_at,
                 payload_json=event.payload_json,
@@ -191,29 +214,28 @@ class RecordStatement:
     sql: str
     params: tuple[Any, ...]
     events: Sequence[Incoming]
-    first: dict[tuple[str, str], int]
+    first: dict[tuple[str, int | None, str], int]
 
     def outcomes(self, rows: Iterable[Sequence[Any]]) -> list[bool]:
         """For each event, True if this statement stored it."""
-        stored = {(row[0], row[1]) for row in rows}
+        stored = {(row[0], row[1], row[2]) for row in rows}
         return [
-            self.first[(event.provider, event.external_id)] == index
-            and (event.provider, event.external_id) in stored
+            self.first[event.key] == index and event.key in stored
             for index, event in enumerate(self.events)
         ]
 
 
 # The most events one statement stores (``record_many`` splits longer lists).
 MAX_RECORD_BATCH = 128
-_ROW_PARAMS = 6  # the parameters of one row of _record_sql
+_ROW_PARAMS = 7  # the parameters of one row of _record_sql
 
 
 def record_statement(events: Sequence[Incoming]) -> RecordStatement:
     """The statement that stores ``events`` (1 to MAX_RECORD_BATCH of them): see
     ``record_many``."""
-    first: dict[tuple[str, str], int] = {}
+    first: dict[tuple[str, int | None, str], int] = {}
     for index, event in enumerate(events):
-        first.setdefault((event.provider, event.external_id), index)
+        first.setdefault(event.key, index)
     unique = [events[index] for index in first.values()]
     if not 0 < len(unique) <= MAX_RECORD_BATCH:
         raise ValueError(f"a statement stores 1 to {MAX_RECORD_BATCH} events, not {len(unique)}")
@@ -228,6 +250,7 @@ def record_statement(events: Sequence[Incoming]) -> RecordStatement:
             event.external_id,
             event.event_type,
             event.workspace_id,
+            event.integration_id,
             event.payload_json if event.payload_json is not None else json.dumps(event.payload),
             received,
         ]
@@ -260,9 +283,12 @@ def record_many(connection: Connection, events: Sequence[Incoming]) -> list[bool
     return outcomes
 
 
-def _job_key(provider: str, external_id: str) -> str:
-    # _record_sql spells the same key in SQL.
-    return f"inbox:{provider}:{external_id}"
+def _job_key(provider: str, integration_id: int | None, external_id: str) -> str:
+    # _record_sql spells the same key in SQL. The platform's events keep the key they had
+    # before events were scoped by integration.
+    if integration_id is None:
+        return f"inbox:{provider}:{external_id}"
+    return f"inbox:{provider}:{integration_id}:{external_id}"
 
 
 @functools.lru_cache(maxsize=16)
@@ -271,33 +297,41 @@ def _record_sql(rows: int) -> str:
     is inserted for each event that was (a duplicate inserts nothing), its payload pointing at
     the event's new id. Rows are spelled out rather than passed as arrays to unnest: the
     driver's encoding of arrays of 4 KB JSON texts cost more than the insert itself."""
-    row = "(%s, %s, %s, CAST(%s AS INTEGER), CAST(%s AS JSONB), CAST(%s AS TIMESTAMPTZ))"
-    # Only constants are formatted in; every value is a parameter.
+    row = (
+        "(%s, %s, %s, CAST(%s AS INTEGER), CAST(%s AS INTEGER), CAST(%s AS JSONB),"
+        " CAST(%s AS TIMESTAMPTZ))"
+    )
+    # Only constants are formatted in; every value is a parameter. ON CONFLICT has no target:
+    # an event is a duplicate under UNIQUE(integration_id, external_id) or, for the
+    # platform's events (no integration), under the partial index on (provider, external_id).
     return f"""
-    WITH incoming (provider, external_id, event_type, workspace_id, payload, received_at) AS (
+    WITH incoming (provider, external_id, event_type, workspace_id, integration_id, payload,
+                   received_at) AS (
         VALUES {", ".join([row] * rows)}
     ), event AS (
         INSERT INTO inbound_events
-            (provider, external_id, event_type, workspace_id, payload, status, received_at,
-             attempts)
-        SELECT provider, external_id, event_type, workspace_id, payload,
+            (provider, external_id, event_type, workspace_id, integration_id, payload, status,
+             received_at, attempts)
+        SELECT provider, external_id, event_type, workspace_id, integration_id, payload,
                '{InboundStatus.PENDING.value}', received_at, 0
         FROM incoming
         WHERE provider IS NOT NULL
-        ON CONFLICT (provider, external_id) DO NOTHING
-        RETURNING id, provider, external_id, workspace_id, received_at
+        ON CONFLICT DO NOTHING
+        RETURNING id, provider, integration_id, external_id, workspace_id, received_at
     ), job AS (
         INSERT INTO outbox_jobs
             (kind, provider, payload, idempotency_key, workspace_id, status, attempts,
              max_attempts, run_after, fair_at, created_at)
         SELECT '{PROCESS_KIND}', NULL, jsonb_build_object('inbound_id', id),
-               'inbox:' || provider || ':' || external_id, workspace_id,
-               '{JobStatus.PENDING.value}', 0, CAST(%s AS INTEGER), received_at, received_at,
+               'inbox:' || provider || ':' || COALESCE(integration_id || ':', '')
+               || external_id,
+               workspace_id, '{JobStatus.PENDING.value}', 0, CAST(%s AS INTEGER), received_at,
+               received_at,
                received_at
         FROM event
         ON CONFLICT (idempotency_key) DO NOTHING
     )
-    SELECT provider, external_id FROM event
+    SELECT provider, integration_id, external_id FROM event
     """  # noqa: S608
 
 

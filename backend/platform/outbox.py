@@ -26,9 +26,14 @@ from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
-from backend.platform import alerts, circuits, turns
+from backend.platform import alerts, circuits, outbox_pauses, turns
 from backend.platform.provider_failures import describe
-from models import AlertPriority, JobKindPause, JobStatus, OutboxJob, utcnow
+from models import (
+    AlertPriority,
+    JobStatus,
+    OutboxJob,
+    utcnow,
+)
 
 log = structlog.get_logger("outbox")
 
@@ -266,7 +271,7 @@ def claim(
     ``provider_jobs``: None takes any job; False only jobs that call no provider; True only
     jobs that do."""
     now = now or utcnow()
-    paused = select(JobKindPause.kind)
+    paused = outbox_pauses.held()
     # Circuits gate provider jobs only: a claim of local jobs needs no look at them.
     gate = (
         circuits.Gate([], [])
@@ -278,7 +283,7 @@ def claim(
         .where(
             OutboxJob.status == JobStatus.PENDING,
             OutboxJob.run_after <= now,
-            OutboxJob.kind.not_in(paused),
+            ~paused,
         )
         .order_by(OutboxJob.fair_at, OutboxJob.id)
         .limit(limit)
@@ -306,7 +311,7 @@ def claim(
                 OutboxJob.status == JobStatus.PENDING,
                 or_(OutboxJob.run_after <= now, OutboxJob.attempts > 0),
                 OutboxJob.circuit_key == key,
-                OutboxJob.kind.not_in(paused),
+                ~paused,
             )
             .order_by(OutboxJob.fair_at, OutboxJob.id)
             .limit(1)

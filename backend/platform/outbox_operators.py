@@ -1,10 +1,11 @@
-"""What an operator does to the outbox from the Jobs page: pause and resume a kind, replay dead
-jobs, "Retry now" on a waiting one; and waking the jobs waiting on a provider that recovered.
+"""What an operator does to the outbox from the Jobs page: pause and resume a kind (for their own
+workspace), replay dead jobs, "Retry now" on a waiting one; the platform's pause of a kind for
+every workspace (the CLI's only); and waking the jobs waiting on a provider that recovered.
 
 Split from ``outbox`` (kinds, enqueue, claim, outcomes), which the workers need; these are
 the operators' levers, each audited.
 
-Tested in tests/platform/test_outbox.py.
+Tested in tests/platform/test_outbox.py and test_outbox_operators.py.
 """
 
 from __future__ import annotations
@@ -22,23 +23,69 @@ from backend.platform.provider_failures import provider_name
 from models import JobKindPause, JobStatus, OutboxJob, utcnow
 
 
-def pause_kind(session: Session, *, actor: Actor, kind: str) -> None:
-    actor.require_change("pause jobs")
+def _require_kind(kind: str) -> None:
     if kind not in outbox.kinds():
-        raise ValueError(f"unknown job kind {kind!r}")
-    if session.get(JobKindPause, kind) is None:
-        session.add(JobKindPause(kind=kind, paused_by=actor.label))
+        raise InvalidInput(f"There is no job kind {kind!r}.")
+
+
+def _pause_of(session: Session, *, kind: str, workspace_id: int | None) -> JobKindPause | None:
+    scope = (
+        JobKindPause.workspace_id.is_(None)
+        if workspace_id is None
+        else JobKindPause.workspace_id == workspace_id
+    )
+    return session.scalars(select(JobKindPause).where(JobKindPause.kind == kind, scope)).first()
+
+
+def pause_kind(session: Session, *, actor: Actor, kind: str) -> None:
+    """Hold the kind's jobs of the actor's workspace (only those: other workspaces' run on)."""
+    actor.require_change("pause jobs")
+    _require_kind(kind)
+    if _pause_of(session, kind=kind, workspace_id=actor.workspace_id) is None:
+        session.add(JobKindPause(workspace_id=actor.workspace_id, kind=kind, paused_by=actor.label))
         audit.record(session, actor=actor, action="jobs.pause", target=f"kind:{kind}")
 
 
 def resume_kind(session: Session, *, actor: Actor, kind: str) -> None:
+    """Lift the actor's workspace's pause of the kind: its own, never another workspace's, nor
+    the platform's (which only the CLI lifts; the operator is told so)."""
     actor.require_change("resume jobs")
-    session.execute(delete(JobKindPause).where(JobKindPause.kind == kind))
+    pause = _pause_of(session, kind=kind, workspace_id=actor.workspace_id)
+    if pause is None:
+        if _pause_of(session, kind=kind, workspace_id=None) is not None:
+            raise InvalidInput(
+                f"{kind} is paused by the platform for every workspace (a provider incident, "
+                "say): its jobs run again when the platform's operators resume it."
+            )
+        raise InvalidInput(f"{kind} is not paused in this workspace; reload the Jobs page.")
+    session.delete(pause)
     audit.record(session, actor=actor, action="jobs.resume", target=f"kind:{kind}")
 
 
-def paused_kinds(session: Session) -> set[str]:
-    return set(session.scalars(select(JobKindPause.kind)))
+# -- the platform's pauses: for every workspace, only from the CLI (backend/cli.py) -----------
+
+
+def pause_platform(session: Session, *, kind: str, by: str = "cli") -> bool:
+    """Hold the kind's jobs of every workspace (and the platform's own). False if it already
+    was. Not an operator's lever: an owner of one workspace must not stop another's work."""
+    _require_kind(kind)
+    if _pause_of(session, kind=kind, workspace_id=None) is not None:
+        return False
+    session.add(JobKindPause(workspace_id=None, kind=kind, paused_by=by))
+    audit.record(session, actor=by, action="jobs.pause_platform", target=f"kind:{kind}")
+    return True
+
+
+def resume_platform(session: Session, *, kind: str, by: str = "cli") -> bool:
+    """Lift the platform's pause of the kind (workspaces' own pauses stay). False if there was
+    none."""
+    result = session.execute(
+        delete(JobKindPause).where(JobKindPause.kind == kind, JobKindPause.workspace_id.is_(None))
+    )
+    if not getattr(result, "rowcount", 0):
+        return False
+    audit.record(session, actor=by, action="jobs.resume_platform", target=f"kind:{kind}")
+    return True
 
 
 def _dead_filter(

@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 
 from console.components.table import data_table
 from console.layout import page
 from console.state.jobs import JobsState
+
+
+def _pause_button(k: Any) -> rx.Component:
+    """Resume this workspace's own pause, or pause the kind for this workspace; a platform
+    pause has no button: only the platform's operators lift it (the CLI)."""
+    return rx.match(
+        k["paused"],
+        (
+            "platform",
+            rx.text(
+                "Held for every workspace; resumed by the platform",
+                size="1",
+                color_scheme="gray",
+                data_testid="platform-paused",
+            ),
+        ),
+        (
+            "yes",
+            rx.button(
+                "Resume",
+                size="1",
+                on_click=JobsState.resume(k["kind"]),
+                disabled=~JobsState.can_change,
+            ),
+        ),
+        rx.button(
+            "Pause",
+            size="1",
+            variant="soft",
+            on_click=JobsState.pause(k["kind"]),
+            disabled=~JobsState.can_change,
+        ),
+    )
 
 
 def _kinds_table() -> rx.Component:
@@ -20,25 +55,16 @@ def _kinds_table() -> rx.Component:
                 lambda k: rx.table.row(
                     rx.table.cell(k["kind"]),
                     rx.table.cell(k["provider"]),
-                    rx.table.cell(k["paused"]),
                     rx.table.cell(
-                        rx.cond(
-                            k["paused"] == "yes",
-                            rx.button(
-                                "Resume",
-                                size="1",
-                                on_click=JobsState.resume(k["kind"]),
-                                disabled=~JobsState.can_change,
-                            ),
-                            rx.button(
-                                "Pause",
-                                size="1",
-                                variant="soft",
-                                on_click=JobsState.pause(k["kind"]),
-                                disabled=~JobsState.can_change,
-                            ),
+                        rx.match(
+                            k["paused"],
+                            ("platform", rx.text("paused by the platform")),
+                            ("yes", rx.text("paused in this workspace")),
+                            rx.text("no"),
                         )
                     ),
+                    rx.table.cell(_pause_button(k)),
+                    data_testid="kind-row",
                 ),
             )
         ),

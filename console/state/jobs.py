@@ -1,5 +1,6 @@
-"""The Jobs page: the queue, what runs, what died (with replay), paused kinds, each provider's
-circuit and rate limit, and the latest webhooks received."""
+"""The Jobs page: the queue, what runs, what died (with replay), the kinds paused for this
+workspace (and by the platform, for all), each provider's circuit and rate limit, and the latest
+webhooks received."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 # backend.jobs loads every domain's jobs.py: every kind is listed on the page, not only those
 # this process has used.
 from backend import jobs  # noqa: F401
-from backend.platform import circuits, inbox, outbox, outbox_operators, outbox_views
+from backend.platform import circuits, inbox, outbox, outbox_operators, outbox_pauses, outbox_views
 from backend.platform.actors import Actor
 from console.state.base import SessionState, change, read
 from console.state.formatting import when
@@ -51,8 +52,17 @@ def _job_row(job: outbox_views.JobView) -> dict[str, str]:
     }
 
 
+def _paused_label(kind: str, paused: outbox_pauses.Pauses) -> str:
+    """ "platform" (held for every workspace; only the platform lifts it), "yes" (this
+    workspace's own pause, which it may resume) or "no"."""
+    if kind in paused.platform:
+        return "platform"
+    return "yes" if kind in paused.workspace else "no"
+
+
 def read_snapshot(session: Session, workspace_id: int, *, inbound_page: int = 0) -> JobsSnapshot:
-    paused = outbox_operators.paused_kinds(session)
+    # This workspace's pauses and the platform's: never another workspace's.
+    paused = outbox_pauses.pauses(session, workspace_id=workspace_id)
     snapshot = JobsSnapshot()
     snapshot.depth = [
         {"kind": d.kind, "status": d.status.value, "count": str(d.count)}
@@ -71,7 +81,7 @@ def read_snapshot(session: Session, workspace_id: int, *, inbound_page: int = 0)
         {
             "kind": name,
             "provider": spec.provider or "database",
-            "paused": "yes" if name in paused else "no",
+            "paused": _paused_label(name, paused),
         }
         for name, spec in sorted(outbox.kinds().items())
         if not name.startswith("test.")

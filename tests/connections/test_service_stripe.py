@@ -126,6 +126,7 @@ def test_a_connection_made_before_account_ids_were_kept_learns_its_own_on_test(
     )
     assert tested.ok
     assert credentials.unseal(row)[connection_rows.ACCOUNT_KEY] == keys["account"]
+    assert row.external_account_id == keys["account"]
     refused = _connect(session, sandbox, studio, keys["secret_key"])
     assert not refused.saved and "“Lakeside”" in refused.message
 
@@ -155,3 +156,55 @@ def test_an_old_connection_sharing_an_account_with_another_workspace_is_told_on_
     told = connections.test(session, actor=studio, provider_slug="stripe", context=context)
     assert "also connected to the workspace “Lakeside”" in told.message
     assert connection_rows.ACCOUNT_KEY not in credentials.unseal(rows[1])
+
+
+def test_connect_with_stripe_oauth_is_refused_for_an_account_another_workspace_has(
+    session: Session, sandbox: RunningSandbox
+) -> None:
+    """The same rule for Stripe Connect: the tokens an OAuth callback brings reach an account
+    that is already another workspace's."""
+    lakeside, studio = _owner(session, "Lakeside"), _owner(session, "Studio")
+    keys = new_account(sandbox.url)
+    assert _connect(session, sandbox, lakeside, keys["secret_key"]).ok
+    refused = connections.store_tokens(
+        session,
+        actor=studio,
+        provider_slug="stripe",
+        secrets={
+            "secret_key": keys["secret_key"],
+            "stripe_user_id": keys["account"],
+            "refresh_token": "rt_test",
+            "method": "oauth",
+        },
+        context=ProviderContext(live=False, sandbox_url=sandbox.url),
+    )
+    assert not refused.ok and not refused.saved
+    assert refused.message.startswith(
+        f"This Stripe account ({keys['account']}) is already connected to the workspace “Lakeside”."
+    )
+    assert _stripe_row(session, studio) is None
+
+
+def test_two_workspaces_connecting_one_account_at_once_cannot_both_win(
+    session: Session, sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both look before either has written (here: the look is made to miss); the account's
+    UNIQUE(provider, external_account_id) lets only the first write, and the second gets the
+    refusal the look would have given."""
+    lakeside, studio = _owner(session, "Lakeside"), _owner(session, "Studio")
+    keys = new_account(sandbox.url)
+    assert _connect(session, sandbox, lakeside, keys["secret_key"]).ok
+    lakeside_row = _stripe_row(session, lakeside)
+    assert lakeside_row is not None and lakeside_row.external_account_id == keys["account"]
+    monkeypatch.setattr(connections, "refuse_shared_account", lambda *a, **k: None)
+    refused = _connect(session, sandbox, studio, keys["secret_key"])
+    assert not refused.ok and not refused.saved
+    assert refused.message.startswith(
+        f"This Stripe account ({keys['account']}) is already connected to the workspace “Lakeside”."
+    )
+    assert _stripe_row(session, studio) is None
+    session.commit()  # the refused connect left nothing half-written
+    # Disconnected, the account is free: the column is cleared with the credentials.
+    connections.disconnect(session, actor=lakeside, provider_slug="stripe")
+    assert lakeside_row.external_account_id is None
+    assert _connect(session, sandbox, studio, keys["secret_key"]).ok

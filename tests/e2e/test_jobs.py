@@ -1,5 +1,6 @@
-"""An operator finds a dead job with its last error, previews and replays it, and pauses a kind;
-a viewer sees the same page but cannot change it."""
+"""An operator finds a dead job with its last error, previews and replays it, and pauses a kind
+for their workspace (a platform pause shows, but is not theirs to lift); a viewer sees the same
+page but cannot change it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from backend.demo import seed as demo
@@ -69,6 +70,7 @@ def test_operator_replays_a_dead_job_after_a_preview(page: Page, console: Consol
 
 
 def test_operator_pauses_and_resumes_a_kind(page: Page, console: Console) -> None:
+    """For this workspace only; a platform pause shows as such, with nothing to press."""
     log_in(page, "ops@lakeside.example", demo.DEMO_PASSWORD)
     page.get_by_test_id("nav-jobs").click()
     row = (
@@ -77,11 +79,29 @@ def test_operator_pauses_and_resumes_a_kind(page: Page, console: Console) -> Non
         .filter(has_text="stripe.sync_customer")
     )
     row.get_by_role("button", name="Pause").click()
-    expect(row).to_contain_text("yes")
+    expect(row).to_contain_text("paused in this workspace")
     with Session(console.engine) as session:
-        assert session.get(JobKindPause, "stripe.sync_customer") is not None
+        paused = session.scalars(
+            select(Workspace.slug)
+            .join(JobKindPause, JobKindPause.workspace_id == Workspace.id)
+            .where(JobKindPause.kind == "stripe.sync_customer")
+        ).all()
+        assert paused == [demo.LIVE_SELLER]
     row.get_by_role("button", name="Resume").click()
     expect(row).to_contain_text("no")
+    with Session(console.engine) as session:
+        # What `python -m backend.cli outbox pause stripe.sync_customer` writes.
+        session.add(JobKindPause(workspace_id=None, kind="stripe.sync_customer", paused_by="cli"))
+        session.commit()
+    try:
+        page.reload()
+        expect(row).to_contain_text("paused by the platform")
+        expect(row.get_by_test_id("platform-paused")).to_be_visible()
+        expect(row.get_by_role("button")).to_have_count(0)
+    finally:
+        with Session(console.engine) as session:
+            session.execute(delete(JobKindPause).where(JobKindPause.workspace_id.is_(None)))
+            session.commit()
 
 
 def test_viewer_cannot_replay_or_pause(page: Page, console: Console) -> None:

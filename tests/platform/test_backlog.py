@@ -29,6 +29,7 @@ def test_stored_events_of_every_workspace_make_the_lag_and_the_depth(
             external_id=external_id,
             event_type="invoice.paid",
             workspace_id=workspace_id,
+            integration_id=None,
             payload={"id": external_id},
             received_at=utcnow() - dt.timedelta(seconds=age),
         )

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from backend.platform import inbox
 from backend.platform.inbox import Incoming
 from models import InboundEvent, OutboxJob
+from tests.factories import two_receivers
 
 
 def _event(external_id: str, **changes: object) -> Incoming:
@@ -20,6 +21,7 @@ def _event(external_id: str, **changes: object) -> Incoming:
         "external_id": external_id,
         "event_type": "invoice.paid",
         "workspace_id": None,
+        "integration_id": None,
         "payload": {"id": external_id, "type": "invoice.paid", "amount": 1.10},
         "payload_json": None,
         "received_at": None,
@@ -82,3 +84,31 @@ def test_long_lists_are_split_and_times_kept(pg_engine: Engine) -> None:
 def test_naive_times_are_refused(pg_engine: Engine) -> None:
     with pg_engine.begin() as conn, pytest.raises(ValueError, match="naive"):
         inbox.record_many(conn, [_event("evt_n", received_at=dt.datetime(2026, 1, 1))])
+
+
+def test_one_event_id_received_by_two_integrations_is_two_events(pg_engine: Engine) -> None:
+    """One Stripe account connected to two workspaces: each integration stores its copy, in
+    the same batch or later; a repeat to one integration, and the platform's own events, are
+    still recognised."""
+    with Session(pg_engine) as session:
+        receivers = two_receivers(session)
+    (ws_a, int_a), (ws_b, int_b) = receivers
+
+    def ours(workspace_id: int, integration_id: int) -> Incoming:
+        return _event("evt_shared", workspace_id=workspace_id, integration_id=integration_id)
+
+    with pg_engine.begin() as conn:
+        outcome = inbox.record_many(
+            conn, [ours(ws_a, int_a), ours(ws_b, int_b), ours(ws_a, int_a), _event("evt_shared")]
+        )
+    assert outcome == [True, True, False, True]
+    with pg_engine.begin() as conn:
+        assert inbox.record_many(conn, [ours(ws_b, int_b), _event("evt_shared")]) == [False, False]
+    assert _stored(pg_engine) == (3, 3)
+    with Session(pg_engine) as session:
+        keys = set(session.scalars(select(OutboxJob.idempotency_key)))
+    assert keys == {
+        f"inbox:stripe:{int_a}:evt_shared",
+        f"inbox:stripe:{int_b}:evt_shared",
+        "inbox:stripe:evt_shared",
+    }

@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 from backend.platform import inbox
 from backend.platform.inbox import Incoming
 from models import InboundEvent, OutboxJob
+from tests.factories import two_receivers
 
 
 def _event(external_id: str, payload: dict[str, object] | None = None) -> Incoming:
-    return Incoming("sendgrid", external_id, "delivered", None, payload or {"id": external_id})
+    body = payload or {"id": external_id}
+    return Incoming("sendgrid", external_id, "delivered", None, None, body)
 
 
 def _stored(engine: Engine) -> tuple[int, int]:
@@ -36,7 +38,32 @@ def test_a_batch_is_committed_with_a_job_each_and_duplicates_are_told(engine: En
 
 def test_a_batch_with_an_event_the_database_refuses_stores_none_of_it(engine: Engine) -> None:
     # For a workspace that does not exist: the foreign key refuses it on both databases.
-    bad = Incoming("sendgrid", "sg_bad", "delivered", 999_999, {"id": "sg_bad"})
+    bad = Incoming("sendgrid", "sg_bad", "delivered", 999_999, None, {"id": "sg_bad"})
     with pytest.raises(SQLAlchemyError):
         inbox.record_all_committed(engine, [_event("sg_1"), bad])
     assert _stored(engine) == (0, 0)
+
+
+def test_one_event_id_received_by_two_integrations_is_two_events(engine: Engine) -> None:
+    with Session(engine) as session:
+        (ws_a, int_a), (ws_b, int_b) = two_receivers(session, provider="sendgrid")
+
+    def ours(workspace_id: int, integration_id: int) -> Incoming:
+        return Incoming("sendgrid", "sg_shared", "delivered", workspace_id, integration_id, {})
+
+    outcomes = inbox.record_all_committed(
+        engine, [ours(ws_a, int_a), ours(ws_b, int_b), ours(ws_b, int_b)]
+    )
+    assert outcomes == [True, True, False]
+    assert not inbox.record_committed(engine, ours(ws_a, int_a))
+    # Without an integration (the platform's account) the provider's id alone is the key.
+    assert inbox.record_committed(engine, _event("sg_shared"))
+    assert not inbox.record_committed(engine, _event("sg_shared"))
+    assert _stored(engine) == (3, 3)
+    with Session(engine) as session:
+        keys = set(session.scalars(select(OutboxJob.idempotency_key)))
+    assert keys == {
+        f"inbox:sendgrid:{int_a}:sg_shared",
+        f"inbox:sendgrid:{int_b}:sg_shared",
+        "inbox:sendgrid:sg_shared",
+    }

@@ -66,6 +66,7 @@ def _store(
                 external_id=event_id,
                 event_type=event_type,
                 workspace_id=workspace_id,
+                integration_id=None,
                 payload={
                     "id": event_id,
                     "type": event_type,

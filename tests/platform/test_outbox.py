@@ -231,7 +231,7 @@ def test_replay_preview_and_replay_of_dead_jobs(session: Session) -> None:
 def test_paused_kinds_are_not_claimed(session: Session) -> None:
     ws = factories.workspace(session)
     owner = Actor(1, ws.id, Role.OWNER)
-    outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key="p")
+    outbox.enqueue(session, kind="test.noop", payload={}, idempotency_key="p", workspace_id=ws.id)
     outbox_operators.pause_kind(session, actor=owner, kind="test.noop")
     session.commit()
     assert outbox.claim(session, worker="w") == []

@@ -304,10 +304,14 @@ def store(
     external_id: str,
     event_type: str,
     workspace_id: int | None,
+    integration_id: int | None,
     payload: dict[str, Any],
 ) -> bool:
-    """Store the event and its job, committed when this returns; False for a duplicate."""
-    event = inbox.Incoming(intake.provider, external_id, event_type, workspace_id, payload)
+    """Store the event and its job, committed when this returns; False for a duplicate (of
+    an event this integration received; None: the platform's own account)."""
+    event = inbox.Incoming(
+        intake.provider, external_id, event_type, workspace_id, integration_id, payload
+    )
     stored = inbox.record_committed(engine, event)
     _log_stored(intake, event_type, stored)
     return stored
@@ -319,11 +323,14 @@ def store_all(
     events: Iterable[tuple[str, str, dict[str, Any]]],
     *,
     workspace_id: int | None,
+    integration_id: int | None,
 ) -> int:
     """Store ``(external_id, event_type, payload)`` events and their jobs in one transaction,
     committed when this returns: how many were new (the rest were duplicates)."""
     incoming = [
-        inbox.Incoming(intake.provider, external_id, event_type, workspace_id, payload)
+        inbox.Incoming(
+            intake.provider, external_id, event_type, workspace_id, integration_id, payload
+        )
         for external_id, event_type, payload in events
     ]
     outcomes = inbox.record_all_committed(engine, incoming)
@@ -363,6 +370,7 @@ async def store_verified(
     external_id: str,
     event_type: str,
     workspace_id: int | None,
+    integration_id: int | None,
     payload: dict[str, Any],
     payload_json: str | None = None,
 ) -> bool:
@@ -371,7 +379,14 @@ async def store_verified(
     # Received now, not when its batch is written.
     received_at = dt.datetime.now(dt.UTC)
     event = inbox.Incoming(
-        intake.provider, external_id, event_type, workspace_id, payload, payload_json, received_at
+        intake.provider,
+        external_id,
+        event_type,
+        workspace_id,
+        integration_id,
+        payload,
+        payload_json,
+        received_at,
     )
     stored = await intake_writer(request, engine).record(event)
     _log_stored(intake, event_type, stored)

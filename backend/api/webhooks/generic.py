@@ -83,10 +83,12 @@ def event(
     stored = store(
         engine,
         intake,
-        # Scoped by integration: two senders may both use "msg_1".
+        # Two senders may both use "msg_1": scoped by the integration (its column; the prefix,
+        # from before the column, keeps earlier events' retries recognised).
         external_id=f"{receiver.integration_id}:{webhook_id}",
         event_type=event_type[:MAX_EVENT_TYPE],
         workspace_id=receiver.workspace_id,
+        integration_id=receiver.integration_id,
         payload=payload,
     )
     return Received(duplicate=not stored)

@@ -93,5 +93,13 @@ def events(
         )
         for index, event in enumerate(batch)
     ]
-    stored = store_all(engine, intake, keyed, workspace_id=receiver.workspace_id)
+    # Scoped by integration: sg_event_id is the SendGrid account's, which two workspaces may
+    # share.
+    stored = store_all(
+        engine,
+        intake,
+        keyed,
+        workspace_id=receiver.workspace_id,
+        integration_id=receiver.integration_id,
+    )
     return BatchReceived(stored=stored, duplicates=len(keyed) - stored)

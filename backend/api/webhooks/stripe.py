@@ -109,6 +109,9 @@ async def receive_workspace_event(
         external_id=text_field(payload, "id", intake, max_length=MAX_EXTERNAL_ID),
         event_type=text_field(payload, "type", intake, max_length=MAX_EVENT_TYPE),
         workspace_id=receiver.workspace_id,
+        # Scoped by integration: one Stripe account connected to two workspaces sends each
+        # its copy of an event, with one id.
+        integration_id=receiver.integration_id,
         payload=payload,
         payload_json=document,
     )
@@ -214,6 +217,8 @@ def platform_event(
         external_id=external_id,
         event_type=event_type,
         workspace_id=None,
+        # The platform's own account: no integration; its ids are unique by provider.
+        integration_id=None,
         payload=payload,
     )
     return Received(duplicate=not stored)

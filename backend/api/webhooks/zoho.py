@@ -71,7 +71,9 @@ def event(
     payload = json_object(body, intake)
     # Zoho's payloads do not always carry an id: the body's hash makes a retry of the same
     # body a duplicate, which is what a missing id can best mean.
-    # Scoped by integration: the same id (or body) from two workspaces is two events.
+    # Stored with its integration, which scopes the de-duplication (the same id or body from
+    # two workspaces is two events); the id's integration prefix, which did that before,
+    # stays so that a retry of an event stored before is still recognised.
     external_id = f"{receiver.integration_id}:" + (
         _optional_text(payload, "event_id", intake, MAX_EXTERNAL_ID - 12)
         or hashlib.sha256(body).hexdigest()
@@ -87,6 +89,7 @@ def event(
         external_id=external_id,
         event_type=event_type,
         workspace_id=receiver.workspace_id,
+        integration_id=receiver.integration_id,
         payload=payload,
     )
     return Received(duplicate=not stored)

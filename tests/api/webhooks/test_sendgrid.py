@@ -11,11 +11,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from models import InboundEvent, Integration
+from backend.jobs.runner import Runner
+from models import InboundEvent, InboundStatus, Integration
 from tests.api.webhook_support import (
     Seeded,
     now,
     public_key_b64,
+    seed,
     sendgrid_batch,
     sendgrid_signature,
     stored,
@@ -169,3 +171,37 @@ def test_key_rotation_in_settings_takes_effect(
     url = f"/webhooks/sendgrid/{seeded.slug}"
     assert sidecar.post(url, content=BODY, headers=_signed(seeded.sendgrid_key)).status_code == 401
     assert sidecar.post(url, content=BODY, headers=_signed(new_key)).status_code == 200
+
+
+def test_one_event_id_for_two_workspaces_is_stored_and_processed_once_in_each(
+    sidecar: TestClient, engine: Engine, session: Session, seeded: Seeded
+) -> None:
+    """sg_event_id is the SendGrid account's: two workspaces sharing one account each get the
+    event; a true repeat to one of them is still a duplicate."""
+    other = seed(session, slug="globex")
+    body = sendgrid_batch("sg-shared", "sg-own")
+    answers = [
+        sidecar.post(
+            f"/webhooks/sendgrid/{ws.slug}",
+            content=body,
+            headers=_signed(ws.sendgrid_key, body=body),
+        ).json()
+        for ws in (seeded, other, other)
+    ]
+    assert [(a["stored"], a["duplicates"]) for a in answers] == [(2, 0), (2, 0), (0, 2)]
+    assert stored(engine) == (4, 4)
+
+    report = Runner(engine, "test-worker", batch=100).run_once()
+    assert (report.claimed, report.done) == (4, 4), report.errors
+    assert Runner(engine, "test-worker", batch=100).run_once().claimed == 0
+    session.expire_all()
+    rows = session.execute(
+        select(InboundEvent.workspace_id, InboundEvent.external_id, InboundEvent.attempts)
+        .where(InboundEvent.status == InboundStatus.IGNORED)  # SendGrid's events have no handler
+        .order_by(InboundEvent.workspace_id, InboundEvent.external_id)
+    ).all()
+    assert [tuple(r) for r in rows] == [
+        (ws, sg, 1)
+        for ws in sorted((seeded.workspace_id, other.workspace_id))
+        for sg in ("sg-own", "sg-shared")
+    ]

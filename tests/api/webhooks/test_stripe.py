@@ -13,13 +13,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from models import InboundEvent, OutboxJob
+from backend import jobs  # noqa: F401 - loads every domain's jobs.py: the handlers
+from backend.jobs.runner import Runner
+from models import Buyer, InboundEvent, InboundStatus, Invoice, InvoiceStatus, OutboxJob
 from tests import factories
 from tests.api.webhook_support import (
     PLATFORM_SECRET,
     STRIPE_SECRET,
     Seeded,
     now,
+    seed,
     stored,
     stripe_event,
     stripe_v1,
@@ -216,3 +219,65 @@ def test_workspace_without_stripe_is_404(
     response = sidecar.post("/webhooks/stripe/bare", content=BODY, headers=_signed(STRIPE_SECRET))
     assert response.status_code == 404
     assert "not connected" in response.json()["detail"]
+
+
+def _sent_invoice(session: Session, workspace_id: int) -> None:
+    """The invoice in_1 that stripe_event's invoice.paid pays, sent from this workspace."""
+    session.add(Buyer(workspace_id=workspace_id, platform_user_id="fb_1", handle="b1"))
+    session.add(
+        Invoice(
+            workspace_id=workspace_id,
+            provider="stripe",
+            external_id="in_1",
+            buyer_handle="b1",
+            buyer_platform_id="fb_1",
+            status=InvoiceStatus.SENT,
+            amount_cents=1200,
+        )
+    )
+
+
+def test_one_event_for_two_workspaces_is_stored_and_handled_once_in_each(
+    sidecar: TestClient, engine: Engine, session: Session, seeded: Seeded
+) -> None:
+    """One Stripe account connected to two workspaces sends each the same event id: each
+    workspace gets its copy (the key is the receiving integration's, not Stripe's alone)."""
+    other = seed(session, slug="globex")
+    for workspace_id in (seeded.workspace_id, other.workspace_id):
+        _sent_invoice(session, workspace_id)
+    session.commit()
+    answers = [
+        sidecar.post(f"/webhooks/stripe/{slug}", content=BODY, headers=_signed(STRIPE_SECRET))
+        for slug in (seeded.slug, other.slug, seeded.slug)
+    ]
+    assert [a.json()["duplicate"] for a in answers] == [False, False, True]
+    assert stored(engine) == (2, 2)
+
+    report = Runner(engine, "test-worker", batch=100).run_once()
+    assert (report.claimed, report.done) == (2, 2), report.errors
+    session.expire_all()
+    events = session.scalars(select(InboundEvent).order_by(InboundEvent.workspace_id)).all()
+    assert [(e.workspace_id, e.status, e.attempts) for e in events] == [
+        (seeded.workspace_id, InboundStatus.HANDLED, 1),
+        (other.workspace_id, InboundStatus.HANDLED, 1),
+    ]
+    assert len({e.integration_id for e in events}) == 2
+    paid = session.scalars(select(Invoice.workspace_id).where(Invoice.status == InvoiceStatus.PAID))
+    assert sorted(paid) == sorted([seeded.workspace_id, other.workspace_id])
+
+
+def test_the_platforms_events_stay_unique_by_their_id(
+    sidecar: TestClient, engine: Engine, seeded: Seeded
+) -> None:
+    """The platform's own account has no integration: its ids are its own key, and a
+    workspace's event of the same id is another event."""
+    platform = [
+        sidecar.post("/webhooks/stripe", content=BODY, headers=_signed(PLATFORM_SECRET))
+        for _ in range(2)
+    ]
+    assert [r.json()["duplicate"] for r in platform] == [False, True]
+    workspace = sidecar.post(
+        f"/webhooks/stripe/{seeded.slug}", content=BODY, headers=_signed(STRIPE_SECRET)
+    )
+    assert workspace.json()["duplicate"] is False
+    assert stored(engine) == (2, 2)
