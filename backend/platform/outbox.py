@@ -28,12 +28,7 @@ from backend.db import conflict_insert
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
 from backend.platform import alerts, circuits, outbox_pauses, turns
 from backend.platform.provider_failures import describe
-from models import (
-    AlertPriority,
-    JobStatus,
-    OutboxJob,
-    utcnow,
-)
+from models import AlertPriority, JobStatus, OutboxJob, utcnow
 
 log = structlog.get_logger("outbox")
 

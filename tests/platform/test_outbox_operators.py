@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from backend.platform import outbox, outbox_operators, outbox_pauses
+from backend.platform import circuits, outbox, outbox_operators, outbox_pauses
 from backend.platform.actors import Actor
 from backend.platform.errors import InvalidInput, PermissionDenied
 from console.state.jobs import read_snapshot
@@ -165,11 +165,17 @@ def test_a_half_open_breakers_probe_skips_a_paused_workspace(session: Session) -
     outbox_operators.pause_kind(session, actor=alpha, kind=REMOTE)
     # beta's job waits out a backoff after a failure: only a probe takes it.
     session.execute(update(OutboxJob).where(OutboxJob.idempotency_key == "beta").values(attempts=1))
-    # The breaker's open time is over: the next claim sends one probe.
-    session.add(
-        ProviderCircuit(
-            provider="pausepay", state="open", opened_until=utcnow() - dt.timedelta(seconds=1)
+    # Both accounts' breakers (one per connected account) have served their open time: the next
+    # claim sends one probe through each, but alpha paused the kind.
+    for workspace_id in (alpha.workspace_id, beta.workspace_id):
+        session.add(
+            ProviderCircuit(
+                key=circuits.key_for("pausepay", workspace_id),
+                provider="pausepay",
+                workspace_id=workspace_id,
+                state="open",
+                opened_until=utcnow() - dt.timedelta(seconds=1),
+            )
         )
-    )
     session.commit()
     assert _claimed(session) == {"beta"}

@@ -268,7 +268,9 @@ def test_openapi_documents_every_route_and_its_errors(sidecar: TestClient) -> No
         "/webhooks/sendgrid/{workspace}",
         "/webhooks/zoho/{workspace}",
         "/webhooks/generic/{integration}",
+        "/oauth/stripe/start",
         "/oauth/stripe/callback",
+        "/oauth/google/start",
         "/oauth/google/callback",
     }
     for path in (
