@@ -164,7 +164,8 @@ def test_a_send_refused_before_it_left_is_a_first_send_on_the_retry(
     invoice_id = _invoice_one_messenger_buyer(shop)
 
     def throttled(real: Any, *args: Any, **kwargs: Any) -> Any:
-        raise ProviderRateLimited("Facebook says: too many calls", retry_after=1)
+        # Long enough that the drain cannot come round to it again, however slow the machine.
+        raise ProviderRateLimited("Facebook says: too many calls", retry_after=3600)
 
     _once(monkeypatch, MessengerAdapter, "send_text", throttled)
     shop.drain()

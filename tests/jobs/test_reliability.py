@@ -48,6 +48,12 @@ def _statuses(engine: Engine) -> dict[JobStatus, int]:
         )
 
 
+def _claims(engine: Engine) -> int:
+    """Every claim adds one to its job's attempts: their sum moves when a worker has begun."""
+    with Session(engine) as session:
+        return int(session.scalar(select(func.coalesce(func.sum(OutboxJob.attempts), 0))) or 0)
+
+
 def _sandbox_customers(sandbox: RunningSandbox, key: str) -> list[str]:
     sdk = client(sandbox.url, key)
     return [
@@ -79,7 +85,8 @@ def test_workers_killed_at_random_points_lose_and_repeat_nothing(
     )
     rng = random.Random(7)
     kills = 0
-    while kills < 20:
+    while kills < 20 and _statuses(engine).get(JobStatus.DONE, 0) < count:
+        claims_before = _claims(engine)
         process = subprocess.Popen(
             [sys.executable, "scheduler.py"],
             cwd=ROOT,
@@ -88,7 +95,13 @@ def test_workers_killed_at_random_points_lose_and_repeat_nothing(
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        time.sleep(rng.uniform(1.2, 2.5))
+        # Kill at a random point of the work, not of the start-up: a process's start-up (imports,
+        # the database check) takes from one to several seconds with the machine's load, and a
+        # fixed delay from the start could land before any claim, interrupting nothing.
+        started = time.monotonic() + 60
+        while _claims(engine) == claims_before and time.monotonic() < started:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.6))
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         kills += 1
