@@ -691,6 +691,16 @@ def test_no_secret_is_found_anywhere_after_every_flow_that_takes_one(
         _keys(run, keys_owner, receiver)
         _oauth(run, oauth_owner, "stripe")
         _oauth(run, oauth_owner, "google_drive")
+        for slug in ("stripe", "google_drive"):
+            # OAuth tokens tested (and Google's renewed) the provider's way.
+            tested = run.console(
+                oauth_owner.token,
+                lambda s, a, slug=slug: oauth.test(  # type: ignore[misc]
+                    s, actor=a, provider_slug=slug, context=providers.provider_context(slug)
+                ),
+                f"manage page of {slug}: Test connection",
+            )
+            assert tested.get().ok, tested.get().message
         run.console(
             oauth_owner.token,
             lambda s, a: plans.start_upgrade(
