@@ -6,9 +6,7 @@ Tested in tests/integrations/, through every adapter.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel
@@ -64,13 +62,3 @@ def unreachable(provider: str, exc: Exception) -> ProviderUnavailable:
     # The exception's text can hold the URL (and for some providers a token in a query string):
     # only its type goes into the message.
     return ProviderUnavailable(f"{provider} could not be reached: {type(exc).__name__}")
-
-
-def is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from backend.integrations.public_address import Resolver, system_resolver
+
 
 class Category(StrEnum):
     PAYMENTS = "Payments and invoicing"
@@ -84,11 +86,14 @@ class ConnectionTest:
 @dataclass(frozen=True)
 class ProviderContext:
     """What the services hand an adapter: where the provider is (sandbox or live), whether this
-    is live mode (test keys are refused there), and a throttle to call before each request."""
+    is live mode (test keys are refused there), a throttle to call before each request, and
+    how host names are looked up where an operator's URL is checked before a request (tests
+    answer with their own addresses; nothing else changes it)."""
 
     live: bool
     sandbox_url: str | None
     throttle: Callable[[], None] = lambda: None
+    resolve: Resolver = system_resolver
 
 
 class Provider(Protocol):

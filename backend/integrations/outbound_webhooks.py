@@ -12,15 +12,16 @@ import hmac
 import json
 import re
 import secrets
+import ssl
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, Field, SecretStr
 
-from backend.integrations._common import expect, is_loopback
+from backend.integrations import public_address
+from backend.integrations._common import expect
 from backend.integrations.base import (
     Category,
     ConnectionTest,
@@ -107,17 +108,31 @@ def _check_secret(value: SecretStr | None, field: str) -> None:
         )
 
 
-def check_url(url: str, context: ProviderContext) -> None:
+class UnresolvedURL(InvalidCredentials):
+    """The URL's host has no address now: wrong, or DNS failing for a moment."""
+
+
+def check_url(url: str, context: ProviderContext) -> public_address.Target:
+    """The URL, checked: a full http(s) URL, https in live mode, and every address its host
+    resolves to public (loopback too in sandbox mode, where the sandbox and a developer's
+    receiver listen on this machine). InvalidCredentials on the ``url`` field, saying why."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidCredentials(
             "The endpoint must be a full URL such as https://example.com/hooks.", field="url"
         )
-    # Plain http only where nobody else can read the traffic: the sandbox, or this machine.
-    if parts.scheme == "http" and context.live and not is_loopback(url):
+    # Plain http only in sandbox mode: in live mode anyone on the way could read the events
+    # (and loopback, the one place nobody else could, is refused there anyway).
+    if parts.scheme == "http" and context.live:
         raise InvalidCredentials(
             "Live mode sends webhooks over https only: use an https:// URL.", field="url"
         )
+    try:
+        return public_address.check(url, allow_loopback=not context.live, resolve=context.resolve)
+    except public_address.RefusedURL as exc:
+        raise InvalidCredentials(str(exc), field="url") from None
+    except public_address.UnresolvedHost as exc:
+        raise UnresolvedURL(str(exc), field="url") from None
 
 
 class WebhooksAdapter:
@@ -126,15 +141,34 @@ class WebhooksAdapter:
         secrets: list[str],
         url: str,
         *,
-        throttle: Callable[[], None] | None = None,
+        context: ProviderContext,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self._secrets = secrets
         self._url = url
-        self._throttle = throttle or (lambda: None)
+        self._context = context
+        # Tests trust their own certificate authority; everyone else the system's.
+        self._verify = verify
 
     def deliver(self, event_type: str, data: dict[str, Any], *, msg_id: str) -> int:
         """POST one signed event; ``msg_id`` stays the same across retries of one message (the
-        receiver deduplicates on it). Returns the status; non-2xx raise."""
+        receiver deduplicates on it). Returns the status; non-2xx raise.
+
+        The URL is checked again at every delivery, not only when it was saved: a name that
+        resolved to a public address then may resolve to a private one now."""
+        try:
+            target = check_url(self._url, self._context)
+        except UnresolvedURL as exc:
+            raise ProviderUnavailable(str(exc)) from None
+        except InvalidCredentials as exc:
+            raise ProviderRejected(str(exc), code="endpoint_refused") from None
+        return self.send(target, event_type, data, msg_id=msg_id)
+
+    def send(
+        self, target: public_address.Target, event_type: str, data: dict[str, Any], *, msg_id: str
+    ) -> int:
+        """``deliver`` to a target ``check_url`` has just checked (the connection test checks
+        first, to tell a refused URL from an unreachable one)."""
         payload = {
             "type": event_type,
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -143,12 +177,13 @@ class WebhooksAdapter:
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = sign(body, msg_id, int(time.time()), self._secrets)
         headers |= {"content-type": "application/json", "user-agent": USER_AGENT}
-        self._throttle()
+        self._context.throttle()
         try:
-            # No redirects: a 3xx means the URL is wrong, and following one could lead the
-            # signed request somewhere the operator never configured.
-            response = httpx.post(
-                self._url, content=body, headers=headers, timeout=TIMEOUT, follow_redirects=False
+            # To the checked addresses only, following no redirect: a 3xx means the URL is
+            # wrong, and following one could lead the signed request somewhere the operator
+            # never configured, or to an address nobody checked.
+            response = public_address.post(
+                target, content=body, headers=headers, timeout=TIMEOUT, verify=self._verify
             )
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(
@@ -158,6 +193,11 @@ class WebhooksAdapter:
         if 200 <= status < 300:
             return status
         said = f"The endpoint answered {status}"
+        if 300 <= status < 400:
+            raise ProviderRejected(
+                f"{said}, a redirect; webhooks follow none: set the URL it redirects to",
+                status=status,
+            )
         if status == 429:
             raise ProviderRateLimited(said)
         if status >= 500:
@@ -208,14 +248,19 @@ class WebhooksProvider:
         values = expect(settings, WebhookSettings)
         try:
             self.check_credentials(creds, context)
-            check_url(values.url, context)
+            # Checked here rather than in deliver: a refused URL is the operator's to fix (the
+            # test fails as for a refused key), not the endpoint's failure.
+            target = check_url(values.url, context)
+        except UnresolvedURL as exc:
+            # DNS may fail for a moment: said as the endpoint unreachable, not as a bad URL.
+            return ConnectionTest(False, str(exc), 0, error=ProviderUnavailable(str(exc)))
         except InvalidCredentials as exc:
             return ConnectionTest(False, str(exc), 0)
         adapter = self.adapter(creds, values, context)
         msg_id = "msg_" + secrets.token_urlsafe(16)
 
         def call() -> dict[str, Any]:
-            return {"status": adapter.deliver("ping", {}, msg_id=msg_id)}
+            return {"status": adapter.send(target, "ping", {}, msg_id=msg_id)}
 
         outcome = timed(call, "The endpoint accepted a signed ping.")
         if outcome.ok:
@@ -234,7 +279,7 @@ class WebhooksProvider:
         previous = credentials.previous_signing_secret
         if previous is not None and previous.get_secret_value().strip():
             keys.append(previous.get_secret_value().strip())
-        return WebhooksAdapter(keys, settings.url.strip(), throttle=context.throttle)
+        return WebhooksAdapter(keys, settings.url.strip(), context=context)
 
 
 PROVIDER: Provider = WebhooksProvider()

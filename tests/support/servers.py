@@ -14,12 +14,22 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from tests.support.pgserver import free_port
+from tests.support.tls import ServerCertificate
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
+def serve(app: Any, *, tls: ServerCertificate | None = None) -> Iterator[str]:
+    """Yields the base URL (https with ``tls``: a certificate for a name, served on 127.0.0.1)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ssl_certfile=tls.certfile if tls else None,
+        ssl_keyfile=tls.keyfile if tls else None,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -29,7 +39,7 @@ def serve(app: Any) -> Iterator[str]:
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=20)
@@ -76,8 +86,8 @@ class WebhookReceiver:
 
 
 @contextmanager
-def webhook_receiver() -> Iterator[WebhookReceiver]:
+def webhook_receiver(tls: ServerCertificate | None = None) -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
-    with serve(receiver.app()) as url:
+    with serve(receiver.app(), tls=tls) as url:
         receiver.url = url
         yield receiver
