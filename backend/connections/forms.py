@@ -8,6 +8,7 @@ validates it with the model itself (and explains a bad number or a missing key).
 
 from __future__ import annotations
 
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,9 +31,11 @@ class FormField:
 
 def field_kind(annotation: Any) -> Kind:
     """The input a field's type calls for. ``X | None`` is read as ``X``."""
-    args = typing.get_args(annotation)
-    inner = [a for a in args if a is not type(None)] or [annotation]
-    target = inner[0]
+    target = annotation
+    # Only a union is unwrapped: ``list[str]``'s arguments are its items, not alternatives.
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        target = inner[0] if inner else annotation
     if target is SecretStr:
         return "secret"
     if target is int:

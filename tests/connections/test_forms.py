@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import pytest
 from pydantic import BaseModel, Field, SecretStr
 
 from backend.connections.forms import FormField, field_kind, form_fields, form_values
@@ -110,9 +109,10 @@ def test_optional_types_are_read_as_what_they_wrap() -> None:
     assert field_kind(str) == "text"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a plain list[str] field (WebhookSettings.events) is read as text, as before the move",
-)
 def test_a_plain_list_field_is_a_list_input() -> None:
     assert {f.name: f.kind for f in form_fields(WebhookSettings, {})}["events"] == "list"
+    assert field_kind(list[str]) == field_kind(list[str] | None) == "list"
+    assert form_values(WebhookSettings, {"events": "invoice.paid, show.live"})["events"] == [
+        "invoice.paid",
+        "show.live",
+    ]
