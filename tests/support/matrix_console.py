@@ -49,6 +49,20 @@ def handlers() -> dict[str, tuple[type[BaseState], str]]:
     }
 
 
+def setvar_reaches_beyond_handlers() -> list[str]:
+    """What Reflex's ``setvar(name, value)`` would call that is not a classified handler: it
+    calls the state's ``set_<name>``, so it reaches the state's own ``set_*`` handlers and the
+    root's ``set_is_hydrated``, and must reach nothing else."""
+    return [
+        f"{cls.__name__}.{attr}"
+        for cls in console_states()
+        for attr in dir(cls)
+        if attr.startswith("set_")
+        and attr not in cls.event_handlers
+        and attr not in rx.State.event_handlers
+    ]
+
+
 def states_outside_the_session() -> list[str]:
     """States of ours that do not subclass SessionState (their handlers would not be found)."""
     ours = set(console_states())
