@@ -205,6 +205,10 @@ def regenerate_for_item(session: Session, *, actor: Actor, item_id: int) -> Repr
     actor.require_change("regenerate invoices")
     item = _item(session, actor, item_id)
     impact = reprice_impact(session, item=item)
+    if impact.regenerate:
+        # Refused in words while Stripe is not connected (switched off by a downgrade, say),
+        # as a void is, rather than queued to fail.
+        _stripe_integration(session, actor.workspace_id)
     for invoice_id in impact.regenerate:
         invoice = session.get_one(Invoice, invoice_id)
         if invoice.status is InvoiceStatus.ERROR:  # gone from Stripe: nothing to void
@@ -437,6 +441,9 @@ def retry(session: Session, *, actor: Actor, invoice_id: int) -> None:
     )
     if invoice.status is not InvoiceStatus.ERROR or invoice.external_id is not None:
         raise InvalidInput("Only an invoice that failed to be created can be retried.")
+    # Refused in words while Stripe is not connected (a downgrade switched it off, say) rather
+    # than queued to fail again; a refused key may work again, and its job is what finds out.
+    providers.connected_integration(session, workspace_id=actor.workspace_id, provider="stripe")
     job_id = session.scalar(
         select(OutboxJob.id).where(OutboxJob.idempotency_key == invoice_panel.job_key(invoice.id))
     )

@@ -328,8 +328,13 @@ class ManageState(SessionState):
         )
         result = done.value
         if result is not None:
-            self.result_ok = False
-            self.result = "Saved as inactive: fix the keys and test again to turn it on."
+            if result.saved and not result.ok:
+                self.result_ok = False
+                self.result = "Saved as inactive: fix the keys and test again to turn it on."
+            else:
+                # Passed after all, or refused (an account another workspace holds): nothing
+                # was saved inactive, and the page must not say it was.
+                self._show(result)
             self.offer_inactive, self._pending_keys = False, b""
         if not done.signed_out:
             await self._refresh()
