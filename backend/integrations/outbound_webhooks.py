@@ -17,10 +17,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, Field, SecretStr
 
-from backend.integrations._common import expect, is_loopback
+from backend.integrations._common import CALL_SECONDS, expect, is_loopback, request
 from backend.integrations.base import (
     Category,
     ConnectionTest,
@@ -42,7 +41,6 @@ from backend.integrations.errors import (
 PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24
 SECRET_BYTES = 32
-TIMEOUT = httpx.Timeout(10.0)
 USER_AGENT = "IntegrationsHub-Webhooks/1"
 _EVENT = re.compile(r"^[a-z0-9_.*-]+$")
 
@@ -127,10 +125,12 @@ class WebhooksAdapter:
         url: str,
         *,
         throttle: Callable[[], None] | None = None,
+        seconds: float = CALL_SECONDS,
     ) -> None:
         self._secrets = secrets
         self._url = url
         self._throttle = throttle or (lambda: None)
+        self._seconds = seconds
 
     def deliver(self, event_type: str, data: dict[str, Any], *, msg_id: str) -> int:
         """POST one signed event; ``msg_id`` stays the same across retries of one message (the
@@ -144,16 +144,17 @@ class WebhooksAdapter:
         headers = sign(body, msg_id, int(time.time()), self._secrets)
         headers |= {"content-type": "application/json", "user-agent": USER_AGENT}
         self._throttle()
-        try:
-            # No redirects: a 3xx means the URL is wrong, and following one could lead the
-            # signed request somewhere the operator never configured.
-            response = httpx.post(
-                self._url, content=body, headers=headers, timeout=TIMEOUT, follow_redirects=False
-            )
-        except httpx.HTTPError as exc:
-            raise ProviderUnavailable(
-                f"The endpoint could not be reached: {type(exc).__name__}"
-            ) from None
+        # No redirects: a 3xx means the URL is wrong, and following one could lead the signed
+        # request somewhere the operator never configured.
+        response = request(
+            "The endpoint",
+            "POST",
+            self._url,
+            seconds=self._seconds,
+            content=body,
+            headers=headers,
+            follow_redirects=False,
+        )
         status = response.status_code
         if 200 <= status < 300:
             return status
