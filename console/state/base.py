@@ -183,6 +183,14 @@ async def account_change(
     return await _outcome(blocking, refuse, signed_in=False)
 
 
+async def account_change_in_steps(
+    work: Callable[[Engine], T], *, refuse: tuple[type[Exception], ...] = REFUSALS
+) -> Outcome[T]:
+    """``account_change`` for a service that takes the Engine and commits in steps of its own
+    (log in: the password is verified between two short transactions)."""
+    return await _outcome(lambda: work(get_engine()), refuse, signed_in=False)
+
+
 def _identity(session: Session, actor: Actor) -> tuple[Actor, str, str, list[dict[str, str]]]:
     workspace = session.get_one(Workspace, actor.workspace_id)
     choices = [
