@@ -53,7 +53,6 @@ from backend.platform.provider_failures import Failure, describe
 from backend.security.crypto import CryptoError
 from models import Integration, IntegrationStatus, utcnow
 
-TEST_OPERATION = testing.OPERATION
 Tester = testing.Tester
 Revoke = Callable[[dict[str, Any]], None]
 UNREADABLE = (

@@ -6,9 +6,10 @@ as long as it likes (and, before issue 13, whatever the caller held with it). So
 an adapter makes runs inside ``within(provider, seconds)``:
 
 - the block registers, through the client's own extension points, every socket the call uses
-  (``watch``): httpx through a network backend of ours (``http_client``, and the Stripe SDK's
-  ``HTTPXClient``), urllib through a handler (``urllib_opener``: SendGrid's
-  python_http_client), httplib2 through an ``Http`` subclass (``Http``: Google's clients);
+  (``watch``): httpx through a network backend of ours (``Client``, ``http_client``; the Stripe
+  SDK's ``HTTPXClient`` too, and a proxy the environment names), urllib through a handler
+  (``urllib_opener``: SendGrid's python_http_client), httplib2 through an ``Http`` subclass
+  (``Http``: Google's clients);
 - a watchdog thread shuts those sockets down when the deadline passes; the client's blocked
   read returns at once with an error, and the block raises ``ProviderTimeout`` (an "unavailable"
   outcome) saying how long the provider had. A socket the call opens after that is shut down
@@ -203,8 +204,10 @@ class _Stream(httpcore.NetworkStream):
 
 
 class _Backend(httpcore.NetworkBackend):
-    def __init__(self) -> None:
-        self._backend = httpcore.SyncBackend()
+    """The pool's own backend, whose connections are watched."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
 
     def connect_tcp(
         self,
@@ -228,26 +231,36 @@ class _Backend(httpcore.NetworkBackend):
 
 
 class Transport(httpx.HTTPTransport):
-    """httpx's transport over connections the running deadline watches."""
+    """httpx's transport (straight to the provider, or through a proxy) over connections the
+    running deadline watches."""
 
-    def __init__(self, verify: ssl.SSLContext | bool = True) -> None:
-        super().__init__(verify=verify)
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        # httpx takes no network backend, httpcore's pool does: the pool HTTPTransport keeps in
-        # ``_pool`` (since httpx 0.18) is replaced by the same one over ours. The drip tests
-        # fail if a new httpx stops using it.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_Backend(),
-        )
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # httpx takes no network backend, httpcore's pool (and proxy) does: the one the pool
+        # was built with is wrapped in place. httpx keeps the pool in ``_pool`` (since 0.18),
+        # httpcore its backend in ``_network_backend``; the drip tests fail if either moves.
+        pool = self._pool
+        pool._network_backend = _Backend(pool._network_backend)
+
+
+class Client(httpx.Client):
+    """httpx's client whose every transport, a proxy's that the environment names included,
+    is a ``Transport``."""
+
+    def _init_transport(  # type: ignore[override]
+        self, transport: httpx.BaseTransport | None = None, **kwargs: Any
+    ) -> httpx.BaseTransport:
+        return transport if transport is not None else Transport(**kwargs)
+
+    def _init_proxy_transport(  # type: ignore[override]
+        self, proxy: httpx.Proxy, **kwargs: Any
+    ) -> httpx.BaseTransport:
+        return Transport(proxy=proxy, **kwargs)
 
 
 def http_client(timeout: httpx.Timeout | float, **kwargs: Any) -> httpx.Client:
     """An httpx client for calls made inside ``within``."""
-    return httpx.Client(transport=Transport(), timeout=timeout, **kwargs)
+    return Client(timeout=timeout, **kwargs)
 
 
 # -- urllib (SendGrid's python_http_client) ----------------------------------------------------

@@ -136,3 +136,17 @@ def test_a_socket_opened_after_the_deadline_is_shut_at_once() -> None:
         raise OSError("the client's error")
     left.close()
     right.close()
+
+
+def test_a_proxy_named_by_the_environment_is_bound_by_the_deadline_too(
+    drip: Drip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx builds a transport of its own for a proxy it finds in the environment: ours
+    replaces it, so a proxy that drips is cut off like a provider that does."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", drip.url)
+    started = time.monotonic()
+    with pytest.raises(ProviderTimeout, match="Slack did not answer within 3 s"):
+        SlackAdapter("xoxb-drip", base_url="http://slack.invalid/api", seconds=SECONDS).auth_test()
+    assert drip.requests == 1 and time.monotonic() - started < BOUND

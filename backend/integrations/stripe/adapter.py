@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import stripe
 
-from backend.integrations.deadline import Transport, within
+from backend.integrations.deadline import Client, within
 from backend.integrations.errors import (
     ProviderAuthFailed,
     ProviderRateLimited,
@@ -102,7 +102,7 @@ class _HTTPXClient(stripe.HTTPXClient):
         if self._client is not None:
             self._client.close()  # the SDK's own, replaced by ours
         verify = ssl.create_default_context(cafile=stripe.ca_bundle_path)
-        self._client = httpx.Client(transport=Transport(verify=verify))
+        self._client = Client(verify=verify)
 
 
 @dataclass(frozen=True)
