@@ -182,7 +182,8 @@ def wait_for_line(process: Process, line: str, timeout: float) -> None:
 
 def product_env(database_url: str, **extra: str) -> dict[str, str]:
     env = env_for(database_url, **{"HUB_LOG_LEVEL": "WARNING", **extra})
-    env["PYTHONPATH"] = str(ROOT)
+    # The project first; a path the caller already had (a local site customization) after it.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return env
 
 

@@ -80,12 +80,13 @@ ROWS_RENDERED = f"""() => {{
 
 def seed(engine: Engine) -> tuple[int, int]:
     """An owner, a connected Stripe, and the big show with invoices; (workspace id, show id)."""
+    password_hash = accounts.new_password_hash(PASSWORD)  # before the transaction opens
     with Session(engine) as session:
         workspace = Workspace(name="Bench", slug="bench", plan=Plan.PRO)
         session.add(workspace)
         session.flush()
         operator = accounts.create_operator(
-            session, email=EMAIL, name="Bench owner", password=PASSWORD
+            session, email=EMAIL, name="Bench owner", password_hash=password_hash
         )
         accounts.add_member(
             session, workspace_id=workspace.id, operator_id=operator.id, role=Role.OWNER

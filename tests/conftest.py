@@ -22,7 +22,15 @@ from backend.db import make_engine
 from tests.support import pgserver
 from tests.support.migrate import upgrade
 
-pytest_plugins = ["tests.support.sandbox_fixtures", "tests.support.hub_env", "tests.support.shop"]
+pytest_plugins = [
+    "tests.support.sandbox_fixtures",
+    "tests.support.hub_env",
+    "tests.support.shop",
+    # No provider call and no password hash inside an open transaction: fails any test that
+    # makes one (docs/security/transactions.md).
+    "tests.support.tx_guard",
+    "pytester",  # tests/test_tx_guard.py runs a test file of its own through the guard
+]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 DATABASES = ("sqlite", "postgresql")

@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from backend.config import get_settings
 from backend.connections import catalog, providers, tiers
 from backend.connections.rows import release_account
+from backend.db import session_scope
 from backend.integrations.errors import ProviderError
 from backend.platform import audit
 from backend.platform.actors import Actor
@@ -35,18 +36,26 @@ _PENDING = {"incomplete"}
 PLATFORM = "stripe_platform"
 
 
-def start_upgrade(
-    session: Session, *, actor: Actor, plan: Plan, success_url: str, cancel_url: str
-) -> str:
-    """The Stripe Checkout URL where the owner pays for ``plan`` (owners only)."""
-    actor.require_owner("change the plan")
-    if plan not in LOOKUP_KEYS:
-        raise InvalidInput("Choose the Pro or Business plan.")
+def _upgradable(session: Session, actor: Actor, plan: Plan) -> Workspace:
     workspace = session.get(Workspace, actor.workspace_id)
     if workspace is None:
         raise NotFound("This workspace no longer exists.")
     if workspace.plan is plan:
         raise InvalidInput(f"This workspace is already on the {plan.value.title()} plan.")
+    return workspace
+
+
+def start_upgrade(
+    engine: Engine, *, actor: Actor, plan: Plan, success_url: str, cancel_url: str
+) -> str:
+    """The Stripe Checkout URL where the owner pays for ``plan`` (owners only). The workspace
+    is read, Stripe called with no transaction open (two calls, up to the adapter's deadline
+    each), then the attempt audited in a new transaction."""
+    actor.require_owner("change the plan")
+    if plan not in LOOKUP_KEYS:
+        raise InvalidInput("Choose the Pro or Business plan.")
+    with session_scope(engine) as session:
+        workspace = _upgradable(session, actor, plan)
     settings = get_settings()
     amount = settings.pro_price_cents if plan is Plan.PRO else settings.business_price_cents
     stripe = providers.platform_stripe()
@@ -67,13 +76,17 @@ def start_upgrade(
         )
     except ProviderError as exc:
         raise ServiceError(f"The upgrade could not start: {exc}. Try again in a minute.") from exc
-    audit.record(
-        session,
-        actor=actor,
-        action="plan.checkout",
-        target=f"workspace:{workspace.id}",
-        details={"plan": plan.value},
-    )
+    with session_scope(engine) as session:
+        # Looked at again: a webhook may have set the plan meanwhile (then this page is
+        # not needed, and the owner is told so, as before the call).
+        _upgradable(session, actor, plan)
+        audit.record(
+            session,
+            actor=actor,
+            action="plan.checkout",
+            target=f"workspace:{workspace.id}",
+            details={"plan": plan.value},
+        )
     return url
 
 

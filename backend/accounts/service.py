@@ -1,14 +1,21 @@
-"""Operators logging in and out, their sessions, and the workspaces they work in."""
+"""Operators logging in and out, their sessions, and the workspaces they work in.
+
+A password is hashed or verified with no database transaction open (Argon2 takes 64 MiB and
+tens of milliseconds; on SQLite a transaction holds the write lock): ``attempt_login`` takes
+the Engine and runs in steps, and a new operator's hash is made before the transaction that
+stores it (``new_password_hash``). docs/security/transactions.md.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from backend.accounts import login_limits
+from backend.db import session_scope
 from backend.platform import audit
 from backend.platform.actors import Actor
 from backend.platform.errors import (
@@ -65,11 +72,17 @@ class LoginResult:
     actor: Actor
 
 
-def create_operator(session: Session, *, email: str, name: str, password: str) -> Operator:
-    email = normalise_email(email)
+def new_password_hash(password: str) -> str:
+    """A password checked for length and hashed (Argon2, 64 MiB, tens of milliseconds): call
+    it before opening the transaction that stores it, never inside one."""
     if len(password) < 8:
         raise InvalidInput("A password needs at least 8 characters.")
-    operator = Operator(email=email, name=name, password_hash=hash_password(password))
+    return hash_password(password)
+
+
+def create_operator(session: Session, *, email: str, name: str, password_hash: str) -> Operator:
+    """A new operator, with a hash from ``new_password_hash``."""
+    operator = Operator(email=normalise_email(email), name=name, password_hash=password_hash)
     session.add(operator)
     session.flush()
     return operator
@@ -83,7 +96,7 @@ def normalise_email(email: str) -> str:
 
 
 def login(
-    session: Session,
+    engine: Engine,
     *,
     email: str,
     password: str,
@@ -91,17 +104,25 @@ def login(
     client_ip: str = "",
     now: dt.datetime | None = None,
 ) -> LoginResult:
-    """``attempt_login``, raising its refusal (for callers whose session outlives the raise)."""
+    """``attempt_login``, raising its refusal (committed already)."""
     outcome = attempt_login(
-        session, email=email, password=password, policy=policy, client_ip=client_ip, now=now
+        engine, email=email, password=password, policy=policy, client_ip=client_ip, now=now
     )
     if isinstance(outcome, ServiceError):
         raise outcome
     return outcome
 
 
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What a login attempt read before hashing."""
+
+    operator_id: int | None
+    password_hash: str | None
+
+
 def attempt_login(
-    session: Session,
+    engine: Engine,
     *,
     email: str,
     password: str,
@@ -111,45 +132,58 @@ def attempt_login(
 ) -> LoginResult | ServiceError:
     """Check the password and open a session in the operator's first workspace.
 
-    A refusal is returned, not raised, so that the failure it counts is committed with the unit
-    of work (raising would roll the count back): InvalidInput for wrong credentials (one message
-    for a wrong password and an unknown address), TooManyAttempts while a run of failures from
-    this client is slowed down. Known and unknown addresses cost one password hash each and are
-    counted and slowed alike (login_limits).
+    In three steps, so that the Argon2 hash (64 MiB, tens of milliseconds) runs with no
+    transaction open: a short transaction reads the client's counter and the operator's hash;
+    the password is verified with none open; a new transaction counts a failure or opens the
+    session. A refusal is returned, and what it counted is committed: InvalidInput for wrong
+    credentials (one message for a wrong password and an unknown address), TooManyAttempts
+    while a run of failures from this client is slowed down. Known and unknown addresses cost
+    one password hash each and are counted and slowed alike (login_limits).
     """
     now = now or utcnow()
     try:
         email = normalise_email(email)
     except InvalidInput:
         email = email.strip().lower()  # counted like any unknown address
-    client = login_limits.find(session, login_limits.client_key(client_ip))
-    if wait := login_limits.wait_seconds(client, policy.per_client, now):
-        return TooManyAttempts(wait)
-    operator = session.scalar(select(Operator).where(Operator.email == email))
+    with session_scope(engine) as session:
+        client = login_limits.find(session, login_limits.client_key(client_ip))
+        if wait := login_limits.wait_seconds(client, policy.per_client, now):
+            return TooManyAttempts(wait)
+        operator = session.scalar(select(Operator).where(Operator.email == email))
+        seen = _Seen(operator.id, operator.password_hash) if operator else _Seen(None, None)
     # Exactly one hash, known address or not (an unknown one is checked against a dummy hash).
-    right = verify_password(operator.password_hash if operator else None, password)
+    right = verify_password(seen.password_hash, password)
+    with session_scope(engine) as session:
+        return _settle(
+            session, seen, right=right, email=email, client_ip=client_ip, policy=policy, now=now
+        )
+
+
+def _settle(
+    session: Session,
+    seen: _Seen,
+    *,
+    right: bool,
+    email: str,
+    client_ip: str,
+    policy: LoginPolicy,
+    now: dt.datetime,
+) -> LoginResult | ServiceError:
+    """The attempt's outcome, once the password was verified."""
     pair_key = login_limits.pair_key(email, client_ip)
     pair = login_limits.find(session, pair_key)
     if wait := login_limits.wait_seconds(pair, policy.per_account, now):
         # After the hash, and whatever the password: a guesser learns nothing inside the delay.
         return TooManyAttempts(wait)
-    if operator is None or not right:
-        login_limits.record_failure(
-            session, login_limits.client_key(client_ip), policy.per_client, now
-        )
-        login_limits.record_failure(session, pair_key, policy.per_account, now)
-        if operator is not None:
-            operator.failed_logins += 1
-            operator.last_failed_login_at = now
-            audit.record(
-                session,
-                actor=f"operator:{operator.id}",
-                action="login.failed",
-                target=f"operator:{operator.id}",
-                details={"failures_in_a_row": operator.failed_logins},
-            )
+    operator = session.get(Operator, seen.operator_id) if seen.operator_id is not None else None
+    if operator is not None and operator.password_hash != seen.password_hash:
+        # The password changed while this one was checked against the old: not a guess, so
+        # not counted, and not a way in either.
         return InvalidInput(WRONG_CREDENTIALS)
-
+    if operator is None or not right:
+        return record_failed_login(
+            session, email=email, client_ip=client_ip, operator=operator, policy=policy, now=now
+        )
     choices = workspaces_of(session, operator_id=operator.id)
     if not choices:
         return PermissionDenied(
@@ -173,6 +207,34 @@ def attempt_login(
     actor = Actor(operator.id, first.workspace_id, first.role, operator.email, operator.name)
     audit.record(session, actor=actor, action="login", target=f"operator:{operator.id}")
     return LoginResult(token=token, actor=actor)
+
+
+def record_failed_login(
+    session: Session,
+    *,
+    email: str,
+    client_ip: str,
+    operator: Operator | None,
+    policy: LoginPolicy,
+    now: dt.datetime,
+) -> InvalidInput:
+    """Count a wrong password (or an unknown address) against the client and the (email,
+    client) pair, and against the operator when there is one; the refusal to return."""
+    login_limits.record_failure(session, login_limits.client_key(client_ip), policy.per_client, now)
+    login_limits.record_failure(
+        session, login_limits.pair_key(email, client_ip), policy.per_account, now
+    )
+    if operator is not None:
+        operator.failed_logins += 1
+        operator.last_failed_login_at = now
+        audit.record(
+            session,
+            actor=f"operator:{operator.id}",
+            action="login.failed",
+            target=f"operator:{operator.id}",
+            details={"failures_in_a_row": operator.failed_logins},
+        )
+    return InvalidInput(WRONG_CREDENTIALS)
 
 
 def _live_session(session: Session, token: str, now: dt.datetime) -> OperatorSession | None:

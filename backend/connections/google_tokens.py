@@ -111,8 +111,9 @@ def tester(context: ProviderContext) -> connections.Tester:
 
 def drive_for(session: Session, *, workspace_id: int) -> google_drive.GoogleDriveAdapter:
     """The workspace's Drive client for jobs: a service-account key, or OAuth tokens that
-    google-auth renews when expired; a renewed token is sealed into the row in the caller's
-    transaction."""
+    google-auth renews when expired; a renewed token is sealed into the row, written with the
+    caller's next commit. Call Drive through ``JobContext.call_provider`` (no transaction open
+    while Google answers)."""
     integration = providers.active_integration(
         session, workspace_id=workspace_id, provider=PROVIDER
     )

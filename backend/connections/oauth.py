@@ -4,7 +4,8 @@ signed ``state`` (workspace, operator, provider, a one-time nonce; 10 minutes); 
 sends the browser back to the sidecar's callback, which verifies the state and consumes the
 flow (once, same browser), exchanges the code, and stores
 the tokens sealed like pasted keys (tier-checked and tested the same way). Disconnecting
-revokes the grant at the provider.
+revokes the grant at the provider. The exchange, the test and the revocation run with no
+transaction open (docs/security/transactions.md).
 """
 
 from __future__ import annotations
@@ -166,9 +167,9 @@ def actor_from_state(session: Session, state: tokens.OAuthState) -> Actor:
     )
 
 
-def complete_stripe(session: Session, *, actor: Actor, code: str) -> views.ConnectResult:
-    """The callback's work once the flow is verified: exchange the code, store the account's
-    tokens sealed."""
+def complete_stripe(engine: Engine, *, actor: Actor, code: str) -> views.ConnectResult:
+    """The callback's work once the flow is verified: exchange the code (no transaction open),
+    store the account's tokens sealed."""
     if not code:
         raise InvalidInput("Stripe did not send an authorization code. Try connecting again.")
     try:
@@ -182,11 +183,11 @@ def complete_stripe(session: Session, *, actor: Actor, code: str) -> views.Conne
         "method": "oauth",
     }
     return connections.store_tokens(
-        session,
+        engine,
         actor=actor,
         provider_slug=STRIPE,
         secrets=secrets,
-        context=providers.provider_context(STRIPE),
+        context=providers.provider_context(STRIPE, engine, workspace_id=actor.workspace_id),
     )
 
 
@@ -196,21 +197,21 @@ def _callback(
     provider: str,
     state: str,
     cookies: Mapping[str, str],
-    complete: Callable[[Session, Actor], views.ConnectResult],
+    complete: Callable[[Engine, Actor], views.ConnectResult],
 ) -> views.ConnectResult:
     # The flow is consumed in a transaction of its own, committed before the code is
-    # exchanged: a second use is refused even when the first one's exchange failed.
+    # exchanged: a second use is refused even when the first one's exchange failed. The
+    # exchange and the test then run with no transaction open, each write in one of its own.
     with session_scope(engine) as session:
         actor = verify_callback(session, state=state, provider=provider, cookies=cookies)
-    with session_scope(engine) as session:
-        return complete(session, actor)
+    return complete(engine, actor)
 
 
 def stripe_callback(
     engine: Engine, *, code: str, state: str, cookies: Mapping[str, str]
 ) -> views.ConnectResult:
     """The sidecar's Stripe callback: verify and consume the flow, then ``complete_stripe``
-    (stored and committed when it returns; a ServiceError rolls the storing back)."""
+    (stored and committed when it returns; a ServiceError stores nothing)."""
     return _callback(
         engine,
         provider=STRIPE,
@@ -220,12 +221,12 @@ def stripe_callback(
     )
 
 
-def complete_google(session: Session, *, actor: Actor, code: str) -> views.ConnectResult:
-    """Google's callback once the flow is verified: exchange the code, store the tokens sealed
-    (and tested)."""
+def complete_google(engine: Engine, *, actor: Actor, code: str) -> views.ConnectResult:
+    """Google's callback once the flow is verified: exchange the code (no transaction open),
+    store the tokens sealed (and tested)."""
     if not code:
         raise InvalidInput("Google did not send an authorization code. Try connecting again.")
-    context = providers.provider_context(GOOGLE)
+    context = providers.provider_context(GOOGLE, engine, workspace_id=actor.workspace_id)
     try:
         granted = google_drive.exchange_code(
             google_tokens.client(), code=code, redirect_uri=google_redirect_uri(), context=context
@@ -238,7 +239,7 @@ def complete_google(session: Session, *, actor: Actor, code: str) -> views.Conne
             "hour. Connect again and allow offline access."
         )
     return connections.store_tokens(
-        session,
+        engine,
         actor=actor,
         provider_slug=GOOGLE,
         secrets=google_tokens.sealed(granted),
@@ -277,14 +278,15 @@ def tester_for(integration: Integration, context: ProviderContext) -> connection
 
 
 def test(
-    session: Session, *, actor: Actor, provider_slug: str, context: ProviderContext
+    engine: Engine, *, actor: Actor, provider_slug: str, context: ProviderContext
 ) -> views.ConnectResult:
     """ "Test connection", with OAuth tokens tested (and renewed) the provider's way. The
     console's Test connection button calls this."""
-    row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
-    tester = tester_for(row, context) if row is not None else None
+    with session_scope(engine) as session:
+        row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
+        tester = tester_for(row, context) if row is not None else None
     return connections.test(
-        session, actor=actor, provider_slug=provider_slug, context=context, tester=tester
+        engine, actor=actor, provider_slug=provider_slug, context=context, tester=tester
     )
 
 
@@ -314,9 +316,10 @@ def revoker_for(integration: Integration) -> connections.Revoke | None:
     return deauthorize
 
 
-def disconnect(session: Session, *, actor: Actor, provider_slug: str) -> Integration:
+def disconnect(engine: Engine, *, actor: Actor, provider_slug: str) -> Integration:
     """Disconnect, revoking OAuth access at the provider first (Stripe Connect: deauthorize;
     Google: revoke the grant). The console's Disconnect button calls this."""
-    row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
-    revoke = revoker_for(row) if row is not None else None
-    return connections.disconnect(session, actor=actor, provider_slug=provider_slug, revoke=revoke)
+    with session_scope(engine) as session:
+        row = rows.find(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
+        revoke = revoker_for(row) if row is not None else None
+    return connections.disconnect(engine, actor=actor, provider_slug=provider_slug, revoke=revoke)

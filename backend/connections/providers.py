@@ -56,10 +56,12 @@ def provider_context(
     """What an adapter is handed: sandbox or live, and (given ``engine``) the rate limit of the
     workspace's account at the provider.
 
-    Connection tests run inside the caller's transaction (connect, test, the OAuth callback):
-    call this without ``engine`` for them. A throttle takes its token in a transaction of its
-    own, which on SQLite (BEGIN IMMEDIATE) would wait behind the caller's write lock until it
-    timed out; one test click is not what the shared limit protects against.
+    The throttle takes its token in a short transaction of its own before each request, so
+    the adapter must be called with no transaction open, which is the rule for every provider
+    call (docs/security/transactions.md): jobs call through ``JobContext.call_provider``, and
+    connect, test and the OAuth callbacks run in steps, so their tests count against the
+    account's limit too. Without ``engine`` the adapter is not throttled (a check that makes
+    no call, the OAuth start hop, the platform's own rare calls).
     """
     settings = get_settings()
     live = settings.provider_mode is ProviderMode.LIVE

@@ -1,6 +1,10 @@
 """A workspace's connections to providers, the operations: connect with keys (checked,
 tested, sealed), store an OAuth flow's tokens, test, update settings, disconnect.
 
+The operations that call a provider take the Engine and run in steps: a short transaction
+reads what the call needs, the provider is called with none open, and a new short one writes
+the outcome (docs/security/transactions.md). How a test is run and logged is in ``testing``.
+
 Secrets only travel inward: they are sealed before they are stored, never put in an audit row,
 a log line or an exception, and what comes back to the console is a masked last four. What the
 console shows is in ``views``; secret fields and masks in ``masks``; rows and the checks made
@@ -9,15 +13,15 @@ before writing one in ``rows``; which providers exist in ``catalog``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from backend.connections import credentials, provider_status, stripe_webhook_setup
+from backend.connections import credentials, provider_status, stripe_webhook_setup, testing
 from backend.connections.catalog import Catalog, provider
 from backend.connections.masks import (
     mask,
@@ -39,55 +43,39 @@ from backend.connections.rows import (
     required,
 )
 from backend.connections.views import ConnectResult
-from backend.integrations.base import ConnectionTest, InvalidCredentials, Provider, ProviderContext
+from backend.db import session_scope
+from backend.integrations.base import ConnectionTest, Provider, ProviderContext
 from backend.integrations.errors import ProviderAuthFailed, ProviderError
 from backend.platform import audit
 from backend.platform.actors import Actor
 from backend.platform.errors import InvalidInput
 from backend.platform.provider_failures import Failure, describe
 from backend.security.crypto import CryptoError
-from models import Integration, IntegrationLog, IntegrationStatus, utcnow
+from models import Integration, IntegrationStatus, utcnow
 
-TEST_OPERATION = "test_connection"
-
+Tester = testing.Tester
 Revoke = Callable[[dict[str, Any]], None]
-# Tests stored secrets that the provider's key form does not describe (OAuth tokens). It may
-# renew them in the dict it is given: what it leaves there is what gets stored.
-Tester = Callable[[dict[str, Any]], ConnectionTest]
+UNREADABLE = (
+    "The stored credentials cannot be decrypted (their key is no longer in "
+    "HUB_CREDENTIAL_KEYS); paste the keys again."
+)
+CHANGED_MEANWHILE = (
+    "The connection changed while it was being tested (disconnected, or connected again with "
+    "other keys): test it again."
+)
 
 
-def _run_test(
-    session: Session,
-    *,
-    workspace_id: int,
-    integration_id: int | None,
-    prov: Provider,
-    call: Callable[[], ConnectionTest],
-) -> tuple[ConnectionTest, IntegrationLog]:
-    """Run a connection test and log it in integration_logs (every test, pass or fail)."""
-    started = time.perf_counter()
+def _stored_secrets(row: Integration | None) -> dict[str, Any]:
+    if row is None:
+        return {}
     try:
-        outcome = call()
-    except ProviderError as exc:
-        # Adapters' errors are safe to show (no secrets); anything else is a bug and propagates.
-        elapsed = round((time.perf_counter() - started) * 1000)
-        outcome = ConnectionTest(False, str(exc), elapsed, error=exc)
-    log = IntegrationLog(
-        workspace_id=workspace_id,
-        integration_id=integration_id,
-        provider=prov.info.slug,
-        operation=TEST_OPERATION,
-        status="ok" if outcome.ok else "error",
-        latency_ms=outcome.latency_ms,
-        error=None if outcome.ok else outcome.message[:2000],
-        at=utcnow(),
-    )
-    session.add(log)
-    return outcome, log
+        return credentials_of(row)
+    except CryptoError:
+        return {}  # unreadable: the form must supply everything again
 
 
 def connect_with_keys(
-    session: Session,
+    engine: Engine,
     *,
     actor: Actor,
     provider_slug: str,
@@ -99,94 +87,99 @@ def connect_with_keys(
 ) -> ConnectResult:
     """Connect (or update) ``provider_slug`` with keys an owner pasted.
 
-    Checks the role and the plan, the keys' shape, then tests them against the provider. A
-    failed test saves nothing unless ``save_inactive`` (kept inactive with the error shown).
-    Secrets left blank keep their stored values.
+    Checks the role and the plan, the keys' shape (and the settings, when given), then tests
+    them against the provider. A failed test saves nothing unless ``save_inactive`` (kept
+    inactive with the error shown). Secrets left blank keep their stored values.
+
+    Three steps, so that no transaction is open while the provider answers: what the test
+    needs is read, the provider is called, then the outcome is written in a new transaction
+    that looks again at what may have changed meanwhile (the plan, the row, the account).
     """
     actor.require_owner("connect integrations")
     prov = provider(provider_slug, catalog)
     info = prov.info
-    check_tier(session, workspace_id=actor.workspace_id, info=info, catalog=catalog)
-    existing = find(session, workspace_id=actor.workspace_id, provider_slug=info.slug)
-    stored: dict[str, Any] = {}
-    if existing is not None:
-        try:
-            stored = credentials_of(existing)
-        except CryptoError:
-            stored = {}  # unreadable: the form must supply everything again
+    with session_scope(engine) as session:
+        check_tier(session, workspace_id=actor.workspace_id, info=info, catalog=catalog)
+        existing = find(session, workspace_id=actor.workspace_id, provider_slug=info.slug)
+        stored = _stored_secrets(existing)
+        base_settings = dict(existing.settings or {}) if existing is not None else {}
     merged = merge_blank_secrets(credentials, stored, prov.credentials_model)
     creds = validated(prov.credentials_model, merged, "Credentials")
-    base_settings = dict(existing.settings) if existing is not None and settings is None else {}
     settings_model = validated(
         prov.settings_model, settings if settings is not None else base_settings, "Settings"
     )
-    try:
-        prov.check_credentials(creds, context)
-    except InvalidCredentials as exc:
-        raise InvalidInput(str(exc), field=exc.field) from None
-    outcome, log = _run_test(
-        session,
-        workspace_id=actor.workspace_id,
-        integration_id=existing.id if existing is not None else None,
-        prov=prov,
-        call=lambda: prov.test_connection(creds, settings_model, context),
-    )
+    testing.check_credentials(prov, creds, context)
+    if settings is not None:
+        testing.check_settings(prov, settings_model, context)
+    outcome = testing.run(lambda: prov.test_connection(creds, settings_model, context))
     plain = plain_values(creds)
     masked = masked_secrets(prov.credentials_model, plain)
-    if refused := refuse_shared_account(
-        session, workspace_id=actor.workspace_id, info=info, outcome=outcome
-    ):
-        return ConnectResult(False, False, refused, latency_ms=outcome.latency_ms, masked=masked)
-    if account_id := account_to_keep(info, outcome):
-        plain[ACCOUNT_KEY] = account_id
-    if not outcome.ok and not save_inactive:
-        return ConnectResult(
-            False, False, outcome.message, latency_ms=outcome.latency_ms, masked=masked
+    with session_scope(engine) as session:
+        check_tier(session, workspace_id=actor.workspace_id, info=info, catalog=catalog)
+        existing = find(session, workspace_id=actor.workspace_id, provider_slug=info.slug)
+        log = testing.log(
+            session,
+            workspace_id=actor.workspace_id,
+            integration_id=existing.id if existing is not None else None,
+            provider=info.slug,
+            outcome=outcome,
         )
-    # Held while connected: None after a failed test, or where accounts are not one's own.
-    row = claim_account(
-        session,
-        workspace_id=actor.workspace_id,
-        info=info,
-        account_id=account_id,
-        existing=existing,
-    )
-    if isinstance(row, str):
-        return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
-    log.integration_id = row.id
-    _store(row, plain, settings_model)
-    now = utcnow()
-    row.last_checked_at = now
-    if outcome.ok:
-        row.status = IntegrationStatus.ACTIVE
-        row.last_error = None
-        row.connected_at = now
-        stripe_webhook_setup.request_if_needed(session, row)
-    else:
-        row.status = IntegrationStatus.INACTIVE
-        row.last_error = outcome.message
-    audit.record(
-        session,
-        actor=actor,
-        action="integration.update" if existing is not None else "integration.connect",
-        target=f"integration:{info.slug}",
-        details={
-            "status": row.status.value,
-            "method": "api_key",
-            "test": "ok" if outcome.ok else "failed",
-            "masked": masked,
-            "account_id": outcome.account.get("id"),
-        },
-    )
-    return ConnectResult(
-        outcome.ok,
-        True,
-        outcome.message,
-        status=row.status,
-        latency_ms=outcome.latency_ms,
-        account=outcome.account,
-        masked=masked,
-    )
+        if refused := refuse_shared_account(
+            session, workspace_id=actor.workspace_id, info=info, outcome=outcome
+        ):
+            return ConnectResult(
+                False, False, refused, latency_ms=outcome.latency_ms, masked=masked
+            )
+        if account_id := account_to_keep(info, outcome):
+            plain[ACCOUNT_KEY] = account_id
+        if not outcome.ok and not save_inactive:
+            return ConnectResult(
+                False, False, outcome.message, latency_ms=outcome.latency_ms, masked=masked
+            )
+        # Held while connected: None after a failed test, or where accounts are not one's own.
+        row = claim_account(
+            session,
+            workspace_id=actor.workspace_id,
+            info=info,
+            account_id=account_id,
+            existing=existing,
+        )
+        if isinstance(row, str):
+            return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
+        log.integration_id = row.id
+        _store(row, plain, settings_model)
+        now = utcnow()
+        row.last_checked_at = now
+        if outcome.ok:
+            row.status = IntegrationStatus.ACTIVE
+            row.last_error = None
+            row.connected_at = now
+            stripe_webhook_setup.request_if_needed(session, row)
+        else:
+            row.status = IntegrationStatus.INACTIVE
+            row.last_error = outcome.message
+        audit.record(
+            session,
+            actor=actor,
+            action="integration.update" if existing is not None else "integration.connect",
+            target=f"integration:{info.slug}",
+            details={
+                "status": row.status.value,
+                "method": "api_key",
+                "test": "ok" if outcome.ok else "failed",
+                "masked": masked,
+                "account_id": outcome.account.get("id"),
+            },
+        )
+        return ConnectResult(
+            outcome.ok,
+            True,
+            outcome.message,
+            status=row.status,
+            latency_ms=outcome.latency_ms,
+            account=outcome.account,
+            masked=masked,
+        )
 
 
 def _store(row: Integration, plain: dict[str, Any], settings_model: BaseModel) -> None:
@@ -201,7 +194,7 @@ def credentials_of(integration: Integration) -> dict[str, Any]:
 
 
 def store_tokens(
-    session: Session,
+    engine: Engine,
     *,
     actor: Actor,
     provider_slug: str,
@@ -213,132 +206,86 @@ def store_tokens(
     """Save credentials an OAuth flow obtained (tier-checked, tested, sealed). Used by the
     OAuth service after a callback; the row is saved even when the test fails, as the tokens
     are real and a later test may pass (the tile shows the error). ``tester`` tests tokens the
-    provider's key form does not describe."""
+    provider's key form does not describe. Read, test, write, as ``connect_with_keys``."""
     actor.require_owner("connect integrations")
     prov = provider(provider_slug, catalog)
     info = prov.info
-    check_tier(session, workspace_id=actor.workspace_id, info=info, catalog=catalog)
-    existing = find(session, workspace_id=actor.workspace_id, provider_slug=info.slug)
-    # Tested before anything is written: the test's throttle takes its token in a transaction
-    # of its own, which on SQLite would wait behind this one's write lock.
-    outcome, log = _test_stored(
-        session,
-        workspace_id=actor.workspace_id,
-        row=existing,
-        prov=prov,
-        secrets=secrets,
-        context=context,
-        tester=tester,
-    )
+    with session_scope(engine) as session:
+        check_tier(session, workspace_id=actor.workspace_id, info=info, catalog=catalog)
+        existing = find(session, workspace_id=actor.workspace_id, provider_slug=info.slug)
+        stored_settings = dict(existing.settings or {}) if existing is not None else {}
+    outcome = testing.stored(prov, secrets, stored_settings, context, tester)
     masked = {k: mask(str(v)) for k, v in secrets.items() if k in _SECRET_TOKEN_KEYS and v}
-    if refused := refuse_shared_account(
-        session, workspace_id=actor.workspace_id, info=info, outcome=outcome
-    ):
-        return ConnectResult(False, False, refused, latency_ms=outcome.latency_ms, masked=masked)
-    if account_id := account_to_keep(info, outcome):
-        secrets = {**secrets, ACCOUNT_KEY: account_id}
-    # Held while connected: None after a failed test, or where accounts are not one's own.
-    row = claim_account(
-        session,
-        workspace_id=actor.workspace_id,
-        info=info,
-        account_id=account_id,
-        existing=existing,
-    )
-    if isinstance(row, str):
-        return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
-    log.integration_id = row.id
-    settings_model = validated(prov.settings_model, row.settings or {}, "Settings")
-    credentials.seal(row, secrets)
-    row.settings = settings_model.model_dump(mode="json")
-    now = utcnow()
-    row.last_checked_at = now
-    row.connected_at = now
-    row.status = IntegrationStatus.ACTIVE if outcome.ok else IntegrationStatus.ERROR
-    row.last_error = None if outcome.ok else outcome.message
-    stripe_webhook_setup.request_if_needed(session, row)
-    details = {
-        "status": row.status.value,
-        "method": "oauth",
-        "test": "ok" if outcome.ok else "failed",
-        "masked": masked,
-        "account_id": outcome.account.get("id") or secrets.get("stripe_user_id"),
-    }
-    if not outcome.ok:
-        details["error"] = outcome.message[:500]
-    audit.record(
-        session,
-        actor=actor,
-        action="integration.update" if existing is not None else "integration.connect",
-        target=f"integration:{info.slug}",
-        details=details,
-    )
-    return ConnectResult(
-        outcome.ok,
-        True,
-        outcome.message,
-        status=row.status,
-        latency_ms=outcome.latency_ms,
-        account=outcome.account,
-        masked=masked,
-    )
+    with session_scope(engine) as session:
+        check_tier(session, workspace_id=actor.workspace_id, info=info, catalog=catalog)
+        existing = find(session, workspace_id=actor.workspace_id, provider_slug=info.slug)
+        log = testing.log(
+            session,
+            workspace_id=actor.workspace_id,
+            integration_id=existing.id if existing is not None else None,
+            provider=info.slug,
+            outcome=outcome,
+        )
+        if refused := refuse_shared_account(
+            session, workspace_id=actor.workspace_id, info=info, outcome=outcome
+        ):
+            return ConnectResult(
+                False, False, refused, latency_ms=outcome.latency_ms, masked=masked
+            )
+        if account_id := account_to_keep(info, outcome):
+            secrets = {**secrets, ACCOUNT_KEY: account_id}
+        # Held while connected: None after a failed test, or where accounts are not one's own.
+        row = claim_account(
+            session,
+            workspace_id=actor.workspace_id,
+            info=info,
+            account_id=account_id,
+            existing=existing,
+        )
+        if isinstance(row, str):
+            return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
+        log.integration_id = row.id
+        settings_model = validated(prov.settings_model, row.settings or {}, "Settings")
+        credentials.seal(row, secrets)
+        row.settings = settings_model.model_dump(mode="json")
+        now = utcnow()
+        row.last_checked_at = now
+        row.connected_at = now
+        row.status = IntegrationStatus.ACTIVE if outcome.ok else IntegrationStatus.ERROR
+        row.last_error = None if outcome.ok else outcome.message
+        stripe_webhook_setup.request_if_needed(session, row)
+        details = {
+            "status": row.status.value,
+            "method": "oauth",
+            "test": "ok" if outcome.ok else "failed",
+            "masked": masked,
+            "account_id": outcome.account.get("id") or secrets.get("stripe_user_id"),
+        }
+        if not outcome.ok:
+            details["error"] = outcome.message[:500]
+        audit.record(
+            session,
+            actor=actor,
+            action="integration.update" if existing is not None else "integration.connect",
+            target=f"integration:{info.slug}",
+            details=details,
+        )
+        return ConnectResult(
+            outcome.ok,
+            True,
+            outcome.message,
+            status=row.status,
+            latency_ms=outcome.latency_ms,
+            account=outcome.account,
+            masked=masked,
+        )
 
 
 _SECRET_TOKEN_KEYS = frozenset({"secret_key", "access_token", "refresh_token"})
 
 
-def _test_stored(
-    session: Session,
-    *,
-    workspace_id: int,
-    row: Integration | None,
-    prov: Provider,
-    secrets: dict[str, Any],
-    context: ProviderContext,
-    tester: Tester | None = None,
-) -> tuple[ConnectionTest, IntegrationLog]:
-    """Test with stored-shape secrets. Fields the provider's form does not know (OAuth's
-    refresh token, the account id) are ignored by pydantic; missing ones make a failed test.
-    With ``tester``, it tests them instead of the provider's key-form test."""
-    if tester is not None:
-        return _run_test(
-            session,
-            workspace_id=workspace_id,
-            integration_id=row.id if row is not None else None,
-            prov=prov,
-            call=lambda: tester(secrets),
-        )
-    try:
-        creds = prov.credentials_model.model_validate(dict(secrets))
-        settings_model = prov.settings_model.model_validate(
-            row.settings if row is not None and row.settings else {}
-        )
-    except ValidationError as exc:
-        names = ", ".join(sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}))
-        message = f"The stored credentials are incomplete ({names}); reconnect."
-        log = IntegrationLog(
-            workspace_id=workspace_id,
-            integration_id=row.id if row is not None else None,
-            provider=prov.info.slug,
-            operation=TEST_OPERATION,
-            status="error",
-            latency_ms=0,
-            error=message,
-            at=utcnow(),
-        )
-        session.add(log)
-        return ConnectionTest(False, message, 0), log
-    return _run_test(
-        session,
-        workspace_id=workspace_id,
-        integration_id=row.id if row is not None else None,
-        prov=prov,
-        call=lambda: prov.test_connection(creds, settings_model, context),
-    )
-
-
 def test(
-    session: Session,
+    engine: Engine,
     *,
     actor: Actor,
     provider_slug: str,
@@ -353,47 +300,86 @@ def test(
     (provider_status). A test never activates an INACTIVE row: that is a connect, which checks
     the role and the plan.
     ``tester`` tests OAuth tokens; tokens it renewed are stored.
+    The stored secrets are read, tested with no transaction open, and the outcome written in a
+    new transaction; a row whose credentials changed meanwhile keeps what it has.
     """
     actor.require_change("test connections")
     prov = provider(provider_slug, catalog)
-    row = required(session, workspace_id=actor.workspace_id, provider_slug=prov.info.slug)
-    try:
-        secrets = credentials_of(row)
-    except CryptoError:
-        message = (
-            "The stored credentials cannot be decrypted (their key is no longer in "
-            "HUB_CREDENTIAL_KEYS); paste the keys again."
-        )
-        outcome = ConnectionTest(False, message, 0)
+    with session_scope(engine) as session:
+        row = required(session, workspace_id=actor.workspace_id, provider_slug=prov.info.slug)
+        sealed, row_settings = row.credentials_enc, dict(row.settings or {})
+        try:
+            secrets: dict[str, Any] | None = credentials_of(row)
+        except CryptoError:
+            secrets = None
+    if secrets is None:
+        outcome = ConnectionTest(False, UNREADABLE, 0)
+    elif not secrets:
+        raise InvalidInput(f"{prov.info.name} has no stored credentials; connect it first.")
     else:
-        if not secrets:
-            raise InvalidInput(f"{prov.info.name} has no stored credentials; connect it first.")
         before = dict(secrets)
-        outcome, _ = _test_stored(
-            session,
-            workspace_id=row.workspace_id,
-            row=row,
-            prov=prov,
-            secrets=secrets,
-            context=context,
-            tester=tester,
-        )
-        if account_id := account_to_keep(prov.info, outcome):
-            # Connections made before the account id was kept learn it here, unless another
-            # workspace already has that account: then neither is silently taken for its owner,
-            # and the operator is told (the account is shared until one disconnects it).
-            other = learn_account(session, row=row, info=prov.info, account_id=account_id)
-            if other is None:
-                secrets[ACCOUNT_KEY] = account_id
-            else:
-                outcome = replace(
-                    outcome,
-                    message=f"{outcome.message} Warning: this {prov.info.name} account "
-                    f"({account_id}) is also connected to the workspace “{other}”. Each "
-                    f"business connects its own: disconnect it where it does not belong.",
-                )
-        if secrets != before:
-            credentials.seal(row, secrets)
+        outcome = testing.stored(prov, secrets, row_settings, context, tester)
+    with session_scope(engine) as session:
+        row = required(session, workspace_id=actor.workspace_id, provider_slug=prov.info.slug)
+        if secrets is not None:
+            testing.log(
+                session,
+                workspace_id=row.workspace_id,
+                integration_id=row.id,
+                provider=prov.info.slug,
+                outcome=outcome,
+            )
+        if row.credentials_enc != sealed:
+            return ConnectResult(
+                False,
+                True,
+                CHANGED_MEANWHILE,
+                status=row.status,
+                latency_ms=outcome.latency_ms,
+                masked=masked_view(row, catalog),
+            )
+        if secrets is not None:
+            outcome = _keep_what_the_test_learnt(session, row, prov, outcome, secrets, before)
+        return _apply_test(session, row, prov, outcome, actor, catalog)
+
+
+def _keep_what_the_test_learnt(
+    session: Session,
+    row: Integration,
+    prov: Provider,
+    outcome: ConnectionTest,
+    secrets: dict[str, Any],
+    before: dict[str, Any],
+) -> ConnectionTest:
+    """Seal what a passing test taught: the account the keys reach, tokens it renewed."""
+    if account_id := account_to_keep(prov.info, outcome):
+        # Connections made before the account id was kept learn it here, unless another
+        # workspace already has that account: then neither is silently taken for its owner,
+        # and the operator is told (the account is shared until one disconnects it).
+        other = learn_account(session, row=row, info=prov.info, account_id=account_id)
+        if other is None:
+            secrets[ACCOUNT_KEY] = account_id
+        else:
+            outcome = replace(
+                outcome,
+                message=f"{outcome.message} Warning: this {prov.info.name} account "
+                f"({account_id}) is also connected to the workspace “{other}”. Each "
+                f"business connects its own: disconnect it where it does not belong.",
+            )
+    if secrets != before:
+        credentials.seal(row, secrets)
+    return outcome
+
+
+def _apply_test(
+    session: Session,
+    row: Integration,
+    prov: Provider,
+    outcome: ConnectionTest,
+    actor: Actor,
+    catalog: Catalog | None,
+) -> ConnectResult:
+    """What a test's outcome does to the row, and what the operator is told."""
     row.last_checked_at = utcnow()
     message = outcome.message
     if outcome.ok:
@@ -430,7 +416,7 @@ def test(
 
 
 def disconnect(
-    session: Session,
+    engine: Engine,
     *,
     actor: Actor,
     provider_slug: str,
@@ -438,34 +424,34 @@ def disconnect(
 ) -> Integration:
     """Forget the credentials (the row, its history and its invoices stay), after asking the
     provider to revoke them where that exists (``revoke`` gets the stored secrets; its failure
-    is noted in the audit row, not raised: the owner wants the keys gone either way)."""
+    is noted in the audit row, not raised: the owner wants the keys gone either way). The
+    provider is asked between two transactions: the secrets are read, revoked, then wiped."""
     actor.require_owner("disconnect integrations")
-    row = required(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
+    with session_scope(engine) as session:
+        row = required(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
+        secrets = _stored_secrets(row) if revoke is not None else {}
     revoked = "not_applicable"
-    if revoke is not None:
+    if revoke is not None and secrets:
         try:
-            secrets = credentials_of(row)
-        except CryptoError:
-            secrets = {}
-        if secrets:
-            try:
-                revoke(secrets)
-                revoked = "ok"
-            except ProviderError as exc:
-                revoked = f"failed: {exc}"
-    row.credentials_enc = None
-    row.key_id = None
-    release_account(row)
-    row.status = IntegrationStatus.INACTIVE
-    row.last_error = None
-    audit.record(
-        session,
-        actor=actor,
-        action="integration.disconnect",
-        target=f"integration:{provider_slug}",
-        details={"revoked": revoked},
-    )
-    return row
+            revoke(secrets)
+            revoked = "ok"
+        except ProviderError as exc:
+            revoked = f"failed: {exc}"
+    with session_scope(engine) as session:
+        row = required(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
+        row.credentials_enc = None
+        row.key_id = None
+        release_account(row)
+        row.status = IntegrationStatus.INACTIVE
+        row.last_error = None
+        audit.record(
+            session,
+            actor=actor,
+            action="integration.disconnect",
+            target=f"integration:{provider_slug}",
+            details={"revoked": revoked},
+        )
+        return row
 
 
 def update_settings(
@@ -474,14 +460,16 @@ def update_settings(
     actor: Actor,
     provider_slug: str,
     settings: Mapping[str, Any],
+    context: ProviderContext,
     catalog: Catalog | None = None,
 ) -> Integration:
     """Change an integration's non-secret settings (owners and admins), validated by the
-    provider's settings model."""
+    provider's settings model and checked by the provider (no call: a sender's shape, a URL)."""
     actor.require_change("change integration settings")
     prov = provider(provider_slug, catalog)
     row = required(session, workspace_id=actor.workspace_id, provider_slug=prov.info.slug)
     model = validated(prov.settings_model, {**(row.settings or {}), **settings}, "Settings")
+    testing.check_settings(prov, model, context)
     before = dict(row.settings or {})
     row.settings = model.model_dump(mode="json")
     changed = sorted(k for k in row.settings if before.get(k) != row.settings[k])

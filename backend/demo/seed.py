@@ -138,11 +138,16 @@ class LiveModeRefused(RuntimeError):
 
 
 def seed(session: Session, *, now: dt.datetime | None = None) -> SeedReport:
+    """Add the demo's workspaces and logins that are not there yet, in ``session``: a session
+    that has not begun yet (the logins' password is hashed before its first statement)."""
     if get_settings().provider_mode is not ProviderMode.SANDBOX:
         raise LiveModeRefused
     now = now or utcnow()
     report = SeedReport()
-    operators = _ensure_operators(session)
+    # Hashed before the seed's first statement opens the transaction (Argon2 is not run while
+    # the database is held: docs/security/transactions.md).
+    password_hash = accounts.new_password_hash(DEMO_PASSWORD)
+    operators = _ensure_operators(session, password_hash)
     # The live seller writes prices as in the US (en_US: "12.50", "1,250"), in dollars.
     for slug, name, plan, (locale, currency), fill in (
         (LIVE_SELLER, "Lakeside Live Boutique", Plan.PRO, ("en_US", "usd"), _fill_live_seller),
@@ -177,7 +182,7 @@ def seed(session: Session, *, now: dt.datetime | None = None) -> SeedReport:
     return report
 
 
-def _ensure_operators(session: Session) -> dict[str, Operator]:
+def _ensure_operators(session: Session, password_hash: str) -> dict[str, Operator]:
     found: dict[str, Operator] = {}
     for login in DEMO_LOGINS:
         if login.email in found:
@@ -186,7 +191,7 @@ def _ensure_operators(session: Session) -> dict[str, Operator]:
         if operator is None:
             local = login.email.split("@")[0].title()
             operator = accounts.create_operator(
-                session, email=login.email, name=local, password=DEMO_PASSWORD
+                session, email=login.email, name=local, password_hash=password_hash
             )
         found[login.email] = operator
     return found

@@ -1,16 +1,18 @@
-"""Small helpers the provider modules share: narrowing a form's model to the provider's own, and
-turning a plain HTTP answer (for providers without an official SDK) into provider-neutral errors.
+"""Small helpers the provider modules share: narrowing a form's model to the provider's own, one
+plain HTTP request within its total deadline (for providers without an official SDK), and turning
+its answer into provider-neutral errors.
 
 Tested in tests/integrations/, through every adapter.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
+from backend.integrations.deadline import http_client, within
 from backend.integrations.errors import (
     ProviderAuthFailed,
     ProviderRateLimited,
@@ -21,7 +23,10 @@ from backend.integrations.errors import (
 M = TypeVar("M", bound=BaseModel)
 
 # One attempt, bounded: retries belong to the outbox, and a "Test connection" click must answer.
+# The per-operation timeout (connect, each read) and, since a read's restarts with every byte,
+# the whole call's deadline (backend/integrations/deadline.py).
 HTTP_TIMEOUT = httpx.Timeout(10.0)
+CALL_SECONDS = 10.0
 
 
 def expect(value: BaseModel, model: type[M]) -> M:
@@ -62,3 +67,16 @@ def unreachable(provider: str, exc: Exception) -> ProviderUnavailable:
     # The exception's text can hold the URL (and for some providers a token in a query string):
     # only its type goes into the message.
     return ProviderUnavailable(f"{provider} could not be reached: {type(exc).__name__}")
+
+
+def request(
+    provider: str, method: str, url: str, *, seconds: float = CALL_SECONDS, **kwargs: Any
+) -> httpx.Response:
+    """One HTTP request to ``provider``, over in ``seconds`` however the server answers; an
+    unreachable provider (or one that ran out the time: ``ProviderTimeout``) is unavailable."""
+    with within(provider, seconds):
+        try:
+            with http_client(HTTP_TIMEOUT) as client:
+                return client.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise unreachable(provider, exc) from None

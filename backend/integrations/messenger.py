@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field, SecretStr
 
-from backend.integrations._common import HTTP_TIMEOUT, expect, retry_after, unreachable
+from backend.integrations._common import CALL_SECONDS, expect, request, retry_after
 from backend.integrations.base import (
     Category,
     ConnectionTest,
@@ -92,24 +92,24 @@ class MessengerAdapter:
         *,
         base_url: str = LIVE_GRAPH,
         throttle: Callable[[], None] | None = None,
+        seconds: float = CALL_SECONDS,
     ) -> None:
         self._token = token
         self._base = f"{base_url.rstrip('/')}/{GRAPH_VERSION}"
         self._throttle = throttle or (lambda: None)
+        self._seconds = seconds
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         self._throttle()
-        try:
-            response = httpx.request(
-                method,
-                f"{self._base}/{path}",
-                # In a header rather than ?access_token=, so the token stays out of access logs.
-                headers={"Authorization": f"Bearer {self._token}"},
-                timeout=HTTP_TIMEOUT,
-                **kwargs,
-            )
-        except httpx.HTTPError as exc:
-            raise unreachable("Facebook", exc) from None
+        response = request(
+            "Facebook",
+            method,
+            f"{self._base}/{path}",
+            seconds=self._seconds,
+            # In a header rather than ?access_token=, so the token stays out of access logs.
+            headers={"Authorization": f"Bearer {self._token}"},
+            **kwargs,
+        )
         if response.status_code >= 400:
             raise _graph_error(response)
         payload: dict[str, Any] = response.json()

@@ -21,7 +21,7 @@ import httpx
 from pydantic import BaseModel, Field, SecretStr
 
 from backend.integrations import public_address
-from backend.integrations._common import expect
+from backend.integrations._common import CALL_SECONDS, HTTP_TIMEOUT, expect
 from backend.integrations.base import (
     Category,
     ConnectionTest,
@@ -33,6 +33,7 @@ from backend.integrations.base import (
     ProviderInfo,
     timed,
 )
+from backend.integrations.deadline import within
 from backend.integrations.errors import (
     ProviderAuthFailed,
     ProviderRateLimited,
@@ -43,7 +44,6 @@ from backend.integrations.errors import (
 PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24
 SECRET_BYTES = 32
-TIMEOUT = httpx.Timeout(10.0)
 USER_AGENT = "IntegrationsHub-Webhooks/1"
 _EVENT = re.compile(r"^[a-z0-9_.*-]+$")
 
@@ -143,12 +143,14 @@ class WebhooksAdapter:
         *,
         context: ProviderContext,
         verify: ssl.SSLContext | bool = True,
+        seconds: float = CALL_SECONDS,
     ) -> None:
         self._secrets = secrets
         self._url = url
         self._context = context
         # Tests trust their own certificate authority; everyone else the system's.
         self._verify = verify
+        self._seconds = seconds
 
     def deliver(self, event_type: str, data: dict[str, Any], *, msg_id: str) -> int:
         """POST one signed event; ``msg_id`` stays the same across retries of one message (the
@@ -181,10 +183,12 @@ class WebhooksAdapter:
         try:
             # To the checked addresses only, following no redirect: a 3xx means the URL is
             # wrong, and following one could lead the signed request somewhere the operator
-            # never configured, or to an address nobody checked.
-            response = public_address.post(
-                target, content=body, headers=headers, timeout=TIMEOUT, verify=self._verify
-            )
+            # never configured, or to an address nobody checked. Over in ``seconds`` however
+            # slowly the endpoint answers (backend/integrations/deadline.py).
+            with within("The endpoint", self._seconds):
+                response = public_address.post(
+                    target, content=body, headers=headers, timeout=HTTP_TIMEOUT, verify=self._verify
+                )
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(
                 f"The endpoint could not be reached: {type(exc).__name__}"

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from backend.integrations import deadline
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host, port) -> every address the name has now, in the order to try them.
 Resolver = Callable[[str, int], list[str]]
@@ -172,7 +174,9 @@ def post(
     sent_headers = {**headers, "host": target.url.netloc.decode("ascii")}
     failure: httpx.TransportError | None = None
     # trust_env=False: an HTTP(S)_PROXY from the environment would resolve the name itself.
-    with httpx.Client(timeout=timeout, verify=verify, trust_env=False) as client:
+    # deadline.http_client: the sockets are watched, so an endpoint that drips its answer
+    # is cut off at the caller's ``within`` deadline, not only at each read's timeout.
+    with deadline.http_client(timeout, verify=verify, trust_env=False) as client:
         for address in target.addresses:
             request = client.build_request(
                 "POST",

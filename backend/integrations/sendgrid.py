@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import http.client
 import json
 import re
 import urllib.error
 from collections.abc import Callable
 from typing import Any
 
+import python_http_client
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from pydantic import BaseModel, Field, SecretStr
@@ -30,6 +32,7 @@ from backend.integrations.base import (
     ProviderInfo,
     timed,
 )
+from backend.integrations.deadline import urllib_opener, within
 from backend.integrations.errors import (
     ProviderAuthFailed,
     ProviderRateLimited,
@@ -69,6 +72,24 @@ def _errors_text(body: bytes) -> str:
     return "; ".join(m for m in messages if m) or "no details"
 
 
+class _Client(python_http_client.Client):  # type: ignore[misc]
+    """python_http_client's client, whose requests go through the deadline's urllib opener
+    (its ``_make_request`` is the seam the library keeps for this), and so do those of every
+    client it chains (``client.scopes`` is a new one)."""
+
+    @classmethod
+    def of(cls, client: python_http_client.Client) -> _Client:
+        ours: _Client = cls.__new__(cls)
+        ours.__setstate__(dict(client.__getstate__()))
+        return ours
+
+    def _build_client(self, name: str | None = None) -> _Client:
+        return _Client.of(super()._build_client(name))
+
+    def _make_request(self, opener: Any, request: Any, timeout: float | None = None) -> Any:
+        return super()._make_request(urllib_opener(), request, timeout)
+
+
 class SendGridAdapter:
     def __init__(
         self,
@@ -76,23 +97,27 @@ class SendGridAdapter:
         *,
         host: str = LIVE_HOST,
         throttle: Callable[[], None] | None = None,
+        seconds: float = TIMEOUT_SECONDS,
     ) -> None:
         self._client = SendGridAPIClient(api_key=api_key, host=host)
+        self._client.client = _Client.of(self._client.client)
         # python_http_client copies the timeout to every chained client it builds.
         self._client.client.timeout = TIMEOUT_SECONDS
         self._throttle = throttle or (lambda: None)
+        self._seconds = seconds
 
     def scopes(self) -> list[str]:
         self._throttle()
-        try:
-            response = self._client.client.scopes.get()
-        except HTTPError as exc:
-            raise _translate(exc) from None
-        except (urllib.error.URLError, OSError) as exc:
-            # URLError's text names the host only, but the type is all the operator needs.
-            raise ProviderUnavailable(
-                f"SendGrid could not be reached: {type(exc).__name__}"
-            ) from None
+        with within("SendGrid", self._seconds):
+            try:
+                response = self._client.client.scopes.get()
+            except HTTPError as exc:
+                raise _translate(exc) from None
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                # URLError's text names the host only, but the type is all the operator needs.
+                raise ProviderUnavailable(
+                    f"SendGrid could not be reached: {type(exc).__name__}"
+                ) from None
         payload = json.loads(response.body or b"{}")
         return [str(s) for s in payload.get("scopes", [])]
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, Field, SecretStr
 
 from backend.integrations._common import (
-    HTTP_TIMEOUT,
+    CALL_SECONDS,
     expect,
     raise_for_http_status,
-    unreachable,
+    request,
 )
 from backend.integrations.base import (
     Category,
@@ -58,25 +57,30 @@ class SlackSettings(BaseModel):
 
 class SlackAdapter:
     def __init__(
-        self, token: str, *, base_url: str = LIVE_API, throttle: Callable[[], None] | None = None
+        self,
+        token: str,
+        *,
+        base_url: str = LIVE_API,
+        throttle: Callable[[], None] | None = None,
+        seconds: float = CALL_SECONDS,
     ) -> None:
         self._token = token
         self._base = base_url.rstrip("/")
         self._throttle = throttle or (lambda: None)
+        self._seconds = seconds
 
     def call(self, method: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         """One Web API method. Slack answers errors with HTTP 200 and ``ok: false``."""
         self._throttle()
-        try:
-            response = httpx.post(
-                f"{self._base}/{method}",
-                json=args or {},
-                # The token goes in the header, never in a URL that proxies would log.
-                headers={"Authorization": f"Bearer {self._token}"},
-                timeout=HTTP_TIMEOUT,
-            )
-        except httpx.HTTPError as exc:
-            raise unreachable("Slack", exc) from None
+        response = request(
+            "Slack",
+            "POST",
+            f"{self._base}/{method}",
+            seconds=self._seconds,
+            json=args or {},
+            # The token goes in the header, never in a URL that proxies would log.
+            headers={"Authorization": f"Bearer {self._token}"},
+        )
         try:
             payload: dict[str, Any] = response.json()
         except ValueError:

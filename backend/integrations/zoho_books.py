@@ -14,10 +14,10 @@ import httpx
 from pydantic import BaseModel, Field, SecretStr
 
 from backend.integrations._common import (
-    HTTP_TIMEOUT,
+    CALL_SECONDS,
     expect,
     raise_for_http_status,
-    unreachable,
+    request,
 )
 from backend.integrations.base import (
     Category,
@@ -88,30 +88,31 @@ class ZohoBooksAdapter:
         endpoints: ZohoEndpoints,
         *,
         throttle: Callable[[], None] | None = None,
+        seconds: float = CALL_SECONDS,
     ) -> None:
         self._credentials = credentials
         self._endpoints = endpoints
         self._throttle = throttle or (lambda: None)
+        self._seconds = seconds
         self._access_token: str | None = None
 
     def _post_grant(self) -> str:
         creds = self._credentials
         self._throttle()
-        try:
-            response = httpx.post(
-                f"{self._endpoints.accounts}/oauth/v2/token",
-                # A form body rather than Zoho's documented query string: secrets in a URL
-                # end up in access logs. Zoho accepts both.
-                data={
-                    "grant_type": "refresh_token",
-                    "client_id": creds.client_id.strip(),
-                    "client_secret": creds.client_secret.get_secret_value().strip(),
-                    "refresh_token": creds.refresh_token.get_secret_value().strip(),
-                },
-                timeout=HTTP_TIMEOUT,
-            )
-        except httpx.HTTPError as exc:
-            raise unreachable("Zoho", exc) from None
+        response = request(
+            "Zoho",
+            "POST",
+            f"{self._endpoints.accounts}/oauth/v2/token",
+            seconds=self._seconds,
+            # A form body rather than Zoho's documented query string: secrets in a URL end up
+            # in access logs. Zoho accepts both.
+            data={
+                "grant_type": "refresh_token",
+                "client_id": creds.client_id.strip(),
+                "client_secret": creds.client_secret.get_secret_value().strip(),
+                "refresh_token": creds.refresh_token.get_secret_value().strip(),
+            },
+        )
         payload = _json(response)
         raise_for_http_status("Zoho", response, str(payload.get("error") or "no details"))
         error = payload.get("error")
@@ -127,14 +128,13 @@ class ZohoBooksAdapter:
         if self._access_token is None:
             self._access_token = self._post_grant()
         self._throttle()
-        try:
-            response = httpx.get(
-                f"{self._endpoints.api}/books/v3/{path}",
-                headers={"Authorization": f"Zoho-oauthtoken {self._access_token}"},
-                timeout=HTTP_TIMEOUT,
-            )
-        except httpx.HTTPError as exc:
-            raise unreachable("Zoho Books", exc) from None
+        response = request(
+            "Zoho Books",
+            "GET",
+            f"{self._endpoints.api}/books/v3/{path}",
+            seconds=self._seconds,
+            headers={"Authorization": f"Zoho-oauthtoken {self._access_token}"},
+        )
         payload = _json(response)
         raise_for_http_status("Zoho Books", response, str(payload.get("message") or "no details"))
         return payload

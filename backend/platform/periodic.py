@@ -47,7 +47,12 @@ def run_exclusively(job_id: str, func: JobFunc) -> bool:
         return True
     key = advisory_key(job_id)
     with engine.connect() as conn:
-        if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+        locked = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        # The lock is the connection's, not the transaction's: the transaction ends here, or it
+        # would stay open (idle in transaction) for the whole job, its provider calls included
+        # (docs/security/transactions.md).
+        conn.commit()
+        if not locked:
             return False
         try:
             func()

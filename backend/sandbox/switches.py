@@ -95,15 +95,25 @@ class TokenBuckets:
 
 class RequestCounts:
     """API requests each provider's emulator answered, by status code (429s of the rate limit
-    and the outage's errors included). Hosted pages and the sandbox's own helpers are not API
-    requests and are not counted."""
+    and the outage's errors included), and those it is answering now (``in_flight``: held by a
+    latency or an outage; a test waits for its request to be there). Hosted pages and the
+    sandbox's own helpers are not API requests and are not counted."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, dict[int, int]] = {}
+        self._in_flight: dict[str, int] = {}
         # Answered requests by the account the rate limit counts them against (only while a
         # rate limit is on: the look-up is not free): what each tenant sent, apart.
         self._accounts: dict[str, dict[str, int]] = {}
+
+    def started(self, provider: str) -> None:
+        with self._lock:
+            self._in_flight[provider] = self._in_flight.get(provider, 0) + 1
+
+    def finished(self, provider: str) -> None:
+        with self._lock:
+            self._in_flight[provider] = max(0, self._in_flight.get(provider, 0) - 1)
 
     def add(self, provider: str, status: int, account: str | None = None) -> None:
         with self._lock:
@@ -120,14 +130,17 @@ class RequestCounts:
 
     def as_dict(self) -> dict[str, dict[str, object]]:
         with self._lock:
+            providers = set(self._counts) | {p for p, n in self._in_flight.items() if n}
             return {
                 provider: {
                     "requests": sum(by_status.values()),
                     "rate_limited": by_status.get(429, 0),
                     "by_status": {str(code): n for code, n in sorted(by_status.items())},
                     "by_account": dict(self._accounts.get(provider, {})),
+                    "in_flight": self._in_flight.get(provider, 0),
                 }
-                for provider, by_status in self._counts.items()
+                for provider in sorted(providers)
+                for by_status in [self._counts.get(provider, {})]
             }
 
 
@@ -165,7 +178,11 @@ def make_middleware(
         # Hosted pages and mailboxes are for people: only the API misbehaves (and is counted).
         if mount is None or "/_pages/" in path or "/_sandbox/" in path:
             return await call_next(request)
-        response = await answer(request, call_next, mount)
+        counts.started(mount.name)
+        try:
+            response = await answer(request, call_next, mount)
+        finally:
+            counts.finished(mount.name)
         limited = switches.of(mount.name).rate_limit
         counts.add(mount.name, response.status_code, mount.rate_key(request) if limited else None)
         return response

@@ -7,7 +7,10 @@ A handler calls the backend through ``read(state, work)`` or ``change(state, wor
 resolved to an Actor (whose workspace scopes the call) in the same short session as ``work``,
 off the event loop; ``read`` never commits, ``change`` commits when ``work`` returns. What came of
 it is an ``Outcome``: the value, a refusal in the service's words (shown where the page shows
-refusals: a toast, a field, a callout), or ``signed_out`` (nothing ran: send them to log in).
+refusals: a toast, a field, a callout), or ``signed_out`` (nothing ran: send them to log in). A
+service that calls a provider or hashes a password takes the engine instead and commits in
+steps, with no transaction open during the call (``change_in_steps``, ``account_change_in_steps``;
+docs/security/transactions.md).
 These are functions, not methods, because Reflex turns a state's public methods into event
 handlers; and they never write to the state, so background events may call them outside
 ``async with self``.
@@ -156,8 +159,9 @@ async def change_in_steps(
     refuse: tuple[type[Exception], ...] = REFUSALS,
 ) -> Outcome[T]:
     """For a service that takes the Engine, not a Session, because it calls a provider between
-    short transactions of its own (reconciliation): the token is resolved in a short session
-    of its own, then ``work(engine, actor)`` runs in the worker thread and commits as it goes."""
+    short transactions of its own (reconciliation, connect, Test connection, disconnect, the
+    plan upgrade): the token is resolved in a short session of its own, then
+    ``work(engine, actor)`` runs in the worker thread and commits as it goes."""
     token = state.token
     if not token:
         return Outcome(signed_out=True)
@@ -181,6 +185,14 @@ async def account_change(
             return work(session)
 
     return await _outcome(blocking, refuse, signed_in=False)
+
+
+async def account_change_in_steps(
+    work: Callable[[Engine], T], *, refuse: tuple[type[Exception], ...] = REFUSALS
+) -> Outcome[T]:
+    """``account_change`` for a service that takes the Engine and commits in steps of its own
+    (log in: the password is verified between two short transactions)."""
+    return await _outcome(lambda: work(get_engine()), refuse, signed_in=False)
 
 
 def _identity(session: Session, actor: Actor) -> tuple[Actor, str, str, list[dict[str, str]]]:

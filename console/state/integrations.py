@@ -4,7 +4,7 @@ checks the role and the plan on the server; the page only mirrors what is allowe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import reflex as rx
 from pydantic import BaseModel
 from reflex.event import EventSpec
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from backend.connections import catalog, forms, oauth, providers, rows, tiers
@@ -22,7 +23,7 @@ from backend.platform import audit_trail
 from backend.platform.actors import Actor
 from backend.platform.errors import ServiceError
 from console.state import sealing
-from console.state.base import Outcome, SessionState, change, read
+from console.state.base import Outcome, SessionState, change, change_in_steps, read
 from console.state.formatting import when
 from models import IntegrationStatus, Plan, Role
 
@@ -267,9 +268,17 @@ class ManageState(SessionState):
 
     async def _run(self, work: Callable[[Session, Actor], T]) -> Outcome[T]:
         """A change from this page; a refusal is shown in the result callout."""
+        return await self._shown(change(self, work))
+
+    async def _run_in_steps(self, work: Callable[[Engine, Actor], T]) -> Outcome[T]:
+        """A change that calls the provider: the service commits in steps around the call
+        (no transaction is open while the provider answers)."""
+        return await self._shown(change_in_steps(self, work))
+
+    async def _shown(self, running: Awaitable[Outcome[T]]) -> Outcome[T]:
         self.busy = True
         try:
-            outcome = await change(self, work)
+            outcome = await running
         finally:
             self.busy = False
         if outcome.refused is not None:
@@ -288,13 +297,13 @@ class ManageState(SessionState):
         creds = self._submitted(form, "keys")
         self._pending_keys = sealing.seal_json({k: str(v) for k, v in creds.items()})
         slug = self.slug
-        done = await self._run(
-            lambda s, a: connections.connect_with_keys(
-                s,
+        done = await self._run_in_steps(
+            lambda e, a: connections.connect_with_keys(
+                e,
                 actor=a,
                 provider_slug=slug,
                 credentials=creds,
-                context=providers.provider_context(slug),
+                context=providers.provider_context(slug, e, workspace_id=a.workspace_id),
             )
         )
         if done.signed_out and not self.result:
@@ -316,14 +325,14 @@ class ManageState(SessionState):
             self.offer_inactive = False
             return
         slug = self.slug
-        done = await self._run(
-            lambda s, a: connections.connect_with_keys(
-                s,
+        done = await self._run_in_steps(
+            lambda e, a: connections.connect_with_keys(
+                e,
                 actor=a,
                 provider_slug=slug,
                 credentials=creds,
                 save_inactive=True,
-                context=providers.provider_context(slug),
+                context=providers.provider_context(slug, e, workspace_id=a.workspace_id),
             )
         )
         result = done.value
@@ -342,12 +351,12 @@ class ManageState(SessionState):
     @rx.event
     async def test_connection(self) -> None:
         slug = self.slug
-        done = await self._run(
-            lambda s, a: oauth.test(
-                s,
+        done = await self._run_in_steps(
+            lambda e, a: oauth.test(
+                e,
                 actor=a,
                 provider_slug=slug,
-                context=providers.provider_context(slug),
+                context=providers.provider_context(slug, e, workspace_id=a.workspace_id),
             )
         )
         result = done.value
@@ -362,7 +371,11 @@ class ManageState(SessionState):
         slug = self.slug
         done = await self._run(
             lambda s, a: connections.update_settings(
-                s, actor=a, provider_slug=slug, settings=values
+                s,
+                actor=a,
+                provider_slug=slug,
+                settings=values,
+                context=providers.provider_context(slug),
             )
         )
         row = done.value
@@ -388,7 +401,9 @@ class ManageState(SessionState):
     @rx.event
     async def disconnect(self) -> None:
         slug = self.slug
-        done = await self._run(lambda s, a: oauth.disconnect(s, actor=a, provider_slug=slug))
+        done = await self._run_in_steps(
+            lambda e, a: oauth.disconnect(e, actor=a, provider_slug=slug)
+        )
         row = done.value
         if row is not None:
             self.result_ok, self.result = True, "Disconnected: the keys are wiped; history stays."

@@ -10,7 +10,7 @@ from reflex.event import EventSpec
 
 from backend.accounts import service as accounts
 from backend.config import get_settings
-from console.state.base import SessionState, account_change
+from console.state.base import SessionState, account_change_in_steps
 from console.state.next_page import next_from
 
 
@@ -47,10 +47,11 @@ class LoginState(SessionState):
         # The client as the console's backend sees it (the socket's peer): what the limiter
         # counts failures against. Behind a proxy this is the proxy (docs/security/browser.md).
         client_ip = self.router.session.client_ip
-        done = await account_change(
-            # The refusal comes back as a value so that the failure it counts is committed.
-            lambda s: accounts.attempt_login(
-                s, email=email, password=password, policy=_policy(), client_ip=client_ip
+        done = await account_change_in_steps(
+            # The password is verified between two short transactions of the service's own;
+            # a refusal comes back as a value, the failure it counted committed.
+            lambda e: accounts.attempt_login(
+                e, email=email, password=password, policy=_policy(), client_ip=client_ip
             )
         )
         attempt = done.value

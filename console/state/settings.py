@@ -9,7 +9,7 @@ from backend.accounts import money_settings, plans
 from backend.accounts import service as accounts
 from backend.config import get_settings
 from backend.platform.money import MoneyFormat
-from console.state.base import SessionState, change, read
+from console.state.base import SessionState, change, change_in_steps, read
 from models import Plan
 
 
@@ -63,10 +63,11 @@ class PlanState(SessionState):
         if await self._authenticate() is None:
             return self._login_redirect()
         console_url = get_settings().public_console_url
-        done = await change(
+        # Two calls to Stripe: the service holds no transaction while they run.
+        done = await change_in_steps(
             self,
-            lambda s, a: plans.start_upgrade(
-                s,
+            lambda e, a: plans.start_upgrade(
+                e,
                 actor=a,
                 plan=Plan(plan),
                 success_url=f"{console_url}/integrations?upgraded={plan}",

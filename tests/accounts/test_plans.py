@@ -148,12 +148,13 @@ def test_downgrade_to_pro_keeps_one_payment_provider(session: Session) -> None:
     assert zoho.status is IntegrationStatus.INACTIVE and "Business plan" in (zoho.last_error or "")
 
 
-def test_only_an_owner_starts_an_upgrade(session: Session) -> None:
+def test_only_an_owner_starts_an_upgrade(engine: Engine, session: Session) -> None:
     ws = factories.workspace(session, plan=Plan.FREE)
+    session.commit()
     admin = Actor(operator_id=1, workspace_id=ws.id, role=Role.ADMIN)
     with pytest.raises(PermissionDenied):
         plans.start_upgrade(
-            session, actor=admin, plan=Plan.PRO, success_url="http://x", cancel_url="http://x"
+            engine, actor=admin, plan=Plan.PRO, success_url="http://x", cancel_url="http://x"
         )
 
 
@@ -179,16 +180,19 @@ def test_upgrade_through_sandbox_checkout_unlocks_pro(
     apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=sandbox.url)
     with Session(engine, expire_on_commit=False) as session:
         ws = factories.workspace(session, plan=Plan.FREE)
-        owner = Actor(operator_id=1, workspace_id=ws.id, role=Role.OWNER)
-        url = plans.start_upgrade(
-            session,
-            actor=owner,
-            plan=Plan.PRO,
-            success_url="http://console/settings/plan?upgraded=1",
-            cancel_url="http://console/settings/plan",
-        )
         session.commit()
+    owner = Actor(operator_id=1, workspace_id=ws.id, role=Role.OWNER)
+    url = plans.start_upgrade(
+        engine,
+        actor=owner,
+        plan=Plan.PRO,
+        success_url="http://console/settings/plan?upgraded=1",
+        cancel_url="http://console/settings/plan",
+    )
     assert "/stripe/_pages/checkout/" in url
+    with Session(engine) as session:
+        audited = session.scalars(select(AuditLog).where(AuditLog.action == "plan.checkout")).one()
+        assert audited.details == {"plan": "pro"}
     # The owner presses Pay on the hosted page.
     paid = httpx.post(url + "/pay", follow_redirects=False, timeout=10)
     assert paid.status_code == 303 and "upgraded=1" in paid.headers["location"]
@@ -213,12 +217,11 @@ def test_upgrade_through_sandbox_checkout_unlocks_pro(
         assert workspace is not None and workspace.plan is Plan.PRO
         assert workspace.platform_subscription_id and workspace.platform_customer_id
     # The price was created once, by lookup key: a second upgrade reuses it.
-    with Session(engine) as session:
-        business = plans.start_upgrade(
-            session,
-            actor=owner,
-            plan=Plan.BUSINESS,
-            success_url="http://c/ok",
-            cancel_url="http://c/no",
-        )
-        assert "/stripe/_pages/checkout/" in business
+    business = plans.start_upgrade(
+        engine,
+        actor=owner,
+        plan=Plan.BUSINESS,
+        success_url="http://c/ok",
+        cancel_url="http://c/no",
+    )
+    assert "/stripe/_pages/checkout/" in business

@@ -34,9 +34,9 @@ def acme(session: Session) -> Workspace:
 
 
 def test_login_opens_a_session_that_resolves_to_the_operator(
-    session: Session, acme: Workspace
+    engine: Engine, session: Session, acme: Workspace
 ) -> None:
-    result = accounts.login(session, email=" owner@ACME.example ", password=PASSWORD, policy=POLICY)
+    result = accounts.login(engine, email=" owner@ACME.example ", password=PASSWORD, policy=POLICY)
     session.commit()
     actor = accounts.resolve(session, token=result.token)
     assert (actor.workspace_id, actor.role, actor.email) == (
@@ -49,23 +49,23 @@ def test_login_opens_a_session_that_resolves_to_the_operator(
 
 
 def test_wrong_password_and_unknown_email_get_the_same_clear_message(
-    session: Session, acme: Workspace
+    engine: Engine, session: Session, acme: Workspace
 ) -> None:
     with pytest.raises(InvalidInput) as wrong:
-        accounts.login(session, email="owner@acme.example", password="nope-nope", policy=POLICY)
+        accounts.login(engine, email="owner@acme.example", password="nope-nope", policy=POLICY)
     with pytest.raises(InvalidInput) as unknown:
-        accounts.login(session, email="nobody@acme.example", password="nope-nope", policy=POLICY)
+        accounts.login(engine, email="nobody@acme.example", password="nope-nope", policy=POLICY)
     assert str(wrong.value) == str(unknown.value) == accounts.WRONG_CREDENTIALS
 
 
 def test_repeated_failures_are_slowed_down_then_allowed_again(
-    session: Session, acme: Workspace
+    engine: Engine, session: Session, acme: Workspace
 ) -> None:
     now = utcnow()
     for attempt in range(POLICY.free_failures):
         with pytest.raises(InvalidInput):
             accounts.login(
-                session,
+                engine,
                 email="owner@acme.example",
                 password="bad-guess!",
                 policy=POLICY,
@@ -74,7 +74,7 @@ def test_repeated_failures_are_slowed_down_then_allowed_again(
     # Even the right password waits now, from this client: a guesser cannot tell when they hit it.
     with pytest.raises(TooManyAttempts) as slowed:
         accounts.login(
-            session,
+            engine,
             email="owner@acme.example",
             password=PASSWORD,
             policy=POLICY,
@@ -84,7 +84,7 @@ def test_repeated_failures_are_slowed_down_then_allowed_again(
     assert "Wait" in str(slowed.value)
     later = now + dt.timedelta(seconds=POLICY.delay_after(POLICY.free_failures) + 1)
     result = accounts.login(
-        session, email="owner@acme.example", password=PASSWORD, policy=POLICY, now=later
+        engine, email="owner@acme.example", password=PASSWORD, policy=POLICY, now=later
     )
     assert result.token
 
@@ -96,10 +96,10 @@ def test_delay_doubles_and_is_capped() -> None:
     assert max(delays) == POLICY.max_delay_seconds
 
 
-def test_sessions_expire(session: Session, acme: Workspace) -> None:
+def test_sessions_expire(engine: Engine, session: Session, acme: Workspace) -> None:
     now = utcnow()
     result = accounts.login(
-        session, email="owner@acme.example", password=PASSWORD, policy=POLICY, now=now
+        engine, email="owner@acme.example", password=PASSWORD, policy=POLICY, now=now
     )
     session.commit()
     accounts.resolve(
@@ -109,16 +109,18 @@ def test_sessions_expire(session: Session, acme: Workspace) -> None:
         accounts.resolve(session, token=result.token, now=now + POLICY.session_ttl)
 
 
-def test_logout_revokes_the_session(session: Session, acme: Workspace) -> None:
-    result = accounts.login(session, email="owner@acme.example", password=PASSWORD, policy=POLICY)
+def test_logout_revokes_the_session(engine: Engine, session: Session, acme: Workspace) -> None:
+    result = accounts.login(engine, email="owner@acme.example", password=PASSWORD, policy=POLICY)
     accounts.logout(session, token=result.token)
     session.commit()
     with pytest.raises(NotAuthenticated):
         accounts.resolve(session, token=result.token)
 
 
-def test_removed_member_loses_access_at_the_next_request(session: Session, acme: Workspace) -> None:
-    result = accounts.login(session, email="viewer@acme.example", password=PASSWORD, policy=POLICY)
+def test_removed_member_loses_access_at_the_next_request(
+    engine: Engine, session: Session, acme: Workspace
+) -> None:
+    result = accounts.login(engine, email="viewer@acme.example", password=PASSWORD, policy=POLICY)
     session.commit()
     session.delete(session.scalars(select(Membership).where(Membership.role == Role.VIEWER)).one())
     session.commit()
@@ -126,10 +128,13 @@ def test_removed_member_loses_access_at_the_next_request(session: Session, acme:
         accounts.resolve(session, token=result.token)
 
 
-def test_switching_workspace_needs_membership(session: Session, acme: Workspace) -> None:
+def test_switching_workspace_needs_membership(
+    engine: Engine, session: Session, acme: Workspace
+) -> None:
     other = factories.workspace(session, slug="other")
     owner = session.scalars(select(Membership).where(Membership.role == Role.OWNER)).one()
-    result = accounts.login(session, email="owner@acme.example", password=PASSWORD, policy=POLICY)
+    session.commit()
+    result = accounts.login(engine, email="owner@acme.example", password=PASSWORD, policy=POLICY)
     with pytest.raises(PermissionDenied):
         accounts.switch_workspace(session, token=result.token, workspace_id=other.id)
     accounts.add_member(
@@ -141,10 +146,10 @@ def test_switching_workspace_needs_membership(session: Session, acme: Workspace)
 
 
 def test_viewer_cannot_rename_the_workspace_and_nothing_changes(
-    session: Session, acme: Workspace
+    engine: Engine, session: Session, acme: Workspace
 ) -> None:
     viewer = accounts.login(
-        session, email="viewer@acme.example", password=PASSWORD, policy=POLICY
+        engine, email="viewer@acme.example", password=PASSWORD, policy=POLICY
     ).actor
     with pytest.raises(PermissionDenied, match="viewer"):
         accounts.rename_workspace(session, actor=viewer, name="Hijacked")
@@ -152,9 +157,11 @@ def test_viewer_cannot_rename_the_workspace_and_nothing_changes(
     assert session.get_one(Workspace, acme.id).name == "Acme"
 
 
-def test_owner_renames_the_workspace_with_an_audit_entry(session: Session, acme: Workspace) -> None:
+def test_owner_renames_the_workspace_with_an_audit_entry(
+    engine: Engine, session: Session, acme: Workspace
+) -> None:
     owner = accounts.login(
-        session, email="owner@acme.example", password=PASSWORD, policy=POLICY
+        engine, email="owner@acme.example", password=PASSWORD, policy=POLICY
     ).actor
     accounts.rename_workspace(session, actor=owner, name="  Acme Events  ")
     session.commit()
@@ -164,14 +171,20 @@ def test_owner_renames_the_workspace_with_an_audit_entry(session: Session, acme:
     assert entry.actor == f"operator:{owner.operator_id}"
 
 
-def test_operator_without_workspace_is_told_what_to_do(session: Session) -> None:
-    accounts.create_operator(session, email="lonely@acme.example", name="L", password=PASSWORD)
+def test_operator_without_workspace_is_told_what_to_do(engine: Engine, session: Session) -> None:
+    accounts.create_operator(
+        session,
+        email="lonely@acme.example",
+        name="L",
+        password_hash=factories.password_hash(PASSWORD),
+    )
+    session.commit()
     with pytest.raises(PermissionDenied, match="Ask a workspace owner"):
-        accounts.login(session, email="lonely@acme.example", password=PASSWORD, policy=POLICY)
+        accounts.login(engine, email="lonely@acme.example", password=PASSWORD, policy=POLICY)
 
 
 def test_an_unknown_email_is_hashed_once_and_slowed_like_a_known_one(
-    session: Session, acme: Workspace, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, acme: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The answers, the work done and the delays are the same for an address with an account
     and one without: nothing tells them apart."""
@@ -189,7 +202,7 @@ def test_an_unknown_email_is_hashed_once_and_slowed_like_a_known_one(
         seen = answers.setdefault(email, [])
         for attempt in range(POLICY.free_failures + 1):
             outcome = accounts.attempt_login(
-                session,
+                engine,
                 email=email,
                 password="bad-guess!",
                 policy=POLICY,
@@ -205,12 +218,12 @@ def test_an_unknown_email_is_hashed_once_and_slowed_like_a_known_one(
 
 
 def test_an_attackers_trickle_does_not_lock_the_owner_out(
-    session: Session, acme: Workspace
+    engine: Engine, session: Session, acme: Workspace
 ) -> None:
     now = utcnow()
     for minute in range(30):
         accounts.attempt_login(
-            session,
+            engine,
             email="owner@acme.example",
             password="bad-guess!",
             policy=POLICY,
@@ -218,7 +231,7 @@ def test_an_attackers_trickle_does_not_lock_the_owner_out(
             now=now + dt.timedelta(minutes=minute),
         )
     result = accounts.login(
-        session,
+        engine,
         email="owner@acme.example",
         password=PASSWORD,
         policy=POLICY,
@@ -229,12 +242,12 @@ def test_an_attackers_trickle_does_not_lock_the_owner_out(
 
 
 def test_one_password_sprayed_across_many_accounts_is_stopped_per_client(
-    session: Session, acme: Workspace
+    engine: Engine, session: Session, acme: Workspace
 ) -> None:
     now = utcnow()
     outcomes = [
         accounts.attempt_login(
-            session,
+            engine,
             email=f"person{n}@acme.example",
             password="Summer2026!",
             policy=POLICY,
@@ -247,7 +260,7 @@ def test_one_password_sprayed_across_many_accounts_is_stopped_per_client(
     assert isinstance(outcomes[-1], TooManyAttempts)
     # Before hashing, for any address, from that client only; others are unaffected.
     other = accounts.login(
-        session,
+        engine,
         email="owner@acme.example",
         password=PASSWORD,
         policy=POLICY,
@@ -266,12 +279,12 @@ def test_failures_are_committed_with_the_refusal(engine: Engine) -> None:
     for _ in range(POLICY.free_failures):
         with session_scope(engine) as session:
             outcome = accounts.attempt_login(
-                session, email="owner@acme.example", password="bad-guess!", policy=POLICY
+                engine, email="owner@acme.example", password="bad-guess!", policy=POLICY
             )
             assert isinstance(outcome, InvalidInput)
     with session_scope(engine) as session:
         outcome = accounts.attempt_login(
-            session, email="owner@acme.example", password=PASSWORD, policy=POLICY
+            engine, email="owner@acme.example", password=PASSWORD, policy=POLICY
         )
     assert isinstance(outcome, TooManyAttempts)
 
@@ -284,13 +297,9 @@ def test_two_first_failures_at_once_are_both_counted(pg_engine: Engine) -> None:
     now = utcnow()
 
     def attempt(session: Session) -> object:
-        return accounts.attempt_login(
-            session,
-            email=email,
-            password="bad-guess!",
-            policy=POLICY,
-            client_ip=client_ip,
-            now=now,
+        # The attempt's last step, once the hash said "wrong" (its first two hold no lock).
+        return accounts.record_failed_login(
+            session, email=email, client_ip=client_ip, operator=None, policy=POLICY, now=now
         )
 
     outcomes: list[object] = []

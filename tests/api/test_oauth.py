@@ -27,6 +27,7 @@ from tests import factories
 from tests.support import google_oauth, oauth_flow
 from tests.support.hub_env import apply
 from tests.support.sandbox_fixtures import MakeSandbox
+from tests.support.steps import in_steps
 
 
 @pytest.fixture
@@ -109,8 +110,9 @@ def test_connect_with_stripe_end_to_end(env: tuple[Engine, str]) -> None:
         ).one()
         assert stored["secret_key"] not in str(entry.details) and entry.details["method"] == "oauth"
         # Disconnect deauthorizes at Stripe: the account's key stops working.
-        oauth.disconnect(session, actor=actor, provider_slug="stripe")
-        session.commit()
+        in_steps(
+            session, lambda engine: oauth.disconnect(engine, actor=actor, provider_slug="stripe")
+        )
         audit_row = session.scalars(
             select(AuditLog).where(AuditLog.action == "integration.disconnect")
         ).one()

@@ -27,6 +27,7 @@ from tests.support.google_oauth import (
 )
 from tests.support.hub_env import apply
 from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
+from tests.support.steps import in_steps
 
 GOOGLE = "google_drive"
 
@@ -155,8 +156,7 @@ def test_disconnect_while_renewing_wins(session: Session, sandbox: RunningSandbo
     actor = _connected(session, sandbox, ttl=300)
     due = google_tokens.due(session)
     assert [d.workspace_id for d in due] == [actor.workspace_id]
-    oauth.disconnect(session, actor=actor, provider_slug=GOOGLE)
-    session.commit()
+    in_steps(session, lambda engine: oauth.disconnect(engine, actor=actor, provider_slug=GOOGLE))
     assert not google_tokens.mark_refused(session, due[0], "Google refused the credentials.")
     assert _row(session, actor).status is IntegrationStatus.INACTIVE
 
@@ -168,8 +168,9 @@ def test_drive_client_for_jobs_renews_an_expired_token_on_use(
     before = credentials.unseal(_row(session, actor))
 
     drive = google_tokens.drive_for(session, workspace_id=actor.workspace_id)
+    session.commit()  # what a job's call_provider does before the call
     drive.probe()
-    session.commit()
+    session.commit()  # the renewal, sealed into the row on the way back
 
     after = credentials.unseal(_row(session, actor))
     assert after["access_token"] != before["access_token"]

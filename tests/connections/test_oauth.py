@@ -32,6 +32,7 @@ from tests.support.google_oauth import (
 )
 from tests.support.hub_env import apply
 from tests.support.sandbox_fixtures import MakeSandbox
+from tests.support.steps import in_steps
 
 GOOGLE = "google_drive"
 
@@ -179,10 +180,15 @@ def test_test_connection_renews_an_expired_access_token_and_keeps_it(
     assert _connect(session, actor).ok
     before = credentials.unseal(_row(session, actor))
     set_token_ttl(sandbox_url, 3599)
-    result = oauth.test(
-        session, actor=actor, provider_slug=GOOGLE, context=providers.provider_context(GOOGLE)
+    result = in_steps(
+        session,
+        lambda engine: oauth.test(
+            engine,
+            actor=actor,
+            provider_slug=GOOGLE,
+            context=providers.provider_context(GOOGLE, engine, workspace_id=actor.workspace_id),
+        ),
     )
-    session.commit()
     assert result.ok, result.message
     after = credentials.unseal(_row(session, actor))
     assert after["access_token"] != before["access_token"]
@@ -195,8 +201,9 @@ def test_disconnect_revokes_the_grant_at_google(session: Session, sandbox_url: s
     actor = _owner(session)
     assert _connect(session, actor).ok
     stored = credentials.unseal(_row(session, actor))
-    row = oauth.disconnect(session, actor=actor, provider_slug=GOOGLE)
-    session.commit()
+    row = in_steps(
+        session, lambda engine: oauth.disconnect(engine, actor=actor, provider_slug=GOOGLE)
+    )
     assert row.status is IntegrationStatus.INACTIVE and row.credentials_enc is None
     entry = session.scalars(
         select(AuditLog).where(AuditLog.action == "integration.disconnect")
@@ -230,7 +237,7 @@ def test_disconnecting_a_pasted_key_has_nothing_to_revoke(
     session.flush()
     credentials.seal(row, {"service_account_json": '{"type": "service_account"}'})
     assert oauth.revoker_for(row) is None
-    oauth.disconnect(session, actor=actor, provider_slug=GOOGLE)
+    in_steps(session, lambda engine: oauth.disconnect(engine, actor=actor, provider_slug=GOOGLE))
     entry = session.scalars(
         select(AuditLog).where(AuditLog.action == "integration.disconnect")
     ).one()

@@ -29,15 +29,12 @@ def _integration(session: Session, shop: Shop) -> Integration:
 
 
 def _test(shop: Shop) -> views.ConnectResult:
-    with Session(shop.engine) as session:
-        result = connections.test(
-            session,
-            actor=shop.owner,
-            provider_slug="stripe",
-            context=providers.provider_context("stripe"),
-        )
-        session.commit()
-    return result
+    return connections.test(
+        shop.engine,
+        actor=shop.owner,
+        provider_slug="stripe",
+        context=providers.provider_context("stripe", shop.engine, workspace_id=shop.workspace_id),
+    )
 
 
 def _actions(shop: Shop) -> list[str]:

@@ -11,11 +11,13 @@ from sqlalchemy.orm import Session
 
 from backend.connections import credentials, masks, rows, views
 from backend.connections import service as connections
+from backend.integrations.base import ProviderContext
 from backend.platform.actors import Actor
 from backend.platform.errors import InvalidInput, PermissionDenied, PlanRequired
 from models import AuditLog, Integration, IntegrationLog, IntegrationStatus, Plan, Role
 from tests import factories
 from tests.support.fakes import CONTEXT, GOOD_KEY, FakeCatalog, catalog
+from tests.support.steps import in_steps
 
 
 def _owner(session: Session, plan: Plan = Plan.PRO, role: Role = Role.OWNER) -> Actor:
@@ -27,13 +29,25 @@ def _connect(
     session: Session, actor: Actor, cat: FakeCatalog, slug: str = "sendgrid", **kw: object
 ) -> views.ConnectResult:
     params: dict[str, object] = {"credentials": {"api_key": GOOD_KEY}} | kw
-    return connections.connect_with_keys(
+    return in_steps(
         session,
-        actor=actor,
-        provider_slug=slug,
-        context=CONTEXT,
-        catalog=cat,
-        **params,  # type: ignore[arg-type]
+        lambda engine: connections.connect_with_keys(
+            engine,
+            actor=actor,
+            provider_slug=slug,
+            context=CONTEXT,
+            catalog=cat,
+            **params,  # type: ignore[arg-type]
+        ),
+    )
+
+
+def _test(session: Session, actor: Actor, cat: FakeCatalog) -> views.ConnectResult:
+    return in_steps(
+        session,
+        lambda engine: connections.test(
+            engine, actor=actor, provider_slug="sendgrid", context=CONTEXT, catalog=cat
+        ),
     )
 
 
@@ -72,10 +86,7 @@ def test_admin_cannot_connect_but_can_test(session: Session) -> None:
     admin = Actor(operator_id=2, workspace_id=owner.workspace_id, role=Role.ADMIN)
     with pytest.raises(PermissionDenied, match="owner"):
         _connect(session, admin, cat)
-    result = connections.test(
-        session, actor=admin, provider_slug="sendgrid", context=CONTEXT, catalog=cat
-    )
-    assert result.ok
+    assert _test(session, admin, cat).ok
 
 
 def test_free_plan_is_refused_on_the_server(session: Session) -> None:
@@ -170,15 +181,11 @@ def test_test_failure_marks_error_and_a_pass_recovers(session: Session) -> None:
     _connect(session, actor, cat)
     row = _row(session, actor)
     credentials.seal(row, {"api_key": "key_revoked_00005555"})
-    failed = connections.test(
-        session, actor=actor, provider_slug="sendgrid", context=CONTEXT, catalog=cat
-    )
+    failed = _test(session, actor, cat)
     assert not failed.ok and row.status is IntegrationStatus.ERROR and row.last_error
     assert views.view(session, actor.workspace_id, cat)[1].state == "error"
     credentials.seal(row, {"api_key": GOOD_KEY})
-    passed = connections.test(
-        session, actor=actor, provider_slug="sendgrid", context=CONTEXT, catalog=cat
-    )
+    passed = _test(session, actor, cat)
     assert passed.ok and passed.status is IntegrationStatus.ACTIVE and row.last_error is None
 
 
@@ -186,7 +193,12 @@ def test_disconnect_wipes_secrets_and_keeps_the_row(session: Session) -> None:
     actor, cat = _owner(session), catalog()
     _connect(session, actor, cat)
     revoked: list[dict[str, object]] = []
-    connections.disconnect(session, actor=actor, provider_slug="sendgrid", revoke=revoked.append)
+    in_steps(
+        session,
+        lambda engine: connections.disconnect(
+            engine, actor=actor, provider_slug="sendgrid", revoke=revoked.append
+        ),
+    )
     row = _row(session, actor)
     assert revoked == [{"api_key": GOOD_KEY}]
     assert row.credentials_enc is None and row.key_id is None
@@ -208,17 +220,28 @@ def test_update_settings_validates_and_audits(session: Session) -> None:
         actor=admin,
         provider_slug="sendgrid",
         settings={"sender": "hi@shop.example"},
+        context=CONTEXT,
         catalog=cat,
     )
     assert row.settings == {"sender": "hi@shop.example", "days": 7}
     with pytest.raises(InvalidInput, match="Sender"):
         connections.update_settings(
-            session, actor=admin, provider_slug="sendgrid", settings={"sender": "nope"}, catalog=cat
+            session,
+            actor=admin,
+            provider_slug="sendgrid",
+            settings={"sender": "nope"},
+            context=CONTEXT,
+            catalog=cat,
         )
     viewer = Actor(operator_id=3, workspace_id=actor.workspace_id, role=Role.VIEWER)
     with pytest.raises(PermissionDenied):
         connections.update_settings(
-            session, actor=viewer, provider_slug="sendgrid", settings={}, catalog=cat
+            session,
+            actor=viewer,
+            provider_slug="sendgrid",
+            settings={},
+            context=CONTEXT,
+            catalog=cat,
         )
 
 
@@ -240,3 +263,92 @@ def test_free_workspace_sees_every_tile_locked(session: Session) -> None:
     assert {t.state for t in tiles} == {"locked", "coming_soon"}
     stripe = next(t for t in tiles if t.slug == "stripe")
     assert stripe.locked_reason == "Stripe needs the Pro plan."
+
+
+# -- the provider's own check of its settings (issue 13, item 13) -------------------------------
+
+LIVE = ProviderContext(live=True, sandbox_url=None)
+
+
+@pytest.mark.parametrize(
+    ("slug", "good", "bad", "field", "words"),
+    [
+        (
+            "slack",
+            {"alert_channel": "#alerts"},
+            {"alert_channel": "gen eral"},
+            "alert_channel",
+            "A channel is a name like #alerts",
+        ),
+        (
+            "sendgrid",
+            {"from_email": "shop@example.com"},
+            {"from_email": "shop at example"},
+            "from_email",
+            "The sender must be an email address",
+        ),
+        (
+            "messenger",
+            {"page_id": "1234"},
+            {"page_id": "my-page"},
+            "page_id",
+            "A Page id is a number",
+        ),
+        (
+            "webhooks",
+            {"url": "https://shop.example/hooks"},
+            {"url": "http://shop.example/hooks"},
+            "url",
+            "Live mode sends webhooks over https only",
+        ),
+    ],
+)
+def test_saving_a_setting_the_provider_refuses_names_the_field_and_keeps_the_old(
+    session: Session, slug: str, good: dict[str, str], bad: dict[str, str], field: str, words: str
+) -> None:
+    actor = _owner(session, plan=Plan.BUSINESS)
+    session.add(
+        Integration(
+            workspace_id=actor.workspace_id,
+            provider=slug,
+            display_name=slug,
+            status=IntegrationStatus.ACTIVE,
+            settings=good,
+        )
+    )
+    session.commit()
+    with pytest.raises(InvalidInput, match=words) as refused:
+        connections.update_settings(
+            session, actor=actor, provider_slug=slug, settings=bad, context=LIVE
+        )
+    assert refused.value.field == field
+    session.rollback()
+    assert {k: _row(session, actor, slug).settings.get(k) for k in good} == good
+    assert not session.scalars(select(AuditLog)).all()
+    # What the provider accepts is saved.
+    connections.update_settings(
+        session, actor=actor, provider_slug=slug, settings=good, context=LIVE
+    )
+
+
+def test_connecting_with_settings_the_provider_refuses_stops_before_any_call(
+    session: Session,
+) -> None:
+    """The same check on connect, when settings come with the keys: refused with the field
+    named, before the provider is called (no test logged) and with nothing stored."""
+    actor = _owner(session)
+    with pytest.raises(InvalidInput, match="A channel is a name") as refused:
+        in_steps(
+            session,
+            lambda engine: connections.connect_with_keys(
+                engine,
+                actor=actor,
+                provider_slug="slack",
+                credentials={"bot_token": "xoxb-1-2-abc"},
+                settings={"alert_channel": "gen eral"},
+                context=LIVE,
+            ),
+        )
+    assert refused.value.field == "alert_channel"
+    assert rows.find(session, workspace_id=actor.workspace_id, provider_slug="slack") is None
+    assert not session.scalars(select(IntegrationLog)).all()

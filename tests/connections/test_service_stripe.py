@@ -16,6 +16,7 @@ from models import Integration, IntegrationStatus, Plan, Role
 from tests import factories
 from tests.sandbox.stripe_support import new_account
 from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
+from tests.support.steps import in_steps
 
 
 @pytest.fixture
@@ -32,13 +33,32 @@ def _owner(session: Session, name: str) -> Actor:
 def _connect(
     session: Session, sandbox: RunningSandbox, actor: Actor, key: str, **kw: object
 ) -> views.ConnectResult:
-    return connections.connect_with_keys(
+    return in_steps(
         session,
-        actor=actor,
-        provider_slug="stripe",
-        credentials={"secret_key": key},
-        context=ProviderContext(live=False, sandbox_url=sandbox.url),
-        **kw,  # type: ignore[arg-type]
+        lambda engine: connections.connect_with_keys(
+            engine,
+            actor=actor,
+            provider_slug="stripe",
+            credentials={"secret_key": key},
+            context=ProviderContext(live=False, sandbox_url=sandbox.url),
+            **kw,  # type: ignore[arg-type]
+        ),
+    )
+
+
+def _test(session: Session, actor: Actor, context: ProviderContext) -> views.ConnectResult:
+    return in_steps(
+        session,
+        lambda engine: connections.test(
+            engine, actor=actor, provider_slug="stripe", context=context
+        ),
+    )
+
+
+def _disconnect(session: Session, actor: Actor) -> None:
+    in_steps(
+        session,
+        lambda engine: connections.disconnect(engine, actor=actor, provider_slug="stripe"),
     )
 
 
@@ -99,7 +119,7 @@ def test_a_disconnected_account_may_be_connected_by_another_workspace(
     first, second = _owner(session, "First"), _owner(session, "Second")
     keys = new_account(sandbox.url)
     assert _connect(session, sandbox, first, keys["secret_key"]).ok
-    connections.disconnect(session, actor=first, provider_slug="stripe")
+    _disconnect(session, first)
     assert _connect(session, sandbox, second, keys["secret_key"]).ok
 
 
@@ -118,12 +138,7 @@ def test_a_connection_made_before_account_ids_were_kept_learns_its_own_on_test(
     session.add(row)
     session.flush()
     credentials.seal(row, {"secret_key": keys["secret_key"]})
-    tested = connections.test(
-        session,
-        actor=lakeside,
-        provider_slug="stripe",
-        context=ProviderContext(live=False, sandbox_url=sandbox.url),
-    )
+    tested = _test(session, lakeside, ProviderContext(live=False, sandbox_url=sandbox.url))
     assert tested.ok
     assert credentials.unseal(row)[connection_rows.ACCOUNT_KEY] == keys["account"]
     assert row.external_account_id == keys["account"]
@@ -152,8 +167,8 @@ def test_an_old_connection_sharing_an_account_with_another_workspace_is_told_on_
         session.flush()
         credentials.seal(row, {"secret_key": keys["secret_key"]})
         rows.append(row)
-    assert connections.test(session, actor=lakeside, provider_slug="stripe", context=context).ok
-    told = connections.test(session, actor=studio, provider_slug="stripe", context=context)
+    assert _test(session, lakeside, context).ok
+    told = _test(session, studio, context)
     assert "also connected to the workspace “Lakeside”" in told.message
     assert connection_rows.ACCOUNT_KEY not in credentials.unseal(rows[1])
 
@@ -166,17 +181,20 @@ def test_connect_with_stripe_oauth_is_refused_for_an_account_another_workspace_h
     lakeside, studio = _owner(session, "Lakeside"), _owner(session, "Studio")
     keys = new_account(sandbox.url)
     assert _connect(session, sandbox, lakeside, keys["secret_key"]).ok
-    refused = connections.store_tokens(
+    refused = in_steps(
         session,
-        actor=studio,
-        provider_slug="stripe",
-        secrets={
-            "secret_key": keys["secret_key"],
-            "stripe_user_id": keys["account"],
-            "refresh_token": "rt_test",
-            "method": "oauth",
-        },
-        context=ProviderContext(live=False, sandbox_url=sandbox.url),
+        lambda engine: connections.store_tokens(
+            engine,
+            actor=studio,
+            provider_slug="stripe",
+            secrets={
+                "secret_key": keys["secret_key"],
+                "stripe_user_id": keys["account"],
+                "refresh_token": "rt_test",
+                "method": "oauth",
+            },
+            context=ProviderContext(live=False, sandbox_url=sandbox.url),
+        ),
     )
     assert not refused.ok and not refused.saved
     assert refused.message.startswith(
@@ -203,8 +221,7 @@ def test_two_workspaces_connecting_one_account_at_once_cannot_both_win(
         f"This Stripe account ({keys['account']}) is already connected to the workspace “Lakeside”."
     )
     assert _stripe_row(session, studio) is None
-    session.commit()  # the refused connect left nothing half-written
     # Disconnected, the account is free: the column is cleared with the credentials.
-    connections.disconnect(session, actor=lakeside, provider_slug="stripe")
+    _disconnect(session, lakeside)
     assert lakeside_row.external_account_id is None
     assert _connect(session, sandbox, studio, keys["secret_key"]).ok

@@ -32,14 +32,18 @@ def tokens(
     db.get_engine.cache_clear()
     with Session(engine) as session:
         ws = factories.workspace(session)
-        found = {}
         for role in (Role.OWNER, Role.VIEWER):
-            email = f"{role.value}@acme.example"
-            factories.member(session, ws, email=email, role=role)
-            found[role] = accounts.login(
-                session, email=email, password=factories.PASSWORD, policy=factories.POLICY
-            ).token
+            factories.member(session, ws, email=f"{role.value}@acme.example", role=role)
         session.commit()
+    found = {
+        role: accounts.login(
+            engine,
+            email=f"{role.value}@acme.example",
+            password=factories.PASSWORD,
+            policy=factories.POLICY,
+        ).token
+        for role in (Role.OWNER, Role.VIEWER)
+    }
     yield found
     db.get_engine().dispose()
     config.get_settings.cache_clear()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 import backend.sandbox.stripe as stripe_emulator
@@ -32,6 +32,7 @@ from models import (
 )
 from tests.factories import POLICY
 from tests.support.sandbox_fixtures import MakeSandbox
+from tests.support.steps import in_steps
 from tests.test_config import REAL
 
 
@@ -80,18 +81,20 @@ def test_seed_twice_changes_nothing(session: Session) -> None:
     demo.seed(session)
     session.commit()
     before = _counts(session)
+    session.commit()  # seed hashes its logins' password before its first statement
     report = demo.seed(session)
     session.commit()
     assert report.created_workspaces == []
     assert _counts(session) == before
 
 
-def test_every_demo_login_works_with_its_role(session: Session) -> None:
+def test_every_demo_login_works_with_its_role(engine: Engine, session: Session) -> None:
     demo.seed(session)
     session.commit()
     for login in demo.DEMO_LOGINS:
+        session.commit()
         result = accounts.login(
-            session, email=login.email, password=demo.DEMO_PASSWORD, policy=POLICY
+            engine, email=login.email, password=demo.DEMO_PASSWORD, policy=POLICY
         )
         slug = session.get_one(Workspace, result.actor.workspace_id).slug
         choices = {
@@ -130,12 +133,15 @@ def test_the_studio_is_refused_the_live_sellers_stripe_account_and_connects_its_
     context = ProviderContext(live=False, sandbox_url=sandbox.url)
 
     def connect(key: str) -> views.ConnectResult:
-        return connections.connect_with_keys(
+        return in_steps(
             session,
-            actor=owner,
-            provider_slug="stripe",
-            credentials={"secret_key": key},
-            context=context,
+            lambda engine: connections.connect_with_keys(
+                engine,
+                actor=owner,
+                provider_slug="stripe",
+                credentials={"secret_key": key},
+                context=context,
+            ),
         )
 
     refused = connect(demo.SANDBOX_LAKESIDE_STRIPE_KEY)

@@ -12,6 +12,7 @@ from backend.platform.actors import Actor
 from models import Membership, Role
 from tests import factories
 from tests.support.fakes import CONTEXT, GOOD_KEY, catalog
+from tests.support.steps import in_steps
 
 TARGET = "integration:sendgrid"
 
@@ -23,23 +24,31 @@ def test_trail_names_members_and_says_what_changed_in_words(session: Session) ->
     owner = Actor(operator_id=olive.id, workspace_id=ws.id, role=Role.OWNER)
     admin = Actor(operator_id=adam.id, workspace_id=ws.id, role=Role.ADMIN)
     cat = catalog()
-    connections.connect_with_keys(
+    in_steps(
         session,
-        actor=owner,
-        provider_slug="sendgrid",
-        credentials={"api_key": GOOD_KEY},
-        context=CONTEXT,
-        catalog=cat,
+        lambda engine: connections.connect_with_keys(
+            engine,
+            actor=owner,
+            provider_slug="sendgrid",
+            credentials={"api_key": GOOD_KEY},
+            context=CONTEXT,
+            catalog=cat,
+        ),
     )
     connections.update_settings(
         session,
         actor=admin,
         provider_slug="sendgrid",
         settings={"sender": "hi@shop.example"},
+        context=CONTEXT,
         catalog=cat,
     )
-    connections.disconnect(session, actor=owner, provider_slug="sendgrid", revoke=lambda _: None)
-    session.flush()
+    in_steps(
+        session,
+        lambda engine: connections.disconnect(
+            engine, actor=owner, provider_slug="sendgrid", revoke=lambda _: None
+        ),
+    )
 
     entries = audit_trail.for_target(session, workspace_id=ws.id, target=TARGET)
     assert [(e.who, e.action, e.summary) for e in reversed(entries)] == [

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from backend.platform import periodic as registry
 from backend.platform import retention
 from models import InboundEvent, InboundStatus, JobStatus, OutboxJob, utcnow
+from tests.support import tx_guard
 
 
 def _count(session: Session, model: object) -> int:
@@ -68,3 +69,17 @@ def test_exclusive_job_skips_a_tick_while_another_process_holds_it(
         other.commit()
     assert registry.run_exclusively("night-job", lambda: ran.append("b")) is True
     assert ran == ["b"]
+    # The job runs holding the lock but no transaction: it may call a provider.
+    held: list[bool] = []
+    with engine.connect() as other:
+        assert registry.run_exclusively(
+            "night-job",
+            lambda: held.extend(
+                [
+                    tx_guard.in_transaction(),
+                    not other.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar(),
+                ]
+            ),
+        )
+        other.rollback()
+    assert held == [False, True]

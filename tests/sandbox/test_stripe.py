@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 
@@ -513,6 +514,26 @@ def test_requests_answered_are_counted_by_status(
     assert counted["rate_limited"] == limited
     assert counted["by_status"] == {"200": 12 - limited, "429": limited}
     assert httpx.delete(f"{sandbox.url}/_sandbox/requests").json() == {}
+
+
+def test_a_request_held_by_the_latency_switch_is_counted_in_flight(
+    sandbox: RunningSandbox, sdk: stripe.StripeClient
+) -> None:
+    """What a test waits for to know the product's call is out and waiting."""
+    sandbox.switch(stripe={"latency_seconds": 2})
+    try:
+        worker = threading.Thread(target=sdk.v1.customers.list)
+        worker.start()
+        while (
+            httpx.get(f"{sandbox.url}/_sandbox/requests").json().get("stripe", {}).get("in_flight")
+            != 1
+        ):
+            assert worker.is_alive(), "the request was answered before it was seen in flight"
+            worker.join(0.05)
+        worker.join()
+        assert httpx.get(f"{sandbox.url}/_sandbox/requests").json()["stripe"]["in_flight"] == 0
+    finally:
+        sandbox.switch(stripe={"latency_seconds": 0})
 
 
 def test_latency_switch_delays_api_answers_only(

@@ -17,6 +17,7 @@ from backend.integrations.base import (
     ProviderContext,
     ProviderInfo,
 )
+from backend.integrations.deadline import within
 
 GOOD_KEY = "key_live_good_0000001234"
 
@@ -51,7 +52,9 @@ class FakeProvider:
     ) -> ConnectionTest:
         assert isinstance(credentials, FakeCredentials)
         key = credentials.api_key.get_secret_value()
-        self.tested.append(key)
+        # Where a real adapter's request runs (and what tests/support/tx_guard.py watches).
+        with within(self.info.name, 10):
+            self.tested.append(key)
         if key == GOOD_KEY:
             return ConnectionTest(True, "Connected.", 3, {"id": "acct_1", "name": "Shop"})
         return ConnectionTest(False, f"{self.info.name} refused the key (401).", 4)

@@ -16,6 +16,7 @@ from backend.platform.actors import Actor
 from backend.security import tokens
 from backend.security.auth import new_session_token, token_digest
 from models import OperatorSession, utcnow
+from tests.support.steps import in_steps
 
 # nonce -> the test browser's binding cookie value.
 _BINDINGS: dict[str, str] = {}
@@ -58,12 +59,13 @@ def cookies_for(state: str) -> dict[str, str]:
 
 
 def complete(session: Session, provider: str, *, code: str, state: str) -> views.ConnectResult:
-    actor = oauth.verify_callback(
-        session, state=state, provider=provider, cookies=_cookies_or_none(state)
+    """The sidecar callback's work, with this browser's cookie: the flow consumed (committed),
+    then the code exchanged and the connection stored, each step in transactions of its own."""
+    callback = oauth.stripe_callback if provider == oauth.STRIPE else oauth.google_callback
+    return in_steps(
+        session,
+        lambda engine: callback(engine, code=code, state=state, cookies=_cookies_or_none(state)),
     )
-    if provider == oauth.STRIPE:
-        return oauth.complete_stripe(session, actor=actor, code=code)
-    return oauth.complete_google(session, actor=actor, code=code)
 
 
 def _cookies_or_none(state: str) -> dict[str, str]:

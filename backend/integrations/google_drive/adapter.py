@@ -30,6 +30,7 @@ from backend.integrations.base import (
     InvalidCredentials,
     ProviderContext,
 )
+from backend.integrations.deadline import Http, within
 from backend.integrations.errors import (
     ProviderAuthFailed,
     ProviderError,
@@ -129,11 +130,13 @@ class GoogleDriveAdapter:
         throttle: Callable[[], None] | None = None,
         credentials: google.auth.credentials.Credentials | None = None,
         on_tokens: Callable[[OAuthTokens], None] | None = None,
+        seconds: float = TIMEOUT_SECONDS,
     ) -> None:
         self.service = service
         self._throttle = throttle or (lambda: None)
         self._credentials = credentials
         self._on_tokens = on_tokens
+        self._seconds = seconds
 
     @classmethod
     def build(
@@ -142,18 +145,23 @@ class GoogleDriveAdapter:
         context: ProviderContext,
         *,
         on_tokens: Callable[[OAuthTokens], None] | None = None,
+        seconds: float = TIMEOUT_SECONDS,
     ) -> GoogleDriveAdapter:
-        http = google_auth_httplib2.AuthorizedHttp(
-            credentials, http=httplib2.Http(timeout=TIMEOUT_SECONDS)
-        )
+        http = google_auth_httplib2.AuthorizedHttp(credentials, http=Http(timeout=TIMEOUT_SECONDS))
         service = build_from_document(_discovery(context.sandbox_url), http=http)
-        return cls(service, throttle=context.throttle, credentials=credentials, on_tokens=on_tokens)
+        return cls(
+            service,
+            throttle=context.throttle,
+            credentials=credentials,
+            on_tokens=on_tokens,
+            seconds=seconds,
+        )
 
     @classmethod
     def from_service_account(
-        cls, info: dict[str, Any], context: ProviderContext
+        cls, info: dict[str, Any], context: ProviderContext, *, seconds: float = TIMEOUT_SECONDS
     ) -> GoogleDriveAdapter:
-        return cls.build(service_account_credentials(info, context), context)
+        return cls.build(service_account_credentials(info, context), context, seconds=seconds)
 
     @classmethod
     def from_oauth(
@@ -184,6 +192,14 @@ class GoogleDriveAdapter:
         self._throttle()
         before = self._token()
         try:
+            with within("Google", self._seconds):
+                return self._execute(request)
+        finally:
+            self._report_renewal(before)
+
+    @staticmethod
+    def _execute(request: Any) -> dict[str, Any]:
+        try:
             result: dict[str, Any] = request.execute(num_retries=0)
         except HttpError as exc:
             raise _translate(exc) from None
@@ -197,8 +213,6 @@ class GoogleDriveAdapter:
             raise ProviderUnavailable(
                 f"Google could not be reached: {type(exc).__name__}"
             ) from None
-        finally:
-            self._report_renewal(before)
         return result
 
     def _token(self) -> str | None:

@@ -18,8 +18,9 @@ import google_auth_httplib2
 import httplib2
 import httpx
 
-from backend.integrations._common import HTTP_TIMEOUT, raise_for_http_status, unreachable
+from backend.integrations._common import raise_for_http_status, request
 from backend.integrations.base import ProviderContext
+from backend.integrations.deadline import Http, within
 from backend.integrations.errors import (
     ProviderAuthFailed,
     ProviderError,
@@ -103,25 +104,29 @@ def _oauth_error(response: httpx.Response) -> tuple[str, str]:
 
 
 def exchange_code(
-    client: OAuthClient, *, code: str, redirect_uri: str, context: ProviderContext
+    client: OAuthClient,
+    *,
+    code: str,
+    redirect_uri: str,
+    context: ProviderContext,
+    seconds: float = TIMEOUT_SECONDS,
 ) -> OAuthTokens:
     """Trade the callback's authorization code for tokens (RFC 6749 section 4.1.3, as Google
     takes it: a form POST with the client's id and secret)."""
-    try:
-        response = httpx.post(
-            token_uri(context),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-                "client_id": client.client_id,
-                "client_secret": client.client_secret,
-            },
-            headers={"Accept": "application/json"},
-            timeout=HTTP_TIMEOUT,
-        )
-    except httpx.HTTPError as exc:
-        raise unreachable("Google", exc) from None
+    response = request(
+        "Google",
+        "POST",
+        token_uri(context),
+        seconds=seconds,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+        },
+        headers={"Accept": "application/json"},
+    )
     if response.status_code >= 500:
         raise ProviderUnavailable(f"Google answered {response.status_code}; try again shortly.")
     if response.status_code != 200:
@@ -199,34 +204,42 @@ def refresh_failed(exc: google.auth.exceptions.RefreshError, advice: str = "") -
     return ProviderAuthFailed(f"Google refused the credentials: {said}. {advice}".rstrip())
 
 
-def refresh(client: OAuthClient, *, refresh_token: str, context: ProviderContext) -> OAuthTokens:
+def refresh(
+    client: OAuthClient,
+    *,
+    refresh_token: str,
+    context: ProviderContext,
+    seconds: float = TIMEOUT_SECONDS,
+) -> OAuthTokens:
     """A new access token for a stored refresh token, through google-auth's own refresh."""
     credentials = user_credentials(
         client, access_token=None, refresh_token=refresh_token, expiry=None, context=context
     )
-    try:
-        credentials.refresh(  # type: ignore[no-untyped-call]
-            google_auth_httplib2.Request(httplib2.Http(timeout=TIMEOUT_SECONDS))
-        )
-    except google.auth.exceptions.RefreshError as exc:
-        raise refresh_failed(exc) from None
-    except (google.auth.exceptions.TransportError, httplib2.HttpLib2Error, OSError) as exc:
-        raise ProviderUnavailable(f"Google could not be reached: {type(exc).__name__}") from None
+    with within("Google", seconds):
+        try:
+            credentials.refresh(  # type: ignore[no-untyped-call]
+                google_auth_httplib2.Request(Http(timeout=TIMEOUT_SECONDS))
+            )
+        except google.auth.exceptions.RefreshError as exc:
+            raise refresh_failed(exc) from None
+        except (google.auth.exceptions.TransportError, httplib2.HttpLib2Error, OSError) as exc:
+            raise ProviderUnavailable(
+                f"Google could not be reached: {type(exc).__name__}"
+            ) from None
     return tokens_of(credentials)
 
 
-def revoke(token: str, *, context: ProviderContext) -> None:
+def revoke(token: str, *, context: ProviderContext, seconds: float = TIMEOUT_SECONDS) -> None:
     """Revoke a refresh (or access) token: the grant ends and Drive stops accepting it. A token
     Google no longer knows (revoked already, or expired) has nothing left to revoke."""
-    try:
-        response = httpx.post(
-            revoke_uri(context),
-            data={"token": token},
-            headers={"Accept": "application/json"},
-            timeout=HTTP_TIMEOUT,
-        )
-    except httpx.HTTPError as exc:
-        raise unreachable("Google", exc) from None
+    response = request(
+        "Google",
+        "POST",
+        revoke_uri(context),
+        seconds=seconds,
+        data={"token": token},
+        headers={"Accept": "application/json"},
+    )
     if response.status_code == 200:
         return
     error, description = _oauth_error(response)

@@ -10,6 +10,7 @@ Tested in tests/integrations/test_stripe.py (through the official stripe SDK, ag
 from __future__ import annotations
 
 import functools
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import stripe
 
+from backend.integrations.deadline import Client, within
 from backend.integrations.errors import (
     ProviderAuthFailed,
     ProviderRateLimited,
@@ -91,6 +93,18 @@ def translated_errors(timeout: float | None = None) -> Iterator[None]:
         ) from None
 
 
+class _HTTPXClient(stripe.HTTPXClient):
+    """The SDK's httpx client over connections the running deadline watches
+    (backend/integrations/deadline.py)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout=timeout, allow_sync_methods=True)
+        if self._client is not None:
+            self._client.close()  # the SDK's own, replaced by ours
+        verify = ssl.create_default_context(cafile=stripe.ca_bundle_path)
+        self._client = Client(verify=verify)
+
+
 @dataclass(frozen=True)
 class WriteProbe:
     """A resource the product writes, as the SDK names it and as Stripe's Dashboard labels
@@ -155,14 +169,15 @@ class StripeAdapter:
             base_addresses=base,  # type: ignore[arg-type]
             # Retries belong to the outbox (backoff, breaker); one attempt per job run here.
             max_network_retries=0,
-            http_client=stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True),
+            http_client=_HTTPXClient(timeout),
         )
         self._throttle = throttle
         self._timeout = timeout
 
     def _call(self, fn: Callable[[], Any]) -> Any:
         self._throttle()
-        with translated_errors(self._timeout):
+        # The SDK's timeout is httpx's, per read: the deadline bounds the whole request.
+        with within("Stripe", self._timeout), translated_errors(self._timeout):
             return fn()
 
     def account(self) -> dict[str, Any]:
@@ -184,18 +199,19 @@ class StripeAdapter:
         ran, and this one always is."""
         create = getattr(self._client.v1, resource.attribute).create
         self._throttle()
-        try:
-            create({_PROBE_PARAMETER: "1"})
-        except stripe.PermissionError:
-            return False
-        except stripe.InvalidRequestError as exc:
-            if exc.http_status == 400:
-                return True
-            with translated_errors():
-                raise
-        except stripe.StripeError:
-            with translated_errors():
-                raise
+        with within("Stripe", self._timeout):
+            try:
+                create({_PROBE_PARAMETER: "1"})
+            except stripe.PermissionError:
+                return False
+            except stripe.InvalidRequestError as exc:
+                if exc.http_status == 400:
+                    return True
+                with translated_errors():
+                    raise
+            except stripe.StripeError:
+                with translated_errors(self._timeout):
+                    raise
         # Stripe accepted a parameter it does not know: it may write (whatever it made is
         # unusable to us and harmless).
         return True

@@ -22,6 +22,7 @@ from backend.integrations.base import (
     ProviderInfo,
     timed,
 )
+from backend.integrations.deadline import within
 from backend.integrations.stripe.adapter import (
     CUSTOMERS,
     INVOICES,
@@ -128,6 +129,11 @@ class StripeProvider:
     ) -> ConnectionTest:
         creds = expect(credentials, StripeCredentials)
         adapter = self.adapter(creds, context, timeout=TEST_TIMEOUT_SECONDS)
+        # The whole test, a restricted key's probes included, answers within the one timeout.
+        with within("Stripe", TEST_TIMEOUT_SECONDS):
+            return self._test(adapter, creds)
+
+    def _test(self, adapter: StripeAdapter, creds: StripeCredentials) -> ConnectionTest:
         outcome = timed(adapter.account, "Connected to Stripe.")
         if not outcome.ok:
             return outcome
