@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from backend.platform.alerts import raise_once
+from backend.platform.incidents import raise_incident
 from models import AlertPriority, IntegrationLog, utcnow
 
 FAILURE_RATE_ALERT = 0.5
@@ -32,14 +32,15 @@ def check_provider_health(session: Session, *, now: dt.datetime | None = None) -
     for workspace_id, provider, calls, failures in rows:
         failures = int(failures or 0)
         if calls >= HEALTH_MIN_CALLS and failures / calls > FAILURE_RATE_ALERT:
-            raised += raise_once(
+            raised += raise_incident(
                 session,
                 workspace_id=workspace_id,
-                type_="provider.failing",
+                rule="provider.failing",
                 entity_type="provider",
                 entity_id=provider,
                 priority=AlertPriority.HIGH,
                 message=f"{failures} of {calls} calls to {provider} failed in the last 15 "
                 "minutes. Work for it is waiting in the queue; see Health.",
-            )
+                occurrence=False,
+            ).new
     return raised

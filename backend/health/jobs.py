@@ -6,8 +6,14 @@ Covered by tests/jobs/test_discovery.py (what is declared here is loaded).
 from __future__ import annotations
 
 from backend.db import session_scope
-from backend.health import checks
+from backend.health import checks, notify
+from backend.platform import incident_notify, outbox
 from backend.platform.periodic import periodic
+
+# -- outbox job kinds -----------------------------------------------------------------------
+
+outbox.declare(incident_notify.SLACK_KIND, notify.post_to_slack, provider="slack")
+outbox.declare(incident_notify.EMAIL_KIND, notify.send_email, provider="sendgrid")
 
 # -- periodic jobs --------------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ import reflex as rx
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
+from backend.health import alert_actions
 from backend.health import service as health
-from backend.platform import alerts as alert_service
 from backend.platform.actors import Actor
 from console.state.base import SessionState, change, read
 from console.state.formatting import when
@@ -74,7 +74,7 @@ class HealthState(SessionState):
     @rx.event
     async def acknowledge(self, alert_id: str) -> EventSpec | None:
         def work(s: Session, actor: Actor) -> None:
-            alert_service.acknowledge(s, actor=actor, alert_id=int(alert_id))
+            alert_actions.acknowledge(s, actor=actor, alert_id=int(alert_id))
 
         outcome = await change(self, work)
         if outcome.signed_out:
