@@ -117,7 +117,10 @@ def raise_incident(
             if occurrence:
                 breaker.count += 1
             breaker.last_seen_at = now
-            event(session, breaker, "folded", who, f"{rule}: {message}", at=now)
+            if occurrence:
+                # A continuing condition is seen every minute: a line a minute would bury the
+                # history. The breaker's own message already says that work waits.
+                event(session, breaker, "folded", who, f"{rule}: {message}", at=now)
             return Raised(breaker, new=False)
     key = entity_key(entity_type, entity_id)
     for _ in range(3):  # each pass loses at most one race, to a raiser that then committed
