@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     sandbox_state_file: str = str(PROJECT_ROOT / "var" / "sandbox.json")
 
     heartbeat_seconds: int = Field(default=5, ge=1)
+    # How often the served sidecar checks the scheduler's heartbeat and raises (or settles) the
+    # platform's "scheduler stopped" incident; 0: never (backend/api/scheduler_watch.py).
+    scheduler_watch_seconds: float = Field(default=30.0, ge=0.0)
     # How long a starting scheduler waits for the database to answer and be migrated before it
     # gives up (0: for ever). Under honcho one process exiting stops all of them, so it waits.
     scheduler_wait_seconds: float = Field(default=0.0, ge=0.0)

@@ -24,13 +24,14 @@ from models.enums import (
 from models.inbox import InboundEvent
 from models.integrations import Integration, OAuthNonce
 from models.invoices import CheckoutLinkSend, Invoice, InvoiceDiscrepancy
-from models.monitoring import Alert, AuditLog, IntegrationLog
+from models.monitoring import Alert, AlertEvent, AuditLog, IntegrationLog
 from models.outbox import JobKindPause, OutboxJob, ProviderCircuit
 from models.shows import Buyer, Claim, Show, ShowItem
 from models.system import SchedulerHeartbeat
 
 __all__ = [
     "Alert",
+    "AlertEvent",
     "AlertPriority",
     "AlertState",
     "AuditLog",

@@ -61,6 +61,10 @@ class PaymentStatus(enum.StrEnum):
 class AlertState(enum.StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
+    # Quiet until ``snoozed_until``; back to open if it is still happening then.
+    SNOOZED = "snoozed"
+    # Quiet until it escalates (or for ever, ``ignored_for_ever``).
+    IGNORED = "ignored"
     RESOLVED = "resolved"
 
 

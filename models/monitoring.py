@@ -5,16 +5,44 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, IdMixin, utcnow
 from models.enums import AlertPriority, AlertState, str_enum
 
+# The incident of a (workspace, rule, entity) while it is not resolved: one row, however often
+# it recurs. Enforced by the database so that two raisers at once cannot make two.
+_UNRESOLVED = text("state != 'resolved'")
+_PLATFORM_UNRESOLVED = text("workspace_id IS NULL AND state != 'resolved'")
+
 
 class Alert(IdMixin, Base):
+    """An incident: grouped by (workspace, ``type`` (the rule), ``entity_key``), with when it was
+    first and last seen and how often. ``priority`` is its severity."""
+
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_workspace_id_state", "workspace_id", "state"),)
+    __table_args__ = (
+        Index("ix_alerts_workspace_id_state", "workspace_id", "state"),
+        Index(
+            "uq_alerts_open_incident",
+            "workspace_id",
+            "type",
+            "entity_key",
+            unique=True,
+            sqlite_where=_UNRESOLVED,
+            postgresql_where=_UNRESOLVED,
+        ),
+        # NULLs are distinct in a unique index: the platform's own incidents need their own.
+        Index(
+            "uq_alerts_open_platform_incident",
+            "type",
+            "entity_key",
+            unique=True,
+            sqlite_where=_PLATFORM_UNRESOLVED,
+            postgresql_where=_PLATFORM_UNRESOLVED,
+        ),
+    )
 
     # None for alerts about the platform itself (the scheduler stopped), not one business.
     workspace_id: Mapped[int | None] = mapped_column(
@@ -33,6 +61,40 @@ class Alert(IdMixin, Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     acknowledged_at: Mapped[dt.datetime | None]
     resolved_at: Mapped[dt.datetime | None]
+    # "<entity_type>:<entity_id>" ("provider:stripe"), "" for none: the grouping key.
+    entity_key: Mapped[str] = mapped_column(String(120), default="")
+    first_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    count: Mapped[int] = mapped_column(default=1)
+    snoozed_until: Mapped[dt.datetime | None]
+    ignored_for_ever: Mapped[bool] = mapped_column(default=False)
+    # It came back after it was resolved.
+    regressed: Mapped[bool] = mapped_column(default=False)
+    # Since when its condition has not been seen (auto-resolve after five minutes of it).
+    clear_since: Mapped[dt.datetime | None]
+    # Deliveries so far (the next one's number is this plus one), when, and at which severity.
+    notified_count: Mapped[int] = mapped_column(default=0)
+    last_notified_at: Mapped[dt.datetime | None]
+    notified_priority: Mapped[AlertPriority | None] = mapped_column(
+        str_enum(AlertPriority, "alert_notified_priority")
+    )
+
+
+class AlertEvent(IdMixin, Base):
+    """An incident's history: raised, recurred, escalated, acknowledged, snoozed, notified …"""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_alert_id_at", "alert_id", "at"),)
+
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    what: Mapped[str] = mapped_column(String(40))
+    # "operator:<id>" or a process ("scheduler", "sidecar"), as in the audit log.
+    who: Mapped[str] = mapped_column(String(80))
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 class IntegrationLog(IdMixin, Base):

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from backend.api import cron, metrics, oauth
+from backend.api import cron, metrics, oauth, scheduler_watch
 from backend.api.limits import BodySizeLimit, BodyTooLarge
 from backend.api.webhooks import common as webhooks
 from backend.api.webhooks import generic as generic_webhooks
@@ -113,7 +113,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # structlog's defaults printed every stored webhook, whatever HUB_LOG_LEVEL said).
         configure(app.state.settings.log_level)
         _settle_heap()
-    yield
+    every = app.state.settings.scheduler_watch_seconds
+    if not getattr(app.state, "watch_scheduler", False):
+        every = 0  # apps that tests build leave the database alone unless they ask
+    async with scheduler_watch.running(get_engine(), every):
+        yield
 
 
 def _settle_heap() -> None:
@@ -192,5 +196,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 app = create_app()
 # The served app (uvicorn backend.api.app:app) configures logging and settles its heap at
 # start-up; apps that tests build with create_app() leave the process's logging and garbage
-# collector alone.
+# collector alone. It also watches the scheduler's heartbeat (backend/api/scheduler_watch.py).
 app.state.served = True
+app.state.watch_scheduler = True

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from backend.accounts import service as accounts
 from backend.config import ProviderMode, get_settings
 from backend.connections import credentials, rows, stripe_webhook_setup
-from backend.platform import audit
+from backend.platform import audit, incidents
 from models import (
+    AlertPriority,
     Buyer,
     Claim,
     Client,
@@ -284,6 +285,39 @@ def _fill_live_seller(session: Session, workspace_id: int, now: dt.datetime) -> 
         )
     session.add_all(claims)
     _connect_sandbox_stripe(session, workspace_id, now)
+    _seed_alerts(session, workspace_id, now)
+
+
+def _seed_alerts(session: Session, workspace_id: int, now: dt.datetime) -> None:
+    """Two incidents for the Health page's Alerts section, made as the scheduler's rules make
+    them (raise, recur, resolve), so that their history reads like a real one: one still open,
+    one resolved an hour ago. Nothing keeps their conditions present, so a running scheduler
+    settles the open one after five clear minutes, as it would a real one."""
+    hour = dt.timedelta(hours=1)
+    for minutes in (50, 20):  # the first raise, then a recurrence: the count is 2
+        opened = incidents.raise_incident(
+            session,
+            workspace_id=workspace_id,
+            rule="outbox.lag",
+            priority=AlertPriority.HIGH,
+            message="3 stripe.create_invoice jobs have waited over 5 minutes to run. Open Jobs "
+            "to see what holds them.",
+            entity_type="job_kind",
+            entity_id="stripe.create_invoice",
+            now=now - dt.timedelta(minutes=minutes),
+        )
+    assert opened.alert.count == 2
+    fixed = incidents.raise_incident(
+        session,
+        workspace_id=workspace_id,
+        rule="inbox.lag",
+        priority=AlertPriority.HIGH,
+        message="A Stripe webhook stored over 60 s ago has not been applied yet.",
+        entity_type="provider",
+        entity_id="stripe",
+        now=now - 3 * hour,
+    ).alert
+    incidents.resolve(session, fixed, who="seed", now=now - hour, what="resolve")
 
 
 def _connect_sandbox_stripe(session: Session, workspace_id: int, now: dt.datetime) -> None:

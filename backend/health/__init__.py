@@ -1,2 +1,2 @@
-"""Health monitoring: each provider's state now and over the day, the checks that raise alerts, the
-dashboard's figures."""
+"""Health monitoring: each provider's state now and over the day, the alert rules
+and their minute's evaluation, the dashboard's figures."""

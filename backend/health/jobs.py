@@ -1,4 +1,5 @@
-"""The health domain's work: the five-minute check that alerts on failing providers.
+"""The health domain's work: the minute's evaluation of the alert rules, and the alert
+deliveries.
 
 Covered by tests/jobs/test_discovery.py (what is declared here is loaded).
 """
@@ -6,17 +7,27 @@ Covered by tests/jobs/test_discovery.py (what is declared here is loaded).
 from __future__ import annotations
 
 from backend.db import session_scope
-from backend.health import checks
+from backend.health import evaluate, notify
+from backend.platform import incident_notify, outbox
 from backend.platform.periodic import periodic
+
+# -- outbox job kinds -----------------------------------------------------------------------
+
+outbox.declare(incident_notify.SLACK_KIND, notify.post_to_slack, provider="slack")
+outbox.declare(incident_notify.EMAIL_KIND, notify.send_email, provider="sendgrid")
 
 # -- periodic jobs --------------------------------------------------------------------------
 
 
 @periodic(
-    id="provider-health",
-    seconds=300,
-    description="Alert on providers failing more than half their calls in 15 minutes.",
+    id="alert-rules",
+    seconds=60,
+    description="Raise, settle and remind alerts from the rules (failing providers, breakers, "
+    "dead jobs, lag, Google tokens, reconciliation).",
+    # Not the registry's session-level lock: the evaluation takes a transaction-level one
+    # itself, so the lock and its writes end together (backend/health/evaluate.py).
+    exclusive=False,
 )
-def provider_health() -> None:
+def alert_rules() -> None:
     with session_scope() as session:
-        checks.check_provider_health(session)
+        evaluate.evaluate(session)

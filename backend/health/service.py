@@ -1,5 +1,5 @@
 """Integration health: success rate and latency per provider, each provider's breaker and the
-work waiting on it now, and the open alerts."""
+work waiting on it now, and the workspace's alerts."""
 
 from __future__ import annotations
 
@@ -61,14 +61,25 @@ def provider_health(
     ]
 
 
-def open_alerts(session: Session, *, workspace_id: int, limit: int = 50) -> list[Alert]:
-    stmt = (
+def listed_alerts(
+    session: Session, *, workspace_id: int, limit: int = 50, resolved_limit: int = 10
+) -> list[Alert]:
+    """The Health page's alerts: every unresolved one first (open, acknowledged, snoozed,
+    ignored: someone may have to act on them), the most recently seen first; then the few
+    resolved most recently, so that what was just fixed (and its history) is still there."""
+    unresolved = session.scalars(
         select(Alert)
         .where(Alert.workspace_id == workspace_id, Alert.state != AlertState.RESOLVED)
-        .order_by(Alert.created_at.desc())
+        .order_by(Alert.last_seen_at.desc(), Alert.id.desc())
         .limit(limit)
-    )
-    return list(session.scalars(stmt))
+    ).all()
+    resolved = session.scalars(
+        select(Alert)
+        .where(Alert.workspace_id == workspace_id, Alert.state == AlertState.RESOLVED)
+        .order_by(Alert.resolved_at.desc(), Alert.id.desc())
+        .limit(resolved_limit)
+    ).all()
+    return [*unresolved, *resolved]
 
 
 def recent_calls(

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from pydantic import BaseModel, Field, SecretStr
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import CustomArg, From, Mail, To
 
 from backend.integrations._common import expect
 from backend.integrations.base import (
@@ -120,6 +121,38 @@ class SendGridAdapter:
                 ) from None
         payload = json.loads(response.body or b"{}")
         return [str(s) for s in payload.get("scopes", [])]
+
+    def send_mail(
+        self,
+        *,
+        from_email: str,
+        to: list[str],
+        subject: str,
+        text: str,
+        from_name: str = "",
+        custom_args: dict[str, str] | None = None,
+    ) -> str:
+        """One plain-text mail, each recipient in a personalization of their own (nobody sees
+        the others' addresses), through the SDK's Mail helper. Returns SendGrid's message id."""
+        message = Mail(
+            from_email=From(from_email, from_name or None),
+            to_emails=[To(address) for address in to],
+            subject=subject,
+            plain_text_content=text,
+            is_multiple=True,
+        )
+        for key, value in (custom_args or {}).items():
+            message.custom_arg = CustomArg(key, value)
+        self._throttle()
+        try:
+            response = self._client.send(message)
+        except HTTPError as exc:
+            raise _translate(exc) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ProviderUnavailable(
+                f"SendGrid could not be reached: {type(exc).__name__}"
+            ) from None
+        return str(response.headers.get("X-Message-Id") or "")
 
 
 def _translate(exc: HTTPError) -> Exception:

@@ -32,13 +32,11 @@ from backend.invoicing.reconciliation_diff import (
     retrieve,
     take_snapshot,
 )
-from backend.platform import alerts, audit
+from backend.platform import audit, incidents
 from backend.platform.actors import Actor
 from backend.platform.errors import NotFound
 from models import (
-    Alert,
     AlertPriority,
-    AlertState,
     Integration,
     IntegrationStatus,
     Invoice,
@@ -176,16 +174,14 @@ def _findings(
 
 
 def _resolve_alert(session: Session, *, workspace_id: int, show_id: int) -> None:
-    for alert in session.scalars(
-        select(Alert).where(
-            Alert.workspace_id == workspace_id,
-            Alert.type == ALERT_TYPE,
-            Alert.entity_type == "show",
-            Alert.entity_id == str(show_id),
-            Alert.state != AlertState.RESOLVED,
-        )
-    ):
-        alert.state, alert.resolved_at = AlertState.RESOLVED, utcnow()
+    # No differences left: the incident resolves now (and whoever was told hears so).
+    incidents.resolve_condition(
+        session,
+        workspace_id=workspace_id,
+        rule=ALERT_TYPE,
+        key=incidents.entity_key("show", str(show_id)),
+        who="reconciliation",
+    )
 
 
 def run_for_show(engine: Engine, *, actor: Actor, show_id: int) -> list[Finding]:
@@ -399,13 +395,13 @@ def reconcile_recent(engine: Engine, *, now: dt.datetime | None = None) -> int:
 def _alert(session: Session, workspace_id: int, show_id: int, new: list[Finding]) -> bool:
     title = session.scalar(select(Show.title).where(Show.id == show_id)) or f"#{show_id}"
     count = f"{len(new)} difference{'s' if len(new) != 1 else ''}"
-    return alerts.raise_once(
+    return incidents.raise_incident(
         session,
         workspace_id=workspace_id,
-        type_=ALERT_TYPE,
+        rule=ALERT_TYPE,
         entity_type="show",
         entity_id=str(show_id),
         priority=AlertPriority.NORMAL,
         message=f"Reconciliation found {count} between our invoices and Stripe's in "
         f"“{title}” ({new[0].summary}) Open the show's Invoices tab and press Fix.",
-    )
+    ).new

@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session
 
-from backend.platform.alerts import raise_once
+from backend.platform.incidents import raise_incident
 from models import (
     AlertPriority,
     Contract,
@@ -38,14 +38,16 @@ def sweep_orphaned_contracts(session: Session, *, now: dt.datetime | None = None
     ).all()
     raised = 0
     for contract_id, workspace_id, title in orphans:
-        raised += raise_once(
+        raised += raise_incident(
             session,
             workspace_id=workspace_id,
-            type_="contract.orphaned",
+            rule="contract.orphaned",
             entity_type="contract",
             entity_id=str(contract_id),
             priority=AlertPriority.HIGH,
             message=f"Contract '{title}' is signed and its deposit is paid, but no event was "
             "created. Open Jobs to replay the handoff.",
-        )
+            # The nightly sweep finding it again is the same condition, not a new happening.
+            occurrence=False,
+        ).new
     return raised

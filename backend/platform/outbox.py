@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
-from backend.platform import alerts, circuits, outbox_pauses, turns
+from backend.platform import circuits, outbox_pauses, turns
 from backend.platform.provider_failures import describe
-from models import AlertPriority, JobStatus, OutboxJob, utcnow
+from models import JobStatus, OutboxJob, utcnow
 
 log = structlog.get_logger("outbox")
 
@@ -477,17 +477,9 @@ def fail(
     if getattr(result, "rowcount", 0) and status is JobStatus.DEAD:
         if spec is not None and spec.on_dead is not None:
             spec.on_dead(session, job.payload, message)
-        alerts.add(
-            session,
-            workspace_id=job.workspace_id,
-            type_="job.dead",
-            priority=AlertPriority.HIGH,
-            message=f"A {job.kind} job failed {attempts} time(s) and stopped: "
-            f"{alerts.clip(message, 400).rstrip('.')}. "
-            "Open Jobs to see it and replay it once the cause is fixed.",
-            entity_type="outbox_job",
-            entity_id=str(job.id),
-        )
+        from backend.platform import incidents  # here: incidents enqueue through this module
+
+        incidents.job_dead(session, job.workspace_id, job.kind, job.provider, attempts, message)
     return status
 
 

@@ -1,5 +1,5 @@
 """Retention: finished jobs, handled webhook bodies and old call logs are purged nightly (the
-provider-health check is in health/checks.py, the orphaned-contract sweep in
+alert rules are in health/rules.py, the orphaned-contract sweep in
 pipeline/orphaned_contracts.py)."""
 
 from __future__ import annotations

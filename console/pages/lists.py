@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 
 from console.components.table import data_table
@@ -56,13 +58,59 @@ def health_page() -> rx.Component:
             "No provider calls in the last 24 hours.",
             "health-table",
         ),
-        rx.heading("Open alerts", size="4"),
+        rx.heading("Alerts", size="4"),
         alerts_table(),
+        history_dialog(),
+    )
+
+
+def _action(label: str, handler: rx.EventHandler, a: Any, test_id: str) -> rx.Component:
+    # Disabled for viewers for display only: the service refuses them anyway.
+    return rx.button(
+        label,
+        size="1",
+        variant="soft",
+        on_click=handler(a["id"]),
+        disabled=~HealthState.can_change,
+        data_testid=test_id,
+    )
+
+
+def _actions(a: Any) -> rx.Component:
+    """What can be done with the alert in its state; every alert has its history."""
+    state = a["state"]
+    return rx.hstack(
+        rx.cond(
+            a["actionable"] != "",
+            rx.fragment(
+                rx.cond(
+                    state != "acknowledged",
+                    _action("Acknowledge", HealthState.acknowledge, a, "alert-acknowledge"),
+                ),
+                _action("Resolve", HealthState.resolve, a, "alert-resolve"),
+                rx.cond(
+                    state != "snoozed", _action("Snooze 1 h", HealthState.snooze, a, "alert-snooze")
+                ),
+                rx.cond(
+                    state != "ignored", _action("Ignore", HealthState.ignore, a, "alert-ignore")
+                ),
+            ),
+        ),
+        rx.button(
+            "History",
+            size="1",
+            variant="outline",
+            on_click=HealthState.show_history(a["id"]),
+            data_testid="alert-history",
+        ),
+        spacing="1",
+        wrap="wrap",
     )
 
 
 def alerts_table() -> rx.Component:
-    """Open and acknowledged alerts; owners and admins acknowledge one once they are on it."""
+    """Unresolved alerts first (open, acknowledged, snoozed, ignored), then those resolved
+    lately; owners and admins act on them, anyone reads their history."""
     return rx.cond(
         HealthState.alerts.length() > 0,  # type: ignore[attr-defined]
         rx.table.root(
@@ -70,7 +118,16 @@ def alerts_table() -> rx.Component:
                 rx.table.row(
                     *[
                         rx.table.column_header_cell(h)
-                        for h in ("When", "Priority", "Message", "State", "")
+                        for h in (
+                            "Rule",
+                            "Severity",
+                            "State",
+                            "Count",
+                            "First seen",
+                            "Last seen",
+                            "Message",
+                            "",
+                        )
                     ]
                 )
             ),
@@ -78,23 +135,22 @@ def alerts_table() -> rx.Component:
                 rx.foreach(
                     HealthState.alerts,
                     lambda a: rx.table.row(
-                        rx.table.cell(a["at"]),
-                        rx.table.cell(a["priority"]),
-                        rx.table.cell(a["message"]),
-                        rx.table.cell(a["state"]),
+                        rx.table.cell(a["rule"]),
+                        rx.table.cell(a["severity"]),
                         rx.table.cell(
+                            rx.text(a["state"], data_testid="alert-state"),
                             rx.cond(
-                                a["state"] == "open",
-                                rx.button(
-                                    "Acknowledge",
-                                    size="1",
-                                    variant="soft",
-                                    on_click=HealthState.acknowledge(a["id"]),
-                                    disabled=~HealthState.can_change,
-                                    data_testid="alert-acknowledge",
+                                a["regressed"] != "",
+                                rx.badge(
+                                    "regressed", color_scheme="red", data_testid="alert-regressed"
                                 ),
-                            )
+                            ),
                         ),
+                        rx.table.cell(a["count"]),
+                        rx.table.cell(a["first_seen"]),
+                        rx.table.cell(a["last_seen"]),
+                        rx.table.cell(a["message"]),
+                        rx.table.cell(_actions(a)),
                         data_testid="alert-row",
                     ),
                 )
@@ -103,5 +159,24 @@ def alerts_table() -> rx.Component:
             variant="surface",
             data_testid="alerts-table",
         ),
-        rx.callout("No open alerts.", icon="info", data_testid="alerts-table-empty"),
+        rx.callout("No alerts.", icon="info", data_testid="alerts-table-empty"),
+    )
+
+
+def history_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Alert history"),
+            rx.dialog.description(HealthState.history_title, size="2"),
+            data_table(
+                [("When", "at"), ("What", "what"), ("Who", "who"), ("Detail", "detail")],
+                HealthState.history,
+                "Nothing recorded for this alert.",
+                "alert-history-table",
+            ),
+            rx.dialog.close(rx.button("Close", variant="soft", data_testid="alert-history-close")),
+            max_width="56rem",
+        ),
+        open=HealthState.history_open,
+        on_open_change=HealthState.set_history_open,
     )

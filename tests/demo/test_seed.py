@@ -15,12 +15,16 @@ from backend.integrations.base import ProviderContext
 from backend.platform.actors import Actor
 from backend.sandbox.demo_accounts import REEL_MOMENTS
 from models import (
+    Alert,
+    AlertEvent,
+    AlertState,
     Buyer,
     Claim,
     Contract,
     ContractStatus,
     Lead,
     Operator,
+    OutboxJob,
     Payment,
     PaymentStatus,
     Plan,
@@ -39,7 +43,20 @@ from tests.test_config import REAL
 def _counts(session: Session) -> dict[str, int]:
     return {
         model.__tablename__: int(session.scalar(select(func.count()).select_from(model)) or 0)
-        for model in (Workspace, Operator, Show, ShowItem, Buyer, Claim, Lead, Contract, Payment)
+        for model in (
+            Workspace,
+            Operator,
+            Show,
+            ShowItem,
+            Buyer,
+            Claim,
+            Lead,
+            Contract,
+            Payment,
+            Alert,
+            AlertEvent,
+            OutboxJob,
+        )
     }
 
 
@@ -75,6 +92,25 @@ def test_seed_creates_what_the_journeys_need(session: Session) -> None:
     deposit = session.scalars(select(Payment).where(Payment.contract_id == contract.id)).one()
     assert deposit.status is PaymentStatus.PENDING
     assert deposit.amount_cents * 2 == contract.total_cents
+
+
+def test_seed_gives_the_live_seller_an_open_alert_and_a_resolved_one(session: Session) -> None:
+    demo.seed(session)
+    session.commit()
+    lakeside = session.scalars(select(Workspace).where(Workspace.slug == demo.LIVE_SELLER)).one()
+    alerts = session.scalars(select(Alert).order_by(Alert.id)).all()
+    assert [(a.workspace_id, a.type, a.state, a.count) for a in alerts] == [
+        (lakeside.id, "outbox.lag", AlertState.OPEN, 2),
+        (lakeside.id, "inbox.lag", AlertState.RESOLVED, 1),
+    ]
+    steps = {
+        a.type: session.scalars(
+            select(AlertEvent.what).where(AlertEvent.alert_id == a.id).order_by(AlertEvent.id)
+        ).all()
+        for a in alerts
+    }
+    assert steps["outbox.lag"][:1] == ["raised"] and "recurred" in steps["outbox.lag"]
+    assert steps["inbox.lag"][0] == "raised" and "resolve" in steps["inbox.lag"]
 
 
 def test_seed_twice_changes_nothing(session: Session) -> None:

@@ -1,5 +1,6 @@
 """A restricted key that may only read is refused by "Test and save" with what it lacks, and
-an operator acknowledges an alert on Health; a viewer sees the alert but cannot."""
+an operator acknowledges an alert on Health, reads its history and resolves it; a viewer sees
+the alert and its buttons disabled."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from sqlalchemy.orm import Session
 
 from backend.connections import credentials
 from backend.demo import seed as demo
-from backend.platform import alerts
+from backend.platform import incidents
 from backend.sandbox.demo_accounts import LAKESIDE
-from models import Alert, AlertPriority, AlertState, Integration, IntegrationStatus, Workspace
+from models import (
+    Alert,
+    AlertPriority,
+    AlertState,
+    Integration,
+    IntegrationStatus,
+    OutboxJob,
+    Workspace,
+)
 from tests.e2e.conftest import Console, log_in
 
 pytestmark = pytest.mark.e2e
@@ -63,22 +72,22 @@ def test_a_read_only_restricted_key_is_refused_naming_what_it_may_not_write(
     assert LAKESIDE.stripe_read_only_key not in page.content()
 
 
-def test_an_operator_acknowledges_a_long_alert_and_a_viewer_cannot(
+def test_an_operator_acknowledges_and_resolves_a_long_alert_and_a_viewer_cannot(
     page: Page, console: Console
 ) -> None:
     with Session(console.engine) as session:
         workspace = session.scalars(
             select(Workspace).where(Workspace.slug == demo.LIVE_SELLER)
         ).one()
-        alert = alerts.add(
+        alert = incidents.raise_incident(
             session,
             workspace_id=workspace.id,
-            type_="job.dead",
+            rule="job.dead",
             priority=AlertPriority.HIGH,
             message=f"A stripe.register_webhook job failed 1 time(s) and stopped: {_REFUSAL}",
             entity_type="outbox_job",
             entity_id="e2e-alert",
-        )
+        ).alert
         session.commit()
         alert_id = alert.id
     try:
@@ -86,7 +95,9 @@ def test_an_operator_acknowledges_a_long_alert_and_a_viewer_cannot(
         page.get_by_test_id("nav-health").click()
         row = page.get_by_test_id("alert-row").filter(has_text="stripe.register_webhook")
         expect(row).to_contain_text("open")
-        expect(row.get_by_test_id("alert-acknowledge")).to_be_disabled()
+        for button in ("alert-acknowledge", "alert-resolve", "alert-snooze", "alert-ignore"):
+            expect(row.get_by_test_id(button)).to_be_disabled()
+        expect(row.get_by_test_id("alert-history")).to_be_enabled()
 
         page.get_by_test_id("logout").click()
         log_in(page, "ops@lakeside.example", demo.DEMO_PASSWORD)
@@ -100,7 +111,19 @@ def test_an_operator_acknowledges_a_long_alert_and_a_viewer_cannot(
         expect(row.get_by_test_id("alert-acknowledge")).to_have_count(0)
         with Session(console.engine) as session:
             assert session.get_one(Alert, alert_id).state is AlertState.ACKNOWLEDGED
+        row.get_by_test_id("alert-history").click()
+        expect(page.get_by_test_id("alert-history-table")).to_contain_text("acknowledge")
+        page.get_by_test_id("alert-history-close").click()
+        row.get_by_test_id("alert-resolve").click()
+        expect(row.get_by_test_id("alert-state")).to_have_text("resolved")
+        expect(row.get_by_test_id("alert-resolve")).to_have_count(0)
+        with Session(console.engine) as session:
+            assert session.get_one(Alert, alert_id).state is AlertState.RESOLVED
     finally:
         with Session(console.engine) as session:
             session.execute(delete(Alert).where(Alert.id == alert_id))
+            # Its notices, if a later journey connected a channel (alert:<id>:<notice>:<channel>).
+            session.execute(
+                delete(OutboxJob).where(OutboxJob.idempotency_key.like(f"alert:{alert_id}:%"))
+            )
             session.commit()

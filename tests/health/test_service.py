@@ -3,13 +3,23 @@ on it show at once, while the 24-hour success rate still looks fine."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy.orm import Session
 
 from backend.connections import provider_status
 from backend.health import service as health
 from backend.invoicing import buyers
 from backend.platform import circuits
-from models import Buyer, Integration, IntegrationLog, IntegrationStatus, utcnow
+from models import (
+    Alert,
+    AlertState,
+    Buyer,
+    Integration,
+    IntegrationLog,
+    IntegrationStatus,
+    utcnow,
+)
 from tests import factories
 
 
@@ -97,3 +107,35 @@ def test_another_workspaces_open_breaker_and_its_error_are_not_shown(session: Se
     assert [c["state"] for c in circuits_b] == ["closed"]
     assert all(secret not in str(c) for c in circuits_b)
     assert [c["error"] for c in jobs_page.read_snapshot(session, a.id).circuits] == [secret]
+
+
+def test_alerts_list_the_unresolved_first_then_the_recently_resolved(session: Session) -> None:
+    ws, other = factories.workspace(session), factories.workspace(session, slug="other")
+    now = utcnow()
+
+    def alert(workspace_id: int, state: AlertState, minutes_ago: int, key: str) -> Alert:
+        seen = now - dt.timedelta(minutes=minutes_ago)
+        row = Alert(
+            workspace_id=workspace_id,
+            type="job.dead",
+            message=key,
+            entity_key=key,
+            state=state,
+            last_seen_at=seen,
+            resolved_at=seen if state is AlertState.RESOLVED else None,
+        )
+        session.add(row)
+        return row
+
+    # The resolved one was seen last, yet comes after every unresolved one.
+    alert(ws.id, AlertState.RESOLVED, 1, "resolved")
+    alert(ws.id, AlertState.IGNORED, 5, "ignored")
+    alert(ws.id, AlertState.OPEN, 2, "open")
+    alert(ws.id, AlertState.SNOOZED, 3, "snoozed")
+    alert(ws.id, AlertState.ACKNOWLEDGED, 4, "acknowledged")
+    alert(ws.id, AlertState.RESOLVED, 30, "resolved long ago")
+    alert(other.id, AlertState.OPEN, 0, "another workspace's")
+    session.flush()
+
+    listed = health.listed_alerts(session, workspace_id=ws.id, resolved_limit=1)
+    assert [a.message for a in listed] == ["open", "snoozed", "acknowledged", "ignored", "resolved"]

@@ -133,3 +133,26 @@ def test_key_without_mail_send_is_not_ok(scopes_without_mail_send: str) -> None:
     result = PROVIDER.test_connection(creds(key), SendGridSettings(), context)
     assert not result.ok
     assert result.message == NO_MAIL_SEND == "This key cannot send mail: give it Mail Send access"
+
+
+def test_send_mail_reaches_the_sandbox_mailbox_one_entry_per_recipient(
+    sandbox: RunningSandbox,
+) -> None:
+    adapter = PROVIDER.adapter(creds(new_key(sandbox)), sandboxed(sandbox))  # type: ignore[attr-defined]
+    message_id = adapter.send_mail(
+        from_email="alerts@lakeside.example",
+        from_name="Integrations Hub",
+        to=["owner@lakeside.example", "admin@lakeside.example"],
+        subject="New alert",
+        text="Stripe is failing",
+        custom_args={"alert": "alert:1:1:email"},
+    )
+    assert message_id
+    mailbox = sandbox.ctx.store.read("sendgrid")["messages"].values()
+    sent = [m for m in mailbox if m["x_message_id"] == message_id]
+    assert sorted(m["to"]["email"] for m in sent) == [
+        "admin@lakeside.example",
+        "owner@lakeside.example",
+    ]
+    assert {m["text"] for m in sent} == {"Stripe is failing"}
+    assert {m["custom_args"]["alert"] for m in sent} == {"alert:1:1:email"}

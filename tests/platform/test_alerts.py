@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 import backend.sandbox.stripe as stripe_emulator
 from backend.connections import stripe_webhook_setup
-from backend.health import dashboard
+from backend.health import alert_actions, dashboard
 from backend.jobs.runner import Runner
-from backend.platform import alerts
+from backend.platform import alerts, incidents
 from backend.platform.actors import Actor
 from backend.platform.errors import NotFound, PermissionDenied
 from models import Alert, AlertPriority, AlertState, AuditLog, Integration, Role
@@ -40,15 +40,15 @@ def test_clip_keeps_short_texts_and_cuts_long_ones_after_a_whole_word() -> None:
 def test_every_alert_writer_shortens_at_a_word(session: Session) -> None:
     ws = factories.workspace(session)
     long = " ".join(["permission"] * 200)
-    assert alerts.raise_once(
+    assert incidents.raise_incident(
         session,
         workspace_id=ws.id,
-        type_="provider.failing",
+        rule="provider.failing",
         entity_type="provider",
         entity_id="stripe",
         message=long,
         priority=AlertPriority.HIGH,
-    )
+    ).new
     alert = session.scalars(select(Alert)).one()
     assert len(alert.message) <= alerts.MESSAGE_LIMIT
     assert alert.message.endswith("permission…")
@@ -79,21 +79,24 @@ def test_a_refused_webhook_registration_alerts_in_whole_words_and_can_be_acknowl
         assert "Having the 'rak_webhook_write' permission would allow this request" in (
             alert.message
         )
-        assert alert.message.endswith("Open Jobs to see it and replay it once the cause is fixed.")
+        assert alert.message.endswith(
+            "Open Jobs to see them and replay them once the cause is fixed."
+        )
+        assert alert.entity_key == "job_kind:stripe.register_webhook"
         assert keys["restricted_key"] not in alert.message
 
         viewer = Actor(operator_id=3, workspace_id=workspace_id, role=Role.VIEWER)
         with pytest.raises(PermissionDenied):
-            alerts.acknowledge(session, actor=viewer, alert_id=alert.id)
+            alert_actions.acknowledge(session, actor=viewer, alert_id=alert.id)
         other = factories.workspace(session, slug="other")
         stranger = Actor(operator_id=2, workspace_id=other.id, role=Role.OWNER)
         with pytest.raises(NotFound):
-            alerts.acknowledge(session, actor=stranger, alert_id=alert.id)
+            alert_actions.acknowledge(session, actor=stranger, alert_id=alert.id)
 
         owner = Actor(operator_id=1, workspace_id=workspace_id, role=Role.ADMIN)
-        acknowledged = alerts.acknowledge(session, actor=owner, alert_id=alert.id)
+        acknowledged = alert_actions.acknowledge(session, actor=owner, alert_id=alert.id)
         assert acknowledged.state is AlertState.ACKNOWLEDGED and acknowledged.acknowledged_at
-        alerts.acknowledge(session, actor=owner, alert_id=alert.id)  # twice: no change
+        alert_actions.acknowledge(session, actor=owner, alert_id=alert.id)  # twice: no change
         session.commit()
         assert dashboard.figures(session, workspace_id=workspace_id).open_alerts == 0
         audit = session.scalars(select(AuditLog).where(AuditLog.action == "alert.acknowledge"))

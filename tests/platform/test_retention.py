@@ -1,5 +1,5 @@
 """The night shift: retention of old rows, and exclusive periodic jobs on PostgreSQL. (The
-provider-health alerts are tested in tests/health/test_checks.py, the orphaned-contract sweep
+alert rules are tested in tests/health/test_rules.py, the orphaned-contract sweep
 in tests/pipeline/test_orphaned_contracts.py.)"""
 
 from __future__ import annotations

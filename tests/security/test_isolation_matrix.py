@@ -69,6 +69,8 @@ class Upload:
 MANAGE = {"path": lambda ids: "/integrations/stripe", "prepare": manage}
 SHOW = {"path": lambda ids: f"/shows/{ids.show_id}", "prepare": show, "ids": True}
 LOCAL = Handler("local")
+# Acknowledge, resolve, snooze, ignore: owners and admins, on the alert whose id they are given.
+ALERT_ACTION = Handler("change", "admin", args=lambda ids, me: (str(ids.alert_id),), ids=True)
 # Reflex's setvar(name, value) calls the state's set_<name>: its set_* handlers, each classified
 # here, or the root's set_is_hydrated (test_every_console_handler_is_classified checks that).
 SETVAR = Handler("local", args=lambda ids, me: ("is_hydrated", True))
@@ -146,9 +148,15 @@ HANDLERS: dict[str, Handler] = {
     "ShowsState.set_search": Handler("local", args=lambda ids, me: ("Live",)),
     "TimelineState.load": Handler("read", shows=marked("rows")),
     "HealthState.load": Handler("read", shows=marked("alerts")),
-    "HealthState.acknowledge": Handler(
-        "change", "admin", args=lambda ids, me: (str(ids.alert_id),), ids=True
+    "HealthState.acknowledge": ALERT_ACTION,
+    "HealthState.resolve": ALERT_ACTION,
+    "HealthState.snooze": ALERT_ACTION,
+    "HealthState.ignore": ALERT_ACTION,
+    # Any role reads an alert's history; B's id must find none of B's steps.
+    "HealthState.show_history": Handler(
+        "read", args=lambda ids, me: (str(ids.alert_id),), ids=True, shows=marked("history")
     ),
+    "HealthState.set_history_open": Handler("local", args=lambda ids, me: (False,)),
     # -- integrations -----------------------------------------------------------------------
     "HubState.load": Handler("read", shows=marked("tiles")),
     "HubState.set_search": Handler("local", args=lambda ids, me: ("stripe",)),

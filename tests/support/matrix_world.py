@@ -26,6 +26,7 @@ from backend.invoicing import panel as invoice_panel
 from backend.platform import circuits
 from models import (
     Alert,
+    AlertEvent,
     AuditLog,
     Buyer,
     CheckoutLinkSend,
@@ -392,6 +393,11 @@ def _operations(session: Session, t: Tenant, stripe_id: int) -> None:
     )
     session.flush()
     t.alert_id = alert.id
+    # Its history, which the Health page shows any member of the workspace.
+    session.add(
+        AlertEvent(alert_id=alert.id, workspace_id=ws, what="raised", who="scheduler", detail=m)
+    )
+    session.flush()
 
 
 def build(engine: Engine, stripe_accounts: Callable[[], tuple[str, str]]) -> World:
