@@ -54,7 +54,14 @@ from backend.platform.actors import Actor
 from backend.sandbox.google.state import SANDBOX_CLIENT_ID, open_state
 from backend.sandbox.sendgrid.mailbox import seeded as sendgrid_seeded
 from backend.sandbox.stripe.core import PLATFORM_ACCOUNT, ensure_seeded
-from console.state.base import Outcome, SessionState, account_change, change, read
+from console.state.base import (
+    Outcome,
+    SessionState,
+    account_change_in_steps,
+    change,
+    change_in_steps,
+    read,
+)
 from console.state.login import _policy
 from models import (
     AuditLog,
@@ -107,6 +114,18 @@ class Run:
         self.shown.append((what, outcome.value if outcome.ok else outcome.refused))
         return outcome
 
+    def console_in_steps(
+        self, token: str, work: Callable[[Engine, Actor], T], what: str
+    ) -> Outcome[T]:
+        """``console`` for a service that calls a provider between short transactions of its
+        own (connect, Test connection, disconnect, the upgrade): as the page runs it, through
+        ``change_in_steps`` (the token resolved in a short read, then ``work(engine, actor)``
+        with no transaction open around the provider's call)."""
+        as_page = cast(SessionState, types.SimpleNamespace(token=token))
+        outcome = asyncio.run(change_in_steps(as_page, work))
+        self.shown.append((what, outcome.value if outcome.ok else outcome.refused))
+        return outcome
+
     def page(self, token: str, work: Callable[[Session, Actor], T], what: str) -> T:
         as_page = cast(SessionState, types.SimpleNamespace(token=token))
         value = asyncio.run(read(as_page, work)).get()
@@ -147,12 +166,22 @@ def _owners(run: Run) -> tuple[Owner, Owner]:
     """Two workspaces (one connects with keys, one through OAuth), each with an owner whose
     password is a canary; each logs in once with a wrong canary password, then the right one."""
     made = []
+    slugs = (("keys-shop", Plan.BUSINESS), ("oauth-shop", Plan.PRO))
+    # Each hashed before the transaction that stores it (docs/security/transactions.md).
+    passwords = {
+        slug: run.canaries.make(f"password of {slug}", "canary pass {core} word")
+        for slug, _ in slugs
+    }
+    hashes = {slug: accounts.new_password_hash(p) for slug, p in passwords.items()}
     with Session(run.engine) as session:
-        for slug, plan in (("keys-shop", Plan.BUSINESS), ("oauth-shop", Plan.PRO)):
+        for slug, plan in slugs:
             ws = factories.workspace(session, slug=slug, plan=plan)
-            password = run.canaries.make(f"password of {slug}", "canary pass {core} word")
+            password = passwords[slug]
             operator = accounts.create_operator(
-                session, email=f"owner@{slug}.test", name=f"Owner of {slug}", password=password
+                session,
+                email=f"owner@{slug}.test",
+                name=f"Owner of {slug}",
+                password_hash=hashes[slug],
             )
             accounts.add_member(
                 session, workspace_id=ws.id, operator_id=operator.id, role=Role.OWNER
@@ -164,9 +193,9 @@ def _owners(run: Run) -> tuple[Owner, Owner]:
         wrong = run.canaries.make(f"wrong password at {slug}", "canary-wrong-{core}")
         for attempt in (wrong, password):
             done = asyncio.run(
-                account_change(
-                    lambda s, attempt=attempt, email=email: accounts.attempt_login(  # type: ignore[misc]
-                        s, email=email, password=attempt, policy=_policy(), client_ip="203.0.113.9"
+                account_change_in_steps(
+                    lambda e, attempt=attempt, email=email: accounts.attempt_login(  # type: ignore[misc]
+                        e, email=email, password=attempt, policy=_policy(), client_ip="203.0.113.9"
                     )
                 )
             )
@@ -196,16 +225,16 @@ def _connect(
     *,
     save_inactive: bool = False,
 ) -> connection_views.ConnectResult | None:
-    outcome = run.console(
+    outcome = run.console_in_steps(
         owner.token,
-        lambda s, a: connections.connect_with_keys(
-            s,
+        lambda e, a: connections.connect_with_keys(
+            e,
             actor=a,
             provider_slug=slug,
             credentials=creds,
             settings=settings,
             save_inactive=save_inactive,
-            context=providers.provider_context(slug),
+            context=providers.provider_context(slug, e, workspace_id=a.workspace_id),
         ),
         f"manage page of {slug}: Test and save",
     )
@@ -386,10 +415,13 @@ def _keys(run: Run, owner: Owner, receiver: WebhookReceiver) -> None:
     for slug, creds, settings in working:
         result = _connect(run, owner, slug, creds, settings)
         assert result is not None and result.ok, (slug, result)
-        tested = run.console(
+        tested = run.console_in_steps(
             owner.token,
-            lambda s, a, slug=slug: oauth.test(  # type: ignore[misc]
-                s, actor=a, provider_slug=slug, context=providers.provider_context(slug)
+            lambda e, a, slug=slug: oauth.test(  # type: ignore[misc]
+                e,
+                actor=a,
+                provider_slug=slug,
+                context=providers.provider_context(slug, e, workspace_id=a.workspace_id),
             ),
             f"manage page of {slug}: Test connection",
         )
@@ -401,6 +433,7 @@ def _keys(run: Run, owner: Owner, receiver: WebhookReceiver) -> None:
             actor=a,
             provider_slug="webhooks",
             settings={"events": ["invoice.paid", "invoice.voided"]},
+            context=providers.provider_context("webhooks"),
         ),
         "manage page of webhooks: Save settings",
     )
@@ -693,18 +726,21 @@ def test_no_secret_is_found_anywhere_after_every_flow_that_takes_one(
         _oauth(run, oauth_owner, "google_drive")
         for slug in ("stripe", "google_drive"):
             # OAuth tokens tested (and Google's renewed) the provider's way.
-            tested = run.console(
+            tested = run.console_in_steps(
                 oauth_owner.token,
-                lambda s, a, slug=slug: oauth.test(  # type: ignore[misc]
-                    s, actor=a, provider_slug=slug, context=providers.provider_context(slug)
+                lambda e, a, slug=slug: oauth.test(  # type: ignore[misc]
+                    e,
+                    actor=a,
+                    provider_slug=slug,
+                    context=providers.provider_context(slug, e, workspace_id=a.workspace_id),
                 ),
                 f"manage page of {slug}: Test connection",
             )
             assert tested.get().ok, tested.get().message
-        run.console(
+        run.console_in_steps(
             oauth_owner.token,
-            lambda s, a: plans.start_upgrade(
-                s,
+            lambda e, a: plans.start_upgrade(
+                e,
                 actor=a,
                 plan=Plan.BUSINESS,
                 success_url="http://console.test/ok",
@@ -717,9 +753,9 @@ def test_no_secret_is_found_anywhere_after_every_flow_that_takes_one(
         for owner in (keys_owner, oauth_owner):
             _pages(run, owner)
         pickled = _pickled_manage_state(run)
-        run.console(
+        run.console_in_steps(
             oauth_owner.token,
-            lambda s, a: oauth.disconnect(s, actor=a, provider_slug="google_drive"),
+            lambda e, a: oauth.disconnect(e, actor=a, provider_slug="google_drive"),
             "manage page of google_drive: Disconnect",
         ).get()
         _issued(run)
