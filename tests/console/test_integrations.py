@@ -24,7 +24,10 @@ def _save_anyway(monkeypatch: pytest.MonkeyPatch, result: ConnectResult) -> Any:
     async def read(state: object, work: object, **_: object) -> Outcome[object]:
         return Outcome(signed_out=True)  # the page's refresh: not this test's subject
 
+    # The service's answer, whichever way the page calls it: save anyway runs in steps
+    # (change_in_steps: the connection test runs with no transaction open).
     monkeypatch.setattr(integrations, "change", change)
+    monkeypatch.setattr(integrations, "change_in_steps", change)
     monkeypatch.setattr(integrations, "read", read)
 
     def pending(state: Any) -> None:

@@ -140,16 +140,16 @@ def _integration(
     return row
 
 
-def _login(session: Session, ws: Workspace, email: str, role: Role) -> str:
-    factories.member(session, ws, email=email, role=role)
-    session.flush()
+def _login(engine: Engine, email: str) -> str:
+    """A live session token: login verifies the password (Argon2) between short transactions
+    of its own, so the member it signs in is committed first (tests/support/tx_guard.py)."""
     return accounts.login(
-        session, email=email, password=factories.PASSWORD, policy=factories.POLICY
+        engine, email=email, password=factories.PASSWORD, policy=factories.POLICY
     ).token
 
 
 def _tenant(
-    session: Session,
+    engine: Engine,
     key: str,
     plan: Plan,
     roles: tuple[Role, ...],
@@ -158,16 +158,31 @@ def _tenant(
 ) -> Tenant:
     mark = MARKERS[key]
     locale, currency = money
-    ws = Workspace(
-        name=f"Shop {mark}", slug=f"shop-{mark}", plan=plan, locale=locale, currency=currency
-    )
-    session.add(ws)
-    session.flush()
-    t = Tenant(key, mark, ws.id, ws.slug, ws.name, locale, currency, ws.id)
+    # The workspace and its members, committed before anyone logs in (factories.member's hash
+    # of factories.PASSWORD is made once, outside any transaction).
+    with Session(engine, expire_on_commit=False) as session:
+        ws = Workspace(
+            name=f"Shop {mark}", slug=f"shop-{mark}", plan=plan, locale=locale, currency=currency
+        )
+        session.add(ws)
+        session.flush()
+        t = Tenant(key, mark, ws.id, ws.slug, ws.name, locale, currency, ws.id)
+        for role in roles:
+            t.emails[role.value] = f"{role.value}@{mark}.example"
+            factories.member(session, ws, email=t.emails[role.value], role=role)
+        session.commit()
     for role in roles:
-        t.emails[role.value] = f"{role.value}@{mark}.example"
-        t.tokens[role.value] = _login(session, ws, t.emails[role.value], role)
+        t.tokens[role.value] = _login(engine, t.emails[role.value])
     t.stripe_key, t.stripe_account = stripe
+    with Session(engine) as session:
+        _rows(session, t, plan)
+        session.commit()
+    return t
+
+
+def _rows(session: Session, t: Tenant, plan: Plan) -> None:
+    """Every row of the tenant's workspace but its members (integrations, shop, operations)."""
+    mark, ws_id = t.marker, t.workspace_id
     # Free: the downgrade switched every integration off and released the Stripe account.
     on = IntegrationStatus.ACTIVE if plan is not Plan.FREE else IntegrationStatus.INACTIVE
     off_reason = None if on is IntegrationStatus.ACTIVE else f"Inactive: Free plan ({mark})"
@@ -178,7 +193,7 @@ def _tenant(
     made = {
         "stripe": _integration(
             session,
-            ws.id,
+            ws_id,
             "stripe",
             on,
             {"secret_key": t.stripe_key, "webhook_signing_secret": t.stripe_webhook_secret},
@@ -187,7 +202,7 @@ def _tenant(
         ),
         "sendgrid": _integration(
             session,
-            ws.id,
+            ws_id,
             "sendgrid",
             on,
             {"api_key": f"SG.{mark}.key"},
@@ -197,20 +212,19 @@ def _tenant(
         # Connected, with its last error on the tile: what the Integrations page shows.
         "zoho_books": _integration(
             session,
-            ws.id,
+            ws_id,
             "zoho_books",
             on,
             {"webhook_secret": t.zoho_secret},
             last_error=off_reason or f"Zoho answered slowly ({mark})",
         ),
         "generic": _integration(
-            session, ws.id, "generic", on, {"signing_secrets": [t.generic_secret]}
+            session, ws_id, "generic", on, {"signing_secrets": [t.generic_secret]}
         ),
     }
     t.integration_ids = {slug: row.id for slug, row in made.items()}
     _shop(session, t, made["stripe"].id)
     _operations(session, t, made["stripe"].id)
-    return t
 
 
 def _shop(session: Session, t: Tenant, stripe_id: int) -> None:
@@ -403,12 +417,14 @@ def _operations(session: Session, t: Tenant, stripe_id: int) -> None:
 def build(engine: Engine, stripe_accounts: Callable[[], tuple[str, str]]) -> World:
     """Every tenant, committed. ``stripe_accounts()`` makes a sandbox Stripe account: (secret
     key, account id)."""
+    # The sandbox's Stripe accounts are made before any transaction is open.
+    accounts_made = [stripe_accounts() for _ in range(3)]
+    owner_admin_viewer = (Role.OWNER, Role.ADMIN, Role.VIEWER)
+    a = _tenant(engine, "A", Plan.BUSINESS, owner_admin_viewer, accounts_made[0])
+    # B writes money its own way: a money format read across tenants would show.
+    b = _tenant(engine, "B", Plan.BUSINESS, (Role.OWNER,), accounts_made[1], ("de_DE", "eur"))
+    f = _tenant(engine, "F", Plan.FREE, (Role.OWNER,), accounts_made[2])
     with Session(engine, expire_on_commit=False) as session:
-        owner_admin_viewer = (Role.OWNER, Role.ADMIN, Role.VIEWER)
-        a = _tenant(session, "A", Plan.BUSINESS, owner_admin_viewer, stripe_accounts())
-        # B writes money its own way: a money format read across tenants would show.
-        b = _tenant(session, "B", Plan.BUSINESS, (Role.OWNER,), stripe_accounts(), ("de_DE", "eur"))
-        f = _tenant(session, "F", Plan.FREE, (Role.OWNER,), stripe_accounts())
         second = Workspace(
             name=f"Second {MARKERS['A']}", slug=f"second-{MARKERS['A']}", plan=Plan.PRO
         )
@@ -424,10 +440,10 @@ def build(engine: Engine, stripe_accounts: Callable[[], tuple[str, str]]) -> Wor
             accounts.add_member(session, workspace_id=second.id, operator_id=operator, role=role)
         a.switch_to = second.id
         session.commit()
-        owner_of: dict[int | None, str] = {
-            a.workspace_id: "A",
-            second.id: "A2",
-            b.workspace_id: "B",
-            f.workspace_id: "F",
-        }
-        return World({"A": a, "B": b, "F": f}, second.id, owner_of)
+    owner_of: dict[int | None, str] = {
+        a.workspace_id: "A",
+        second.id: "A2",
+        b.workspace_id: "B",
+        f.workspace_id: "F",
+    }
+    return World({"A": a, "B": b, "F": f}, second.id, owner_of)
