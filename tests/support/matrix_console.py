@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextvars
 import inspect
 import re
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import reflex as rx
 from reflex.istate.data import ReflexURL, RouterData, SessionData
@@ -23,6 +25,8 @@ from reflex.state import BaseState
 
 import console.console  # noqa: F401 - registers every page's state
 from console.state.base import SessionState
+
+T = TypeVar("T")
 
 CONSOLE = "http://console.test"
 # Reflex's own states (hydration, on_load, client errors, shared state) are the framework's.
@@ -123,6 +127,28 @@ async def _drain(result: Any) -> list[Any]:
     return _flatten(result)
 
 
+def _run_on_own_loop(work: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(work)`` in a thread of its own, with this thread's context variables: the
+    browser tests' Playwright (sync API) keeps an event loop running in the main thread for the
+    whole session, and asyncio.run refuses to start inside a running loop."""
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            done["value"] = asyncio.run(work)
+        except BaseException as exc:  # handed back to the caller's thread below
+            done["error"] = exc
+
+    # In this thread's context: Reflex keeps its registrations in context variables.
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(run,), name="matrix-handler")
+    thread.start()
+    thread.join()
+    if "error" in done:
+        raise done["error"]
+    return cast(T, done["value"])
+
+
 def call(
     cls: type[BaseState],
     name: str,
@@ -147,7 +173,7 @@ def call(
     events: list[Any] = []
     error: BaseException | None = None
     try:
-        events = asyncio.run(_drain(handler.fn(state, *args)))
+        events = _run_on_own_loop(_drain(handler.fn(state, *args)))
     except Exception as exc:  # a handler that raises is a finding, reported with its cell
         error = exc
     return Called(root, state, events, error)
