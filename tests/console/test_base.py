@@ -4,7 +4,6 @@ service's words, and nobody signed in means nothing ran."""
 
 from __future__ import annotations
 
-import asyncio
 import types
 from collections.abc import Callable, Iterator
 from typing import cast
@@ -20,6 +19,7 @@ from backend.platform.errors import InvalidInput, PermissionDenied
 from console.state.base import Outcome, SessionState, change, change_in_steps, read
 from models import Role, Workspace
 from tests import factories
+from tests.support.own_loop import run_on_own_loop
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def _name(engine: Engine) -> str:
 def test_a_read_runs_as_the_operator_and_never_commits(
     tokens: dict[Role, str], engine: Engine
 ) -> None:
-    found = asyncio.run(read(_state(tokens[Role.OWNER]), _rename("Read only")))
+    found = run_on_own_loop(read(_state(tokens[Role.OWNER]), _rename("Read only")))
 
     assert found.ok and not found.signed_out
     assert isinstance(found.get(), int)
@@ -79,7 +79,7 @@ def test_a_read_runs_as_the_operator_and_never_commits(
 
 
 def test_a_change_commits(tokens: dict[Role, str], engine: Engine) -> None:
-    done = asyncio.run(change(_state(tokens[Role.OWNER]), _rename("Renamed")))
+    done = run_on_own_loop(change(_state(tokens[Role.OWNER]), _rename("Renamed")))
 
     assert done.ok
     assert _name(engine) == "Renamed"
@@ -93,7 +93,7 @@ def test_a_refusal_rolls_back_and_comes_back_in_the_services_words(
         session.flush()
         raise InvalidInput("That name is taken.")
 
-    done: Outcome[None] = asyncio.run(change(_state(tokens[Role.OWNER]), work))
+    done: Outcome[None] = run_on_own_loop(change(_state(tokens[Role.OWNER]), work))
 
     assert not done.ok and not done.signed_out
     assert done.refused == "That name is taken."
@@ -105,7 +105,7 @@ def test_a_refusal_rolls_back_and_comes_back_in_the_services_words(
 
 def test_an_unknown_or_missing_token_runs_nothing(tokens: dict[Role, str], engine: Engine) -> None:
     for token in ("", "not-a-session"):
-        done = asyncio.run(change(_state(token), _rename("Nobody")))
+        done = run_on_own_loop(change(_state(token), _rename("Nobody")))
         assert done.signed_out and done.refused is None
     assert _name(engine) == "Acme"
 
@@ -113,9 +113,9 @@ def test_an_unknown_or_missing_token_runs_nothing(tokens: dict[Role, str], engin
 def test_the_role_is_checked_where_asked(tokens: dict[Role, str], engine: Engine) -> None:
     viewer = _state(tokens[Role.VIEWER])
 
-    refused = asyncio.run(change(viewer, _rename("Viewer"), needs="change", what="rename it"))
-    owner_only = asyncio.run(read(viewer, _rename("Viewer"), needs="owner", what="see this"))
-    unasked = asyncio.run(read(viewer, _rename("Viewer")))
+    refused = run_on_own_loop(change(viewer, _rename("Viewer"), needs="change", what="rename it"))
+    owner_only = run_on_own_loop(read(viewer, _rename("Viewer"), needs="owner", what="see this"))
+    unasked = run_on_own_loop(read(viewer, _rename("Viewer")))
 
     assert isinstance(refused.error, PermissionDenied)
     assert "you can view but not rename it" in (refused.refused or "")
@@ -128,6 +128,6 @@ def test_a_change_in_steps_gets_the_engine_and_the_operator(tokens: dict[Role, s
     def work(engine: Engine, actor: Actor) -> tuple[bool, Role]:
         return isinstance(engine, Engine), actor.role
 
-    done = asyncio.run(change_in_steps(_state(tokens[Role.VIEWER]), work))
+    done = run_on_own_loop(change_in_steps(_state(tokens[Role.VIEWER]), work))
 
     assert done.get() == (True, Role.VIEWER)

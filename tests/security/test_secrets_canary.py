@@ -22,7 +22,6 @@ and the state files Reflex wrote. docs/security/canary.md says what is searched 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -87,6 +86,7 @@ from tests.support.canary import (
     whsec,
 )
 from tests.support.hub_env import apply
+from tests.support.own_loop import run_on_own_loop
 from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
 from tests.support.servers import WebhookReceiver
 
@@ -110,7 +110,7 @@ class Run:
         """``work`` as a console page runs it (the session token resolved, a short committed
         session, refusals returned in words); what it returned is what the page shows."""
         as_page = cast(SessionState, types.SimpleNamespace(token=token))
-        outcome = asyncio.run(change(as_page, work))
+        outcome = run_on_own_loop(change(as_page, work))
         self.shown.append((what, outcome.value if outcome.ok else outcome.refused))
         return outcome
 
@@ -122,13 +122,13 @@ class Run:
         ``change_in_steps`` (the token resolved in a short read, then ``work(engine, actor)``
         with no transaction open around the provider's call)."""
         as_page = cast(SessionState, types.SimpleNamespace(token=token))
-        outcome = asyncio.run(change_in_steps(as_page, work))
+        outcome = run_on_own_loop(change_in_steps(as_page, work))
         self.shown.append((what, outcome.value if outcome.ok else outcome.refused))
         return outcome
 
     def page(self, token: str, work: Callable[[Session, Actor], T], what: str) -> T:
         as_page = cast(SessionState, types.SimpleNamespace(token=token))
-        value = asyncio.run(read(as_page, work)).get()
+        value = run_on_own_loop(read(as_page, work)).get()
         self.shown.append((what, value))
         return value
 
@@ -192,7 +192,7 @@ def _owners(run: Run) -> tuple[Owner, Owner]:
     for slug, email, password in made:
         wrong = run.canaries.make(f"wrong password at {slug}", "canary-wrong-{core}")
         for attempt in (wrong, password):
-            done = asyncio.run(
+            done = run_on_own_loop(
                 account_change_in_steps(
                     lambda e, attempt=attempt, email=email: accounts.attempt_login(  # type: ignore[misc]
                         e, email=email, password=attempt, policy=_policy(), client_ip="203.0.113.9"

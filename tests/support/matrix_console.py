@@ -8,16 +8,13 @@ redirects, downloads)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextvars
 import inspect
 import re
-import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import reflex as rx
 from reflex.istate.data import ReflexURL, RouterData, SessionData
@@ -25,6 +22,7 @@ from reflex.state import BaseState
 
 import console.console  # noqa: F401 - registers every page's state
 from console.state.base import SessionState
+from tests.support.own_loop import run_on_own_loop
 
 T = TypeVar("T")
 
@@ -127,28 +125,6 @@ async def _drain(result: Any) -> list[Any]:
     return _flatten(result)
 
 
-def _run_on_own_loop(work: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(work)`` in a thread of its own, with this thread's context variables: the
-    browser tests' Playwright (sync API) keeps an event loop running in the main thread for the
-    whole session, and asyncio.run refuses to start inside a running loop."""
-    done: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            done["value"] = asyncio.run(work)
-        except BaseException as exc:  # handed back to the caller's thread below
-            done["error"] = exc
-
-    # In this thread's context: Reflex keeps its registrations in context variables.
-    context = contextvars.copy_context()
-    thread = threading.Thread(target=context.run, args=(run,), name="matrix-handler")
-    thread.start()
-    thread.join()
-    if "error" in done:
-        raise done["error"]
-    return cast(T, done["value"])
-
-
 def call(
     cls: type[BaseState],
     name: str,
@@ -173,7 +149,7 @@ def call(
     events: list[Any] = []
     error: BaseException | None = None
     try:
-        events = _run_on_own_loop(_drain(handler.fn(state, *args)))
+        events = run_on_own_loop(_drain(handler.fn(state, *args)))
     except Exception as exc:  # a handler that raises is a finding, reported with its cell
         error = exc
     return Called(root, state, events, error)
