@@ -20,7 +20,7 @@ from backend.connections import credentials
 from backend.db import get_engine
 from backend.jobs.drainer import Drainer
 from backend.logging import configure
-from backend.platform import readiness
+from backend.platform import call_log_writer, readiness
 from backend.platform.readiness import Readiness
 
 log = structlog.get_logger("scheduler")
@@ -98,6 +98,7 @@ def main() -> None:
     if problem:
         print(f"scheduler not started: {problem}", file=sys.stderr)
         raise SystemExit(1)
+    call_log_writer.start_for_process(get_engine)
     scheduler = build_scheduler()
     drainer = Drainer(
         threads=settings.outbox_threads,

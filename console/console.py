@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from backend.db import get_engine
+from backend.platform import call_log_writer
 from console.pages.dashboard import dashboard_page
 from console.pages.integrations import hub_page, manage_page
 from console.pages.jobs import jobs_page
@@ -26,6 +28,16 @@ from console.state.shows import ShowsState
 from console.state.timeline import TimelineState
 
 app = rx.App(head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")])
+
+
+def _write_call_log() -> None:
+    """The console's own provider calls (Test connection, connect, upgrade, Fix all) are
+    written by a writer of its own, started with the backend server (not at import, which a
+    frontend build and the tests do too)."""
+    call_log_writer.start_for_process(get_engine)
+
+
+app.register_lifespan_task(_write_call_log)
 app.add_page(
     login_page,
     route="/login",

@@ -24,12 +24,25 @@ from models.enums import (
 from models.inbox import InboundEvent
 from models.integrations import Integration, OAuthNonce
 from models.invoices import CheckoutLinkSend, Invoice, InvoiceDiscrepancy
-from models.monitoring import Alert, AlertEvent, AuditLog, IntegrationLog
+from models.monitoring import (
+    BUCKET_COLUMNS,
+    LATENCY_BUCKETS_MS,
+    OUTCOME_COLUMNS,
+    Alert,
+    AlertEvent,
+    AuditLog,
+    CallMinute,
+    IntegrationLog,
+    ProviderCallLatest,
+)
 from models.outbox import JobKindPause, OutboxJob, ProviderCircuit
 from models.shows import Buyer, Claim, Show, ShowItem
 from models.system import SchedulerHeartbeat
 
 __all__ = [
+    "BUCKET_COLUMNS",
+    "LATENCY_BUCKETS_MS",
+    "OUTCOME_COLUMNS",
     "Alert",
     "AlertEvent",
     "AlertPriority",
@@ -37,6 +50,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "Buyer",
+    "CallMinute",
     "CheckoutLinkSend",
     "Claim",
     "Client",
@@ -66,6 +80,7 @@ __all__ = [
     "PaymentStatus",
     "Plan",
     "Proposal",
+    "ProviderCallLatest",
     "ProviderCircuit",
     "Role",
     "SchedulerHeartbeat",

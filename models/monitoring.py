@@ -98,6 +98,9 @@ class AlertEvent(IdMixin, Base):
 
 
 class IntegrationLog(IdMixin, Base):
+    """One request to a provider (backend/integrations/call_log.py): who it was for, what it
+    asked, how it ended and how long it took. Never a body, a secret or a person's data."""
+
     __tablename__ = "integration_logs"
     __table_args__ = (
         Index("ix_integration_logs_provider_at", "provider", "at"),
@@ -112,10 +115,79 @@ class IntegrationLog(IdMixin, Base):
     )
     provider: Mapped[str] = mapped_column(String(40))
     operation: Mapped[str] = mapped_column(String(80))
-    status: Mapped[str] = mapped_column(String(16))
+    # ok | rejected | rate_limited | unavailable | timeout (call_log.OUTCOMES)
+    outcome: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int | None]
     latency_ms: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # The outbox job that made the call; no foreign key: jobs are purged before their logs.
+    job_id: Mapped[int | None]
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# Upper bounds (ms) of the latency histogram's buckets, the last one open: fine enough for a
+# p50/p95/p99 within a bucket's width, coarse enough to be a dozen integer columns.
+LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
+BUCKET_COLUMNS = (*(f"le_{b}" for b in LATENCY_BUCKETS_MS), "le_inf")
+OUTCOME_COLUMNS = ("ok", "rejected", "rate_limited", "unavailable", "timeout")
+
+
+class CallMinute(IdMixin, Base):
+    """Calls of one minute per (workspace, provider, operation): counts by outcome and a
+    latency histogram. Written with the logs they sum (backend/platform/call_log_writer.py);
+    the Health page, the alert rules and /metrics read these, never the raw logs."""
+
+    __tablename__ = "integration_call_minutes"
+    __table_args__ = (
+        Index(
+            "uq_integration_call_minutes_key",
+            "workspace_id",
+            "provider",
+            "operation",
+            "minute",
+            unique=True,
+        ),
+        Index("ix_integration_call_minutes_minute", "minute"),
+    )
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(40))
+    operation: Mapped[str] = mapped_column(String(80))
+    minute: Mapped[dt.datetime]
+    ok: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0)
+    rate_limited: Mapped[int] = mapped_column(default=0)
+    unavailable: Mapped[int] = mapped_column(default=0)
+    timeout: Mapped[int] = mapped_column(default=0)
+    latency_ms_sum: Mapped[int] = mapped_column(default=0)
+    le_10: Mapped[int] = mapped_column(default=0)
+    le_25: Mapped[int] = mapped_column(default=0)
+    le_50: Mapped[int] = mapped_column(default=0)
+    le_100: Mapped[int] = mapped_column(default=0)
+    le_250: Mapped[int] = mapped_column(default=0)
+    le_500: Mapped[int] = mapped_column(default=0)
+    le_1000: Mapped[int] = mapped_column(default=0)
+    le_2500: Mapped[int] = mapped_column(default=0)
+    le_5000: Mapped[int] = mapped_column(default=0)
+    le_10000: Mapped[int] = mapped_column(default=0)
+    le_30000: Mapped[int] = mapped_column(default=0)
+    le_inf: Mapped[int] = mapped_column(default=0)
+
+
+class ProviderCallLatest(Base):
+    """A workspace's last success and last failure with a provider: the Health tile's "last
+    success" and "last error" without searching the logs backwards."""
+
+    __tablename__ = "provider_call_latest"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_ok_at: Mapped[dt.datetime | None]
+    last_error_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_operation: Mapped[str | None] = mapped_column(String(80))
 
 
 class AuditLog(IdMixin, Base):

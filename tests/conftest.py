@@ -29,6 +29,7 @@ pytest_plugins = [
     # No provider call and no password hash inside an open transaction: fails any test that
     # makes one (docs/security/transactions.md).
     "tests.support.tx_guard",
+    "tests.support.call_log_fixtures",
     "pytester",  # tests/test_tx_guard.py runs a test file of its own through the guard
 ]
 

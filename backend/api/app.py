@@ -29,7 +29,7 @@ from backend.config import Settings, get_settings
 from backend.connections import credentials
 from backend.db import get_engine
 from backend.logging import configure
-from backend.platform import readiness
+from backend.platform import call_log_writer, readiness
 
 log = structlog.get_logger("sidecar")
 
@@ -112,6 +112,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The process's logging, as the scheduler's: the level setting applies (without this
         # structlog's defaults printed every stored webhook, whatever HUB_LOG_LEVEL said).
         configure(app.state.settings.log_level)
+        # OAuth exchanges and the cron-run outbox call providers from here: their call log.
+        call_log_writer.start_for_process(get_engine)
         _settle_heap()
     every = app.state.settings.scheduler_watch_seconds
     if not getattr(app.state, "watch_scheduler", False):

@@ -7,7 +7,6 @@ reconnect; the hub's tile then offers "Reconnect".
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +19,12 @@ from backend.config import get_settings
 from backend.connections import credentials, providers
 from backend.connections import service as connections
 from backend.db import session_scope
-from backend.integrations import google_drive
+from backend.integrations import call_log, google_drive
 from backend.integrations.base import ConnectionTest, ProviderContext, timed
 from backend.integrations.errors import ProviderAuthFailed, ProviderError
 from backend.platform import audit
 from backend.security.crypto import CryptoError
-from models import Integration, IntegrationLog, IntegrationStatus, utcnow
+from models import Integration, IntegrationStatus, utcnow
 
 PROVIDER = "google_drive"
 METHOD = "oauth"
@@ -201,23 +200,6 @@ def _current(session: Session, item: Due) -> tuple[Integration, dict[str, Any]] 
     return row, secrets
 
 
-def _log(session: Session, item: Due, *, ok: bool, latency_ms: int, error: str | None) -> None:
-    if session.get(Integration, item.integration_id) is None:
-        return
-    session.add(
-        IntegrationLog(
-            workspace_id=item.workspace_id,
-            integration_id=item.integration_id,
-            provider=PROVIDER,
-            operation=REFRESH_OPERATION,
-            status="ok" if ok else "error",
-            latency_ms=latency_ms,
-            error=error[:2000] if error else None,
-            at=utcnow(),
-        )
-    )
-
-
 def store_renewal(session: Session, item: Due, tokens: google_drive.OAuthTokens) -> bool:
     """Seal the renewed access token; False when the row changed meanwhile."""
     current = _current(session, item)
@@ -261,23 +243,22 @@ def refresh_due(
     context = providers.provider_context(PROVIDER)
     oauth_client = client()
     for item in items:
-        started = time.perf_counter()
         try:
-            tokens = google_drive.refresh(
-                oauth_client, refresh_token=item.refresh_token, context=context
-            )
+            with call_log.scope(
+                workspace_id=item.workspace_id,
+                integration_id=item.integration_id,
+                operation=REFRESH_OPERATION,
+            ):
+                tokens = google_drive.refresh(
+                    oauth_client, refresh_token=item.refresh_token, context=context
+                )
         except ProviderAuthFailed as exc:
-            latency = round((time.perf_counter() - started) * 1000)
             with session_scope(engine) as session:
-                _log(session, item, ok=False, latency_ms=latency, error=str(exc))
                 if mark_refused(session, item, str(exc)):
                     report.failed += 1
             log.warning("google token refused", integration_id=item.integration_id, reason=str(exc))
             continue
         except ProviderError as exc:
-            latency = round((time.perf_counter() - started) * 1000)
-            with session_scope(engine) as session:
-                _log(session, item, ok=False, latency_ms=latency, error=str(exc))
             report.postponed += 1
             log.info(
                 "google token renewal postponed",
@@ -285,9 +266,7 @@ def refresh_due(
                 reason=str(exc),
             )
             continue
-        latency = round((time.perf_counter() - started) * 1000)
         with session_scope(engine) as session:
-            _log(session, item, ok=True, latency_ms=latency, error=None)
             if store_renewal(session, item, tokens):
                 report.renewed += 1
     return report

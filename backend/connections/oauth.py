@@ -29,7 +29,7 @@ from backend.connections import (
 )
 from backend.connections import service as connections
 from backend.db import session_scope
-from backend.integrations import google_drive
+from backend.integrations import call_log, google_drive
 from backend.integrations.base import ProviderContext
 from backend.integrations.errors import ProviderError
 from backend.platform.actors import Actor
@@ -204,7 +204,9 @@ def _callback(
     # exchange and the test then run with no transaction open, each write in one of its own.
     with session_scope(engine) as session:
         actor = verify_callback(session, state=state, provider=provider, cookies=cookies)
-    return complete(engine, actor)
+    # The exchange and the test are the workspace's calls (the Health page counts them).
+    with call_log.scope(workspace_id=actor.workspace_id):
+        return complete(engine, actor)
 
 
 def stripe_callback(

@@ -44,6 +44,7 @@ from backend.connections.rows import (
 )
 from backend.connections.views import ConnectResult
 from backend.db import session_scope
+from backend.integrations import call_log
 from backend.integrations.base import ConnectionTest, Provider, ProviderContext
 from backend.integrations.errors import ProviderAuthFailed, ProviderError
 from backend.platform import audit
@@ -111,19 +112,16 @@ def connect_with_keys(
     testing.check_credentials(prov, creds, context)
     if settings is not None:
         testing.check_settings(prov, settings_model, context)
-    outcome = testing.run(lambda: prov.test_connection(creds, settings_model, context))
+    with call_log.scope(
+        workspace_id=actor.workspace_id,
+        integration_id=existing.id if existing is not None else None,
+    ):
+        outcome = testing.run(lambda: prov.test_connection(creds, settings_model, context))
     plain = plain_values(creds)
     masked = masked_secrets(prov.credentials_model, plain)
     with session_scope(engine) as session:
         check_tier(session, workspace_id=actor.workspace_id, info=info, catalog=catalog)
         existing = find(session, workspace_id=actor.workspace_id, provider_slug=info.slug)
-        log = testing.log(
-            session,
-            workspace_id=actor.workspace_id,
-            integration_id=existing.id if existing is not None else None,
-            provider=info.slug,
-            outcome=outcome,
-        )
         if refused := refuse_shared_account(
             session, workspace_id=actor.workspace_id, info=info, outcome=outcome
         ):
@@ -146,7 +144,6 @@ def connect_with_keys(
         )
         if isinstance(row, str):
             return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
-        log.integration_id = row.id
         _store(row, plain, settings_model)
         now = utcnow()
         row.last_checked_at = now
@@ -214,18 +211,15 @@ def store_tokens(
         check_tier(session, workspace_id=actor.workspace_id, info=info, catalog=catalog)
         existing = find(session, workspace_id=actor.workspace_id, provider_slug=info.slug)
         stored_settings = dict(existing.settings or {}) if existing is not None else {}
-    outcome = testing.stored(prov, secrets, stored_settings, context, tester)
+    with call_log.scope(
+        workspace_id=actor.workspace_id,
+        integration_id=existing.id if existing is not None else None,
+    ):
+        outcome = testing.stored(prov, secrets, stored_settings, context, tester)
     masked = {k: mask(str(v)) for k, v in secrets.items() if k in _SECRET_TOKEN_KEYS and v}
     with session_scope(engine) as session:
         check_tier(session, workspace_id=actor.workspace_id, info=info, catalog=catalog)
         existing = find(session, workspace_id=actor.workspace_id, provider_slug=info.slug)
-        log = testing.log(
-            session,
-            workspace_id=actor.workspace_id,
-            integration_id=existing.id if existing is not None else None,
-            provider=info.slug,
-            outcome=outcome,
-        )
         if refused := refuse_shared_account(
             session, workspace_id=actor.workspace_id, info=info, outcome=outcome
         ):
@@ -244,7 +238,6 @@ def store_tokens(
         )
         if isinstance(row, str):
             return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
-        log.integration_id = row.id
         settings_model = validated(prov.settings_model, row.settings or {}, "Settings")
         credentials.seal(row, secrets)
         row.settings = settings_model.model_dump(mode="json")
@@ -307,7 +300,7 @@ def test(
     prov = provider(provider_slug, catalog)
     with session_scope(engine) as session:
         row = required(session, workspace_id=actor.workspace_id, provider_slug=prov.info.slug)
-        sealed, row_settings = row.credentials_enc, dict(row.settings or {})
+        sealed, row_settings, row_id = row.credentials_enc, dict(row.settings or {}), row.id
         try:
             secrets: dict[str, Any] | None = credentials_of(row)
         except CryptoError:
@@ -318,17 +311,10 @@ def test(
         raise InvalidInput(f"{prov.info.name} has no stored credentials; connect it first.")
     else:
         before = dict(secrets)
-        outcome = testing.stored(prov, secrets, row_settings, context, tester)
+        with call_log.scope(workspace_id=actor.workspace_id, integration_id=row_id):
+            outcome = testing.stored(prov, secrets, row_settings, context, tester)
     with session_scope(engine) as session:
         row = required(session, workspace_id=actor.workspace_id, provider_slug=prov.info.slug)
-        if secrets is not None:
-            testing.log(
-                session,
-                workspace_id=row.workspace_id,
-                integration_id=row.id,
-                provider=prov.info.slug,
-                outcome=outcome,
-            )
         if row.credentials_enc != sealed:
             return ConnectResult(
                 False,

@@ -1,7 +1,7 @@
 """A connection's test, apart from the database: the checks made before it (the key's shape and,
 where the provider has one, its settings' check), the test itself, run with no transaction
-open (docs/security/transactions.md), and the ``integration_logs`` row that records it, written
-afterwards in the caller's transaction.
+open (docs/security/transactions.md). Each request the test makes is logged as any provider
+call is (backend/integrations/call_log.py), in the scope the caller names.
 
 Covered by tests/connections/test_service.py (through connect, test and the OAuth callbacks).
 """
@@ -13,14 +13,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.orm import Session
 
 from backend.integrations.base import ConnectionTest, InvalidCredentials, Provider, ProviderContext
 from backend.integrations.errors import ProviderError
 from backend.platform.errors import InvalidInput
-from models import IntegrationLog, utcnow
 
-OPERATION = "test_connection"
 # Tests stored secrets that the provider's key form does not describe (OAuth tokens). It may
 # renew them in the dict it is given: what it leaves there is what gets stored.
 Tester = Callable[[dict[str, Any]], ConnectionTest]
@@ -78,26 +75,3 @@ def stored(
             False, f"The stored credentials are incomplete ({names}); reconnect.", 0
         )
     return run(lambda: prov.test_connection(creds, settings_model, context))
-
-
-def log(
-    session: Session,
-    *,
-    workspace_id: int,
-    integration_id: int | None,
-    provider: str,
-    outcome: ConnectionTest,
-) -> IntegrationLog:
-    """Every test is logged in integration_logs, pass or fail."""
-    row = IntegrationLog(
-        workspace_id=workspace_id,
-        integration_id=integration_id,
-        provider=provider,
-        operation=OPERATION,
-        status="ok" if outcome.ok else "error",
-        latency_ms=outcome.latency_ms,
-        error=None if outcome.ok else outcome.message[:2000],
-        at=utcnow(),
-    )
-    session.add(row)
-    return row

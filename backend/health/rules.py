@@ -21,8 +21,11 @@ from backend.connections.google_tokens import RECONNECT, REFRESH_OPERATION
 from backend.platform import heartbeat, outbox_pauses
 from backend.platform.alerts import clip
 from backend.platform.inbox import PROCESS_KIND
+from backend.platform.provider_failures import provider_name
 from models import (
+    OUTCOME_COLUMNS,
     AlertPriority,
+    CallMinute,
     InboundEvent,
     InboundStatus,
     Integration,
@@ -33,6 +36,8 @@ from models import (
     JobStatus,
     OutboxJob,
     ProviderCircuit,
+    Show,
+    ShowStatus,
 )
 
 FAILURE_RATE = 0.5
@@ -43,6 +48,11 @@ INBOX_LAG = dt.timedelta(seconds=60)
 OUTBOX_LAG = dt.timedelta(minutes=5)
 # The scheduler beats every few seconds (HUB_HEARTBEAT_SECONDS); a minute of silence is a stop.
 HEARTBEAT_STALE = dt.timedelta(seconds=60)
+# Live-show mode: the providers a live show's buyers pay and are messaged through.
+LIVE_PROVIDERS = frozenset({"stripe", "messenger"})
+LIVE_WINDOW = dt.timedelta(minutes=5)
+LIVE_FAILURE_RATE = 0.25
+LIVE_MIN_CALLS = 3
 
 PROVIDER_FAILING = "provider.failing"
 BREAKER_OPEN = "breaker.open"
@@ -82,23 +92,49 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _window_start(now: dt.datetime, window: dt.timedelta) -> dt.datetime:
+    """The first rollup minute inside ``window`` (the current, partial minute counts)."""
+    return now.replace(second=0, microsecond=0) - window + dt.timedelta(minutes=1)
+
+
+def live_workspaces(session: Session) -> set[int]:
+    return set(session.scalars(select(Show.workspace_id).where(Show.status == ShowStatus.LIVE)))
+
+
 def failing_providers(session: Session, *, now: dt.datetime) -> list[Condition]:
     """More than half of a workspace's calls to a provider failed in 15 minutes (5 calls at
-    least): critical, since nothing that calls the provider gets through."""
+    least): critical, since nothing that calls the provider gets through. While one of the
+    workspace's shows is live, Stripe and Messenger are judged on 5 minutes with tighter
+    thresholds: buyers are paying now, and a quarter of them failing is already an outage.
+    Read from the per-minute rollups, never the raw logs."""
+    failed = sum(CallMinute.__table__.c[name] for name in OUTCOME_COLUMNS if name != "ok")
+    total = sum(CallMinute.__table__.c[name] for name in OUTCOME_COLUMNS)
+    recent = CallMinute.minute >= _window_start(now, LIVE_WINDOW)
     rows = session.execute(
         select(
-            IntegrationLog.workspace_id,
-            IntegrationLog.provider,
-            func.count(),
-            func.sum(case((IntegrationLog.status != "ok", 1), else_=0)),
+            CallMinute.workspace_id,
+            CallMinute.provider,
+            func.sum(total),
+            func.sum(failed),
+            func.sum(case((recent, total), else_=0)),
+            func.sum(case((recent, failed), else_=0)),
         )
-        .where(IntegrationLog.at > now - FAILURE_WINDOW, IntegrationLog.at <= now)
-        .group_by(IntegrationLog.workspace_id, IntegrationLog.provider)
+        .where(
+            CallMinute.minute >= _window_start(now, FAILURE_WINDOW),
+            CallMinute.minute <= now,
+        )
+        .group_by(CallMinute.workspace_id, CallMinute.provider)
     ).all()
+    live = live_workspaces(session) if rows else set()
     found = []
-    for workspace_id, provider, calls, failures in rows:
-        failures = int(failures or 0)
-        if calls < FAILURE_MIN_CALLS or failures / calls <= FAILURE_RATE:
+    for workspace_id, provider, calls15, failures15, calls5, failures5 in rows:
+        if workspace_id in live and provider in LIVE_PROVIDERS:
+            calls, failures = int(calls5 or 0), int(failures5 or 0)
+            minimum, rate, minutes = LIVE_MIN_CALLS, LIVE_FAILURE_RATE, 5
+        else:
+            calls, failures = int(calls15 or 0), int(failures15 or 0)
+            minimum, rate, minutes = FAILURE_MIN_CALLS, FAILURE_RATE, 15
+        if calls < minimum or failures / calls <= rate:
             continue
         found.append(
             Condition(
@@ -107,9 +143,9 @@ def failing_providers(session: Session, *, now: dt.datetime) -> list[Condition]:
                 "provider",
                 provider,
                 AlertPriority.CRITICAL,
-                f"{failures} of {calls} calls to {provider} failed in the last 15 minutes. "
-                f"Work for {provider} waits in the queue and is retried; open Health to see the "
-                "errors, and Integrations if the key or the connection changed.",
+                f"{failures} of {calls} calls to {provider_name(provider)} failed in the last "
+                f"{minutes} minutes. Work for it waits in the queue and is retried; open Health "
+                "to see the errors, and Integrations if the key or the connection changed.",
             )
         )
     return found
@@ -301,7 +337,7 @@ def google_tokens(session: Session, *, now: dt.datetime) -> list[Condition]:
         .join(IntegrationLog, IntegrationLog.integration_id == Integration.id)
         .where(
             IntegrationLog.id.in_(latest),
-            IntegrationLog.status != "ok",
+            IntegrationLog.outcome != "ok",
             Integration.status.in_([IntegrationStatus.ACTIVE, IntegrationStatus.ERROR]),
             # A reconnect after the failure starts afresh.
             or_(Integration.connected_at.is_(None), Integration.connected_at <= IntegrationLog.at),

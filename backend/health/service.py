@@ -6,15 +6,17 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from backend.connections import provider_status
 from backend.platform import circuits
 from backend.platform.provider_failures import provider_name
 from models import (
+    OUTCOME_COLUMNS,
     Alert,
     AlertState,
+    CallMinute,
     Integration,
     IntegrationLog,
     IntegrationStatus,
@@ -43,21 +45,23 @@ def provider_health(
     window: dt.timedelta = dt.timedelta(hours=24),
     now: dt.datetime | None = None,
 ) -> list[ProviderHealth]:
-    since = (now or utcnow()) - window
+    """Calls, failures and mean latency per provider over ``window``, from the rollups."""
+    since = (now or utcnow()).replace(second=0, microsecond=0) - window
+    total = sum(CallMinute.__table__.c[name] for name in OUTCOME_COLUMNS)
     rows = session.execute(
         select(
-            IntegrationLog.provider,
-            func.count(),
-            func.sum(case((IntegrationLog.status != "ok", 1), else_=0)),
-            func.avg(IntegrationLog.latency_ms),
+            CallMinute.provider,
+            func.sum(total),
+            func.sum(total - CallMinute.ok),
+            func.sum(CallMinute.latency_ms_sum),
         )
-        .where(IntegrationLog.workspace_id == workspace_id, IntegrationLog.at >= since)
-        .group_by(IntegrationLog.provider)
-        .order_by(IntegrationLog.provider)
+        .where(CallMinute.workspace_id == workspace_id, CallMinute.minute >= since)
+        .group_by(CallMinute.provider)
+        .order_by(CallMinute.provider)
     ).all()
     return [
-        ProviderHealth(p, int(n), int(f or 0), None if avg is None else round(float(avg)))
-        for p, n, f, avg in rows
+        ProviderHealth(p, int(n), int(f or 0), round(int(ms or 0) / int(n)) if n else None)
+        for p, n, f, ms in rows
     ]
 
 

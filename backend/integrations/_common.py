@@ -70,11 +70,17 @@ def unreachable(provider: str, exc: Exception) -> ProviderUnavailable:
 
 
 def request(
-    provider: str, method: str, url: str, *, seconds: float = CALL_SECONDS, **kwargs: Any
+    provider: str,
+    method: str,
+    url: str,
+    *,
+    slug: str,
+    seconds: float = CALL_SECONDS,
+    **kwargs: Any,
 ) -> httpx.Response:
     """One HTTP request to ``provider``, over in ``seconds`` however the server answers; an
     unreachable provider (or one that ran out the time: ``ProviderTimeout``) is unavailable."""
-    with within(provider, seconds):
+    with within(provider, seconds, slug=slug):
         try:
             with http_client(HTTP_TIMEOUT) as client:
                 return client.request(method, url, **kwargs)

@@ -44,14 +44,19 @@ import httpcore
 import httplib2
 import httpx
 
+from backend.integrations import call_log
 from backend.integrations.errors import ProviderTimeout
 
 
 class Deadline:
-    """One block's deadline and the sockets its calls used."""
+    """One block's deadline and the sockets its calls used; ``slug`` names the provider in
+    the call log (``call_log``), whose records the same client wrappers make."""
 
-    def __init__(self, provider: str, seconds: float, parent: Deadline | None) -> None:
+    def __init__(
+        self, provider: str, seconds: float, parent: Deadline | None, slug: str | None = None
+    ) -> None:
         self.provider = provider
+        self.slug: str | None = slug or (parent.slug if parent is not None else None)
         self.seconds = seconds
         self.parent = parent
         self.at = time.monotonic() + seconds
@@ -145,10 +150,11 @@ def watch(sock: socket.socket) -> socket.socket:
 
 
 @contextmanager
-def within(provider: str, seconds: float) -> Iterator[Deadline]:
+def within(provider: str, seconds: float, *, slug: str | None = None) -> Iterator[Deadline]:
     """Run a call to ``provider`` that must be over in ``seconds``, reading included; raise
-    ``ProviderTimeout`` if it is not (whatever error the client raised on the way out)."""
-    deadline = Deadline(provider, seconds, _CURRENT.get())
+    ``ProviderTimeout`` if it is not (whatever error the client raised on the way out). Each
+    request made inside is recorded in the call log under ``slug`` (the registry's name)."""
+    deadline = Deadline(provider, seconds, _CURRENT.get(), slug)
     token = _CURRENT.set(deadline)
     _WATCHDOG.arm(deadline)
     try:
@@ -162,6 +168,34 @@ def within(provider: str, seconds: float) -> Iterator[Deadline]:
     finally:
         deadline.finish()
         _CURRENT.reset(token)
+
+
+def _record(
+    method: str,
+    url: str,
+    started: float,
+    *,
+    status: int | None = None,
+    reason: str | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """One request's outcome into the call log, when made inside a block that names its
+    provider (a request outside any block is not a provider call: the sidecar's own probes)."""
+    deadline = _CURRENT.get()
+    if deadline is None or deadline.slug is None:
+        return
+    call_log.record(
+        call_log.measured(
+            deadline.slug,
+            method,
+            url,
+            status=status,
+            reason=reason,
+            error=error,
+            timed_out=deadline.expired or (deadline.parent is not None and deadline.parent.expired),
+            latency_ms=round((time.perf_counter() - started) * 1000),
+        )
+    )
 
 
 # -- httpx (and the Stripe SDK's HTTPXClient) --------------------------------------------------
@@ -242,6 +276,23 @@ class Transport(httpx.HTTPTransport):
         pool = self._pool
         pool._network_backend = _Backend(pool._network_backend)
 
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        # Measured to the answer's head: the body is read by the caller, after this returns.
+        started = time.perf_counter()
+        try:
+            response = super().handle_request(request)
+        except BaseException as exc:
+            _record(request.method, str(request.url), started, error=exc)
+            raise
+        _record(
+            request.method,
+            str(request.url),
+            started,
+            status=response.status_code,
+            reason=response.reason_phrase,
+        )
+        return response
+
 
 class Client(httpx.Client):
     """httpx's client whose every transport, a proxy's that the environment names included,
@@ -281,14 +332,26 @@ def _watched_connection(base: type[http.client.HTTPConnection]) -> type[http.cli
     return Watched
 
 
+def _open_measured(opener: Any, http_class: Any, req: Any, **kwargs: Any) -> Any:
+    started = time.perf_counter()
+    try:
+        response = opener(_watched_connection(http_class), req, **kwargs)
+    except BaseException as exc:
+        _record(req.get_method(), req.full_url, started, error=exc)
+        raise
+    # An error status is still an answer here (urllib raises HTTPError later, in its processor).
+    _record(req.get_method(), req.full_url, started, status=response.status, reason=response.reason)
+    return response
+
+
 class _HTTPHandler(urllib.request.HTTPHandler):
     def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
-        return super().do_open(_watched_connection(http_class), req, **kwargs)
+        return _open_measured(super().do_open, http_class, req, **kwargs)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
     def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
-        return super().do_open(_watched_connection(http_class), req, **kwargs)
+        return _open_measured(super().do_open, http_class, req, **kwargs)
 
 
 def urllib_opener() -> urllib.request.OpenerDirector:
@@ -322,4 +385,12 @@ class Http(httplib2.Http):  # type: ignore[misc]
         if kwargs.get("connection_type") is None and len(args) < 5:
             https = uri.lower().startswith("https:")
             kwargs["connection_type"] = _HTTPSConnection if https else _HTTPConnection
-        return super().request(uri, *args, **kwargs)
+        method = str(args[0] if args else kwargs.get("method") or "GET")
+        started = time.perf_counter()
+        try:
+            response, content = super().request(uri, *args, **kwargs)
+        except BaseException as exc:
+            _record(method, uri, started, error=exc)
+            raise
+        _record(method, uri, started, status=int(response.status), reason=response.reason)
+        return response, content

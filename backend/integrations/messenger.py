@@ -105,6 +105,7 @@ class MessengerAdapter:
             "Facebook",
             method,
             f"{self._base}/{path}",
+            slug="messenger",
             seconds=self._seconds,
             # In a header rather than ?access_token=, so the token stays out of access logs.
             headers={"Authorization": f"Bearer {self._token}"},

@@ -185,7 +185,7 @@ class WebhooksAdapter:
             # wrong, and following one could lead the signed request somewhere the operator
             # never configured, or to an address nobody checked. Over in ``seconds`` however
             # slowly the endpoint answers (backend/integrations/deadline.py).
-            with within("The endpoint", self._seconds):
+            with within("The endpoint", self._seconds, slug="webhooks"):
                 response = public_address.post(
                     target, content=body, headers=headers, timeout=HTTP_TIMEOUT, verify=self._verify
                 )

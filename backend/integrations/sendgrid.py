@@ -109,7 +109,7 @@ class SendGridAdapter:
 
     def scopes(self) -> list[str]:
         self._throttle()
-        with within("SendGrid", self._seconds):
+        with within("SendGrid", self._seconds, slug="sendgrid"):
             try:
                 response = self._client.client.scopes.get()
             except HTTPError as exc:

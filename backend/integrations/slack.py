@@ -76,6 +76,7 @@ class SlackAdapter:
             "Slack",
             "POST",
             f"{self._base}/{method}",
+            slug="slack",
             seconds=self._seconds,
             json=args or {},
             # The token goes in the header, never in a URL that proxies would log.

@@ -103,6 +103,7 @@ class ZohoBooksAdapter:
             "Zoho",
             "POST",
             f"{self._endpoints.accounts}/oauth/v2/token",
+            slug="zoho_books",
             seconds=self._seconds,
             # A form body rather than Zoho's documented query string: secrets in a URL end up
             # in access logs. Zoho accepts both.
@@ -132,6 +133,7 @@ class ZohoBooksAdapter:
             "Zoho Books",
             "GET",
             f"{self._endpoints.api}/books/v3/{path}",
+            slug="zoho_books",
             seconds=self._seconds,
             headers={"Authorization": f"Zoho-oauthtoken {self._access_token}"},
         )

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from backend.connections import providers
 from backend.db import session_scope
+from backend.integrations import call_log
 from backend.integrations.errors import ProviderError
 from backend.integrations.stripe import StripeInvoice
 from backend.invoicing import panel as invoice_panel
@@ -207,9 +208,10 @@ def _run_for_show(engine: Engine, *, workspace_id: int, show_id: int) -> list[Fi
         ]
         stripe = providers.stripe_for(session, workspace_id=workspace_id)
 
-    snapshot = take_snapshot(
-        stripe, workspace_id=workspace_id, show_id=show_id, external_ids=external_ids
-    )
+    with call_log.scope(workspace_id=workspace_id):
+        snapshot = take_snapshot(
+            stripe, workspace_id=workspace_id, show_id=show_id, external_ids=external_ids
+        )
 
     with session_scope(engine) as session:
         _lock_show(session, workspace_id=workspace_id, show_id=show_id)

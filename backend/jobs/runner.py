@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from backend.connections import provider_status
 from backend.db import session_scope
+from backend.integrations import call_log
 from backend.platform import circuits, outbox, outbox_operators
 from backend.platform.outbox import Claimed, DrainReport, JobContext, PermanentFailure
 from backend.platform.provider_failures import describe
@@ -168,7 +169,10 @@ class Runner:
         try:
             if spec is None:
                 raise PermanentFailure(f"no handler is declared for job kind {job.kind!r}")
-            with session_scope(self.engine) as session:
+            with (
+                session_scope(self.engine) as session,
+                call_log.scope(workspace_id=job.workspace_id, job_id=job.id),
+            ):
                 spec.handler(session, self._context(job, release=session.commit))
                 finished = outbox.complete(session, [job.id], worker=self.worker)
                 if spec.provider:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import session_scope
 from backend.platform import outbox
-from models import InboundEvent, InboundStatus, IntegrationLog, JobStatus, utcnow
+from models import InboundEvent, InboundStatus, JobStatus, utcnow
 from models.base import UTCDateTime
 
 InboxHandler = Callable[[Session, InboundEvent], None]
@@ -357,7 +356,6 @@ def process(session: Session, job: outbox.JobContext) -> None:
         return
     event.attempts += 1
     registered = _HANDLERS.get((event.provider, event.event_type))
-    started = time.perf_counter()
     if registered is None:
         event.status = InboundStatus.IGNORED
         event.handled_at = utcnow()
@@ -374,16 +372,6 @@ def process(session: Session, job: outbox.JobContext) -> None:
     event.status = InboundStatus.HANDLED
     event.handled_at = utcnow()
     event.last_error = None
-    session.add(
-        IntegrationLog(
-            workspace_id=event.workspace_id,
-            provider=event.provider,
-            operation=f"webhook:{event.event_type}",
-            status="ok",
-            latency_ms=round((time.perf_counter() - started) * 1000),
-            at=utcnow(),
-        )
-    )
 
 
 def lag_seconds(session: Session, *, now: dt.datetime | None = None) -> float:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from backend.accounts import service as accounts
 from backend.config import ProviderMode, get_settings
 from backend.db import get_engine, session_factory, session_scope
+from backend.integrations import call_log
 from backend.platform.actors import Actor
 from backend.platform.errors import NotAuthenticated, ServiceError
 from console.state import sealing
@@ -168,7 +169,9 @@ async def change_in_steps(
 
     def blocking() -> T:
         actor = _as_operator(token, lambda _s, a: a, commit=False, needs=needs, what=what)
-        return work(get_engine(), actor)
+        # The provider calls it makes are the workspace's (the Health page counts them).
+        with call_log.scope(workspace_id=actor.workspace_id):
+            return work(get_engine(), actor)
 
     return await _outcome(blocking, refuse)
 

@@ -169,7 +169,7 @@ def _read_managed(session: Session, actor: Actor, slug: str) -> _Managed:
             {
                 "at": when(c.at),
                 "operation": c.operation,
-                "status": c.status,
+                "status": c.outcome,
                 "latency": "" if c.latency_ms is None else f"{c.latency_ms} ms",
                 "error": (c.error or "")[:200],
             }

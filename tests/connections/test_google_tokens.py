@@ -5,6 +5,7 @@ only postpones, and the Drive client jobs use renews an expired token on use."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Engine, select
@@ -78,7 +79,7 @@ def test_job_is_declared() -> None:
 
 
 def test_job_renews_a_token_expiring_within_ten_minutes(
-    session: Session, sandbox: RunningSandbox
+    session: Session, sandbox: RunningSandbox, calls_written: Callable[[Engine], int]
 ) -> None:
     soon = _connected(session, sandbox, ttl=300, slug="soon")
     later = _connected(session, sandbox, ttl=3599, slug="later")
@@ -97,10 +98,14 @@ def test_job_renews_a_token_expiring_within_ten_minutes(
     assert _row(session, soon).status is IntegrationStatus.ACTIVE
     # An hour-long token is left alone until its last ten minutes.
     assert credentials.unseal(_row(session, later)) == later_before
+    session.commit()  # the writer takes the database's one write lock on SQLite
+    calls_written(session.get_bind().engine)
     logs = session.scalars(
         select(IntegrationLog).where(IntegrationLog.operation == "oauth_refresh")
     )
-    assert [(log.workspace_id, log.status) for log in logs] == [(soon.workspace_id, "ok")]
+    assert [(log.workspace_id, log.integration_id, log.outcome) for log in logs] == [
+        (soon.workspace_id, _row(session, soon).id, "ok")
+    ]
 
 
 def test_revoked_refresh_token_turns_the_integration_error_with_reconnect(

@@ -21,6 +21,7 @@ from models import (
     Alert,
     AlertPriority,
     AlertState,
+    CallMinute,
     InboundEvent,
     InboundStatus,
     Integration,
@@ -32,6 +33,7 @@ from models import (
     ProviderCircuit,
 )
 from tests import factories
+from tests.support.calls import add_calls, call
 
 T0 = dt.datetime(2027, 3, 1, 12, 0, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
@@ -39,10 +41,13 @@ _n = itertools.count()
 
 
 def _calls(session: Session, ws: int, at: dt.datetime, ok: int, failed: int) -> None:
-    for status in ["ok"] * ok + ["error"] * failed:
-        session.add(
-            IntegrationLog(workspace_id=ws, provider="stripe", operation="x", status=status, at=at)
-        )
+    outcomes = ["ok"] * ok + ["unavailable"] * failed
+    add_calls(session, *(call(ws, "stripe", outcome=o, operation="x", at=at) for o in outcomes))
+
+
+def _forget_calls(session: Session) -> None:
+    session.execute(delete(IntegrationLog))
+    session.execute(delete(CallMinute))
 
 
 def _job(
@@ -102,7 +107,7 @@ def _refresh(session: Session, ws: int, at: dt.datetime, *, ok: bool) -> None:
             integration_id=row.id,
             provider="google_drive",
             operation="oauth_refresh",
-            status="ok" if ok else "error",
+            outcome="ok" if ok else "unavailable",
             error=None if ok else "Google did not answer (503)",
             at=at,
         )
@@ -122,10 +127,10 @@ CASES = [
     Case(
         rules.PROVIDER_FAILING,
         AlertPriority.CRITICAL,
-        ("3 of 5 calls to stripe failed", "waits in the queue"),
+        ("3 of 5 calls to Stripe failed", "waits in the queue"),
         lambda s, ws, at: _calls(s, ws, at, ok=2, failed=3),
         # The failures age out of the window (the next make is a fresh 15 minutes).
-        lambda s, ws, at: s.execute(delete(IntegrationLog)) and None,
+        lambda s, ws, at: _forget_calls(s),
     ),
     Case(
         rules.BREAKER_OPEN,
@@ -249,14 +254,14 @@ def test_failure_rate_needs_five_calls_and_more_than_half_failing(session: Sessi
     session.commit()
     (found,) = rules.failing_providers(session, now=T0)  # 4 of 5 failed
     assert found.priority is AlertPriority.CRITICAL
-    session.execute(delete(IntegrationLog))
+    _forget_calls(session)
     _calls(session, ws, T0, ok=3, failed=2)
     session.commit()
     assert rules.failing_providers(session, now=T0) == []  # 2 of 5: not more than half
     _calls(session, ws, T0 - 16 * MINUTE, ok=0, failed=10)  # older than the window
     session.commit()
     assert rules.failing_providers(session, now=T0) == []
-    session.execute(delete(IntegrationLog))
+    _forget_calls(session)
     _calls(session, ws, T0, ok=2, failed=3)
     session.commit()
     (found,) = rules.failing_providers(session, now=T0)

@@ -16,11 +16,11 @@ from models import (
     AlertState,
     Buyer,
     Integration,
-    IntegrationLog,
     IntegrationStatus,
     utcnow,
 )
 from tests import factories
+from tests.support.calls import add_calls, call
 
 
 def test_an_open_breaker_and_the_jobs_waiting_on_it_show_now(session: Session) -> None:
@@ -39,17 +39,13 @@ def test_an_open_breaker_and_the_jobs_waiting_on_it_show_now(session: Session) -
         session.flush()
         buyers.request_customer_sync(session, buyer=buyer)
     # A good day so far: 98 of 100 calls fine.
-    for n in range(100):
-        session.add(
-            IntegrationLog(
-                workspace_id=ws.id,
-                provider="stripe",
-                operation="call",
-                status="ok" if n >= 2 else "error",
-                latency_ms=40,
-                at=utcnow(),
-            )
-        )
+    add_calls(
+        session,
+        *(
+            call(ws.id, "stripe", outcome="ok" if n >= 2 else "unavailable", latency_ms=40)
+            for n in range(100)
+        ),
+    )
     for _ in range(circuits.POLICY.consecutive_failures):
         circuits.record(
             session,

@@ -835,7 +835,7 @@ def test_the_search_finds_a_canary_left_in_a_log_or_a_column_whole_or_in_part(
                 workspace_id=workspace.id,
                 provider="stripe",
                 operation="test_connection",
-                status="error",
+                outcome="rejected",
                 error=f"Stripe refused {key}",
                 at=utcnow(),
             )

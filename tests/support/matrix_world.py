@@ -35,7 +35,6 @@ from models import (
     InboundEvent,
     InboundStatus,
     Integration,
-    IntegrationLog,
     IntegrationStatus,
     Invoice,
     InvoiceDiscrepancy,
@@ -55,6 +54,7 @@ from models import (
 )
 from tests import factories
 from tests.api.webhook_support import public_key_b64
+from tests.support.calls import add_calls, call
 
 MARKERS = {"A": "alpha7x", "B": "bravo9x", "F": "free5x"}
 # The kind of job only this tenant has dead jobs of (a replay or a count that crossed tenants
@@ -379,16 +379,18 @@ def _operations(session: Session, t: Tenant, stripe_id: int) -> None:
             window_failures=1,
         )
     )
-    session.add(
-        IntegrationLog(
-            workspace_id=ws,
+    add_calls(
+        session,
+        call(
+            ws,
+            "stripe",
+            outcome="rejected",
+            operation="GET /v1/account",
             integration_id=stripe_id,
-            provider="stripe",
-            operation="test_connection",
-            status="error",
             latency_ms=12,
+            http_status=401,
             error=f"Key refused ({m})",
-        )
+        ),
     )
     buyer = session.scalars(
         select(Buyer).where(Buyer.workspace_id == ws).order_by(Buyer.id)

@@ -109,9 +109,11 @@ def _take() -> list[str]:
 def _watch_deadlines() -> None:
     init = deadline.Deadline.__init__
 
-    def checked(self: deadline.Deadline, provider: str, seconds: float, parent: Any) -> None:
+    def checked(
+        self: deadline.Deadline, provider: str, seconds: float, parent: Any, *rest: Any
+    ) -> None:
         check(f"a call to {provider}")
-        init(self, provider, seconds, parent)
+        init(self, provider, seconds, parent, *rest)
 
     deadline.Deadline.__init__ = checked  # type: ignore[method-assign]
 

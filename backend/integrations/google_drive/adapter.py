@@ -192,7 +192,7 @@ class GoogleDriveAdapter:
         self._throttle()
         before = self._token()
         try:
-            with within("Google", self._seconds):
+            with within("Google", self._seconds, slug="google_drive"):
                 return self._execute(request)
         finally:
             self._report_renewal(before)

@@ -117,6 +117,7 @@ def exchange_code(
         "Google",
         "POST",
         token_uri(context),
+        slug="google_drive",
         seconds=seconds,
         data={
             "grant_type": "authorization_code",
@@ -215,7 +216,7 @@ def refresh(
     credentials = user_credentials(
         client, access_token=None, refresh_token=refresh_token, expiry=None, context=context
     )
-    with within("Google", seconds):
+    with within("Google", seconds, slug="google_drive"):
         try:
             credentials.refresh(  # type: ignore[no-untyped-call]
                 google_auth_httplib2.Request(Http(timeout=TIMEOUT_SECONDS))
@@ -236,6 +237,7 @@ def revoke(token: str, *, context: ProviderContext, seconds: float = TIMEOUT_SEC
         "Google",
         "POST",
         revoke_uri(context),
+        slug="google_drive",
         seconds=seconds,
         data={"token": token},
         headers={"Accept": "application/json"},

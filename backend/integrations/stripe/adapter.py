@@ -177,7 +177,7 @@ class StripeAdapter:
     def _call(self, fn: Callable[[], Any]) -> Any:
         self._throttle()
         # The SDK's timeout is httpx's, per read: the deadline bounds the whole request.
-        with within("Stripe", self._timeout), translated_errors(self._timeout):
+        with within("Stripe", self._timeout, slug="stripe"), translated_errors(self._timeout):
             return fn()
 
     def account(self) -> dict[str, Any]:
@@ -199,7 +199,7 @@ class StripeAdapter:
         ran, and this one always is."""
         create = getattr(self._client.v1, resource.attribute).create
         self._throttle()
-        with within("Stripe", self._timeout):
+        with within("Stripe", self._timeout, slug="stripe"):
             try:
                 create({_PROBE_PARAMETER: "1"})
             except stripe.PermissionError:

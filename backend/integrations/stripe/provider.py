@@ -130,7 +130,7 @@ class StripeProvider:
         creds = expect(credentials, StripeCredentials)
         adapter = self.adapter(creds, context, timeout=TEST_TIMEOUT_SECONDS)
         # The whole test, a restricted key's probes included, answers within the one timeout.
-        with within("Stripe", TEST_TIMEOUT_SECONDS):
+        with within("Stripe", TEST_TIMEOUT_SECONDS, slug="stripe"):
             return self._test(adapter, creds)
 
     def _test(self, adapter: StripeAdapter, creds: StripeCredentials) -> ConnectionTest:
