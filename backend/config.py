@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     # How often the served sidecar checks the scheduler's heartbeat and raises (or settles) the
     # platform's "scheduler stopped" incident; 0: never (backend/api/scheduler_watch.py).
     scheduler_watch_seconds: float = Field(default=30.0, ge=0.0)
+    # Where the platform's own incidents (the scheduler stopped) are posted, as JSON
+    # {"text": …}: a Slack incoming-webhook URL, or any endpoint of the team that runs the hub.
+    # Unset: they are logged and shown by /readyz only. Never a workspace's: no business owns it.
+    platform_alert_url: str | None = None
     # How long a starting scheduler waits for the database to answer and be migrated before it
     # gives up (0: for ever). Under honcho one process exiting stops all of them, so it waits.
     scheduler_wait_seconds: float = Field(default=0.0, ge=0.0)

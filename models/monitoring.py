@@ -78,6 +78,10 @@ class Alert(IdMixin, Base):
     notified_priority: Mapped[AlertPriority | None] = mapped_column(
         str_enum(AlertPriority, "alert_notified_priority")
     )
+    # The platform's own incidents (no workspace, so no outbox channel: the scheduler that
+    # drains it may be what stopped) are posted by the sidecar itself; the notices it has
+    # taken so far (backend/health/platform_notices.py).
+    posted_count: Mapped[int] = mapped_column(default=0)
 
 
 class AlertEvent(IdMixin, Base):

@@ -118,7 +118,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     every = app.state.settings.scheduler_watch_seconds
     if not getattr(app.state, "watch_scheduler", False):
         every = 0  # apps that tests build leave the database alone unless they ask
-    async with scheduler_watch.running(get_engine(), every):
+    alert_url = app.state.settings.platform_alert_url
+    async with scheduler_watch.running(get_engine(), every, alert_url):
         yield
 
 

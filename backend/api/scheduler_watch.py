@@ -20,16 +20,20 @@ import structlog
 from sqlalchemy import Engine
 
 from backend.db import session_scope
-from backend.health import evaluate
+from backend.health import evaluate, platform_notices
 
 log = structlog.get_logger("scheduler_watch")
 
 
-def check_once(engine: Engine, *, now: dt.datetime | None = None) -> bool | None:
-    """One look: True when the scheduler looks stopped, None when the look itself failed."""
+def check_once(
+    engine: Engine, *, now: dt.datetime | None = None, alert_url: str | None = None
+) -> bool | None:
+    """One look: True when the scheduler looks stopped, None when the look itself failed.
+    The platform's notices this raised (or any left unposted) go to ``alert_url``."""
     try:
         with session_scope(engine) as session:
             stopped = evaluate.watch_scheduler(session, now=now)
+        platform_notices.post_due(engine, alert_url)
     except Exception as exc:  # the sidecar serves webhooks whatever happens here
         log.warning("scheduler_watch.failed", error=f"{type(exc).__name__}: {exc}")
         return None
@@ -38,19 +42,21 @@ def check_once(engine: Engine, *, now: dt.datetime | None = None) -> bool | None
     return stopped
 
 
-async def watch(engine: Engine, every: float) -> None:
+async def watch(engine: Engine, every: float, alert_url: str | None = None) -> None:
     while True:
-        await asyncio.to_thread(check_once, engine)
+        await asyncio.to_thread(check_once, engine, alert_url=alert_url)
         await asyncio.sleep(every)
 
 
 @contextlib.asynccontextmanager
-async def running(engine: Engine, every: float) -> AsyncIterator[asyncio.Task[None] | None]:
+async def running(
+    engine: Engine, every: float, alert_url: str | None = None
+) -> AsyncIterator[asyncio.Task[None] | None]:
     """The watch for the lifespan of the app; nothing when ``every`` is 0."""
     if every <= 0:
         yield None
         return
-    task = asyncio.create_task(watch(engine, every), name="scheduler-watch")
+    task = asyncio.create_task(watch(engine, every, alert_url), name="scheduler-watch")
     try:
         yield task
     finally:

@@ -14,7 +14,7 @@ before writing one in ``rows``; which providers exist in ``catalog``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -45,7 +45,7 @@ from backend.connections.rows import (
 from backend.connections.views import ConnectResult
 from backend.db import session_scope
 from backend.integrations import call_log
-from backend.integrations.base import ConnectionTest, Provider, ProviderContext
+from backend.integrations.base import ConnectionTest, Provider, ProviderContext, ProviderInfo
 from backend.integrations.errors import ProviderAuthFailed, ProviderError
 from backend.platform import audit
 from backend.platform.actors import Actor
@@ -73,6 +73,50 @@ def _stored_secrets(row: Integration | None) -> dict[str, Any]:
         return credentials_of(row)
     except CryptoError:
         return {}  # unreadable: the form must supply everything again
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    existing: Integration | None
+    row: Integration
+    account_id: str | None
+
+
+def _recheck_and_claim(
+    session: Session,
+    *,
+    actor: Actor,
+    info: ProviderInfo,
+    catalog: Catalog | None,
+    outcome: ConnectionTest,
+    masked: dict[str, str],
+    keep_failed: bool = True,
+) -> _Claimed | ConnectResult:
+    """The write after a connection's test, first step: what may have changed while the
+    provider answered (the plan, the row, another workspace taking the same account) is
+    checked again, and the row is claimed; a ConnectResult says why nothing is saved."""
+    check_tier(session, workspace_id=actor.workspace_id, info=info, catalog=catalog)
+    existing = find(session, workspace_id=actor.workspace_id, provider_slug=info.slug)
+    if refused := refuse_shared_account(
+        session, workspace_id=actor.workspace_id, info=info, outcome=outcome
+    ):
+        return ConnectResult(False, False, refused, latency_ms=outcome.latency_ms, masked=masked)
+    account_id = account_to_keep(info, outcome)
+    if not outcome.ok and not keep_failed:
+        return ConnectResult(
+            False, False, outcome.message, latency_ms=outcome.latency_ms, masked=masked
+        )
+    # Held while connected: None after a failed test, or where accounts are not one's own.
+    row = claim_account(
+        session,
+        workspace_id=actor.workspace_id,
+        info=info,
+        account_id=account_id,
+        existing=existing,
+    )
+    if isinstance(row, str):
+        return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
+    return _Claimed(existing, row, account_id)
 
 
 def connect_with_keys(
@@ -120,30 +164,20 @@ def connect_with_keys(
     plain = plain_values(creds)
     masked = masked_secrets(prov.credentials_model, plain)
     with session_scope(engine) as session:
-        check_tier(session, workspace_id=actor.workspace_id, info=info, catalog=catalog)
-        existing = find(session, workspace_id=actor.workspace_id, provider_slug=info.slug)
-        if refused := refuse_shared_account(
-            session, workspace_id=actor.workspace_id, info=info, outcome=outcome
-        ):
-            return ConnectResult(
-                False, False, refused, latency_ms=outcome.latency_ms, masked=masked
-            )
-        if account_id := account_to_keep(info, outcome):
-            plain[ACCOUNT_KEY] = account_id
-        if not outcome.ok and not save_inactive:
-            return ConnectResult(
-                False, False, outcome.message, latency_ms=outcome.latency_ms, masked=masked
-            )
-        # Held while connected: None after a failed test, or where accounts are not one's own.
-        row = claim_account(
+        claimed = _recheck_and_claim(
             session,
-            workspace_id=actor.workspace_id,
+            actor=actor,
             info=info,
-            account_id=account_id,
-            existing=existing,
+            catalog=catalog,
+            outcome=outcome,
+            masked=masked,
+            keep_failed=save_inactive,
         )
-        if isinstance(row, str):
-            return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
+        if isinstance(claimed, ConnectResult):
+            return claimed
+        existing, row = claimed.existing, claimed.row
+        if claimed.account_id:
+            plain[ACCOUNT_KEY] = claimed.account_id
         _store(row, plain, settings_model)
         now = utcnow()
         row.last_checked_at = now
@@ -218,26 +252,14 @@ def store_tokens(
         outcome = testing.stored(prov, secrets, stored_settings, context, tester)
     masked = {k: mask(str(v)) for k, v in secrets.items() if k in _SECRET_TOKEN_KEYS and v}
     with session_scope(engine) as session:
-        check_tier(session, workspace_id=actor.workspace_id, info=info, catalog=catalog)
-        existing = find(session, workspace_id=actor.workspace_id, provider_slug=info.slug)
-        if refused := refuse_shared_account(
-            session, workspace_id=actor.workspace_id, info=info, outcome=outcome
-        ):
-            return ConnectResult(
-                False, False, refused, latency_ms=outcome.latency_ms, masked=masked
-            )
-        if account_id := account_to_keep(info, outcome):
-            secrets = {**secrets, ACCOUNT_KEY: account_id}
-        # Held while connected: None after a failed test, or where accounts are not one's own.
-        row = claim_account(
-            session,
-            workspace_id=actor.workspace_id,
-            info=info,
-            account_id=account_id,
-            existing=existing,
+        claimed = _recheck_and_claim(
+            session, actor=actor, info=info, catalog=catalog, outcome=outcome, masked=masked
         )
-        if isinstance(row, str):
-            return ConnectResult(False, False, row, latency_ms=outcome.latency_ms, masked=masked)
+        if isinstance(claimed, ConnectResult):
+            return claimed
+        existing, row = claimed.existing, claimed.row
+        if claimed.account_id:
+            secrets = {**secrets, ACCOUNT_KEY: claimed.account_id}
         settings_model = validated(prov.settings_model, row.settings or {}, "Settings")
         credentials.seal(row, secrets)
         row.settings = settings_model.model_dump(mode="json")

@@ -7,6 +7,7 @@
 - integration_call_minutes: counts by outcome and a latency histogram per (workspace, provider,
   operation, minute), what the Health page, the alert rules and /metrics read.
 - provider_call_latest: each workspace's last success and last error per provider.
+- alerts.posted_count: the platform's incidents' notices the sidecar has posted itself.
 
 Revision ID: 0011
 Revises: 0010
@@ -30,6 +31,10 @@ OUTCOMES = ("ok", "rejected", "rate_limited", "unavailable", "timeout")
 
 
 def upgrade() -> None:
+    # A plain ADD COLUMN (SQLite too: no table rebuild, which would lose the partial indexes).
+    op.add_column(
+        "alerts", sa.Column("posted_count", sa.Integer(), nullable=False, server_default="0")
+    )
     op.execute("DELETE FROM integration_logs WHERE operation LIKE 'webhook:%'")
     op.execute("UPDATE integration_logs SET status = 'unavailable' WHERE status != 'ok'")
     with op.batch_alter_table("integration_logs", schema=None) as batch_op:
@@ -87,6 +92,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_column("posted_count")
     op.drop_table("provider_call_latest")
     with op.batch_alter_table("integration_call_minutes", schema=None) as batch_op:
         batch_op.drop_index("ix_integration_call_minutes_minute")

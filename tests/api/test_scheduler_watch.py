@@ -46,7 +46,7 @@ def test_a_failed_look_is_logged_not_raised() -> None:
 
 def test_the_lifespan_task_looks_until_the_app_stops(monkeypatch: pytest.MonkeyPatch) -> None:
     looked = threading.Event()
-    monkeypatch.setattr(scheduler_watch, "check_once", lambda engine: looked.set())
+    monkeypatch.setattr(scheduler_watch, "check_once", lambda engine, **_: looked.set())
 
     async def serve() -> bool:
         async with scheduler_watch.running(create_engine("sqlite://"), 3600) as task:
