@@ -31,6 +31,8 @@ from models import (
     JobStatus,
     OutboxJob,
     ProviderCircuit,
+    Show,
+    ShowStatus,
 )
 from tests import factories
 from tests.support.calls import add_calls, call
@@ -353,3 +355,24 @@ def test_a_reconnect_after_a_refused_renewal_clears_the_google_rule(session: Ses
     row.status, row.connected_at = IntegrationStatus.ACTIVE, T0 + MINUTE
     session.commit()
     assert rules.google_tokens(session, now=T0 + MINUTE) == []
+
+
+def test_a_live_show_judges_stripe_on_five_minutes_with_tighter_thresholds(
+    session: Session,
+) -> None:
+    live = factories.workspace(session, slug="live").id
+    quiet = factories.workspace(session, slug="quiet").id
+    session.add(Show(workspace_id=live, title="Friday drop", status=ShowStatus.LIVE))
+    session.add(Show(workspace_id=quiet, title="Old drop", status=ShowStatus.ENDED))
+    for ws in (live, quiet):
+        # Ten minutes ago all was well; in the last five, one call of three failed.
+        _calls(session, ws, T0 - 10 * MINUTE, ok=6, failed=0)
+        _calls(session, ws, T0 - 2 * MINUTE, ok=2, failed=1)
+    session.commit()
+    (found,) = rules.failing_providers(session, now=T0)
+    assert (found.workspace_id, found.priority) == (live, AlertPriority.CRITICAL)
+    assert "1 of 3 calls to Stripe failed in the last 5 minutes" in found.message
+    # A quarter is the live threshold: one of four is not over it.
+    _calls(session, live, T0 - MINUTE, ok=1, failed=0)
+    session.commit()
+    assert rules.failing_providers(session, now=T0) == []
