@@ -136,28 +136,12 @@ BUCKET_COLUMNS = (*(f"le_{b}" for b in LATENCY_BUCKETS_MS), "le_inf")
 OUTCOME_COLUMNS = ("ok", "rejected", "rate_limited", "unavailable", "timeout")
 
 
-class CallMinute(IdMixin, Base):
-    """Calls of one minute per (workspace, provider, operation): counts by outcome and a
-    latency histogram. Written with the logs they sum (backend/platform/call_log_writer.py);
-    the Health page, the alert rules and /metrics read these, never the raw logs."""
-
-    __tablename__ = "integration_call_minutes"
-    __table_args__ = (
-        Index(
-            "uq_integration_call_minutes_key",
-            "workspace_id",
-            "provider",
-            "operation",
-            "minute",
-            unique=True,
-        ),
-        Index("ix_integration_call_minutes_minute", "minute"),
-    )
+class _CallCounts:
+    """Counts by outcome and a latency histogram: what a minute's and an hour's rollup hold."""
 
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(String(40))
     operation: Mapped[str] = mapped_column(String(80))
-    minute: Mapped[dt.datetime]
     ok: Mapped[int] = mapped_column(default=0)
     rejected: Mapped[int] = mapped_column(default=0)
     rate_limited: Mapped[int] = mapped_column(default=0)
@@ -176,6 +160,48 @@ class CallMinute(IdMixin, Base):
     le_10000: Mapped[int] = mapped_column(default=0)
     le_30000: Mapped[int] = mapped_column(default=0)
     le_inf: Mapped[int] = mapped_column(default=0)
+
+
+class CallMinute(_CallCounts, IdMixin, Base):
+    """Calls of one minute per (workspace, provider, operation): counts by outcome and a
+    latency histogram. Written with the logs they sum (backend/platform/call_log_writer.py);
+    the Health page, the alert rules and /metrics read these, never the raw logs. Short
+    windows (15 minutes, the alert rules) read minutes; a day or a week reads ``CallHour``."""
+
+    __tablename__ = "integration_call_minutes"
+    __table_args__ = (
+        Index(
+            "uq_integration_call_minutes_key",
+            "workspace_id",
+            "provider",
+            "operation",
+            "minute",
+            unique=True,
+        ),
+        Index("ix_integration_call_minutes_minute", "minute"),
+    )
+
+    minute: Mapped[dt.datetime]
+
+
+class CallHour(_CallCounts, IdMixin, Base):
+    """The same per hour: a week is 168 rows per (provider, operation), not 10,080, so a 7-day
+    view stays a few thousand rows however busy the workspace is."""
+
+    __tablename__ = "integration_call_hours"
+    __table_args__ = (
+        Index(
+            "uq_integration_call_hours_key",
+            "workspace_id",
+            "provider",
+            "operation",
+            "hour",
+            unique=True,
+        ),
+        Index("ix_integration_call_hours_hour", "hour"),
+    )
+
+    hour: Mapped[dt.datetime]
 
 
 class ProviderCallLatest(Base):

@@ -1,7 +1,7 @@
 """Writes the call log: takes the calls ``backend/integrations/call_log.py`` buffered, in
-batches, and stores each as an ``integration_logs`` row while adding it to its minute's rollup
-(``integration_call_minutes``) and its provider's last success or error (``provider_call_latest``),
-all in one short transaction of its own.
+batches, and stores each as an ``integration_logs`` row while adding it to its minute's and its
+hour's rollups (``integration_call_minutes``, ``integration_call_hours``) and to its provider's
+last success or error (``provider_call_latest``), all in one short transaction of its own.
 
 Why a buffer and a thread rather than a row in the caller's transaction: a provider job commits
 its own work once per call, and an insert into a hot table there would hold the job's
@@ -39,6 +39,7 @@ from models import (
     BUCKET_COLUMNS,
     LATENCY_BUCKETS_MS,
     OUTCOME_COLUMNS,
+    CallHour,
     CallMinute,
     Integration,
     IntegrationLog,
@@ -61,8 +62,12 @@ def minute_of(at: dt.datetime) -> dt.datetime:
     return at.replace(second=0, microsecond=0)
 
 
+def hour_of(at: dt.datetime) -> dt.datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
 @dataclass
-class _Minute:
+class _Counts:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOME_COLUMNS, 0))
     buckets: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKET_COLUMNS, 0))
     latency_ms_sum: int = 0
@@ -72,13 +77,13 @@ class _Minute:
         self.buckets[bucket_of(call.latency_ms)] += 1
         self.latency_ms_sum += call.latency_ms
 
-    def row(self, key: tuple[int, str, str, dt.datetime]) -> dict[str, Any]:
-        workspace_id, provider, operation, minute = key
+    def row(self, key: tuple[int, str, str, dt.datetime], column: str) -> dict[str, Any]:
+        workspace_id, provider, operation, when = key
         return {
             "workspace_id": workspace_id,
             "provider": provider,
             "operation": operation,
-            "minute": minute,
+            column: when,
             "latency_ms_sum": self.latency_ms_sum,
             **self.counts,
             **self.buckets,
@@ -123,7 +128,7 @@ def write(session: Session, calls: Iterable[ProviderCall]) -> int:
             for c in calls
         ],
     )
-    _add_to_minutes(session, calls)
+    _add_to_rollups(session, calls)
     _note_latest(session, calls)
     return len(calls)
 
@@ -140,24 +145,28 @@ def _integrations(session: Session, calls: list[ProviderCall]) -> dict[tuple[int
     return {(w, p): i for w, p, i in rows if (w, p) in pairs}
 
 
-def _add_to_minutes(session: Session, calls: list[ProviderCall]) -> None:
-    minutes: dict[tuple[int, str, str, dt.datetime], _Minute] = defaultdict(_Minute)
-    for c in calls:
-        # The platform's own calls (no workspace) are logged, not rolled up: every figure
-        # the console shows is a workspace's.
-        if c.workspace_id is not None:
-            minutes[(c.workspace_id, c.provider, c.operation, minute_of(c.at))].add(c)
-    if not minutes:
-        return
-    table = CallMinute.__table__
-    stmt = _insert(session, table)
-    summed = ("latency_ms_sum", *OUTCOME_COLUMNS, *BUCKET_COLUMNS)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["workspace_id", "provider", "operation", "minute"],
-        set_={name: table.c[name] + stmt.excluded[name] for name in summed},
-    )
-    # Sorted: two writers adding to the same rows lock them in the same order.
-    session.execute(stmt, [minutes[key].row(key) for key in sorted(minutes)])
+def _add_to_rollups(session: Session, calls: list[ProviderCall]) -> None:
+    for model, column, truncate in (
+        (CallMinute, "minute", minute_of),
+        (CallHour, "hour", hour_of),
+    ):
+        counts: dict[tuple[int, str, str, dt.datetime], _Counts] = defaultdict(_Counts)
+        for c in calls:
+            # The platform's own calls (no workspace) are logged, not rolled up: every figure
+            # the console shows is a workspace's.
+            if c.workspace_id is not None:
+                counts[(c.workspace_id, c.provider, c.operation, truncate(c.at))].add(c)
+        if not counts:
+            continue
+        table = model.__table__
+        stmt = _insert(session, table)
+        summed = ("latency_ms_sum", *OUTCOME_COLUMNS, *BUCKET_COLUMNS)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["workspace_id", "provider", "operation", column],
+            set_={name: table.c[name] + stmt.excluded[name] for name in summed},
+        )
+        # Sorted: two writers adding to the same rows lock them in the same order.
+        session.execute(stmt, [counts[key].row(key, column) for key in sorted(counts)])
 
 
 def _note_latest(session: Session, calls: list[ProviderCall]) -> None:

@@ -4,8 +4,9 @@
   | timeout; the old "error" becomes "unavailable", which it mostly was); ``http_status`` and
   ``job_id`` are added. Rows written for handled webhooks (operation "webhook:…") are not
   provider calls and are deleted: webhook intake is read from the inbox.
-- integration_call_minutes: counts by outcome and a latency histogram per (workspace, provider,
-  operation, minute), what the Health page, the alert rules and /metrics read.
+- integration_call_minutes and integration_call_hours: counts by outcome and a latency histogram
+  per (workspace, provider, operation, minute or hour), what the Health page, the alert rules and
+  /metrics read (hours for a day or a week).
 - provider_call_latest: each workspace's last success and last error per provider.
 - alerts.posted_count: the platform's incidents' notices the sidecar has posted itself.
 
@@ -30,6 +31,32 @@ BUCKETS = ("10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000
 OUTCOMES = ("ok", "rejected", "rate_limited", "unavailable", "timeout")
 
 
+def _create_rollup(table: str, column: str) -> None:
+    op.create_table(
+        table,
+        sa.Column("workspace_id", sa.Integer(), nullable=False),
+        sa.Column("provider", sa.String(length=40), nullable=False),
+        sa.Column("operation", sa.String(length=80), nullable=False),
+        *(sa.Column(name, sa.Integer(), nullable=False) for name in OUTCOMES),
+        sa.Column("latency_ms_sum", sa.Integer(), nullable=False),
+        *(sa.Column(f"le_{b}", sa.Integer(), nullable=False) for b in BUCKETS),
+        sa.Column(column, models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f(f"fk_{table}_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{table}")),
+    )
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        batch_op.create_index(
+            f"uq_{table}_key", ["workspace_id", "provider", "operation", column], unique=True
+        )
+        batch_op.create_index(f"ix_{table}_{column}", [column], unique=False)
+
+
 def upgrade() -> None:
     # A plain ADD COLUMN (SQLite too: no table rebuild, which would lose the partial indexes).
     op.add_column(
@@ -47,31 +74,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("http_status", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("job_id", sa.Integer(), nullable=True))
 
-    op.create_table(
-        "integration_call_minutes",
-        sa.Column("workspace_id", sa.Integer(), nullable=False),
-        sa.Column("provider", sa.String(length=40), nullable=False),
-        sa.Column("operation", sa.String(length=80), nullable=False),
-        sa.Column("minute", models.base.UTCDateTime(timezone=True), nullable=False),
-        *(sa.Column(name, sa.Integer(), nullable=False) for name in OUTCOMES),
-        sa.Column("latency_ms_sum", sa.Integer(), nullable=False),
-        *(sa.Column(f"le_{b}", sa.Integer(), nullable=False) for b in BUCKETS),
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["workspace_id"],
-            ["workspaces.id"],
-            name=op.f("fk_integration_call_minutes_workspace_id_workspaces"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_integration_call_minutes")),
-    )
-    with op.batch_alter_table("integration_call_minutes", schema=None) as batch_op:
-        batch_op.create_index(
-            "uq_integration_call_minutes_key",
-            ["workspace_id", "provider", "operation", "minute"],
-            unique=True,
-        )
-        batch_op.create_index("ix_integration_call_minutes_minute", ["minute"], unique=False)
+    for table, column in (("integration_call_minutes", "minute"), ("integration_call_hours", "hour")):
+        _create_rollup(table, column)
 
     op.create_table(
         "provider_call_latest",
@@ -95,10 +99,11 @@ def downgrade() -> None:
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.drop_column("posted_count")
     op.drop_table("provider_call_latest")
-    with op.batch_alter_table("integration_call_minutes", schema=None) as batch_op:
-        batch_op.drop_index("ix_integration_call_minutes_minute")
-        batch_op.drop_index("uq_integration_call_minutes_key")
-    op.drop_table("integration_call_minutes")
+    for table, column in (("integration_call_hours", "hour"), ("integration_call_minutes", "minute")):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(f"ix_{table}_{column}")
+            batch_op.drop_index(f"uq_{table}_key")
+        op.drop_table(table)
     with op.batch_alter_table("integration_logs", schema=None) as batch_op:
         batch_op.drop_column("job_id")
         batch_op.drop_column("http_status")

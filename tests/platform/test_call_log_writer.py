@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from backend.integrations import call_log
 from backend.platform import call_log_writer
-from models import CallMinute, IntegrationLog, ProviderCallLatest
+from models import CallHour, CallMinute, IntegrationLog, ProviderCallLatest
 from tests import factories
 from tests.support.calls import call
 
@@ -43,6 +43,13 @@ def test_rows_and_rollups_add_up_across_batches(engine: Engine) -> None:
             (T0.replace(second=0), 2, 1, 1),
             (T0.replace(second=0) + dt.timedelta(minutes=1), 1, 0, 0),
         ]
+        (hour,) = session.scalars(select(CallHour)).all()
+        assert (hour.hour, hour.ok, hour.rate_limited, hour.timeout) == (
+            T0.replace(minute=0, second=0),
+            3,
+            1,
+            1,
+        )
         first_minute = minutes[0]
         assert (first_minute.le_10, first_minute.le_50, first_minute.le_250) == (1, 1, 1)
         assert first_minute.le_10000 == 1
