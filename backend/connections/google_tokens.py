@@ -1,7 +1,9 @@
 """Google Drive connections made through Google's consent screen: the tokens' sealed shape, their
 renewal before they expire (a periodic job), and Drive clients that renew on use. A renewal
 Google refuses (access revoked, grant expired) turns the integration Error, telling the owner to
-reconnect; the hub's tile then offers "Reconnect".
+reconnect; the hub's tile then offers "Reconnect". When Google says the grant itself ends (an
+app in "testing": seven days), that moment is kept unsealed (``REFRESH_EXPIRY``) for the alert
+rule and the Health page.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from backend.config import get_settings
-from backend.connections import credentials, providers
+from backend.connections import credentials, facts, providers
 from backend.connections import service as connections
 from backend.db import session_scope
 from backend.integrations import call_log, google_drive
@@ -32,6 +34,10 @@ METHOD = "oauth"
 REFRESH_WINDOW = dt.timedelta(minutes=10)
 REFRESH_OPERATION = "oauth_refresh"
 RECONNECT = "Reconnect: open Google Drive under Integrations and press Connect with Google."
+# When the refresh token stops working (ISO 8601, UTC), as Google said at connect time; absent
+# when it lasts until revoked. A fact of the connection, not a secret (see facts.py): kept in
+# the integration's settings JSON, where a rule reads it every minute without unsealing.
+REFRESH_EXPIRY = "google_refresh_expires_at"
 
 log = structlog.get_logger("google_tokens")
 
@@ -60,8 +66,7 @@ def is_oauth(secrets: dict[str, Any]) -> bool:
     return secrets.get("method") == METHOD
 
 
-def expiry_of(secrets: dict[str, Any]) -> dt.datetime | None:
-    raw = secrets.get("expiry")
+def _moment(raw: object) -> dt.datetime | None:
     if not raw:
         return None
     try:
@@ -69,6 +74,35 @@ def expiry_of(secrets: dict[str, Any]) -> dt.datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def expiry_of(secrets: dict[str, Any]) -> dt.datetime | None:
+    return _moment(secrets.get("expiry"))
+
+
+def learnt(tokens: google_drive.OAuthTokens) -> dict[str, Any]:
+    """What a connect stores unsealed about the grant (``facts``): when it ends, if it does."""
+    if tokens.refresh_expiry is None:
+        return {}
+    return {REFRESH_EXPIRY: tokens.refresh_expiry.astimezone(dt.UTC).isoformat()}
+
+
+def refresh_expiry_of(integration: Integration) -> dt.datetime | None:
+    """When the connection's refresh token stops working; None: until revoked (or not an
+    OAuth connection)."""
+    return _moment(facts.of(integration.settings).get(REFRESH_EXPIRY))
+
+
+def google_refresh_expiry(session: Session, workspace_id: int) -> dt.datetime | None:
+    """For the Health page's Google tile: when the workspace's Google Drive grant ends and
+    Drive work stops unless someone reconnects. None when it has no end (or no Google
+    connection through the consent screen)."""
+    row = session.scalars(
+        select(Integration).where(
+            Integration.workspace_id == workspace_id, Integration.provider == PROVIDER
+        )
+    ).first()
+    return refresh_expiry_of(row) if row is not None else None
 
 
 Renewed = Callable[[google_drive.OAuthTokens], None]

@@ -247,6 +247,7 @@ def complete_google(engine: Engine, *, actor: Actor, code: str) -> views.Connect
         secrets=google_tokens.sealed(granted),
         context=context,
         tester=google_tokens.tester(context),
+        learnt=google_tokens.learnt(granted),
     )
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from backend.connections import credentials, provider_status, stripe_webhook_setup, testing
+from backend.connections import credentials, facts, provider_status, stripe_webhook_setup, testing
 from backend.connections.catalog import Catalog, provider
 from backend.connections.masks import (
     mask,
@@ -215,6 +215,7 @@ def connect_with_keys(
 
 def _store(row: Integration, plain: dict[str, Any], settings_model: BaseModel) -> None:
     credentials.seal(row, plain)
+    # Pasted keys replace any grant: what the hub learnt about that one goes (facts.py).
     row.settings = settings_model.model_dump(mode="json")
 
 
@@ -233,11 +234,14 @@ def store_tokens(
     context: ProviderContext,
     catalog: Catalog | None = None,
     tester: Tester | None = None,
+    learnt: Mapping[str, Any] | None = None,
 ) -> ConnectResult:
     """Save credentials an OAuth flow obtained (tier-checked, tested, sealed). Used by the
     OAuth service after a callback; the row is saved even when the test fails, as the tokens
     are real and a later test may pass (the tile shows the error). ``tester`` tests tokens the
-    provider's key form does not describe. Read, test, write, as ``connect_with_keys``."""
+    provider's key form does not describe. ``learnt``: what the flow told about the grant, not
+    secret (``facts``: Google's end of it), replacing what a previous grant told. Read, test,
+    write, as ``connect_with_keys``."""
     actor.require_owner("connect integrations")
     prov = provider(provider_slug, catalog)
     info = prov.info
@@ -262,7 +266,7 @@ def store_tokens(
             secrets = {**secrets, ACCOUNT_KEY: claimed.account_id}
         settings_model = validated(prov.settings_model, row.settings or {}, "Settings")
         credentials.seal(row, secrets)
-        row.settings = settings_model.model_dump(mode="json")
+        row.settings = facts.replaced(settings_model.model_dump(mode="json"), learnt or {})
         now = utcnow()
         row.last_checked_at = now
         row.connected_at = now
@@ -449,6 +453,7 @@ def disconnect(
         row = required(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
         row.credentials_enc = None
         row.key_id = None
+        row.settings = facts.dropped(row.settings)  # they were about the grant that ended
         release_account(row)
         row.status = IntegrationStatus.INACTIVE
         row.last_error = None
@@ -479,7 +484,7 @@ def update_settings(
     model = validated(prov.settings_model, {**(row.settings or {}), **settings}, "Settings")
     testing.check_settings(prov, model, context)
     before = dict(row.settings or {})
-    row.settings = model.model_dump(mode="json")
+    row.settings = facts.kept(before, model.model_dump(mode="json"))
     changed = sorted(k for k in row.settings if before.get(k) != row.settings[k])
     audit.record(
         session,

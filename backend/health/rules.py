@@ -17,7 +17,7 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from backend.connections.google_tokens import PROVIDER as GOOGLE
-from backend.connections.google_tokens import RECONNECT, REFRESH_OPERATION
+from backend.connections.google_tokens import RECONNECT, REFRESH_OPERATION, refresh_expiry_of
 from backend.platform import heartbeat, outbox_pauses
 from backend.platform.alerts import clip
 from backend.platform.inbox import PROCESS_KIND
@@ -53,6 +53,9 @@ LIVE_PROVIDERS = frozenset({"stripe", "messenger"})
 LIVE_WINDOW = dt.timedelta(minutes=5)
 LIVE_FAILURE_RATE = 0.25
 LIVE_MIN_CALLS = 3
+# A week's notice of Google ending a Drive grant: time for an owner to find a moment to reconnect.
+# (An app in "testing" gets seven-day grants: the alert then stands from the first day.)
+GOOGLE_EXPIRY_NOTICE = dt.timedelta(days=7)
 
 PROVIDER_FAILING = "provider.failing"
 BREAKER_OPEN = "breaker.open"
@@ -60,6 +63,7 @@ JOB_DEAD = "job.dead"
 INBOX_LAGGING = "inbox.lag"
 OUTBOX_LAGGING = "outbox.lag"
 GOOGLE_TOKEN = "google.token"  # noqa: S105 (a rule's name, not a secret)
+GOOGLE_TOKEN_EXPIRING = "google.token_expiring"  # noqa: S105 (a rule's name, not a secret)
 SCHEDULER_STOPPED = "scheduler.stopped"
 
 
@@ -86,6 +90,21 @@ def _ago(now: dt.datetime, then: dt.datetime) -> str:
     if seconds < 7200:
         return f"{seconds // 60} minutes"
     return f"{seconds // 3600} hours"
+
+
+def _within(now: dt.datetime, then: dt.datetime) -> str:
+    """How long until ``then``, in the largest whole unit that says it: "6 days"."""
+    seconds = max(0, int((then - now).total_seconds()))
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 7200:
+        return f"{seconds // 3600} hours"
+    return _plural(max(1, seconds // 60), "minute")
+
+
+def _when(moment: dt.datetime) -> str:
+    moment = moment.astimezone(dt.UTC)
+    return f"{moment:%A} {moment.day} {moment:%B} at {moment:%H:%M} UTC"
 
 
 def _plural(n: int, word: str) -> str:
@@ -371,6 +390,47 @@ def google_tokens(session: Session, *, now: dt.datetime) -> list[Condition]:
     return found
 
 
+def google_token_expiring(session: Session, *, now: dt.datetime) -> list[Condition]:
+    """An Active Google Drive connection whose grant Google ends within seven days (Google
+    said when at connect time: an app in "testing" gets seven days). Renewals work until
+    then and fail after; only a reconnect starts a new grant. Read from the integrations'
+    unsealed facts: one row per connected workspace, no decryption."""
+    rows = session.scalars(
+        select(Integration)
+        .where(Integration.provider == GOOGLE, Integration.status == IntegrationStatus.ACTIVE)
+        .order_by(Integration.id)
+    ).all()
+    found = []
+    for integration in rows:
+        expiry = refresh_expiry_of(integration)
+        if expiry is None or expiry - now > GOOGLE_EXPIRY_NOTICE:
+            continue
+        if expiry > now:
+            message = (
+                f"Google ends the hub's access to Google Drive in {_within(now, expiry)}, on "
+                f"{_when(expiry)}: it was granted for a limited time. Drive work then stops "
+                f"until someone reconnects. {RECONNECT} Do it before then: a reconnect starts "
+                "a new grant."
+            )
+        else:
+            message = (
+                f"Google ended the hub's access to Google Drive {_ago(now, expiry)} ago, on "
+                f"{_when(expiry)}: Drive work stops once the current access runs out. "
+                f"{RECONNECT}"
+            )
+        found.append(
+            Condition(
+                integration.workspace_id,
+                GOOGLE_TOKEN_EXPIRING,
+                "integration",
+                str(integration.id),
+                AlertPriority.HIGH,
+                message,
+            )
+        )
+    return found
+
+
 def scheduler_stopped(session: Session, *, now: dt.datetime) -> list[Condition]:
     """No scheduler process has beaten for a minute: the platform's incident (no workspace).
     Never evaluated by the scheduler itself. No heartbeat ever written is not a stop: a
@@ -403,6 +463,7 @@ EVALUATED: dict[str, Rule] = {
     INBOX_LAGGING: inbox_lag,
     OUTBOX_LAGGING: outbox_lag,
     GOOGLE_TOKEN: google_tokens,
+    GOOGLE_TOKEN_EXPIRING: google_token_expiring,
 }
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from backend.connections import providers
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected
+from backend.invoicing import live_priority
 from backend.invoicing import panel as invoice_panel
 from backend.platform import audit, outbox
 from backend.platform.actors import Actor
@@ -111,6 +112,7 @@ def _enqueue_send(session: Session, invoice: Invoice, key: str, actor: str) -> N
         payload={"invoice_id": invoice.id, "actor": actor},
         idempotency_key=key,
         workspace_id=invoice.workspace_id,
+        ahead=live_priority.goes_first(session, invoice.show_id),
     )
 
 

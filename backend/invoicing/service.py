@@ -19,8 +19,9 @@ from backend.accounts import money_settings
 from backend.connections import providers
 from backend.db import conflict_insert
 from backend.integrations.stripe import StripeInvoice
+from backend.invoicing import live_priority
 from backend.invoicing import panel as invoice_panel
-from backend.platform import audit, outbox, outbox_operators
+from backend.platform import audit, outbox, outbox_operators, turns
 from backend.platform.actors import Actor
 from backend.platform.errors import InvalidInput, NotFound
 from models import (
@@ -220,6 +221,7 @@ def regenerate_for_item(session: Session, *, actor: Actor, item_id: int) -> Repr
             payload={"invoice_id": invoice.id, "regenerate": True},
             idempotency_key=f"invoice-reprice:{invoice.id}",
             workspace_id=invoice.workspace_id,
+            ahead=live_priority.goes_first(session, invoice.show_id),
         )
     audit.record(
         session,
@@ -277,6 +279,7 @@ def _add_invoice(
         payload={"invoice_id": invoice_id},
         idempotency_key=invoice_panel.job_key(invoice_id),
         workspace_id=show.workspace_id,
+        ahead=live_priority.is_live(show),
     )
     return int(invoice_id)
 
@@ -419,6 +422,7 @@ def void(session: Session, *, actor: Actor, invoice_id: int) -> None:
         payload={"invoice_id": invoice.id},
         idempotency_key=f"invoice-void:{invoice.id}",
         workspace_id=invoice.workspace_id,
+        ahead=live_priority.goes_first(session, invoice.show_id),
     )
     audit.record(session, actor=actor, action="invoice.void", target=f"invoice:{invoice.id}")
 
@@ -449,4 +453,7 @@ def retry(session: Session, *, actor: Actor, invoice_id: int) -> None:
     )
     if job_id is None or not outbox_operators.replay(session, actor=actor, job_id=job_id):
         raise InvalidInput("This invoice's job is still running; wait for it to finish.")
+    if live_priority.goes_first(session, invoice.show_id):
+        # A replay takes its turn behind other work; a live show's invoice goes first.
+        turns.move(session, [job_id], ahead=True)
     invoice.status, invoice.error_message = InvoiceStatus.DRAFT, None

@@ -9,7 +9,8 @@ transaction as the change that asks for it, then run by workers.
   is dead and an alert is raised. Jobs of an account whose circuit is open wait, unclaimed
   (each workspace's account at a provider has its own circuit: ``circuits.key_for``).
 - Claims are fair across workspaces: by each job's turn (``fair_at``, ``turns``), not by when
-  it was queued: one workspace's thousand invoices do not hold another's one back.
+  it was queued: one workspace's thousand invoices do not hold another's one back. A live
+  show's invoice jobs take turns ahead of all other work (``enqueue(ahead=True)``).
 """
 
 from __future__ import annotations
@@ -192,9 +193,11 @@ def enqueue(
     workspace_id: int | None = None,
     run_after: dt.datetime | None = None,
     max_attempts: int | None = None,
+    ahead: bool = False,
 ) -> int | None:
     """Add a job in the caller's transaction. Returns its id, or None when a job with this
-    idempotency key already exists (nothing is added)."""
+    idempotency key already exists (nothing is added). ``ahead``: claimed before all other
+    work (a live show's invoices; ``turns.AHEAD``)."""
     spec = _KINDS.get(kind)
     if spec is None:
         raise ValueError(
@@ -208,9 +211,7 @@ def enqueue(
             kind=kind,
             provider=spec.provider,
             circuit_key=key,
-            # Local jobs run thousands a second, in batches: they keep their arrival order
-            # (a turn would cost the webhooks' hot path a query for a wait of milliseconds).
-            fair_at=turns.next_turn(session, key, now) if key else now,
+            fair_at=turns.turn_for(session, key, now, ahead=ahead),
             payload=payload,
             idempotency_key=idempotency_key,
             workspace_id=workspace_id,
@@ -225,7 +226,7 @@ def enqueue(
     )
     job_id = session.execute(stmt).scalar()
     if job_id is None and key:
-        turns.forget(session, key)  # the turn was not taken
+        turns.forget(session, key, ahead=ahead)  # the turn was not taken
     if job_id is not None and session.get_bind().dialect.name == "postgresql":
         # Delivered at commit; wakes idle workers at once instead of at their next poll.
         if spec.provider:

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 import backend.sandbox.google
 from backend.config import get_settings
-from backend.connections import credentials, google_tokens, oauth, providers, rows, views
+from backend.connections import credentials, facts, google_tokens, oauth, providers, rows, views
+from backend.connections import service as connections
 from backend.integrations.google_drive import DRIVE_SCOPE
 from backend.platform.actors import Actor
 from backend.platform.errors import InvalidInput, PermissionDenied, PlanRequired
@@ -28,6 +29,7 @@ from tests.support.google_oauth import (
     consent,
     drive_accepts,
     query_of,
+    set_refresh_token_ttl,
     set_token_ttl,
 )
 from tests.support.hub_env import apply
@@ -105,6 +107,8 @@ def test_good_flow_stores_sealed_tokens_and_tests_them(session: Session, sandbox
     assert stored["access_token"].startswith("ya29.") and stored["refresh_token"].startswith("1//")
     expiry = dt.datetime.fromisoformat(stored["expiry"])
     assert dt.timedelta(minutes=55) < expiry - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=1)
+    # A published app's grant lasts until revoked: Google says no end, none is kept.
+    assert google_tokens.google_refresh_expiry(session, actor.workspace_id) is None
     for secret in (stored["access_token"], stored["refresh_token"]):
         assert secret.encode() not in (row.credentials_enc or b"")
     entry = session.scalars(select(AuditLog).where(AuditLog.action == "integration.connect")).one()
@@ -170,6 +174,53 @@ def test_only_an_owner_on_a_paid_plan_starts_connect_with_google(
     admin = Actor(operator_id=free.operator_id, workspace_id=free.workspace_id, role=Role.ADMIN)
     with pytest.raises(PermissionDenied):
         oauth_flow.authorize(session, admin, "google_drive")
+
+
+def test_a_grant_google_limits_in_time_has_its_end_stored_unsealed(
+    session: Session, sandbox_url: str
+) -> None:
+    """Google's answer for an app in "testing" says the refresh token lasts 7 days: the
+    callback keeps when it ends beside the settings, for the alert rule and the Health page."""
+    set_refresh_token_ttl(sandbox_url, 7 * 24 * 3600)
+    actor = _owner(session)
+    before = dt.datetime.now(dt.UTC)
+    assert _connect(session, actor).ok
+    row = _row(session, actor)
+    ends = google_tokens.google_refresh_expiry(session, actor.workspace_id)
+    assert ends is not None
+    assert before + dt.timedelta(days=7) - dt.timedelta(seconds=5) <= ends
+    assert ends <= dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
+    assert row.settings[facts.KEY] == {google_tokens.REFRESH_EXPIRY: ends.isoformat()}
+    assert google_tokens.REFRESH_EXPIRY not in credentials.unseal(row)
+    # The owner's settings are theirs to change; the fact stays.
+    connections.update_settings(
+        session,
+        actor=actor,
+        provider_slug=GOOGLE,
+        settings={"root_folder_name": "Shows"},
+        context=providers.provider_context(GOOGLE),
+    )
+    session.commit()
+    assert _row(session, actor).settings["root_folder_name"] == "Shows"
+    assert google_tokens.google_refresh_expiry(session, actor.workspace_id) == ends
+    # A reconnect once the app is published: the new grant has no end.
+    set_refresh_token_ttl(sandbox_url, None)
+    assert _connect(session, actor).ok
+    session.expire_all()
+    assert google_tokens.google_refresh_expiry(session, actor.workspace_id) is None
+    assert _row(session, actor).settings == {"root_folder_name": "Shows"}
+
+
+def test_a_disconnect_forgets_when_the_grant_would_have_ended(
+    session: Session, sandbox_url: str
+) -> None:
+    set_refresh_token_ttl(sandbox_url, 7 * 24 * 3600)
+    actor = _owner(session)
+    assert _connect(session, actor).ok
+    assert google_tokens.google_refresh_expiry(session, actor.workspace_id) is not None
+    in_steps(session, lambda engine: oauth.disconnect(engine, actor=actor, provider_slug=GOOGLE))
+    session.expire_all()
+    assert google_tokens.google_refresh_expiry(session, actor.workspace_id) is None
 
 
 def test_test_connection_renews_an_expired_access_token_and_keeps_it(

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 import backend.jobs  # noqa: F401  (declares the job kinds the outbox rows name)
+from backend.connections import facts, google_tokens
 from backend.health import rules
 from backend.health.evaluate import evaluate
 from models import (
@@ -116,6 +117,13 @@ def _refresh(session: Session, ws: int, at: dt.datetime, *, ok: bool) -> None:
     )
 
 
+def _grant_ends(session: Session, ws: int, at: dt.datetime, *, after: dt.timedelta) -> None:
+    """The workspace's Google Drive grant ends ``after`` from ``at``, as a connect stores it."""
+    row = _google(session, ws)
+    ends = (at + after).isoformat()
+    row.settings = facts.replaced({"root_folder_name": "Hub"}, {google_tokens.REFRESH_EXPIRY: ends})
+
+
 @dataclass(frozen=True)
 class Case:
     rule: str
@@ -198,6 +206,14 @@ CASES = [
         ("Renewing the hub's access to Google Drive failed", "503", "reconnect"),
         lambda s, ws, at: _refresh(s, ws, at, ok=False),
         lambda s, ws, at: _refresh(s, ws, at, ok=True),
+    ),
+    Case(
+        rules.GOOGLE_TOKEN_EXPIRING,
+        AlertPriority.HIGH,
+        ("access to Google Drive in 6 days", "press Connect with Google"),
+        lambda s, ws, at: _grant_ends(s, ws, at, after=dt.timedelta(days=6)),
+        # A reconnect: a new grant, a week from now again.
+        lambda s, ws, at: _grant_ends(s, ws, at, after=dt.timedelta(days=30)),
     ),
 ]
 
@@ -376,3 +392,39 @@ def test_a_live_show_judges_stripe_on_five_minutes_with_tighter_thresholds(
     _calls(session, live, T0 - MINUTE, ok=1, failed=0)
     session.commit()
     assert rules.failing_providers(session, now=T0) == []
+
+
+def test_a_google_grant_ending_within_seven_days_raises_in_words(session: Session) -> None:
+    ws = factories.workspace(session).id
+    _grant_ends(session, ws, T0, after=dt.timedelta(days=8))
+    session.commit()
+    assert rules.google_token_expiring(session, now=T0) == []  # 8 days: not yet
+    _grant_ends(session, ws, T0, after=dt.timedelta(days=6))
+    session.commit()
+    (found,) = rules.google_token_expiring(session, now=T0)
+    row = _google(session, ws)
+    assert (found.workspace_id, found.entity_type, found.entity_id, found.priority) == (
+        ws,
+        "integration",
+        str(row.id),
+        AlertPriority.HIGH,
+    )
+    # When, in words and as a date, and what to do.
+    assert "Google ends the hub's access to Google Drive in 6 days" in found.message
+    assert "on Sunday 7 March at 12:00 UTC" in found.message
+    assert "open Google Drive under Integrations and press Connect with Google" in found.message
+    # Past its end and still Active (the renewal has not failed yet): said so.
+    (ended,) = rules.google_token_expiring(session, now=T0 + dt.timedelta(days=6, hours=3))
+    assert "Google ended the hub's access to Google Drive 3 hours ago" in ended.message
+
+
+def test_no_google_expiry_alert_for_a_disconnected_or_unending_grant(session: Session) -> None:
+    a = factories.workspace(session, slug="a").id
+    b = factories.workspace(session, slug="b").id
+    _grant_ends(session, a, T0, after=dt.timedelta(days=6))
+    _google(session, a).status = IntegrationStatus.INACTIVE  # disconnected
+    _google(session, b)  # connected, and Google set no end to the grant
+    session.commit()
+    assert rules.google_token_expiring(session, now=T0) == []
+    _evaluate(session, T0)
+    assert _alerts(session) == []

@@ -314,6 +314,7 @@ def test_authorization_code_and_refresh_token_flow(sandbox: RunningSandbox) -> N
     tokens = granted.json()
     assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 3599
     assert tokens["scope"] == SCOPES[0] and tokens["refresh_token"].startswith("1//")
+    assert "refresh_token_expires_in" not in tokens  # a published app's: until revoked
     reused = httpx.post(token_url, data=exchange)
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
 
@@ -349,6 +350,55 @@ def test_authorization_code_and_refresh_token_flow(sandbox: RunningSandbox) -> N
         },
     )
     assert mismatch.status_code == 400 and "redirect_uri_mismatch" in mismatch.text
+
+
+def _exchange(sandbox: RunningSandbox, client: dict[str, Any]) -> dict[str, Any]:
+    code = consent(sandbox, client["client_id"], "owner@example.com")["code"]
+    granted = httpx.post(
+        f"{sandbox.url}/google/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": client["client_id"],
+            "client_secret": client["client_secret"],
+            "redirect_uri": CALLBACK,
+        },
+    )
+    assert granted.status_code == 200, granted.text
+    answer: dict[str, Any] = granted.json()
+    return answer
+
+
+def test_a_testing_apps_refresh_token_says_its_lifetime_and_ends(sandbox: RunningSandbox) -> None:
+    """Google gives an app in "testing" refresh tokens of 7 days and says so in the token answer
+    (``refresh_token_expires_in``, the remaining lifetime in seconds); once over, refused."""
+    week = 7 * 24 * 3600
+    settings_url = f"{sandbox.url}/google/_sandbox/settings"
+    assert httpx.get(settings_url).json()["refresh_token_ttl"] is None
+    httpx.post(settings_url, json={"refresh_token_ttl": week}).raise_for_status()
+    client = oauth_client(sandbox)
+    tokens = _exchange(sandbox, client)
+    assert tokens["refresh_token_expires_in"] == week
+    refresh = {
+        "grant_type": "refresh_token",
+        "refresh_token": tokens["refresh_token"],
+        "client_id": client["client_id"],
+        "client_secret": client["client_secret"],
+    }
+    token_url = f"{sandbox.url}/google/oauth2/token"
+    refreshed = httpx.post(token_url, data=refresh)
+    assert refreshed.status_code == 200, refreshed.text
+    assert week - 5 <= refreshed.json()["refresh_token_expires_in"] <= week
+
+    httpx.post(settings_url, json={"refresh_token_ttl": 1}).raise_for_status()
+    short = _exchange(sandbox, client)
+    time.sleep(1.1)
+    ended = httpx.post(token_url, data=refresh | {"refresh_token": short["refresh_token"]})
+    assert ended.status_code == 400 and ended.json()["error"] == "invalid_grant"
+    # Tokens issued before the setting changed keep their own lifetime.
+    assert httpx.post(token_url, data=refresh).status_code == 200
+    httpx.post(settings_url, json={"refresh_token_ttl": None}).raise_for_status()
+    assert "refresh_token_expires_in" not in _exchange(sandbox, client)
 
 
 def test_multipart_upload_and_outage(sandbox: RunningSandbox) -> None:

@@ -38,6 +38,14 @@ def set_token_ttl(sandbox_url: str, seconds: int) -> None:
     ).raise_for_status()
 
 
+def set_refresh_token_ttl(sandbox_url: str, seconds: int | None) -> None:
+    """How long refresh tokens issued from now on last (Google: 7 days for an app in testing,
+    said in ``refresh_token_expires_in``); None: until revoked, as a published app's."""
+    httpx.post(
+        f"{sandbox_url}/google/_sandbox/settings", json={"refresh_token_ttl": seconds}, timeout=10
+    ).raise_for_status()
+
+
 def revoke_at_google(sandbox_url: str, token: str) -> None:
     """What an owner does at myaccount.google.com → Security → Third-party access → Remove."""
     httpx.post(

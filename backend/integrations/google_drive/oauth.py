@@ -65,12 +65,15 @@ class OAuthClient:
 @dataclass(frozen=True, slots=True)
 class OAuthTokens:
     """What Google granted. ``expiry`` is timezone-aware UTC; ``refresh_token`` is None when
-    Google sent none (a renewal keeps the one it was given)."""
+    Google sent none (a renewal keeps the one it was given). ``refresh_expiry``: when the
+    refresh token stops working, when Google says (``refresh_token_expires_in``: an app in
+    "testing" gets 7 days, a grant the user limited in time its time); None: until revoked."""
 
     access_token: str = field(repr=False)
     refresh_token: str | None = field(repr=False)
     expiry: dt.datetime
     scope: str = ""
+    refresh_expiry: dt.datetime | None = None
 
 
 def authorize_url(
@@ -148,11 +151,18 @@ def exchange_code(
         raise ProviderRejected(f"Google refused the code exchange: {said}", status=400)
     try:
         data = response.json()
+        now = dt.datetime.now(dt.UTC)
+        refresh_lifetime = data.get("refresh_token_expires_in")
         return OAuthTokens(
             access_token=str(data["access_token"]),
             refresh_token=str(data["refresh_token"]) if data.get("refresh_token") else None,
-            expiry=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=int(data["expires_in"])),
+            expiry=now + dt.timedelta(seconds=int(data["expires_in"])),
             scope=str(data.get("scope") or ""),
+            refresh_expiry=(
+                now + dt.timedelta(seconds=int(refresh_lifetime))
+                if refresh_lifetime is not None
+                else None
+            ),
         )
     except (ValueError, KeyError, TypeError):
         raise ProviderRejected("Google's token answer could not be read.") from None

@@ -102,6 +102,28 @@ def _issue(state: dict[str, Any], subject: str, scope: str, refresh: str | None)
     return {"access_token": token, "expires_in": ttl, "scope": scope, "token_type": "Bearer"}
 
 
+def _refresh_expiry(state: dict[str, Any]) -> float | None:
+    """When a refresh token issued now stops working: never (a published app's), unless the
+    ``refresh_token_ttl`` setting says, as Google does for an app in "testing" (7 days) or a
+    grant the user limited in time."""
+    ttl = state["settings"].get("refresh_token_ttl")
+    return time.time() + int(ttl) if ttl else None
+
+
+def _expired(record: dict[str, Any]) -> bool:
+    expires_at = record.get("expires_at")
+    return expires_at is not None and expires_at <= time.time()
+
+
+def _refresh_lifetime(state: dict[str, Any], refresh: str) -> dict[str, int]:
+    """Google's ``refresh_token_expires_in``: the refresh token's remaining lifetime in
+    seconds, in the token answer only when the token has one."""
+    expires_at = state["refresh_tokens"][refresh].get("expires_at")
+    if expires_at is None:
+        return {}
+    return {"refresh_token_expires_in": max(0, round(expires_at - time.time()))}
+
+
 def _client(state: dict[str, Any], form: dict[str, str], request: Request) -> str:
     client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
@@ -146,16 +168,21 @@ def token_grant(
                 "subject": code["subject"],
                 "scope": code["scope"],
                 "client_id": client_id,
+                "expires_at": _refresh_expiry(state),
             }
         answer = _issue(state, code["subject"], code["scope"], refresh)
-        return answer | ({"refresh_token": refresh} if refresh else {})
+        if refresh is None:
+            return answer
+        return answer | {"refresh_token": refresh} | _refresh_lifetime(state, refresh)
     if grant == "refresh_token":
         client_id = _client(state, form, request)
         refresh = form.get("refresh_token", "")
         record = state["refresh_tokens"].get(refresh)
-        if record is None or record["client_id"] != client_id:
+        if record is None or record["client_id"] != client_id or _expired(record):
             raise OAuthError(400, "invalid_grant", "Token has been expired or revoked.")
-        return _issue(state, record["subject"], record["scope"], refresh)
+        return _issue(state, record["subject"], record["scope"], refresh) | _refresh_lifetime(
+            state, refresh
+        )
     raise OAuthError(400, "unsupported_grant_type", f"Invalid grant_type: {grant}")
 
 

@@ -119,13 +119,19 @@ def summary(ctx: SandboxContext) -> list[Section]:
         for cid, c in state.get("oauth_clients", {}).items()
     ]
     ttl = state.get("settings", {}).get("access_token_ttl", DEFAULT_TTL)
+    refresh_ttl = state.get("settings", {}).get("refresh_token_ttl")
+    refresh_note = (
+        f" Refresh tokens last {refresh_ttl} s (an app in testing)."
+        if refresh_ttl
+        else " Refresh tokens last until revoked."
+    )
     return [
         Section("Google Drive", ["name", "id", "type", "owner", "shared with"], rows),
         Section(
             "Google service accounts",
             ["client_email", "project", "client_id", "key ids", "created"],
             accounts,
-            note=f"Access tokens live {ttl} s.",
+            note=f"Access tokens live {ttl} s.{refresh_note}",
         ),
         Section(
             "Google OAuth clients", ["name", "client_id", "client_secret", "redirect URIs"], clients

@@ -113,7 +113,14 @@ def build_router(ctx: SandboxContext) -> APIRouter:
         with open_state(ctx) as state:
             if "access_token_ttl" in body:
                 state["settings"]["access_token_ttl"] = int(body["access_token_ttl"])
-            return JSONResponse({"access_token_ttl": DEFAULT_TTL} | state["settings"])
+            if "refresh_token_ttl" in body:
+                # Seconds a refresh token issued from now on lasts (Google: 7 days for an app
+                # in "testing"); null or 0: until revoked, as a published app's.
+                ttl = body["refresh_token_ttl"]
+                state["settings"]["refresh_token_ttl"] = int(ttl) if ttl else None
+            return JSONResponse(
+                {"access_token_ttl": DEFAULT_TTL, "refresh_token_ttl": None} | state["settings"]
+            )
 
     @router.post("/oauth2/token")
     @answers_errors
