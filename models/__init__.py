@@ -6,6 +6,19 @@ Importing this package registers every table on ``Base.metadata`` (Alembic relie
 from models.accounts import LoginThrottle, Membership, Operator, OperatorSession, Workspace
 from models.base import Base, utcnow
 from models.crm import Client, Contract, Event, Lead, Payment, Proposal
+from models.email import (
+    EmailEvent,
+    EmailMessage,
+    EmailSequence,
+    EmailStatus,
+    EmailSuppression,
+    EmailTemplateChoice,
+    EnrolmentStatus,
+    LeadMessage,
+    ProposalTemplate,
+    SequenceEnrolment,
+    SequenceStep,
+)
 from models.engagement import EngagementEvent
 from models.enums import (
     AlertPriority,
@@ -58,7 +71,14 @@ __all__ = [
     "Client",
     "Contract",
     "ContractStatus",
+    "EmailEvent",
+    "EmailMessage",
+    "EmailSequence",
+    "EmailStatus",
+    "EmailSuppression",
+    "EmailTemplateChoice",
     "EngagementEvent",
+    "EnrolmentStatus",
     "Event",
     "InboundEvent",
     "InboundStatus",
@@ -71,6 +91,7 @@ __all__ = [
     "JobKindPause",
     "JobStatus",
     "Lead",
+    "LeadMessage",
     "LoginThrottle",
     "Membership",
     "OAuthNonce",
@@ -82,10 +103,13 @@ __all__ = [
     "PaymentStatus",
     "Plan",
     "Proposal",
+    "ProposalTemplate",
     "ProviderCallLatest",
     "ProviderCircuit",
     "Role",
     "SchedulerHeartbeat",
+    "SequenceEnrolment",
+    "SequenceStep",
     "Show",
     "ShowItem",
     "ShowStatus",

@@ -25,6 +25,11 @@ class Workspace(IdMixin, CreatedAtMixin, Base):
     # and the currency of new shows (ISO code, lower-case as Stripe spells it). Migration 0005.
     locale: Mapped[str] = mapped_column(String(16), default="en_US", server_default="en_US")
     currency: Mapped[str] = mapped_column(String(3), default="usd", server_default="usd")
+    # Origins whose pages may post the lead form from the browser (CORS), e.g.
+    # "https://studio.example". Migration 0012.
+    lead_form_origins: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    # The secret in SendGrid Inbound Parse's URL for this workspace (replies to leads).
+    inbound_parse_token: Mapped[str | None] = mapped_column(String(64))
 
 
 class Operator(IdMixin, CreatedAtMixin, Base):

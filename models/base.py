@@ -66,6 +66,7 @@ class Base(DeclarativeBase):
         dt.datetime: UTCDateTime(),
         dict[str, Any]: JSONType,
         list[dict[str, Any]]: JSONType,
+        list[str]: JSONType,
     }
 
 

@@ -26,6 +26,12 @@ class Lead(IdMixin, CreatedAtMixin, Base):
     message: Mapped[str | None] = mapped_column(Text)
     inquiries: Mapped[int] = mapped_column(default=1)
     marketing_consent: Mapped[bool] = mapped_column(default=False)
+    company: Mapped[str | None] = mapped_column(String(120))
+    service_type: Mapped[str | None] = mapped_column(String(60))
+    event_date: Mapped[dt.date | None] = mapped_column(Date)
+    last_inquiry_at: Mapped[dt.datetime | None]
+    # An IANA zone ("Europe/Berlin") for sequence send windows; the workspace's when unknown.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

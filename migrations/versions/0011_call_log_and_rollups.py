@@ -96,8 +96,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("alerts", schema=None) as batch_op:
-        batch_op.drop_column("posted_count")
+    # Plain DROP COLUMN: a batch rebuild of alerts would cascade-delete alert_events.
+    op.drop_column("alerts", "posted_count")
     op.drop_table("provider_call_latest")
     for table, column in (("integration_call_hours", "hour"), ("integration_call_minutes", "minute")):
         with op.batch_alter_table(table, schema=None) as batch_op:
