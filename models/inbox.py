@@ -30,6 +30,8 @@ class InboundEvent(IdMixin, Base):
             postgresql_where=text("integration_id IS NULL"),
         ),
         Index("ix_inbound_events_status_received_at", "status", "received_at"),
+        # The Health page's webhook intake: a workspace's events of a window, as one range.
+        Index("ix_inbound_events_workspace_id_received_at", "workspace_id", "received_at"),
     )
 
     provider: Mapped[str] = mapped_column(String(40))
