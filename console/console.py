@@ -7,12 +7,10 @@ import reflex as rx
 from backend.db import get_engine
 from backend.platform import call_log_writer
 from console.pages.dashboard import dashboard_page
+from console.pages.health import health_page
 from console.pages.integrations import hub_page, manage_page
 from console.pages.jobs import jobs_page
-from console.pages.lists import (
-    health_page,
-    timeline_page,
-)
+from console.pages.lists import timeline_page
 from console.pages.login import login_page
 from console.pages.settings import settings_page
 from console.pages.show import show_page

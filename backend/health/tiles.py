@@ -8,6 +8,10 @@ window the page shows (15 minutes, 24 hours or 7 days). While one of the workspa
 live, Stripe and Messenger are judged on 5 minutes with tighter thresholds, as the alert rules
 do (backend/health/rules.py): buyers are paying right now.
 
+A provider whose last call failed (the integration says it is unavailable, or refused the
+key) is at least degraded, however few calls there were: one failed connection test is all
+there may be to go on.
+
 Everything is read from the rollups, the workspace's breakers and the latest-call table; only
 this workspace's rows. Tested in tests/health/test_tiles.py.
 """
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.connections import credentials, google_tokens
+from backend.connections import credentials, google_tokens, provider_status
 from backend.health import figures, impact
 from backend.health.figures import Rollup
 from backend.health.rules import LIVE_PROVIDERS
@@ -100,8 +104,10 @@ class ProviderTile:
     status: str
     reason: str
     live: bool  # judged on live-show thresholds
-    integration_status: str  # active | error
-    integration_error: str | None
+    # What the provider's last calls did to the integration, in the words every page uses
+    # (backend/connections/provider_status.py): "Stripe is unavailable; work is waiting …",
+    # "Stripe refused this workspace's credentials …"; empty when ready.
+    note: str
     window: Rollup
     recent_calls: int
     breaker: str  # closed | open | half_open
@@ -226,6 +232,13 @@ def provider_tiles(
         breaker = breakers.get(p)
         breaker_state = breaker.state if breaker else "closed"
         status, reason = status_of(breaker_state, recent, rules)
+        said = provider_status.state(session, workspace_id=workspace_id, provider=p)
+        if status == OPERATIONAL and said.state in (
+            provider_status.UNAVAILABLE,
+            provider_status.REFUSED,
+        ):
+            # Too few calls for a rate, but the last one failed: not operational.
+            status, reason = DEGRADED, "The last call failed; see below."
         last = latest.get(p)
         token: tuple[dt.datetime | None, str] = (None, "")
         if p == google_tokens.PROVIDER:
@@ -237,8 +250,7 @@ def provider_tiles(
                 status=status,
                 reason=reason,
                 live=rules is LIVE,
-                integration_status=integration.status.value,
-                integration_error=integration.last_error,
+                note=said.message if said.state != provider_status.READY else "",
                 window=in_window.get(p, Rollup()),
                 recent_calls=recent.calls,
                 breaker=breaker_state,

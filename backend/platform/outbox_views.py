@@ -10,11 +10,37 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from models import JobStatus, OutboxJob
+
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """The Jobs page filtered to one provider's jobs (and one kind), as the Health page's links
+    open it; empty: every job."""
+
+    provider: str = ""
+    kind: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.provider or self.kind)
+
+    def apply(self, stmt: S) -> S:
+        filtered: Any = stmt
+        if self.provider:
+            filtered = filtered.where(OutboxJob.provider == self.provider)
+        if self.kind:
+            filtered = filtered.where(OutboxJob.kind == self.kind)
+        return cast(S, filtered)
+
+
+EVERY_JOB = JobFilter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +50,10 @@ class QueueDepth:
     count: int
 
 
-def queue_depth(session: Session, *, workspace_id: int | None) -> list[QueueDepth]:
-    stmt = (
+def queue_depth(
+    session: Session, *, workspace_id: int | None, only: JobFilter = EVERY_JOB
+) -> list[QueueDepth]:
+    stmt = only.apply(
         select(OutboxJob.kind, OutboxJob.status, func.count())
         .group_by(OutboxJob.kind, OutboxJob.status)
         .order_by(OutboxJob.kind, OutboxJob.status)
@@ -69,10 +97,12 @@ def _views(rows: Sequence[OutboxJob]) -> list[JobView]:
     ]
 
 
-def running_jobs(session: Session, *, workspace_id: int, limit: int = 50) -> list[JobView]:
+def running_jobs(
+    session: Session, *, workspace_id: int, limit: int = 50, only: JobFilter = EVERY_JOB
+) -> list[JobView]:
     return _views(
         session.scalars(
-            select(OutboxJob)
+            only.apply(select(OutboxJob))
             .where(OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.RUNNING)
             .order_by(OutboxJob.lease_until)
             .limit(limit)
@@ -80,10 +110,12 @@ def running_jobs(session: Session, *, workspace_id: int, limit: int = 50) -> lis
     )
 
 
-def dead_jobs(session: Session, *, workspace_id: int, limit: int = 100) -> list[JobView]:
+def dead_jobs(
+    session: Session, *, workspace_id: int, limit: int = 100, only: JobFilter = EVERY_JOB
+) -> list[JobView]:
     return _views(
         session.scalars(
-            select(OutboxJob)
+            only.apply(select(OutboxJob))
             .where(OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.DEAD)
             .order_by(OutboxJob.finished_at.desc())
             .limit(limit)
@@ -91,17 +123,15 @@ def dead_jobs(session: Session, *, workspace_id: int, limit: int = 100) -> list[
     )
 
 
-def waiting_jobs(session: Session, *, workspace_id: int, limit: int = 50) -> list[JobView]:
-    """Pending jobs that already failed at least once: what an outage is holding back."""
-    return _views(
-        session.scalars(
-            select(OutboxJob)
-            .where(
-                OutboxJob.workspace_id == workspace_id,
-                OutboxJob.status == JobStatus.PENDING,
-                OutboxJob.attempts > 0,
-            )
-            .order_by(OutboxJob.run_after)
-            .limit(limit)
-        ).all()
+def waiting_jobs(
+    session: Session, *, workspace_id: int, limit: int = 50, only: JobFilter = EVERY_JOB
+) -> list[JobView]:
+    """Pending jobs that already failed at least once: what an outage is holding back. Filtered
+    to a provider, every pending job of it: behind an open breaker most were never tried, and
+    they are what the operator came from the Health page to see."""
+    stmt = only.apply(select(OutboxJob)).where(
+        OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.PENDING
     )
+    if not only:
+        stmt = stmt.where(OutboxJob.attempts > 0)
+    return _views(session.scalars(stmt.order_by(OutboxJob.run_after).limit(limit)).all())

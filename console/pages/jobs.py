@@ -224,6 +224,23 @@ def _inbound_pager() -> rx.Component:
 def jobs_page() -> rx.Component:
     return page(
         "Jobs",
+        rx.cond(
+            JobsState.filter_label != "",
+            rx.callout(
+                rx.hstack(
+                    rx.text(JobsState.filter_label, data_testid="jobs-filter"),
+                    rx.button(
+                        "Show every job",
+                        size="1",
+                        variant="soft",
+                        on_click=JobsState.show_every_job,
+                        data_testid="jobs-filter-clear",
+                    ),
+                    align="center",
+                ),
+                icon="filter",
+            ),
+        ),
         rx.heading("Queue", size="4"),
         data_table(
             [("Kind", "kind"), ("Status", "status"), ("Jobs", "count")],
@@ -252,7 +269,7 @@ def jobs_page() -> rx.Component:
             "Nothing is running.",
             "running-table",
         ),
-        rx.heading("Waiting to retry", size="4"),
+        rx.heading(rx.cond(JobsState.filter_label != "", "Waiting", "Waiting to retry"), size="4"),
         _waiting_table(),
         rx.heading("Dead", size="4"),
         _dead_table(),

@@ -1,39 +1,35 @@
-"""The Health page: each provider now (breaker, work waiting), the last 24 hours of calls, and
-the workspace's alerts (incidents), which owners and admins acknowledge, resolve, snooze or
-ignore, with each alert's history. Who may do what is decided by backend/health/alert_actions.py;
+"""The Health page: a tile per connected provider (its status in words, figures, breaker and
+what waits on it), charts over 15 minutes, 24 hours or 7 days, and the workspace's alerts
+(incidents), which owners and admins acknowledge, resolve, snooze or ignore, with each alert's
+history. Who may do what is decided by backend/health/alert_actions.py;
 the page only disables the buttons for viewers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import reflex as rx
 from reflex.event import EventSpec
 from sqlalchemy.orm import Session
 
-from backend.health import alert_actions
+from backend.health import alert_actions, failures
+from backend.health import page as page_figures
 from backend.health import service as health
 from backend.platform.actors import Actor
+from backend.platform.provider_failures import provider_name
 from console.state.base import SessionState, change, read
 from console.state.formatting import when
-from models import Alert, AlertState
+from console.state.health_view import (
+    HealthView,
+    TileView,
+    failure_rows,
+    health_view,
+    jobs_href,
+)
+from models import Alert, AlertState, utcnow
 
-_BREAKER_WORDS = {"closed": "closed", "open": "open", "half_open": "testing (half-open)"}
 Rows = list[dict[str, str]]
-
-
-def provider_now_row(p: health.ProviderNow) -> dict[str, str]:
-    breaker = _BREAKER_WORDS.get(p.breaker, p.breaker)
-    if p.breaker == "open" and p.opened_until is not None:
-        breaker = f"open until {when(p.opened_until)}"
-    return {
-        "provider": p.name,
-        "breaker": breaker,
-        "waiting": str(p.waiting),
-        "state": p.message or ("answering" if p.breaker == "closed" else ""),
-        "error": (p.last_error or "")[:200],
-        "troubled": "yes" if p.troubled else "",
-    }
 
 
 def alert_row(a: Alert) -> dict[str, str]:
@@ -81,41 +77,62 @@ def _alert_id(value: str) -> int:
         return 0
 
 
-def _rows_of_health(s: Session, actor: Actor) -> tuple[Rows, Rows, Rows]:
+def _rows_of_health(
+    s: Session, actor: Actor, window: str = page_figures.DEFAULT_WINDOW, provider: str = ""
+) -> tuple[HealthView, Rows]:
+    """The page for the actor's workspace: tiles and charts over ``window`` (the charts of
+    ``provider``, or of the most troubled provider), and the alerts."""
     w = actor.workspace_id
-    providers = [
-        {
-            "provider": p.provider,
-            "calls": str(p.calls),
-            "success": f"{p.success_rate:.1%}",
-            "latency": "" if p.avg_latency_ms is None else f"{p.avg_latency_ms} ms",
-        }
-        for p in health.provider_health(s, workspace_id=w)
-    ]
+    found = page_figures.read(s, workspace_id=w, window=window, provider=provider or None)
     rows = [alert_row(a) for a in health.listed_alerts(s, workspace_id=w)]
-    now = [provider_now_row(p) for p in health.providers_now(s, workspace_id=w)]
-    return providers, rows, now
+    return health_view(found), rows
+
+
+def _failures_of(s: Session, actor: Actor, provider: str) -> tuple[str, Rows, bool]:
+    """(the dialog's title, the failures grouped by error, whether only the latest were read)."""
+    found = failures.recent_failures(s, workspace_id=actor.workspace_id, provider=provider)
+    title = f"{provider_name(provider)}: failed calls in the last hour"
+    return title, failure_rows(found, utcnow()), found.capped
 
 
 class HealthState(SessionState):
-    providers: list[dict[str, str]] = []
     alerts: list[dict[str, str]] = []
-    # Each provider now: its breaker and the work waiting on it (an outage shows here at once,
-    # while the 24-hour success rate above still looks fine).
-    now: list[dict[str, str]] = []
+    # The window the tiles and charts cover (page.WINDOWS) and the provider the charts are of.
+    window: str = page_figures.DEFAULT_WINDOW
+    chart_provider: str = ""
+    tiles: list[TileView] = []
+    # Plotly figures (data and layout) as plain dicts.
+    outcomes_chart: dict[str, Any] = {}
+    latency_chart: dict[str, Any] = {}
+    intake_chart: dict[str, Any] = {}
+    queue_chart: dict[str, Any] = {}
+    oldest_job: str = ""
+    has_calls: bool = False
+    has_intake: bool = False
+    has_queue: bool = False
+    # The failures dialog of a tile.
+    failures_open: bool = False
+    failures_title: str = ""
+    failures_capped: bool = False
+    failures: list[dict[str, str]] = []
+    failures_jobs_href: str = ""
     # The history dialog: which alert, and its steps newest first.
     history_open: bool = False
     history_id: str = ""
     history_title: str = ""
     history: list[dict[str, str]] = []
 
-    @rx.var
-    def troubles(self) -> list[str]:
-        return [
-            f"{row['provider']}: breaker {row['breaker']}, {row['waiting']} job(s) waiting"
-            for row in self.now
-            if row["troubled"]
-        ]
+    def _show(self, view: HealthView, alerts: Rows) -> None:
+        self.tiles, self.chart_provider = view.tiles, view.chart_provider
+        self.outcomes_chart, self.latency_chart = view.outcomes, view.latency
+        self.intake_chart, self.queue_chart = view.intake, view.queue
+        self.oldest_job = view.oldest_job
+        self.has_calls, self.has_intake, self.has_queue = (
+            view.has_calls,
+            view.has_intake,
+            view.has_queue,
+        )
+        self.alerts = alerts
 
     async def _act(self, action: str, alert_id: str) -> EventSpec | None:
         act, found_id = _ACTIONS[action], _alert_id(alert_id)
@@ -129,10 +146,17 @@ class HealthState(SessionState):
         done: EventSpec = rx.toast.success(_DONE[action])
         return done
 
+    async def _read_page(self) -> bool:
+        """Read the page again for the chosen window and provider; False when signed out."""
+        window, provider = self.window, self.chart_provider
+        found = await read(self, lambda s, a: _rows_of_health(s, a, window, provider))
+        if found.signed_out:
+            return False
+        self._show(*found.get())
+        return True
+
     async def _refresh(self) -> None:
-        found = await read(self, _rows_of_health)
-        if not found.signed_out:
-            self.providers, self.alerts, self.now = found.get()
+        await self._read_page()
         if self.history_open and self.history_id:
             await self._load_history(self.history_id)
 
@@ -185,8 +209,39 @@ class HealthState(SessionState):
     async def load(self) -> EventSpec | None:
         if await self._authenticate() is None:
             return self._login_redirect()
-        found = await read(self, _rows_of_health)
+        if not await self._read_page():
+            return self._login_redirect()
+        return None
+
+    @rx.event
+    async def set_window(self, window: str | list[str]) -> EventSpec | None:
+        """15 minutes, 24 hours or 7 days (page.WINDOWS); anything else is the default. (The
+        segmented control may hand a list; the page's allows one choice.)"""
+        chosen = window if isinstance(window, str) else next(iter(window), "")
+        self.window = page_figures.window_of(chosen).key
+        if not await self._read_page():
+            return self._login_redirect()
+        return None
+
+    @rx.event
+    async def chart(self, provider: str) -> EventSpec | None:
+        """Draw the charts of this provider (one of the workspace's tiles; else the first)."""
+        self.chart_provider = provider
+        if not await self._read_page():
+            return self._login_redirect()
+        return None
+
+    @rx.event
+    async def show_failures(self, provider: str) -> EventSpec | None:
+        """A tile's failed calls of the last hour, grouped by error; the workspace's only."""
+        found = await read(self, lambda s, a: _failures_of(s, a, provider))
         if found.signed_out:
             return self._login_redirect()
-        self.providers, self.alerts, self.now = found.get()
+        self.failures_title, self.failures, self.failures_capped = found.get()
+        self.failures_jobs_href = jobs_href(provider)
+        self.failures_open = True
         return None
+
+    @rx.event
+    def set_failures_open(self, is_open: bool) -> None:
+        self.failures_open = is_open

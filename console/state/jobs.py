@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
 
 import reflex as rx
 from reflex.event import EventSpec
@@ -60,22 +61,30 @@ def _paused_label(kind: str, paused: outbox_pauses.Pauses) -> str:
     return "yes" if kind in paused.workspace else "no"
 
 
-def read_snapshot(session: Session, workspace_id: int, *, inbound_page: int = 0) -> JobsSnapshot:
+def read_snapshot(
+    session: Session,
+    workspace_id: int,
+    *,
+    inbound_page: int = 0,
+    only: outbox_views.JobFilter = outbox_views.EVERY_JOB,
+) -> JobsSnapshot:
+    """The page's tables; the queue's, running, waiting and dead jobs filtered by ``only``."""
+    w = workspace_id
     # This workspace's pauses and the platform's: never another workspace's.
     paused = outbox_pauses.pauses(session, workspace_id=workspace_id)
     snapshot = JobsSnapshot()
     snapshot.depth = [
         {"kind": d.kind, "status": d.status.value, "count": str(d.count)}
-        for d in outbox_views.queue_depth(session, workspace_id=workspace_id)
+        for d in outbox_views.queue_depth(session, workspace_id=workspace_id, only=only)
     ]
     snapshot.running = [
-        _job_row(j) for j in outbox_views.running_jobs(session, workspace_id=workspace_id)
+        _job_row(j) for j in outbox_views.running_jobs(session, workspace_id=w, only=only)
     ]
     snapshot.waiting = [
-        _job_row(j) for j in outbox_views.waiting_jobs(session, workspace_id=workspace_id)
+        _job_row(j) for j in outbox_views.waiting_jobs(session, workspace_id=w, only=only)
     ]
     snapshot.dead = [
-        _job_row(j) for j in outbox_views.dead_jobs(session, workspace_id=workspace_id)
+        _job_row(j) for j in outbox_views.dead_jobs(session, workspace_id=w, only=only)
     ]
     snapshot.kinds = [
         {
@@ -130,10 +139,20 @@ class JobsState(SessionState):
     inbound: list[dict[str, str]] = []
     inbound_page: int = 0
     inbound_has_next: bool = False
+    # The Health page's links open the page filtered to a provider (and a kind): ?provider=…
+    filter_provider: str = ""
+    filter_kind: str = ""
     replay_kind: str = ""
     replay_since: str = ""
     replay_preview: int = -1
     message: str = ""
+
+    @rx.var
+    def filter_label(self) -> str:
+        if not (self.filter_provider or self.filter_kind):
+            return ""
+        what = self.filter_kind or "jobs"
+        return f"Showing {what} of {self.filter_provider}" if self.filter_provider else what
 
     @rx.var
     def dead_kinds(self) -> list[str]:
@@ -143,7 +162,16 @@ class JobsState(SessionState):
     async def load(self) -> EventSpec | None:
         if await self._authenticate() is None:
             return self._login_redirect()
+        query = parse_qs(urlsplit(str(self.router.url)).query)
+        self.filter_provider = (query.get("provider") or [""])[0][:40]
+        self.filter_kind = (query.get("kind") or [""])[0][:60]
         return await self._reload()
+
+    @rx.event
+    async def show_every_job(self) -> EventSpec | None:
+        """Drop the filter: every job of the workspace again."""
+        self.filter_provider = self.filter_kind = ""
+        return rx.redirect("/jobs")
 
     @rx.var
     def inbound_page_label(self) -> str:
@@ -166,7 +194,10 @@ class JobsState(SessionState):
     async def _reload(self) -> EventSpec | None:
         """Read the page again (the inbound page as it is now)."""
         page = self.inbound_page
-        found = await read(self, lambda s, a: read_snapshot(s, a.workspace_id, inbound_page=page))
+        only = outbox_views.JobFilter(self.filter_provider, self.filter_kind)
+        found = await read(
+            self, lambda s, a: read_snapshot(s, a.workspace_id, inbound_page=page, only=only)
+        )
         if found.signed_out:
             return self._login_redirect()
         for name, value in vars(found.get()).items():

@@ -77,10 +77,11 @@ def test_a_stripe_outage_leaves_stripe_connected_and_says_work_is_waiting(
     expect(page.get_by_test_id("stripe-missing")).to_have_count(0)
     expect(page.get_by_test_id("generate-all")).to_be_enabled()
 
-    # Health says it now, not only in tomorrow's success rate.
+    # Health says it now, not only in tomorrow's success rate: Stripe's tile is not operational.
     page.get_by_test_id("nav-health").click()
-    now = page.get_by_test_id("health-now-table")
-    expect(now).to_contain_text("Stripe is unavailable; work is waiting")
+    tile = page.locator('[data-testid="health-tile"][data-provider="stripe"]')
+    expect(tile).to_contain_text("Stripe is unavailable; work is waiting")
+    expect(tile).not_to_have_attribute("data-status", "operational")
 
     # Stripe is back: the next test passes and every page says so.
     _switch(console, "none")
@@ -92,9 +93,7 @@ def test_a_stripe_outage_leaves_stripe_connected_and_says_work_is_waiting(
     expect(page.get_by_test_id("stripe-unavailable")).to_have_count(0)
     expect(page.get_by_test_id("stripe-missing")).to_have_count(0)
     page.get_by_test_id("nav-health").click()
-    expect(
-        page.get_by_test_id("health-table").or_(page.get_by_test_id("health-table-empty"))
-    ).to_be_visible()
+    expect(page.get_by_test_id("health-tiles")).to_be_visible()
     expect(page.get_by_text("Stripe is unavailable")).to_have_count(0)
 
 

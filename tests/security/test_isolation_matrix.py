@@ -157,6 +157,15 @@ HANDLERS: dict[str, Handler] = {
         "read", args=lambda ids, me: (str(ids.alert_id),), ids=True, shows=marked("history")
     ),
     "HealthState.set_history_open": Handler("local", args=lambda ids, me: (False,)),
+    # The window and the charted provider: the tiles are re-read, the workspace's own (each
+    # tile's last error carries the tenant's marker).
+    "HealthState.set_window": Handler("read", args=lambda ids, me: ("7d",), shows=marked("tiles")),
+    "HealthState.chart": Handler("read", args=lambda ids, me: ("stripe",), shows=marked("tiles")),
+    # A provider's failed calls of the last hour: the workspace's own, whoever asks.
+    "HealthState.show_failures": Handler(
+        "read", args=lambda ids, me: ("stripe",), shows=marked("failures")
+    ),
+    "HealthState.set_failures_open": Handler("local", args=lambda ids, me: (False,)),
     # -- integrations -----------------------------------------------------------------------
     "HubState.load": Handler("read", shows=marked("tiles")),
     "HubState.set_search": Handler("local", args=lambda ids, me: ("stripe",)),
@@ -224,6 +233,8 @@ HANDLERS: dict[str, Handler] = {
         ids=True,
         shows=lambda c, ids: c.state.replay_preview == 1,
     ),
+    # Drops the Health page's filter (?provider=…) and opens the page unfiltered.
+    "JobsState.show_every_job": Handler("local"),
     "JobsState.set_replay_kind": Handler("local", args=lambda ids, me: ("stripe.create_invoice",)),
     "JobsState.set_replay_since": Handler("local", args=lambda ids, me: ("2024-01-01T00:00",)),
     # -- settings ---------------------------------------------------------------------------
