@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from backend.accounts import service as accounts
 from backend.config import ProviderMode, get_settings
 from backend.connections import credentials, rows, stripe_webhook_setup
+from backend.demo import calls
 from backend.platform import audit, incidents
 from models import (
     AlertPriority,
@@ -285,6 +286,8 @@ def _fill_live_seller(session: Session, workspace_id: int, now: dt.datetime) -> 
         )
     session.add_all(claims)
     _connect_sandbox_stripe(session, workspace_id, now)
+    # After Stripe is connected: the calls are its (the writer finds the integration).
+    calls.week_of_stripe_calls(session, workspace_id, now)
     _seed_alerts(session, workspace_id, now)
 
 

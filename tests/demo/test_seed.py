@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -11,6 +14,8 @@ from backend.accounts import service as accounts
 from backend.connections import service as connections
 from backend.connections import views
 from backend.demo import seed as demo
+from backend.health import page as health_page
+from backend.health import rules, tiles
 from backend.integrations.base import ProviderContext
 from backend.platform.actors import Actor
 from backend.sandbox.demo_accounts import REEL_MOMENTS
@@ -203,3 +208,25 @@ def test_the_demo_is_refused_in_live_mode_and_adds_nothing(
         demo.seed(session)
     session.rollback()
     assert _counts(session) == before
+
+
+def test_the_live_seller_has_a_week_of_stripe_calls_and_stripe_is_degraded_now(
+    session: Session,
+) -> None:
+    """A newcomer opening Health sees a tile with figures and charts with data at once."""
+    started = time.monotonic()
+    demo.seed(session)
+    session.commit()
+    assert time.monotonic() - started < 30  # generous: the point is that it is not minutes
+    workspace_id = session.scalars(
+        select(Workspace.id).where(Workspace.slug == demo.LIVE_SELLER)
+    ).one()
+    found = health_page.read(session, workspace_id=workspace_id, window="7d")
+    [stripe] = found.tiles
+    assert stripe.provider == "stripe" and stripe.status == tiles.DEGRADED
+    assert stripe.reason.startswith("Slow")
+    assert stripe.window.calls > 1000 and stripe.window.failures > 0
+    busy_buckets = [p for p in found.calls if p.rollup.calls]
+    assert len(busy_buckets) > len(found.calls) // 2
+    # Nothing the alert rules would raise: the demo's alerts are the two it seeds.
+    assert rules.failing_providers(session, now=dt.datetime.now(dt.UTC)) == []
