@@ -4,6 +4,8 @@ Stripe answered 503 for a while, a few rate limits, and Stripe slow right now (d
 
 Written through the call log's own writer, so that the rollups the page reads are the real
 ones. About three thousand calls: the seed stays well under a second.
+
+Tested in tests/demo/test_seed.py.
 """
 
 from __future__ import annotations
