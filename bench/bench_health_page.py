@@ -323,7 +323,7 @@ def main() -> int:
                     """Wall ms from the click on "7 days" to the week's charts drawn."""
                     navigate()
                     page.evaluate("window.__clicked = performance.now()")
-                    page.get_by_test_id("health-window").get_by_text("7 days").click()
+                    page.get_by_test_id("health-window").get_by_role("radio", name="7 days").click()
                     expect(page.get_by_test_id("tile-calls").first).to_contain_text("in 7 days")
                     rendered = page.wait_for_function(RENDERED, polling="raf")
                     return float(rendered.json_value()) - float(page.evaluate("window.__clicked"))

@@ -61,7 +61,7 @@ def test_the_owner_reads_health_and_acknowledges_and_a_viewer_cannot(
         # The demo's week of calls, drawn: the last 24 hours, then the week.
         page.wait_for_function(DRAWN, arg="chart-outcomes")
         page.wait_for_function(DRAWN, arg="chart-latency")
-        page.get_by_test_id("health-window").get_by_text("7 days").click()
+        page.get_by_test_id("health-window").get_by_role("radio", name="7 days").click()
         expect(stripe.get_by_test_id("tile-calls")).to_contain_text("in 7 days")
         page.wait_for_function(DRAWN, arg="chart-outcomes")
 
