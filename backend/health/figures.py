@@ -3,6 +3,9 @@ success rate and latency percentiles per provider over a window, and the same pe
 for the charts. Only rollups are read, never the raw logs: a week is at most one row per
 (provider, operation, minute) of the workspace, summed by the database.
 
+Short windows read the minute rollups; a window of days reads the hour ones (``hourly``), a
+few thousand rows for a week however busy the workspace is.
+
 Percentiles come from the histogram (``LATENCY_BUCKETS_MS``), interpolated within the bucket
 the rank falls in, as Prometheus's ``histogram_quantile`` does: exact to a bucket's width.
 
@@ -19,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
-from models import BUCKET_COLUMNS, LATENCY_BUCKETS_MS, OUTCOME_COLUMNS, CallMinute
+from models import BUCKET_COLUMNS, LATENCY_BUCKETS_MS, OUTCOME_COLUMNS, CallHour, CallMinute
 
 _SUMMED = (*OUTCOME_COLUMNS, "latency_ms_sum", *BUCKET_COLUMNS)
 # Each bucket's lower bound: the previous one's upper bound (0 for the first).
@@ -90,9 +93,17 @@ class Rollup:
         )
 
 
-def _sums() -> list[Any]:
-    table = CallMinute.__table__
-    return [func.sum(table.c[name]) for name in _SUMMED]
+Rollups = type[CallMinute] | type[CallHour]
+
+
+def _grain(hourly: bool) -> tuple[Rollups, Any]:
+    """The rollup table and its time column."""
+    return (CallHour, CallHour.hour) if hourly else (CallMinute, CallMinute.minute)
+
+
+def _sums(table: Rollups) -> list[Any]:
+    columns = table.__table__.c
+    return [func.sum(columns[name]) for name in _SUMMED]
 
 
 def by_provider(
@@ -102,17 +113,22 @@ def by_provider(
     since: dt.datetime,
     until: dt.datetime | None = None,
     providers: Sequence[str] | None = None,
+    hourly: bool = False,
 ) -> dict[str, Rollup]:
-    """Each provider's calls of the workspace from minute ``since`` (up to ``until``)."""
+    """Each provider's calls of the workspace from ``since`` (up to ``until``); ``hourly``
+    reads whole hours: from the hour ``since`` falls in."""
+    table, at = _grain(hourly)
+    if hourly:
+        since = since.replace(minute=0, second=0, microsecond=0)
     stmt = (
-        select(CallMinute.provider, *_sums())
-        .where(CallMinute.workspace_id == workspace_id, CallMinute.minute >= since)
-        .group_by(CallMinute.provider)
+        select(table.provider, *_sums(table))
+        .where(table.workspace_id == workspace_id, at >= since)
+        .group_by(table.provider)
     )
     if until is not None:
-        stmt = stmt.where(CallMinute.minute < until)
+        stmt = stmt.where(at < until)
     if providers is not None:
-        stmt = stmt.where(CallMinute.provider.in_(list(providers)))
+        stmt = stmt.where(table.provider.in_(list(providers)))
     return {row[0]: Rollup.of(row[1:]) for row in session.execute(stmt).all()}
 
 
@@ -178,17 +194,20 @@ def series(
     start: dt.datetime,
     step: dt.timedelta,
     count: int,
+    hourly: bool = False,
 ) -> list[Point]:
     """The provider's calls per bucket of ``step`` from ``start``, ``count`` buckets, every
-    bucket present (empty ones with no calls), oldest first."""
-    bucket = bucket_index(session, CallMinute.minute, start, step).label("bucket")
+    bucket present (empty ones with no calls), oldest first. ``hourly`` (read the hour rollups)
+    needs whole hours for ``start`` and ``step``."""
+    table, at = _grain(hourly)
+    bucket = bucket_index(session, at, start, step).label("bucket")
     rows = session.execute(
-        select(bucket, *_sums())
+        select(bucket, *_sums(table))
         .where(
-            CallMinute.workspace_id == workspace_id,
-            CallMinute.provider == provider,
-            CallMinute.minute >= start,
-            CallMinute.minute < start + step * count,
+            table.workspace_id == workspace_id,
+            table.provider == provider,
+            at >= start,
+            at < start + step * count,
         )
         .group_by(bucket)
     ).all()

@@ -24,6 +24,8 @@ class Window:
     label: str
     span: dt.timedelta
     step: dt.timedelta
+    # Read the hour rollups (the steps are whole hours): a week in a few thousand rows.
+    hourly: bool = False
 
     @property
     def count(self) -> int:
@@ -42,7 +44,7 @@ WINDOWS = {
     for w in (
         Window("15m", "15 minutes", dt.timedelta(minutes=15), dt.timedelta(minutes=1)),
         Window("24h", "24 hours", dt.timedelta(hours=24), dt.timedelta(minutes=15)),
-        Window("7d", "7 days", dt.timedelta(days=7), dt.timedelta(hours=2)),
+        Window("7d", "7 days", dt.timedelta(days=7), dt.timedelta(hours=2), hourly=True),
     )
 }
 DEFAULT_WINDOW = "24h"
@@ -88,6 +90,7 @@ def read(
             start=start,
             step=chosen.step,
             count=chosen.count,
+            hourly=chosen.hourly,
         )
         if charted is not None
         else []

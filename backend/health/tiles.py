@@ -122,9 +122,11 @@ class ProviderTile:
     pace_per_second: float | None
     peak_per_minute: int
     # Google: when the access the hub holds runs out (renewed by itself before then), or why
-    # there is none to show.
+    # there is none to show; and when Google ends the grant itself (None: it does not), after
+    # which only a reconnect brings Drive back.
     token_expires_at: dt.datetime | None = None
     token_note: str = ""
+    grant_expires_at: dt.datetime | None = None
     waiting: list[impact.Waiting] = field(default_factory=list)
 
     @property
@@ -150,8 +152,8 @@ def _live(session: Session, workspace_id: int) -> bool:
 
 
 def _google_token(integration: Integration) -> tuple[dt.datetime | None, str]:
-    """The access token's expiry, from the sealed credentials. The refresh token's own
-    expiry is not known to the hub yet (Google does not say it when it grants one)."""
+    """The access token's expiry, from the sealed credentials (renewed by a periodic job
+    before then; the grant's own end is ``google_refresh_expiry``)."""
     try:
         secrets = credentials.unseal(integration)
     except CryptoError:
@@ -188,8 +190,13 @@ def provider_tiles(
     live = _live(session, workspace_id)
     rules_of = {p: LIVE if live and p in LIVE_PROVIDERS else NORMAL for p in providers}
     widest = max(r.window for r in rules_of.values())
+    # A window of a day or more reads the hour rollups, from the hour it starts in.
     in_window = figures.by_provider(
-        session, workspace_id=workspace_id, since=minute - window, providers=providers
+        session,
+        workspace_id=workspace_id,
+        since=minute - window,
+        providers=providers,
+        hourly=window >= dt.timedelta(hours=24),
     )
     # The status windows include the current minute: an outage shows within seconds.
     recent_normal = figures.by_provider(
@@ -241,8 +248,10 @@ def provider_tiles(
             status, reason = DEGRADED, "The last call failed; see below."
         last = latest.get(p)
         token: tuple[dt.datetime | None, str] = (None, "")
+        grant_ends: dt.datetime | None = None
         if p == google_tokens.PROVIDER:
             token = _google_token(integration)
+            grant_ends = google_tokens.google_refresh_expiry(session, workspace_id)
         tiles.append(
             ProviderTile(
                 provider=p,
@@ -263,6 +272,7 @@ def provider_tiles(
                 peak_per_minute=peaks.get(p, 0),
                 token_expires_at=token[0],
                 token_note=token[1],
+                grant_expires_at=grant_ends,
             )
         )
     troubled = [t.provider for t in tiles if t.troubled]

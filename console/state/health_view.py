@@ -131,10 +131,18 @@ def _headroom(tile: ProviderTile, window_label: str) -> str:
 
 
 def _token(tile: ProviderTile, now: dt.datetime) -> str:
+    said = tile.token_note
     if tile.token_expires_at is not None:
         expiry = tile.token_expires_at
-        return f"access expires {when(expiry)} ({ago(expiry, now)}). {tile.token_note}"
-    return tile.token_note
+        said = f"access expires {when(expiry)} ({ago(expiry, now)}). {said}"
+    if tile.grant_expires_at is not None:
+        ends = tile.grant_expires_at
+        verb = "ends" if ends > now else "ended"
+        said += (
+            f" Google {verb} the grant {when(ends)} ({ago(ends, now)}): reconnect Google Drive "
+            "under Integrations before then."
+        )
+    return said.strip()
 
 
 def tile_view(tile: ProviderTile, *, window_label: str, now: dt.datetime) -> TileView:

@@ -112,3 +112,23 @@ def test_the_busiest_minute_is_found_per_provider(session: Session) -> None:
         session, workspace_id=ws.id, since=T0 - dt.timedelta(minutes=15), providers=["stripe"]
     )
     assert peaks == {"stripe": 7}
+
+
+def test_a_week_is_read_from_the_hour_rollups(session: Session) -> None:
+    ws = factories.workspace(session)
+    start, step = T0, dt.timedelta(hours=2)
+    add_calls(
+        session,
+        call(ws.id, "stripe", at=start + dt.timedelta(minutes=5)),
+        call(ws.id, "stripe", at=start + dt.timedelta(minutes=119)),
+        call(ws.id, "stripe", outcome="timeout", at=start + dt.timedelta(hours=5)),
+    )
+    points = figures.series(
+        session, workspace_id=ws.id, provider="stripe", start=start, step=step, count=3, hourly=True
+    )
+    assert [p.rollup.calls for p in points] == [2, 0, 1]
+    week = figures.by_provider(
+        session, workspace_id=ws.id, since=start + dt.timedelta(minutes=30), hourly=True
+    )
+    # From the hour the window starts in: whole hours.
+    assert week["stripe"].calls == 3

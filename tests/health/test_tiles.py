@@ -9,10 +9,11 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from backend.connections import credentials, google_tokens
+from backend.connections import credentials, facts, google_tokens
 from backend.health import tiles
 from backend.health.figures import Rollup
 from backend.platform import circuits
+from console.state.health_view import tile_view
 from models import (
     Integration,
     IntegrationStatus,
@@ -175,6 +176,17 @@ def test_a_google_tile_says_when_the_access_token_expires(session: Session) -> N
     [tile] = tiles.provider_tiles(session, workspace_id=ws.id)
     assert tile.token_expires_at == expiry
     assert "renewed by itself" in tile.token_note
+    assert tile.grant_expires_at is None  # Google said no end
+    # Google grants for a limited time (an app in "testing"): the tile says when it ends.
+    grant_ends = (utcnow() + dt.timedelta(days=6)).replace(microsecond=0)
+    row.settings = facts.replaced(
+        row.settings or {}, {google_tokens.REFRESH_EXPIRY: grant_ends.isoformat()}
+    )
+    session.flush()
+    [tile] = tiles.provider_tiles(session, workspace_id=ws.id)
+    assert tile.grant_expires_at == grant_ends
+    said = tile_view(tile, window_label="24 hours", now=utcnow()).token
+    assert "Google ends the grant" in said and "reconnect Google Drive" in said
     credentials.seal(row, {"service_account_json": "{}"})
     session.flush()
     [tile] = tiles.provider_tiles(session, workspace_id=ws.id)
