@@ -144,6 +144,18 @@ class Settings(BaseSettings):
     # how often the scheduler looks for jobs whose worker died.
     outbox_lease_seconds: int = Field(default=60, ge=1)
     outbox_rescue_seconds: int = Field(default=5, ge=1)
+    # How often each scheduler evaluates the alert rules (``alert-rules``): how soon a failing
+    # provider becomes an incident and its notice. With several schedulers on PostgreSQL one of
+    # them evaluates a tick (an advisory lock); an evaluation more changes nothing.
+    alert_rules_seconds: int = Field(default=60, ge=1, le=3600)
+    # How long an incident's condition must have been gone before the incident resolves by
+    # itself (and its "resolved" notice goes out): long enough that a provider coming and going
+    # is one incident, not one every few minutes.
+    alert_auto_resolve_seconds: int = Field(default=300, ge=1, le=86_400)
+    # A provider account's breaker: how long it stays open before it lets one probe through,
+    # doubled after each failed probe up to the longest (backend/platform/circuits.py).
+    breaker_open_seconds: float = Field(default=30.0, gt=0, le=3600)
+    breaker_max_open_seconds: float = Field(default=600.0, gt=0, le=86_400)
     log_level: str = "INFO"
     # /metrics: a bearer token every scrape must send. In live mode without one, only a scraper
     # on this machine (a loopback client) is answered: the figures name job kinds and backlogs.

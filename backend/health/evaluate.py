@@ -1,6 +1,7 @@
 """The minute's evaluation of the alert rules: every condition present is raised as a
 continuing condition of its incident, every incident whose condition is gone settles (resolves
-after five clear minutes), and unacknowledged incidents get their four-hourly reminder.
+after five clear minutes: HUB_ALERT_AUTO_RESOLVE_SECONDS), and unacknowledged incidents get
+their four-hourly reminder. The scheduler runs it every HUB_ALERT_RULES_SECONDS (a minute).
 
 One transaction. On PostgreSQL it first takes a transaction-level advisory lock: with several
 scheduler processes one evaluates and the others skip the tick (the lock ends with the commit,

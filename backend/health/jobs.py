@@ -6,6 +6,7 @@ Covered by tests/jobs/test_discovery.py (what is declared here is loaded).
 
 from __future__ import annotations
 
+from backend.config import get_settings
 from backend.db import session_scope
 from backend.health import evaluate, notify
 from backend.platform import incident_notify, outbox
@@ -21,7 +22,7 @@ outbox.declare(incident_notify.EMAIL_KIND, notify.send_email, provider="sendgrid
 
 @periodic(
     id="alert-rules",
-    seconds=60,
+    seconds=get_settings().alert_rules_seconds,
     description="Raise, settle and remind alerts from the rules (failing providers, breakers, "
     "dead jobs, lag, Google tokens, reconciliation).",
     # Not the registry's session-level lock: the evaluation takes a transaction-level one

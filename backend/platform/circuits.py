@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from backend.config import get_settings
 from backend.db import conflict_insert
 from models import ProviderCircuit, utcnow
 
@@ -36,10 +37,23 @@ class CircuitPolicy:
     window: dt.timedelta = dt.timedelta(minutes=1)
     window_min_calls: int = 10
     failure_rate: float = 0.5
-    open_for: dt.timedelta = dt.timedelta(seconds=30)
-    max_open_for: dt.timedelta = dt.timedelta(minutes=10)
+    # How long the breaker stays open, doubled by each failed probe up to ``max_open_for``.
+    # None: the settings' (HUB_BREAKER_OPEN_SECONDS, 30 s; HUB_BREAKER_MAX_OPEN_SECONDS, 10 min),
+    # read when a breaker opens, so that a process started with them uses them.
+    open_for: dt.timedelta | None = None
+    max_open_for: dt.timedelta | None = None
     # How long a half-open probe may take before another worker may probe again.
     probe_timeout: dt.timedelta = dt.timedelta(seconds=60)
+
+    def open_period(self, open_count: int) -> dt.timedelta:
+        """How long the breaker stays open when it opens for the ``open_count``-th time in a
+        row (1: the first)."""
+        settings = get_settings()
+        first = self.open_for or dt.timedelta(seconds=settings.breaker_open_seconds)
+        longest = self.max_open_for or dt.timedelta(seconds=settings.breaker_max_open_seconds)
+        # The exponent is capped: a breaker open for days has opened hundreds of times.
+        seconds = first.total_seconds() * 2.0 ** min(max(0, open_count - 1), 64)
+        return dt.timedelta(seconds=min(seconds, longest.total_seconds()))
 
 
 POLICY = CircuitPolicy()
@@ -187,11 +201,7 @@ def record(
     )
     if failing and row.state != "open":
         row.open_count += 1
-        seconds = min(
-            POLICY.open_for.total_seconds() * 2 ** (row.open_count - 1),
-            POLICY.max_open_for.total_seconds(),
-        )
-        row.state, row.opened_until = "open", now + dt.timedelta(seconds=seconds)
+        row.state, row.opened_until = "open", now + POLICY.open_period(row.open_count)
     return row.state
 
 

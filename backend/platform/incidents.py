@@ -21,13 +21,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from backend.config import get_settings
 from backend.db import conflict_insert
 from backend.platform import incident_notify
 from backend.platform.alerts import clip
 from models import Alert, AlertEvent, AlertPriority, AlertState, utcnow
 
-# The condition must have been away this long before the incident resolves by itself.
-AUTO_RESOLVE_AFTER = dt.timedelta(minutes=5)
 BREAKER_RULE = "breaker.open"
 # Rules whose incidents are a symptom of an open breaker: folded into the provider's incident.
 FOLDED_UNDER_BREAKER = frozenset({"job.dead", "inbox.lag", "outbox.lag"})
@@ -40,6 +39,12 @@ class Raised:
     alert: Alert
     # A new incident, or a resolved one reopened: not a recurrence of an open one.
     new: bool
+
+
+def auto_resolve_after() -> dt.timedelta:
+    """How long the condition must have been away before the incident resolves by itself
+    (HUB_ALERT_AUTO_RESOLVE_SECONDS: five minutes unless set)."""
+    return dt.timedelta(seconds=get_settings().alert_auto_resolve_seconds)
 
 
 def entity_key(entity_type: str | None, entity_id: str | None) -> str:
@@ -276,11 +281,12 @@ def settle(
     now: dt.datetime | None = None,
 ) -> int:
     """After an evaluation of ``rule``: incidents whose (workspace, entity key) is not in
-    ``firing`` start (or continue) being clear, and resolve after five minutes of it. Returns
-    how many resolved."""
+    ``firing`` start (or continue) being clear, and resolve once clear for
+    ``auto_resolve_after()``. Returns how many resolved."""
     now = now or utcnow()
     still = set(firing)
     resolved = 0
+    clear_for = auto_resolve_after()
     for alert in session.scalars(
         select(Alert)
         .where(Alert.type == rule, Alert.state != AlertState.RESOLVED)
@@ -291,7 +297,7 @@ def settle(
             continue
         if alert.clear_since is None:
             alert.clear_since = now
-        elif now - alert.clear_since >= AUTO_RESOLVE_AFTER:
+        elif now - alert.clear_since >= clear_for:
             resolve(session, alert, who="scheduler", now=now, what="auto-resolved")
             resolved += 1
     return resolved

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from backend import config
 from backend.integrations.errors import ProviderUnavailable
 from backend.jobs.runner import Runner
 from backend.platform import circuits, outbox
@@ -177,3 +178,19 @@ def test_a_replay_goes_back_in_turn_behind_other_workspaces_work(
     session.commit()
     first = outbox.claim(session, worker="w", limit=3)
     assert b.id in [job.workspace_id for job in first]
+
+
+def test_the_open_period_comes_from_the_settings_and_doubles_up_to_the_longest(
+    monkeypatch: pytest.MonkeyPatch, hub_env: dict[str, str]
+) -> None:
+    """HUB_BREAKER_OPEN_SECONDS and HUB_BREAKER_MAX_OPEN_SECONDS (what the journey 4 test makes
+    short for its scheduler processes); a policy's own period wins over the setting."""
+    default = circuits.CircuitPolicy()
+    assert [default.open_period(n).total_seconds() for n in (1, 2, 6, 500)] == [30, 60, 600, 600]
+    hub_env.update(HUB_BREAKER_OPEN_SECONDS="2", HUB_BREAKER_MAX_OPEN_SECONDS="5")
+    for key, value in hub_env.items():
+        monkeypatch.setenv(key, value)
+    config.get_settings.cache_clear()  # (hub_env clears it again at the end)
+    assert [default.open_period(n).total_seconds() for n in (1, 2, 3)] == [2, 4, 5]
+    own = circuits.CircuitPolicy(open_for=dt.timedelta(seconds=1))
+    assert [own.open_period(n).total_seconds() for n in (1, 2, 9)] == [1, 2, 5]
