@@ -2,7 +2,8 @@
 
 Slack answers almost everything with HTTP 200 and ``{"ok": false, "error": "..."}``; only rate
 limiting is a real 429 (with Retry-After). Bot tokens, their workspace and the channels the bot
-is in come from ``POST /slack/_sandbox/tokens``; posted messages show on the control page.
+is in come from ``POST /slack/_sandbox/tokens``; posted messages show on the control page and
+are listed by ``GET /slack/_sandbox/messages`` (what a channel would show, for tests and people).
 """
 
 from __future__ import annotations
@@ -103,6 +104,25 @@ def _auth_test(state: dict[str, Any], bot: dict[str, Any], args: dict[str, Any])
     }
 
 
+def _metadata(raw: Any) -> dict[str, Any] | None:
+    """A message's ``metadata``: {"event_type": "...", "event_payload": {...}}, as an object or
+    (form-encoded calls) a JSON string. Slack refuses any other shape."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise SlackError("invalid_metadata_format") from None
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("event_type"), str)
+        or not isinstance(raw.get("event_payload", {}), dict)
+    ):
+        raise SlackError("invalid_metadata_format")
+    return {"event_type": raw["event_type"], "event_payload": raw.get("event_payload", {})}
+
+
 def _post_message(
     state: dict[str, Any], bot: dict[str, Any], args: dict[str, Any]
 ) -> dict[str, Any]:
@@ -122,6 +142,7 @@ def _post_message(
         raise SlackError("no_text")
     if len(text) > MAX_TEXT:
         raise SlackError("msg_too_long")
+    metadata = _metadata(args.get("metadata"))
     ts = _next_ts(state)
     message: dict[str, Any] = {
         "type": "message",
@@ -136,6 +157,8 @@ def _post_message(
         message["blocks"] = blocks
     if args.get("thread_ts"):
         message["thread_ts"] = str(args["thread_ts"])
+    if metadata is not None:
+        message["metadata"] = metadata
     name = next(n for n, i in channels.items() if i == channel_id)
     state.setdefault("messages", []).append(
         {"team": bot["team"], "channel": f"#{name}", "at": time.time()} | message
@@ -226,6 +249,20 @@ def build_router(ctx: SandboxContext) -> APIRouter:
                 "channel_ids": {f"#{n}": i for n, i in bot["channels"].items()},
             }
         )
+
+    @router.get("/_sandbox/messages")
+    def messages(team: str = "", channel: str = "") -> JSONResponse:
+        """Every message a bot posted with chat.postMessage, oldest first, as the control page
+        lists them: {"messages": [{"team", "channel", "text", "ts", "metadata"?, ...}]}.
+        ``team`` (the Slack workspace's id, T…) and ``channel`` ("#alerts") narrow the list."""
+        wanted = _channel_name(channel)
+        found = [
+            m
+            for m in ctx.store.read(NAME).get("messages", [])
+            if (not team or m["team"] == team)
+            and (not wanted or _channel_name(m["channel"]) == wanted)
+        ]
+        return JSONResponse({"messages": found})
 
     @router.api_route("/api/{method}", methods=["GET", "POST"])
     async def api(method: str, request: Request) -> JSONResponse:

@@ -90,3 +90,37 @@ def test_rate_limit_answers_429_with_retry_after(sandbox: RunningSandbox) -> Non
     sandbox.switch(slack={"rate_limit": 0, "outage": "errors"})
     down = httpx.post(url, headers=bearer, json=message)
     assert down.status_code == 500 and down.json() == {"ok": False, "error": "fatal_error"}
+
+
+def test_posted_messages_are_listed_with_their_metadata(sandbox: RunningSandbox) -> None:
+    bot = new_bot(sandbox)
+    other = new_bot(sandbox)
+    url = f"{sandbox.url}/slack/api/chat.postMessage"
+    metadata = {"event_type": "hub_alert", "event_payload": {"key": "alert:1:1:slack"}}
+    for token, channel, text in (
+        (bot["token"], "#alerts", "first"),
+        (bot["token"], "#ops", "second"),
+        (other["token"], "#alerts", "elsewhere"),
+    ):
+        answer = httpx.post(
+            url,
+            headers={"Authorization": f"Bearer {token}"},
+            json={"channel": channel, "text": text, "metadata": metadata},
+        ).json()
+        assert answer["ok"] is True and answer["message"]["metadata"] == metadata
+    # Form-encoded calls send the metadata as JSON text; a wrong shape is Slack's error.
+    form = {"token": bot["token"], "channel": "#alerts", "text": "third"}
+    assert httpx.post(url, data=form | {"metadata": '{"event_type": "x"}'}).json()["ok"]
+    wrong = httpx.post(url, data=form | {"metadata": "not json"}).json()
+    assert wrong == {"ok": False, "error": "invalid_metadata_format"}
+
+    listed = httpx.get(f"{sandbox.url}/slack/_sandbox/messages").json()["messages"]
+    assert [m["text"] for m in listed] == ["first", "second", "elsewhere", "third"]
+    assert listed[0]["metadata"] == metadata and listed[3]["metadata"]["event_payload"] == {}
+    mine = httpx.get(
+        f"{sandbox.url}/slack/_sandbox/messages",
+        params={"team": bot["team_id"], "channel": "#alerts"},
+    ).json()["messages"]
+    assert [m["text"] for m in mine] == ["first", "third"]
+    # Listing is not a Web API call: the request counts leave it out.
+    assert httpx.get(f"{sandbox.url}/_sandbox/requests").json()["slack"]["requests"] == 5
