@@ -54,7 +54,7 @@ def raise_present(
     session: Session, conditions: list[rules.Condition], *, now: dt.datetime
 ) -> tuple[int, list[rules.Condition]]:
     """Raise each condition as a continuing one. Returns how many incidents are new (or
-    reopened), and the conditions that are their own incident: not folded under a breaker."""
+    reopened), and the conditions that are their own incident: not folded into a provider's."""
     raised, own = 0, []
     for c in conditions:
         result = incidents.raise_incident(

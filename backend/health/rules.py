@@ -75,7 +75,8 @@ class Condition:
     entity_id: str | None
     priority: AlertPriority
     message: str
-    # Whose breaker incident this folds into while that is open (incidents.FOLDED_UNDER_BREAKER).
+    # Whose incident this folds into while that is open (incidents.PROVIDER_RULES and
+    # FOLDED_UNDER_BREAKER): the provider's breaker or failure rate.
     provider: str | None = None
 
     @property
@@ -165,6 +166,8 @@ def failing_providers(session: Session, *, now: dt.datetime) -> list[Condition]:
                 f"{failures} of {calls} calls to {provider_name(provider)} failed in the last "
                 f"{minutes} minutes. Work for it waits in the queue and is retried; open Health "
                 "to see the errors, and Integrations if the key or the connection changed.",
+                # One outage, one incident: with the provider's breaker (incidents.PROVIDER_RULES).
+                provider=provider,
             )
         )
     return found
@@ -206,6 +209,7 @@ def open_breakers(session: Session, *, now: dt.datetime) -> list[Condition]:
                 f"{'waits' if held == 1 else 'wait'} in the queue and run once it answers (it is "
                 "tried again by itself). Check "
                 f"{circuit.provider}'s status page, and Integrations if the key changed.",
+                provider=circuit.provider,
             )
         )
     return found
@@ -454,11 +458,13 @@ def scheduler_stopped(session: Session, *, now: dt.datetime) -> list[Condition]:
 
 Rule = Callable[..., list[Condition]]
 
-# What the scheduler's minute evaluates, in this order: a breaker first, so that the lag and
-# dead jobs behind it fold into its incident in the same evaluation.
+# What the scheduler's minute evaluates, in this order: a provider's own conditions first, so
+# that the lag and dead jobs behind them fold into its incident in the same evaluation; its
+# failure rate before its breaker, so that an outage that trips both at once is one critical
+# incident (the breaker folds into it), not a high one.
 EVALUATED: dict[str, Rule] = {
-    BREAKER_OPEN: open_breakers,
     PROVIDER_FAILING: failing_providers,
+    BREAKER_OPEN: open_breakers,
     JOB_DEAD: dead_jobs,
     INBOX_LAGGING: inbox_lag,
     OUTBOX_LAGGING: outbox_lag,

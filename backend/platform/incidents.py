@@ -3,12 +3,15 @@
 An incident is grouped by (workspace, rule, entity): while it is not resolved, a recurrence
 bumps its count and last-seen time instead of making a new alert (the database's partial unique
 index makes this hold for raisers in different processes too). A recurrence after a resolve
-reopens the same row marked *regressed*. While a provider's breaker incident is open, that
-provider's dead-job and lag alerts are folded into it. Each change is written to the incident's
-history (``alert_events``) and, when it calls for telling people, the deliveries are enqueued in
-the same transaction (``backend/platform/incident_notify.py``).
+reopens the same row marked *regressed*. A provider failing for a workspace is one incident:
+its breaker open and most of its calls failing are two signs of one outage, so whichever is
+raised first holds the other (and the provider's dead-job and lag alerts) while it is open.
+Each change is written to the incident's history (``alert_events``) and, when it calls for
+telling people, the deliveries are enqueued in the same transaction
+(``backend/platform/incident_notify.py``).
 
-Tested in tests/platform/test_incidents.py.
+Tested in tests/platform/test_incidents.py (the provider's incident through the evaluation in
+tests/health/test_rules.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ from backend.platform.alerts import clip
 from models import Alert, AlertEvent, AlertPriority, AlertState, utcnow
 
 BREAKER_RULE = "breaker.open"
-# Rules whose incidents are a symptom of an open breaker: folded into the provider's incident.
+FAILING_RULE = "provider.failing"
+# A provider's own incident for a workspace: its breaker open, or most of its calls failing.
+# Without this, an outage trips both in the same minute and tells people twice (two incidents,
+# two Slack messages) about one thing; so whichever is open holds the other, and either sign
+# still present keeps it from resolving.
+PROVIDER_RULES = (FAILING_RULE, BREAKER_RULE)
+# Rules whose incidents are a symptom of a provider's outage: folded into the provider's incident
+# (its breaker's, or else its failure rate's).
 FOLDED_UNDER_BREAKER = frozenset({"job.dead", "inbox.lag", "outbox.lag"})
 RANK = {p: n for n, p in enumerate(AlertPriority)}
 QUIET = frozenset({AlertState.SNOOZED, AlertState.IGNORED})
@@ -110,24 +120,24 @@ def raise_incident(
 
     ``occurrence``: a new happening (a job died) counts; a condition seen again by the minute's
     evaluation (``False``) only counts when it had cleared in between. ``provider``: whose
-    breaker incident, if open, this alert folds into.
+    incident, if open, this alert folds into (``PROVIDER_RULES``).
     """
     now = now or utcnow()
     message = clip(message)
-    if provider is not None and rule in FOLDED_UNDER_BREAKER and workspace_id is not None:
-        breaker = find_unresolved(
-            session, workspace_id=workspace_id, rule=BREAKER_RULE, key=f"provider:{provider}"
-        )
-        if breaker is not None:
-            if occurrence:
-                breaker.count += 1
-            breaker.last_seen_at = now
-            if occurrence:
-                # A continuing condition is seen every minute: a line a minute would bury the
-                # history. The breaker's own message already says that work waits.
-                event(session, breaker, "folded", who, f"{rule}: {message}", at=now)
-            return Raised(breaker, new=False)
     key = entity_key(entity_type, entity_id)
+    host = _provider_incident(session, workspace_id, rule, key, provider)
+    if host is not None:
+        if occurrence:
+            host.count += 1
+        host.last_seen_at = now
+        if rule in PROVIDER_RULES:
+            # The outage's other sign is still there: the incident is not clear yet.
+            host.clear_since = None
+        if occurrence:
+            # A continuing condition is seen every minute: a line a minute would bury the
+            # history. The provider's incident already says that work waits.
+            event(session, host, "folded", who, f"{rule}: {message}", at=now)
+        return Raised(host, new=False)
     for _ in range(3):  # each pass loses at most one race, to a raiser that then committed
         alert = find_unresolved(session, workspace_id=workspace_id, rule=rule, key=key)
         if alert is not None:
@@ -172,6 +182,31 @@ def raise_incident(
             incident_notify.notify(session, alert, "opened", now=now)
             return Raised(alert, new=True)
     raise RuntimeError(f"could not raise the incident {rule} {key} after three tries")
+
+
+def _provider_incident(
+    session: Session, workspace_id: int | None, rule: str, key: str, provider: str | None
+) -> Alert | None:
+    """The open incident of ``provider`` that an alert of ``rule`` folds into, if any: for a
+    symptom (dead jobs, lag) the breaker's or else the failure rate's; for one of the two
+    ``PROVIDER_RULES``, the other one's, unless its own is open (it goes on as itself)."""
+    if provider is None or workspace_id is None:
+        return None
+    if rule in PROVIDER_RULES:
+        if find_unresolved(session, workspace_id=workspace_id, rule=rule, key=key) is not None:
+            return None
+        hosts = [other for other in PROVIDER_RULES if other != rule]
+    elif rule in FOLDED_UNDER_BREAKER:
+        hosts = [BREAKER_RULE, FAILING_RULE]
+    else:
+        return None
+    for host_rule in hosts:
+        host = find_unresolved(
+            session, workspace_id=workspace_id, rule=host_rule, key=f"provider:{provider}"
+        )
+        if host is not None:
+            return host
+    return None
 
 
 def _recur(

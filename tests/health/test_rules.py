@@ -20,6 +20,7 @@ from backend.health import rules
 from backend.health.evaluate import evaluate
 from models import (
     Alert,
+    AlertEvent,
     AlertPriority,
     AlertState,
     CallMinute,
@@ -300,7 +301,8 @@ def test_one_workspaces_failures_never_raise_for_another(session: Session) -> No
     session.commit()
     _evaluate(session, T0)
     alerts = _alerts(session)
-    assert {x.type for x in alerts} == {rules.PROVIDER_FAILING, rules.BREAKER_OPEN, rules.JOB_DEAD}
+    # (a's open breaker is in its failing-Stripe incident: one outage, one incident.)
+    assert {x.type for x in alerts} == {rules.PROVIDER_FAILING, rules.JOB_DEAD}
     assert {x.workspace_id for x in alerts} == {a}
 
 
@@ -358,6 +360,53 @@ def test_jobs_behind_an_open_breaker_fold_into_its_incident(session: Session) ->
     (alert,) = _alerts(session)
     assert alert.type == rules.BREAKER_OPEN and "1 job waits in the queue" in alert.message
     assert alert.count == 1 and alert.last_seen_at == T0 + MINUTE
+
+
+def test_a_providers_breaker_and_failure_rate_are_one_incident(session: Session) -> None:
+    """Issue 14, journey 4: an outage trips both rules in the same minute; it is one incident
+    and one message, whichever rule saw it first, open while either sign is there."""
+    a = factories.workspace(session, slug="a").id
+    _calls(session, a, T0, ok=0, failed=6)
+    _breaker(session, a, "open", T0)
+    session.commit()
+    _evaluate(session, T0)
+    # Both at once: the failure rate (critical) holds the breaker.
+    (alert,) = _alerts(session)
+    assert (alert.type, alert.priority) == (rules.PROVIDER_FAILING, AlertPriority.CRITICAL)
+    # The failures leave the window; the breaker, still open, keeps the incident open.
+    _forget_calls(session)
+    session.commit()
+    for minutes in (1, 7, 13):
+        _evaluate(session, T0 + minutes * MINUTE)
+    (alert,) = _alerts(session)
+    assert (alert.state, alert.count, alert.clear_since) == (AlertState.OPEN, 1, None)
+    _breaker(session, a, "closed", T0)
+    session.commit()
+    _evaluate(session, T0 + 14 * MINUTE)
+    _evaluate(session, T0 + 19 * MINUTE)
+    (alert,) = _alerts(session)
+    assert alert.state is AlertState.RESOLVED
+    notices = session.scalars(
+        select(AlertEvent.detail).where(AlertEvent.what == "notified").order_by(AlertEvent.id)
+    )
+    assert [n.split(" to ")[0] for n in notices] == ["notice 1 (opened)", "notice 2 (resolved)"]
+
+    # The breaker first (a busy account: the failures are a small share of its calls), the
+    # failure rate later: the breaker's incident holds it.
+    b = factories.workspace(session, slug="b").id
+    _calls(session, b, T0, ok=20, failed=5)
+    _breaker(session, b, "open", T0)
+    session.commit()
+    _evaluate(session, T0 + MINUTE)
+    _calls(session, b, T0 + MINUTE, ok=0, failed=30)
+    session.commit()
+    _evaluate(session, T0 + 2 * MINUTE)
+    (breaker,) = [x for x in _alerts(session) if x.workspace_id == b]
+    assert (breaker.type, breaker.priority, breaker.state) == (
+        rules.BREAKER_OPEN,
+        AlertPriority.HIGH,
+        AlertState.OPEN,
+    )
 
 
 def test_a_reconnect_after_a_refused_renewal_clears_the_google_rule(session: Session) -> None:
