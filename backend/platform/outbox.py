@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import structlog
@@ -36,6 +36,9 @@ log = structlog.get_logger("outbox")
 # 5, 10, 20, 40, 80 minutes: the retry schedule a provider outage of an evening survives.
 DEFAULT_BACKOFF = (300.0, 600.0, 1200.0, 2400.0, 4800.0)
 DEFAULT_MAX_ATTEMPTS = len(DEFAULT_BACKOFF) + 1
+# A job that failed at least once: it used an attempt, or probed a provider still down (which
+# uses none: see ``fail``). Pending, it waits out a backoff: what an outage holds back.
+FAILED_BEFORE = or_(OutboxJob.attempts > 0, OutboxJob.last_error.is_not(None))
 NOTIFY_CHANNEL = "outbox"
 # The payload of the NOTIFY for a job that calls a provider: it wakes the workers that run
 # those (see backend/jobs/drainer.py); any other NOTIFY on the channel is for local jobs.
@@ -250,6 +253,7 @@ class Claimed:
     workspace_id: int | None
     provider: str | None
     circuit_key: str | None
+    probe: bool = False  # sent as its account's half-open breaker's probe (``claim``)
 
 
 def claim(
@@ -298,23 +302,24 @@ def claim(
         due = due.with_for_update(skip_locked=True)
     claimed = _take(session, due, worker, lease_seconds, now)
     for key in gate.probes:
-        # A half-open circuit lets exactly one job through to test the provider: a due one,
-        # or one waiting out its backoff after failing (during an outage that is all of
-        # them: waiting for a backoff of minutes would keep the breaker from ever probing).
+        # A half-open circuit lets exactly one job through to test the provider: a due one, or
+        # one waiting out its backoff after failing (in an outage, all of them); the one due
+        # soonest, so that a job the provider always fails on cannot keep the breaker open.
         probe = (
             select(OutboxJob.id)
             .where(
                 OutboxJob.status == JobStatus.PENDING,
-                or_(OutboxJob.run_after <= now, OutboxJob.attempts > 0),
+                or_(OutboxJob.run_after <= now, FAILED_BEFORE),
                 OutboxJob.circuit_key == key,
                 ~paused,
             )
-            .order_by(OutboxJob.fair_at, OutboxJob.id)
+            .order_by(OutboxJob.run_after, OutboxJob.fair_at, OutboxJob.id)
             .limit(1)
         )
         if session.get_bind().dialect.name == "postgresql":
             probe = probe.with_for_update(skip_locked=True)
-        claimed += _take(session, probe, worker, lease_seconds, now)
+        probed = _take(session, probe, worker, lease_seconds, now)
+        claimed += [replace(job, probe=True) for job in probed]
     return claimed
 
 
@@ -458,8 +463,10 @@ def fail(
     # scrubbed: a provider may quote a key or an e-mail address back.
     message = describe(error)
     permanent, retry_after, rate_limited = classify(error)
-    attempts = job.attempts - 1 if rate_limited else job.attempts
-    # (A 429 is the provider asking us to wait: that run was not a real attempt.)
+    # Not a real attempt: a 429 (the provider asks us to wait), nor a probe that found it still
+    # down (counted, the probes killed the job they sent in an evening's outage: jobs must wait).
+    not_an_attempt = rate_limited or (job.probe and counts_against_provider(error))
+    attempts = job.attempts - 1 if not_an_attempt else job.attempts
     if permanent or spec is None or attempts >= job.max_attempts:
         values: dict[str, Any] = dict(status=JobStatus.DEAD, finished_at=now, attempts=attempts)
         status = JobStatus.DEAD

@@ -180,7 +180,7 @@ def wake_waiting(
     conditions = [
         OutboxJob.circuit_key == circuits.key_for(provider, workspace_id),
         OutboxJob.status == JobStatus.PENDING,
-        OutboxJob.attempts > 0,
+        outbox.FAILED_BEFORE,
         OutboxJob.run_after > now,
     ]
     result = session.execute(

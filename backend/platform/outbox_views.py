@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from backend.platform import outbox
 from models import JobStatus, OutboxJob
 
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
@@ -133,5 +134,5 @@ def waiting_jobs(
         OutboxJob.workspace_id == workspace_id, OutboxJob.status == JobStatus.PENDING
     )
     if not only:
-        stmt = stmt.where(OutboxJob.attempts > 0)
+        stmt = stmt.where(outbox.FAILED_BEFORE)
     return _views(session.scalars(stmt.order_by(OutboxJob.run_after).limit(limit)).all())

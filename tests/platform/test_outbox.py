@@ -54,6 +54,11 @@ def _remote(session: Session, job: outbox.JobContext) -> None:
     CALLS[job.idempotency_key] += 1
 
 
+@outbox.job_kind("test.remote_slow", provider="testpay", backoff=(300.0,), max_attempts=2)
+def _remote_slow(session: Session, job: outbox.JobContext) -> None:
+    raise ProviderUnavailable("testpay answered 500")
+
+
 def _jobs(session: Session) -> list[OutboxJob]:
     session.expire_all()
     return list(session.scalars(select(OutboxJob).order_by(OutboxJob.id)))
@@ -301,6 +306,44 @@ def test_open_circuit_holds_jobs_then_a_probe_closes_it(
             )
             == 0
         )
+
+
+def test_a_probe_that_finds_the_provider_down_uses_no_attempt_and_probes_rotate(
+    engine: Engine, quick_circuit: object
+) -> None:
+    """Issue 14, journey 4 ("jobs wait instead of dying"): each open period's probe is a real
+    call, but not the job's attempt; counted, the job that probes died of a long outage (here,
+    of two probes). The next probe tests the job due soonest, not the same one again."""
+    with Session(engine) as session:
+        for key in ("a", "b"):
+            outbox.enqueue(session, kind="test.remote_slow", payload={}, idempotency_key=key)
+        for _ in range(3):
+            circuits.record(session, provider="testpay", workspace_id=None, ok=False)
+        session.commit()
+    runner = Runner(engine, "w", batch=10)
+    assert runner.run_once().claimed == 0  # open: both wait
+    with Session(engine) as session:
+        keys = {j.id: j.idempotency_key for j in _jobs(session)}
+    probed = []
+    for _ in range(5):
+        with Session(engine) as session:
+            circuit = session.get_one(ProviderCircuit, "testpay:platform")
+            assert circuit.state == "open"
+            circuit.opened_until = utcnow() - dt.timedelta(seconds=1)  # the open period passes
+            session.commit()
+        report = runner.run_once()
+        assert (report.claimed, report.retried, report.dead) == (1, 1, 0)
+        (error,) = report.errors  # "test.remote_slow#<id>: ProviderUnavailable"
+        probed.append(keys[int(error.split("#")[1].split(":")[0])])
+    # b, never tried, is due before a's backoff ends; then whichever backoff ends first.
+    assert probed[:2] == ["a", "b"]
+    with Session(engine) as session:
+        jobs = _jobs(session)
+    assert [(j.status, j.attempts) for j in jobs] == [(JobStatus.PENDING, 0)] * 2
+    assert all(j.run_after > utcnow() + dt.timedelta(minutes=4) for j in jobs)  # backoff kept
+    # Still jobs that failed: when the breaker closes they are due at once.
+    with Session(engine) as session:
+        assert outbox_operators.wake_waiting(session, provider="testpay", workspace_id=None) == 2
 
 
 def test_rate_limit_bucket_refills(session: Session) -> None:
