@@ -9,7 +9,8 @@ with the time-driven settings made short (``HUB_ALERT_RULES_SECONDS``,
 ``HUB_ALERT_AUTO_RESOLVE_SECONDS``, ``HUB_BREAKER_OPEN_SECONDS``, ``HUB_BREAKER_MAX_OPEN_SECONDS``).
 Within two minutes the workspace's Stripe breaker is open, one incident exists (not one per
 scheduler, nor one per rule), one Slack message is in the sandbox's #alerts and the invoice jobs
-wait (pending, not dead). Switched off, the queue drains by itself (each invoice made in Stripe
+wait (pending, not dead), and the Health page's Stripe tile says "major outage" and lists the
+show's waiting invoices. Switched off, the queue drains by itself (each invoice made in Stripe
 once), the incident resolves by itself and one "Resolved" message follows.
 
 ``test_acknowledge_stops_the_reminders_and_a_regression_notifies_once``: the lifecycle's two
@@ -45,7 +46,7 @@ import backend.jobs  # noqa: F401  (declares the job kinds the outbox rows name)
 import backend.sandbox.slack as slack_emulator
 import backend.sandbox.stripe as stripe_emulator
 from backend.connections import credentials
-from backend.health import alert_actions, evaluate, rules
+from backend.health import alert_actions, evaluate, rules, tiles
 from backend.invoicing import service as invoicing
 from backend.jobs.runner import Runner
 from backend.platform.actors import Actor
@@ -286,6 +287,16 @@ def test_a_stripe_outage_alerts_slack_once_and_recovers_by_itself(
             select(OutboxJob.attempts).where(OutboxJob.kind == invoicing.CREATE_KIND)
         ).all()
     assert max(attempts) <= 1, sorted(attempts)
+    # The Health page's Stripe tile, as the owner sees it: major outage, and what waits on it.
+    with Session(pg_engine) as session:
+        (stripe_tile,) = [
+            t
+            for t in tiles.provider_tiles(session, workspace_id=evening.workspace_id)
+            if t.provider == "stripe"
+        ]
+    assert stripe_tile.status == tiles.MAJOR_OUTAGE
+    waiting = [w.text for w in stripe_tile.waiting]
+    assert f"{BUYERS} invoices of show Spring Drop" in waiting, waiting
 
     # Stripe is back: nobody touches anything.
     evening.sandbox.switch(stripe={"outage": "none"})
