@@ -179,6 +179,8 @@ class CallMinute(_CallCounts, IdMixin, Base):
             unique=True,
         ),
         Index("ix_integration_call_minutes_minute", "minute"),
+        # A window of one workspace (the page, the rules): a range, not every operation's rows.
+        Index("ix_integration_call_minutes_workspace_id_minute", "workspace_id", "minute"),
     )
 
     minute: Mapped[dt.datetime]
@@ -199,6 +201,7 @@ class CallHour(_CallCounts, IdMixin, Base):
             unique=True,
         ),
         Index("ix_integration_call_hours_hour", "hour"),
+        Index("ix_integration_call_hours_workspace_id_hour", "workspace_id", "hour"),
     )
 
     hour: Mapped[dt.datetime]

@@ -231,6 +231,7 @@ def provider_tiles(
             )
         )
     }
+    said_of = provider_status.states(session, workspace_id=workspace_id, integrations=integrations)
     tiles = []
     for integration in integrations:
         p = integration.provider
@@ -239,7 +240,7 @@ def provider_tiles(
         breaker = breakers.get(p)
         breaker_state = breaker.state if breaker else "closed"
         status, reason = status_of(breaker_state, recent, rules)
-        said = provider_status.state(session, workspace_id=workspace_id, provider=p)
+        said = said_of[p]
         if status == OPERATIONAL and said.state in (
             provider_status.UNAVAILABLE,
             provider_status.REFUSED,

@@ -55,6 +55,9 @@ def _create_rollup(table: str, column: str) -> None:
             f"uq_{table}_key", ["workspace_id", "provider", "operation", column], unique=True
         )
         batch_op.create_index(f"ix_{table}_{column}", [column], unique=False)
+        batch_op.create_index(
+            f"ix_{table}_workspace_id_{column}", ["workspace_id", column], unique=False
+        )
 
 
 def upgrade() -> None:
@@ -101,6 +104,7 @@ def downgrade() -> None:
     op.drop_table("provider_call_latest")
     for table, column in (("integration_call_hours", "hour"), ("integration_call_minutes", "minute")):
         with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(f"ix_{table}_workspace_id_{column}")
             batch_op.drop_index(f"ix_{table}_{column}")
             batch_op.drop_index(f"uq_{table}_key")
         op.drop_table(table)
