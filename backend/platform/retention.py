@@ -1,6 +1,8 @@
-"""Retention: finished jobs, handled webhook bodies and old call logs are purged nightly (the
-alert rules are in health/rules.py, the orphaned-contract sweep in
-pipeline/orphaned_contracts.py)."""
+"""Retention: finished jobs, handled webhook bodies, old call logs and old call rollups are
+purged nightly (the alert rules are in health/rules.py, the orphaned-contract sweep in
+pipeline/orphaned_contracts.py).
+
+Tested in tests/platform/test_retention.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,20 @@ import datetime as dt
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from models import InboundEvent, InboundStatus, IntegrationLog, JobStatus, OutboxJob, utcnow
+from models import (
+    CallMinute,
+    InboundEvent,
+    InboundStatus,
+    IntegrationLog,
+    JobStatus,
+    OutboxJob,
+    utcnow,
+)
+
+# The per-minute call rollups behind the Health page's 7-day charts, the alert rules and
+# /metrics: a few dozen rows per workspace and minute at most, so three months cost little
+# and let an operator compare this week with last month's.
+KEEP_CALL_MINUTES = dt.timedelta(days=90)
 
 
 def purge_old_rows(
@@ -19,9 +34,12 @@ def purge_old_rows(
     keep_jobs: dt.timedelta = dt.timedelta(days=14),
     keep_events: dt.timedelta = dt.timedelta(days=30),
     keep_logs: dt.timedelta = dt.timedelta(days=90),
+    keep_call_minutes: dt.timedelta = KEEP_CALL_MINUTES,
 ) -> dict[str, int]:
-    """Retention: finished jobs, handled webhook bodies (they hold personal data) and old call
-    logs go; dead jobs and unhandled events stay until someone deals with them."""
+    """Retention: finished jobs, handled webhook bodies (they hold personal data), old call
+    logs and old call rollups go; dead jobs and unhandled events stay until someone deals with
+    them. Rollups and raw logs have retentions of their own: the rollups are what every figure
+    is read from, the raw rows only what an operator digs into."""
     now = now or utcnow()
     counts = {}
     for name, stmt in (
@@ -39,6 +57,11 @@ def purge_old_rows(
             ),
         ),
         ("integration_logs", delete(IntegrationLog).where(IntegrationLog.at < now - keep_logs)),
+        (
+            "integration_call_minutes",
+            # By the minute's index (ix_integration_call_minutes_minute).
+            delete(CallMinute).where(CallMinute.minute < now - keep_call_minutes),
+        ),
     ):
         result = session.execute(stmt.execution_options(synchronize_session=False))
         counts[name] = int(getattr(result, "rowcount", 0) or 0)
