@@ -1,0 +1,173 @@
+"""/metrics' provider figures: calls by outcome and the latency histogram from the call rollups,
+counters that only grow while each scrape reads recent minutes only, breaker states and open
+incidents."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine, delete
+from sqlalchemy.orm import Session
+
+from backend.api import call_metrics
+from backend.api.call_metrics import ProviderFigures
+from backend.platform import hub_figures
+from models import (
+    Alert,
+    AlertPriority,
+    AlertState,
+    CallMinute,
+    ProviderCircuit,
+    utcnow,
+)
+from tests import factories
+from tests.api.test_metrics import sidecar
+from tests.support.calls import add_calls, call
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def _samples(text: str) -> Samples:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def _arrange_incidents_and_breakers(session: Session, workspace_id: int) -> None:
+    session.add_all(
+        [
+            ProviderCircuit(key=f"stripe:ws{workspace_id}", provider="stripe",
+                            workspace_id=workspace_id, state="open"),
+            ProviderCircuit(key=f"slack:ws{workspace_id}", provider="slack",
+                            workspace_id=workspace_id, state="half_open"),
+            ProviderCircuit(key="stripe:platform", provider="stripe", state="closed"),
+            Alert(workspace_id=workspace_id, type="provider_failing", message="m",
+                  priority=AlertPriority.CRITICAL, entity_key="provider:stripe"),
+            Alert(workspace_id=workspace_id, type="provider_failing", message="m",
+                  priority=AlertPriority.CRITICAL, entity_key="provider:slack",
+                  state=AlertState.ACKNOWLEDGED),
+            Alert(workspace_id=workspace_id, type="job_dead", message="m",
+                  state=AlertState.RESOLVED, entity_key="job:1"),
+            Alert(type="scheduler_down", message="m", priority=AlertPriority.HIGH),
+        ]
+    )  # fmt: skip
+
+
+def test_a_scrape_exports_calls_latency_breakers_and_open_incidents(engine: Engine) -> None:
+    with Session(engine) as session:
+        workspace_id = factories.workspace(session, slug="shop").id
+        # Before the sidecar started: not in its counters (they start at 0 with it).
+        add_calls(session, call(workspace_id, at=utcnow() - dt.timedelta(hours=2)))
+        session.commit()
+    with sidecar(engine, metrics_cache_seconds=0) as client:
+        with Session(engine) as session:
+            add_calls(
+                session,
+                *(call(workspace_id, latency_ms=ms) for ms in (5, 30, 700)),
+                call(workspace_id, outcome="unavailable", latency_ms=12_000),
+                call(workspace_id, "slack", operation="POST /api/chat.postMessage"),
+            )
+            _arrange_incidents_and_breakers(session, workspace_id)
+            session.commit()
+        samples = _samples(client.get("/metrics").text)
+
+    stripe = {"workspace": "shop", "provider": "stripe"}
+    calls = "hub_provider_calls_total"
+    assert _value(samples, calls, **stripe, outcome="ok") == 3
+    assert _value(samples, calls, **stripe, outcome="unavailable") == 1
+    assert _value(samples, calls, **stripe, outcome="timeout") == 0
+    assert _value(samples, calls, workspace="shop", provider="slack", outcome="ok") == 1
+    bucket = "hub_provider_call_latency_ms_bucket"
+    cumulative = {"10.0": 1, "25.0": 1, "50.0": 2, "500.0": 2, "1000.0": 3, "10000.0": 3}
+    cumulative |= {"30000.0": 4, "+Inf": 4}
+    for le, count in cumulative.items():
+        assert _value(samples, bucket, **stripe, le=le) == count, le
+    assert _value(samples, "hub_provider_call_latency_ms_count", **stripe) == 4
+    assert _value(samples, "hub_provider_call_latency_ms_sum", **stripe) == 5 + 30 + 700 + 12_000
+
+    breaker = "hub_provider_breaker_state"
+    assert _value(samples, breaker, **stripe) == 2
+    assert _value(samples, breaker, workspace="shop", provider="slack") == 1
+    assert _value(samples, breaker, workspace="(platform)", provider="stripe") == 0
+
+    incidents = {k: v for k, v in samples.items() if k[0] == "hub_open_incidents"}
+    failing = {"workspace": "shop", "rule": "provider_failing", "priority": "critical"}
+    platform = {"workspace": "(platform)", "rule": "scheduler_down", "priority": "high"}
+    assert incidents == {
+        ("hub_open_incidents", frozenset((failing | {"state": "open"}).items())): 1,
+        ("hub_open_incidents", frozenset((failing | {"state": "acknowledged"}).items())): 1,
+        ("hub_open_incidents", frozenset((platform | {"state": "open"}).items())): 1,
+    }
+
+
+class _Clock:
+    def __init__(self, start: dt.datetime) -> None:
+        self.at = start
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+
+def _ok_calls(figures: ProviderFigures) -> float:
+    samples = {
+        (s.name, s.labels.get("outcome")): s.value
+        for family in figures.collect()
+        for s in family.samples
+    }
+    return samples.get(("hub_provider_calls_total", "ok"), 0.0)
+
+
+def test_counters_only_grow_and_each_read_asks_for_recent_minutes_only(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[dt.datetime] = []
+    real = hub_figures.call_minutes
+
+    def spy(session: Session, *, since: dt.datetime) -> list[hub_figures.MinuteSums]:
+        asked.append(since)
+        return real(session, since=since)
+
+    monkeypatch.setattr(hub_figures, "call_minutes", spy)
+    start = utcnow().replace(second=0, microsecond=0)
+    clock = _Clock(start + dt.timedelta(seconds=30))
+    figures = ProviderFigures(now=clock)
+    with Session(engine) as session:
+        workspace_id = factories.workspace(session).id
+        add_calls(session, call(workspace_id, at=start + dt.timedelta(seconds=10)))
+        session.commit()
+    figures.read(engine)
+    assert (_ok_calls(figures), asked[-1]) == (1, start)
+
+    clock.at = start + dt.timedelta(minutes=10)
+    with Session(engine) as session:
+        add_calls(session, call(workspace_id, at=start + dt.timedelta(minutes=9)))
+        session.commit()
+    figures.read(engine)
+    assert (_ok_calls(figures), asked[-1]) == (2, start)
+
+    # The minutes more than GRACE old are kept here: the next read starts after them.
+    clock.at = start + dt.timedelta(minutes=20)
+    figures.read(engine)
+    assert (_ok_calls(figures), asked[-1]) == (2, start + dt.timedelta(minutes=5))
+    assert start + dt.timedelta(minutes=20) - asked[-1] <= call_metrics.GRACE * 3
+
+    # The rollups go (retention, a deleted workspace): a counter does not go back.
+    with Session(engine) as session:
+        session.execute(delete(CallMinute))
+        session.commit()
+    clock.at = start + dt.timedelta(minutes=30)
+    figures.read(engine)
+    assert _ok_calls(figures) == 2
+
+    # A week without a scrape: the read still reaches back no more than the window.
+    clock.at = start + dt.timedelta(days=8)
+    figures.read(engine)
+    assert asked[-1] == clock.at.replace(second=0, microsecond=0) - call_metrics.WINDOW
