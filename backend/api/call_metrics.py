@@ -3,16 +3,20 @@ workspace and provider, each account's breaker, and the open incidents.
 
 - ``hub_provider_calls_total{workspace,provider,outcome}`` and the histogram
   ``hub_provider_call_latency_ms{workspace,provider}`` (``_bucket{le}``, ``_sum``, ``_count``,
-  the rollups' buckets, in ms) are counters **since the sidecar started** (the minute it did):
-  they start at 0 with the process, as any Prometheus counter does, and only grow. A sum over
-  a sliding window would fall as old minutes leave it, which Prometheus reads as a reset (a
-  burst of phantom increases); a sum since a fixed date would read ever more rollups.
-  So each scrape reads only the rollups of recent minutes (from ``settled_until`` on, a few
-  minutes back; never more than ``WINDOW``) and adds the minutes that are over to totals kept
-  here. A minute is over ``GRACE`` after it ends: the call log's writers add a call to its
-  minute within a second or so, but a batch that waited out a database outage arrives late; one
-  that arrives more than ``GRACE`` late is on the Health page but not in these counters.
-  Every sidecar reads the same database: aggregate instances with ``max``, never ``sum``.
+  the rollups' buckets, in ms) are counters **since 00:00 UTC today**: they only grow during
+  the day and go back to 0 at midnight UTC, which Prometheus's ``rate`` and ``increase`` take
+  as a counter reset. A fixed start shared by every process, not each process's own start: the
+  sidecar runs several workers (and may run on several machines), a scrape reaches any one of
+  them, and each must say the same figure, a worker restarted an hour ago included. A sum over
+  a sliding window instead would fall as old minutes leave it, which Prometheus reads as resets
+  (a burst of phantom increases).
+  The first scrape of a process reads the day's rollups (at most 1,440 minutes); each later one
+  reads only the recent minutes (from ``settled_until`` on, a few minutes back) and adds the
+  minutes that are over to totals kept here. A minute is over ``GRACE`` after it ends: the call
+  log's writers add a call to its minute within a second or so, but a batch that waited out a
+  database outage arrives late; one more than ``GRACE`` late is on the Health page but not in
+  these counters. Every process reads the same database: aggregate instances with ``max``,
+  never ``sum``.
 - ``hub_provider_breaker_state{workspace,provider}``: 0 closed, 1 half-open, 2 open.
 - ``hub_open_incidents{workspace,rule,priority,state}``: incidents not resolved.
 
@@ -42,7 +46,6 @@ from backend.platform.hub_figures import Breaker, MinuteSums, OpenIncidents
 from models import BUCKET_COLUMNS, LATENCY_BUCKETS_MS, OUTCOME_COLUMNS, utcnow
 
 GRACE = dt.timedelta(minutes=5)
-WINDOW = dt.timedelta(days=7)
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 # Each bucket's upper bound as Prometheus's own clients spell it ("10.0"), in the rollups'
 # column order.
@@ -53,6 +56,11 @@ Key = tuple[str, str]  # (workspace, provider)
 
 def minute_of(at: dt.datetime) -> dt.datetime:
     return at.replace(second=0, microsecond=0)
+
+
+def day_of(at: dt.datetime) -> dt.datetime:
+    """The counters' start: midnight UTC of ``at``'s day."""
+    return at.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass
@@ -70,21 +78,26 @@ class Totals:
 
 
 class CallCounters:
-    """Totals since ``start``: the minutes that are over, kept, plus the recent ones as last
-    read (which may still grow)."""
+    """Today's totals: the minutes that are over, kept, plus the recent ones as last read
+    (which may still grow)."""
 
-    def __init__(self, start: dt.datetime) -> None:
+    def __init__(self) -> None:
+        self.day: dt.datetime | None = None
         self.settled: dict[Key, Totals] = {}
-        self.settled_until = minute_of(start)
+        self.settled_until = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._recent: dict[Key, Totals] = {}
 
     def since(self, now: dt.datetime) -> dt.datetime:
-        """The first minute the next read needs (after a week without a scrape, the minutes
-        older than ``WINDOW`` are skipped rather than read)."""
-        return max(self.settled_until, minute_of(now) - WINDOW)
+        """The first minute the next read needs: the day's first on a process's first read
+        and on a new day, else the first not yet over."""
+        return self.settled_until if day_of(now) == self.day else day_of(now)
 
     def update(self, minutes: list[MinuteSums], now: dt.datetime) -> None:
         """Take a read of the minutes from ``since(now)`` on."""
+        if day_of(now) != self.day:
+            # Midnight: every series goes back to 0 (kept, at 0, rather than dropped).
+            self.day = self.settled_until = day_of(now)
+            self.settled = {key: Totals() for key in (*self.settled, *self._recent)}
         cut = max(self.settled_until, minute_of(now) - GRACE)
         recent: dict[Key, Totals] = {}
         for m in minutes:
@@ -115,7 +128,7 @@ class ProviderFigures:
 
     def __init__(self, now: Callable[[], dt.datetime] = utcnow) -> None:
         self._now = now
-        self._counters = CallCounters(now())
+        self._counters = CallCounters()
         self._lock = threading.Lock()
         self._snapshot = _Snapshot()
 

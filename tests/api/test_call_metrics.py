@@ -1,6 +1,6 @@
 """/metrics' provider figures: calls by outcome and the latency histogram from the call rollups,
-counters that only grow while each scrape reads recent minutes only, breaker states and open
-incidents."""
+counters of the day that only grow and that every process reads alike, while each scrape reads
+recent minutes only; breaker states and open incidents."""
 
 from __future__ import annotations
 
@@ -64,8 +64,9 @@ def _arrange_incidents_and_breakers(session: Session, workspace_id: int) -> None
 def test_a_scrape_exports_calls_latency_breakers_and_open_incidents(engine: Engine) -> None:
     with Session(engine) as session:
         workspace_id = factories.workspace(session, slug="shop").id
-        # Before the sidecar started: not in its counters (they start at 0 with it).
-        add_calls(session, call(workspace_id, at=utcnow() - dt.timedelta(hours=2)))
+        # Yesterday's: not in the counters, which start at midnight UTC.
+        midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        add_calls(session, call(workspace_id, at=midnight - dt.timedelta(minutes=1)))
         session.commit()
     with sidecar(engine, metrics_cache_seconds=0) as client:
         with Session(engine) as session:
@@ -116,16 +117,16 @@ class _Clock:
         return self.at
 
 
-def _ok_calls(figures: ProviderFigures) -> float:
+def _ok_calls(figures: ProviderFigures) -> float | None:
     samples = {
         (s.name, s.labels.get("outcome")): s.value
         for family in figures.collect()
         for s in family.samples
     }
-    return samples.get(("hub_provider_calls_total", "ok"), 0.0)
+    return samples.get(("hub_provider_calls_total", "ok"))
 
 
-def test_counters_only_grow_and_each_read_asks_for_recent_minutes_only(
+def test_counters_count_the_day_only_grow_and_each_read_asks_for_recent_minutes_only(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked: list[dt.datetime] = []
@@ -136,38 +137,42 @@ def test_counters_only_grow_and_each_read_asks_for_recent_minutes_only(
         return real(session, since=since)
 
     monkeypatch.setattr(hub_figures, "call_minutes", spy)
-    start = utcnow().replace(second=0, microsecond=0)
-    clock = _Clock(start + dt.timedelta(seconds=30))
+    day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    clock = _Clock(day + dt.timedelta(minutes=10))
     figures = ProviderFigures(now=clock)
     with Session(engine) as session:
         workspace_id = factories.workspace(session).id
-        add_calls(session, call(workspace_id, at=start + dt.timedelta(seconds=10)))
+        yesterday = call(workspace_id, at=day - dt.timedelta(minutes=1))
+        add_calls(session, yesterday, call(workspace_id, at=day + dt.timedelta(minutes=1)))
         session.commit()
+    # Since midnight, though the process started at 00:10: every process says the same.
     figures.read(engine)
-    assert (_ok_calls(figures), asked[-1]) == (1, start)
+    assert (_ok_calls(figures), asked[-1]) == (1, day)
 
-    clock.at = start + dt.timedelta(minutes=10)
+    clock.at = day + dt.timedelta(minutes=12)
     with Session(engine) as session:
-        add_calls(session, call(workspace_id, at=start + dt.timedelta(minutes=9)))
+        add_calls(session, call(workspace_id, at=day + dt.timedelta(minutes=9)))
         session.commit()
     figures.read(engine)
-    assert (_ok_calls(figures), asked[-1]) == (2, start)
+    # The minutes more than GRACE old were kept at the last read: this one starts after them.
+    assert (_ok_calls(figures), asked[-1]) == (2, day + dt.timedelta(minutes=5))
+    assert clock.at - asked[-1] <= call_metrics.GRACE * 2
+    restarted = ProviderFigures(now=clock)  # another worker, started just now
+    restarted.read(engine)
+    assert (_ok_calls(restarted), asked[-1]) == (2, day)
 
-    # The minutes more than GRACE old are kept here: the next read starts after them.
-    clock.at = start + dt.timedelta(minutes=20)
+    # The rollups of minutes that are over go (retention, a deleted workspace): a counter does
+    # not go back.
+    clock.at = day + dt.timedelta(minutes=20)
     figures.read(engine)
-    assert (_ok_calls(figures), asked[-1]) == (2, start + dt.timedelta(minutes=5))
-    assert start + dt.timedelta(minutes=20) - asked[-1] <= call_metrics.GRACE * 3
-
-    # The rollups go (retention, a deleted workspace): a counter does not go back.
     with Session(engine) as session:
         session.execute(delete(CallMinute))
         session.commit()
-    clock.at = start + dt.timedelta(minutes=30)
+    clock.at = day + dt.timedelta(minutes=30)
     figures.read(engine)
     assert _ok_calls(figures) == 2
 
-    # A week without a scrape: the read still reaches back no more than the window.
-    clock.at = start + dt.timedelta(days=8)
+    # Midnight: back to 0 (the series stays), and the read starts at the new day.
+    clock.at = day + dt.timedelta(days=1, minutes=1)
     figures.read(engine)
-    assert asked[-1] == clock.at.replace(second=0, microsecond=0) - call_metrics.WINDOW
+    assert (_ok_calls(figures), asked[-1]) == (0, day + dt.timedelta(days=1))
