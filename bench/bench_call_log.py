@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -347,6 +348,8 @@ def main() -> int:
         help="the product's Stripe pacing, requests/s (0: unpaced; the product's is 25)",
     )
     args = parser.parse_args()
+    # Stopped from outside: unwind, so that the sandbox and the database stop with the bench.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.stripe_rate:
         circuits.RATE_LIMITS["stripe"] = args.stripe_rate
     else:

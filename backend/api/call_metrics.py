@@ -10,9 +10,10 @@ workspace and provider, each account's breaker, and the open incidents.
   them, and each must say the same figure, a worker restarted an hour ago included. A sum over
   a sliding window instead would fall as old minutes leave it, which Prometheus reads as resets
   (a burst of phantom increases).
-  The first scrape of a process reads the day's rollups (at most 1,440 minutes); each later one
-  reads only the recent minutes (from ``settled_until`` on, a few minutes back) and adds the
-  minutes that are over to totals kept here. A minute is over ``GRACE`` after it ends: the call
+  The first scrape of a process (and the first of a day) reads the day's hour rollups that are
+  over (at most 24 a series) and the minutes since; each later one reads only the recent
+  minutes (from ``settled_until`` on, a few minutes back) and adds the minutes that are over to
+  totals kept here. A minute is over ``GRACE`` after it ends: the call
   log's writers add a call to its minute within a second or so, but a batch that waited out a
   database outage arrives late; one more than ``GRACE`` late is on the Health page but not in
   these counters. Every process reads the same database: aggregate instances with ``max``,
@@ -42,8 +43,15 @@ from sqlalchemy import Engine
 
 from backend.db import session_scope
 from backend.platform import hub_figures
-from backend.platform.hub_figures import Breaker, MinuteSums, OpenIncidents
-from models import BUCKET_COLUMNS, LATENCY_BUCKETS_MS, OUTCOME_COLUMNS, utcnow
+from backend.platform.hub_figures import Breaker, OpenIncidents, PeriodSums
+from models import (
+    BUCKET_COLUMNS,
+    LATENCY_BUCKETS_MS,
+    OUTCOME_COLUMNS,
+    CallHour,
+    CallMinute,
+    utcnow,
+)
 
 GRACE = dt.timedelta(minutes=5)
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
@@ -58,6 +66,10 @@ def minute_of(at: dt.datetime) -> dt.datetime:
     return at.replace(second=0, microsecond=0)
 
 
+def hour_of(at: dt.datetime) -> dt.datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
 def day_of(at: dt.datetime) -> dt.datetime:
     """The counters' start: midnight UTC of ``at``'s day."""
     return at.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -69,7 +81,7 @@ class Totals:
     buckets: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKET_COLUMNS, 0))
     latency_ms_sum: int = 0
 
-    def add(self, other: MinuteSums | Totals) -> None:
+    def add(self, other: PeriodSums | Totals) -> None:
         for name, n in other.outcomes.items():
             self.outcomes[name] += n
         for name, n in other.buckets.items():
@@ -87,23 +99,32 @@ class CallCounters:
         self.settled_until = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._recent: dict[Key, Totals] = {}
 
-    def since(self, now: dt.datetime) -> dt.datetime:
-        """The first minute the next read needs: the day's first on a process's first read
-        and on a new day, else the first not yet over."""
-        return self.settled_until if day_of(now) == self.day else day_of(now)
+    def new_day(self, now: dt.datetime) -> dt.datetime | None:
+        """The hour up to which the day's hour rollups are over and may be read at once (from
+        midnight), when ``now`` starts a day for these counters (a process's first read, or
+        midnight); None otherwise."""
+        if day_of(now) == self.day:
+            return None
+        return max(day_of(now), hour_of(minute_of(now) - GRACE))
 
-    def update(self, minutes: list[MinuteSums], now: dt.datetime) -> None:
-        """Take a read of the minutes from ``since(now)`` on."""
-        if day_of(now) != self.day:
-            # Midnight: every series goes back to 0 (kept, at 0, rather than dropped).
-            self.day = self.settled_until = day_of(now)
-            self.settled = {key: Totals() for key in (*self.settled, *self._recent)}
+    def start_day(self, now: dt.datetime, hours: list[PeriodSums], until: dt.datetime) -> None:
+        """A new day's totals: 0 for every series known (kept rather than dropped: a counter
+        reset), plus the ``hours`` before ``until`` that are over."""
+        self.day = day_of(now)
+        self.settled = {key: Totals() for key in (*self.settled, *self._recent)}
+        self._recent = {}
+        for h in hours:
+            self.settled.setdefault((h.workspace, h.provider), Totals()).add(h)
+        self.settled_until = until
+
+    def update(self, minutes: list[PeriodSums], now: dt.datetime) -> None:
+        """Take a read of the minutes from ``settled_until`` on."""
         cut = max(self.settled_until, minute_of(now) - GRACE)
         recent: dict[Key, Totals] = {}
         for m in minutes:
-            if m.minute < self.settled_until:
+            if m.start < self.settled_until:
                 continue  # counted already
-            into = self.settled if m.minute < cut else recent
+            into = self.settled if m.start < cut else recent
             into.setdefault((m.workspace, m.provider), Totals()).add(m)
         self.settled_until = cut
         self._recent = recent
@@ -138,7 +159,13 @@ class ProviderFigures:
         with self._lock:
             now = self._now()
             with session_scope(engine) as session:
-                minutes = hub_figures.call_minutes(session, since=self._counters.since(now))
+                until = self._counters.new_day(now)
+                if until is not None:
+                    hours = hub_figures.call_sums(session, CallHour, since=day_of(now), until=until)
+                    self._counters.start_day(now, hours, until)
+                minutes = hub_figures.call_sums(
+                    session, CallMinute, since=self._counters.settled_until
+                )
                 breakers = hub_figures.breakers(session)
                 incidents = hub_figures.open_incidents(session)
             self._counters.update(minutes, now)

@@ -1,10 +1,11 @@
 """What /metrics exports about provider calls, breakers and incidents, read from the database:
-the per-minute call rollups (``integration_call_minutes``, never the raw logs) for a bounded
-span of recent minutes, every connected account's breaker, and the incidents not resolved.
+the call rollups (``integration_call_hours`` and ``integration_call_minutes``, never the raw
+logs) for a bounded span of time, every connected account's breaker, and the incidents not
+resolved.
 
-The exporter (backend/api/call_metrics.py) asks for recent minutes only: it keeps the totals of
-older ones itself. Each read is one GROUP BY over the rollups' minute index, one over the
-breakers (one row per account) and one over the unresolved incidents.
+The exporter (backend/api/call_metrics.py) asks for the day's hours once, then for recent
+minutes only: it keeps the totals of older ones itself. Each read is a GROUP BY over a rollup's
+time index, one over the breakers (one row per account) and one over the unresolved incidents.
 
 Tested in tests/api/test_call_metrics.py.
 """
@@ -22,6 +23,7 @@ from models import (
     OUTCOME_COLUMNS,
     Alert,
     AlertState,
+    CallHour,
     CallMinute,
     ProviderCircuit,
     Workspace,
@@ -33,12 +35,13 @@ PLATFORM = "(platform)"
 
 
 @dataclass(frozen=True, slots=True)
-class MinuteSums:
-    """One minute of one workspace's calls to one provider, all operations together."""
+class PeriodSums:
+    """One minute's or hour's calls of one workspace to one provider, all operations
+    together."""
 
     workspace: str
     provider: str
-    minute: dt.datetime
+    start: dt.datetime
     outcomes: dict[str, int]
     buckets: dict[str, int]
     latency_ms_sum: int
@@ -60,34 +63,44 @@ class OpenIncidents:
     count: int
 
 
-def call_minutes(session: Session, *, since: dt.datetime) -> list[MinuteSums]:
-    """Each (workspace, provider, minute) from ``since`` on, summed over its operations."""
-    summed = [
-        func.sum(CallMinute.__table__.c[name]) for name in (*OUTCOME_COLUMNS, *BUCKET_COLUMNS)
-    ]
-    rows = session.execute(
+def call_sums(
+    session: Session,
+    rollup: type[CallMinute | CallHour],
+    *,
+    since: dt.datetime,
+    until: dt.datetime | None = None,
+) -> list[PeriodSums]:
+    """Each (workspace, provider, minute or hour) of ``rollup`` in [since, until), summed over
+    its operations (by the rollup's time index)."""
+    table = rollup.__table__
+    start = table.c.minute if rollup is CallMinute else table.c.hour
+    summed = [func.sum(table.c[name]) for name in (*OUTCOME_COLUMNS, *BUCKET_COLUMNS)]
+    stmt = (
         select(
             Workspace.slug,
-            CallMinute.provider,
-            CallMinute.minute,
-            func.sum(CallMinute.latency_ms_sum),
+            table.c.provider,
+            start,
+            func.sum(table.c.latency_ms_sum),
             *summed,
         )
-        .join(Workspace, Workspace.id == CallMinute.workspace_id)
-        .where(CallMinute.minute >= since)
-        .group_by(Workspace.slug, CallMinute.provider, CallMinute.minute)
-    ).all()
+        .join(Workspace, Workspace.id == table.c.workspace_id)
+        .where(start >= since)
+        .group_by(Workspace.slug, table.c.provider, start)
+    )
+    if until is not None:
+        stmt = stmt.where(start < until)
+    rows = session.execute(stmt).all()
     outcomes = len(OUTCOME_COLUMNS)
     return [
-        MinuteSums(
+        PeriodSums(
             workspace=slug,
             provider=provider,
-            minute=minute,
+            start=at,
             outcomes=dict(zip(OUTCOME_COLUMNS, map(int, counts[:outcomes]), strict=True)),
             buckets=dict(zip(BUCKET_COLUMNS, map(int, counts[outcomes:]), strict=True)),
             latency_ms_sum=int(latency or 0),
         )
-        for slug, provider, minute, latency, *counts in rows
+        for slug, provider, at, latency, *counts in rows
     ]
 
 

@@ -1,6 +1,6 @@
-"""Retention: finished jobs, handled webhook bodies, old call logs and old call rollups are
-purged nightly (the alert rules are in health/rules.py, the orphaned-contract sweep in
-pipeline/orphaned_contracts.py).
+"""Retention: finished jobs, handled webhook bodies, old call logs and old call rollups (of
+minutes and of hours) are purged nightly (the alert rules are in health/rules.py, the
+orphaned-contract sweep in pipeline/orphaned_contracts.py).
 
 Tested in tests/platform/test_retention.py."""
 
@@ -12,6 +12,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from models import (
+    CallHour,
     CallMinute,
     InboundEvent,
     InboundStatus,
@@ -21,10 +22,11 @@ from models import (
     utcnow,
 )
 
-# The per-minute call rollups behind the Health page's 7-day charts, the alert rules and
-# /metrics: a few dozen rows per workspace and minute at most, so three months cost little
-# and let an operator compare this week with last month's.
-KEEP_CALL_MINUTES = dt.timedelta(days=90)
+# The call rollups behind the Health page's charts, the alert rules and /metrics, kept longer
+# than a raw row needs to be: a few dozen rows per workspace and minute at most (and 60 times
+# fewer per hour), so three months cost little and let an operator compare this week with
+# last month's.
+KEEP_CALL_ROLLUPS = dt.timedelta(days=90)
 
 
 def purge_old_rows(
@@ -34,7 +36,7 @@ def purge_old_rows(
     keep_jobs: dt.timedelta = dt.timedelta(days=14),
     keep_events: dt.timedelta = dt.timedelta(days=30),
     keep_logs: dt.timedelta = dt.timedelta(days=90),
-    keep_call_minutes: dt.timedelta = KEEP_CALL_MINUTES,
+    keep_call_rollups: dt.timedelta = KEEP_CALL_ROLLUPS,
 ) -> dict[str, int]:
     """Retention: finished jobs, handled webhook bodies (they hold personal data), old call
     logs and old call rollups go; dead jobs and unhandled events stay until someone deals with
@@ -59,8 +61,12 @@ def purge_old_rows(
         ("integration_logs", delete(IntegrationLog).where(IntegrationLog.at < now - keep_logs)),
         (
             "integration_call_minutes",
-            # By the minute's index (ix_integration_call_minutes_minute).
-            delete(CallMinute).where(CallMinute.minute < now - keep_call_minutes),
+            # By the rollups' time indexes (ix_integration_call_minutes_minute, …_hours_hour).
+            delete(CallMinute).where(CallMinute.minute < now - keep_call_rollups),
+        ),
+        (
+            "integration_call_hours",
+            delete(CallHour).where(CallHour.hour < now - keep_call_rollups),
         ),
     ):
         result = session.execute(stmt.execution_options(synchronize_session=False))

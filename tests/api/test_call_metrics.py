@@ -18,6 +18,7 @@ from models import (
     Alert,
     AlertPriority,
     AlertState,
+    CallHour,
     CallMinute,
     ProviderCircuit,
     utcnow,
@@ -129,50 +130,73 @@ def _ok_calls(figures: ProviderFigures) -> float | None:
 def test_counters_count_the_day_only_grow_and_each_read_asks_for_recent_minutes_only(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    asked: list[dt.datetime] = []
-    real = hub_figures.call_minutes
+    asked: list[tuple[str, dt.datetime]] = []
+    real = hub_figures.call_sums
 
-    def spy(session: Session, *, since: dt.datetime) -> list[hub_figures.MinuteSums]:
-        asked.append(since)
-        return real(session, since=since)
+    def spy(
+        session: Session,
+        rollup: type[CallMinute | CallHour],
+        *,
+        since: dt.datetime,
+        until: dt.datetime | None = None,
+    ) -> list[hub_figures.PeriodSums]:
+        asked.append((rollup.__tablename__, since))
+        return real(session, rollup, since=since, until=until)
 
-    monkeypatch.setattr(hub_figures, "call_minutes", spy)
+    def minutes_since() -> dt.datetime:
+        return next(at for table, at in reversed(asked) if table == "integration_call_minutes")
+
+    def add(*minutes: int) -> None:
+        with Session(engine) as session:
+            add_calls(
+                session, *(call(workspace_id, at=day + dt.timedelta(minutes=m)) for m in minutes)
+            )
+            session.commit()
+
+    monkeypatch.setattr(hub_figures, "call_sums", spy)
     day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     clock = _Clock(day + dt.timedelta(minutes=10))
     figures = ProviderFigures(now=clock)
     with Session(engine) as session:
         workspace_id = factories.workspace(session).id
-        yesterday = call(workspace_id, at=day - dt.timedelta(minutes=1))
-        add_calls(session, yesterday, call(workspace_id, at=day + dt.timedelta(minutes=1)))
         session.commit()
+    add(-1, 1)  # yesterday's call, and today's
     # Since midnight, though the process started at 00:10: every process says the same.
     figures.read(engine)
-    assert (_ok_calls(figures), asked[-1]) == (1, day)
+    assert (_ok_calls(figures), minutes_since()) == (1, day)
 
     clock.at = day + dt.timedelta(minutes=12)
-    with Session(engine) as session:
-        add_calls(session, call(workspace_id, at=day + dt.timedelta(minutes=9)))
-        session.commit()
+    add(9)
     figures.read(engine)
     # The minutes more than GRACE old were kept at the last read: this one starts after them.
-    assert (_ok_calls(figures), asked[-1]) == (2, day + dt.timedelta(minutes=5))
-    assert clock.at - asked[-1] <= call_metrics.GRACE * 2
+    assert (_ok_calls(figures), minutes_since()) == (2, day + dt.timedelta(minutes=5))
+    assert clock.at - minutes_since() <= call_metrics.GRACE * 2
     restarted = ProviderFigures(now=clock)  # another worker, started just now
     restarted.read(engine)
-    assert (_ok_calls(restarted), asked[-1]) == (2, day)
+    assert (_ok_calls(restarted), minutes_since()) == (2, day)
+
+    # A worker started later in the day reads the hours that are over, then their minutes.
+    add(90)
+    clock.at = day + dt.timedelta(hours=2, minutes=10)
+    figures.read(engine)
+    asked.clear()
+    later = ProviderFigures(now=clock)
+    later.read(engine)
+    assert _ok_calls(figures) == _ok_calls(later) == 3
+    hours = dt.timedelta(hours=2)
+    assert asked == [("integration_call_hours", day), ("integration_call_minutes", day + hours)]
 
     # The rollups of minutes that are over go (retention, a deleted workspace): a counter does
     # not go back.
-    clock.at = day + dt.timedelta(minutes=20)
-    figures.read(engine)
     with Session(engine) as session:
         session.execute(delete(CallMinute))
+        session.execute(delete(CallHour))
         session.commit()
-    clock.at = day + dt.timedelta(minutes=30)
+    clock.at = day + dt.timedelta(hours=2, minutes=30)
     figures.read(engine)
-    assert _ok_calls(figures) == 2
+    assert _ok_calls(figures) == 3
 
     # Midnight: back to 0 (the series stays), and the read starts at the new day.
     clock.at = day + dt.timedelta(days=1, minutes=1)
     figures.read(engine)
-    assert (_ok_calls(figures), asked[-1]) == (0, day + dt.timedelta(days=1))
+    assert (_ok_calls(figures), minutes_since()) == (0, day + dt.timedelta(days=1))

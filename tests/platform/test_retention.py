@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from backend.platform import periodic as registry
 from backend.platform import retention
 from models import (
+    CallHour,
     CallMinute,
     InboundEvent,
     InboundStatus,
@@ -85,17 +86,21 @@ def test_call_rollups_are_kept_90_days_and_raw_logs_keep_their_own_retention(
     # Raw logs kept 30 days here: the rollups do not follow them, nor they the rollups.
     counts = retention.purge_old_rows(session, keep_logs=dt.timedelta(days=30))
     session.commit()
-    assert counts["integration_logs"] == 4 and counts["integration_call_minutes"] == 2
+    assert counts["integration_logs"] == 4
+    assert counts["integration_call_minutes"] == counts["integration_call_hours"] == 2
+    kept = {"GET /1", "GET /45", "GET /89"}
     assert set(session.scalars(select(IntegrationLog.operation))) == {"GET /1"}
-    assert set(session.scalars(select(CallMinute.operation))) == {"GET /1", "GET /45", "GET /89"}
+    assert set(session.scalars(select(CallMinute.operation))) == kept
+    assert set(session.scalars(select(CallHour.operation))) == kept
     # With the defaults, the raw logs keep their 90 days as before.
     _calls_days_ago(session, workspace_id, 89, 91)
     session.commit()
     counts = retention.purge_old_rows(session)
     session.commit()
-    assert counts["integration_logs"] == 1 and counts["integration_call_minutes"] == 1
+    assert counts["integration_logs"] == 1
+    assert counts["integration_call_minutes"] == counts["integration_call_hours"] == 1
     assert set(session.scalars(select(IntegrationLog.operation))) == {"GET /1", "GET /89"}
-    assert dt.timedelta(days=90) == retention.KEEP_CALL_MINUTES
+    assert dt.timedelta(days=90) == retention.KEEP_CALL_ROLLUPS
 
 
 def test_exclusive_job_skips_a_tick_while_another_process_holds_it(
