@@ -21,6 +21,7 @@ from backend.config import get_settings
 from backend.connections import catalog, providers, tiers
 from backend.connections.rows import release_account
 from backend.db import session_scope
+from backend.integrations import call_log
 from backend.integrations.errors import ProviderError
 from backend.platform import audit
 from backend.platform.actors import Actor
@@ -60,20 +61,22 @@ def start_upgrade(
     amount = settings.pro_price_cents if plan is Plan.PRO else settings.business_price_cents
     stripe = providers.platform_stripe()
     try:
-        price = stripe.ensure_price(
-            lookup_key=LOOKUP_KEYS[plan],
-            amount=amount,
-            currency=settings.plan_price_currency,
-            name=f"Integrations Hub {plan.value.title()}",
-        )
-        url = stripe.create_subscription_checkout(
-            price_id=price,
-            success_url=success_url,
-            cancel_url=cancel_url,
-            client_reference_id=str(workspace.id),
-            metadata={"workspace_id": str(workspace.id), "plan": plan.value},
-            customer=workspace.platform_customer_id,
-        )
+        # The platform's own account, called for this workspace: the workspace's calls.
+        with call_log.scope(workspace_id=workspace.id):
+            price = stripe.ensure_price(
+                lookup_key=LOOKUP_KEYS[plan],
+                amount=amount,
+                currency=settings.plan_price_currency,
+                name=f"Integrations Hub {plan.value.title()}",
+            )
+            url = stripe.create_subscription_checkout(
+                price_id=price,
+                success_url=success_url,
+                cancel_url=cancel_url,
+                client_reference_id=str(workspace.id),
+                metadata={"workspace_id": str(workspace.id), "plan": plan.value},
+                customer=workspace.platform_customer_id,
+            )
     except ProviderError as exc:
         raise ServiceError(f"The upgrade could not start: {exc}. Try again in a minute.") from exc
     with session_scope(engine) as session:

@@ -1,13 +1,14 @@
-"""Prometheus metrics of the sidecar: request counts, verification failures, and the inbox and
-outbox backlog read from the database at scrape time (at most once per
+"""Prometheus metrics of the sidecar: request counts, verification failures, the inbox and
+outbox backlog, and the providers' figures (calls, latency, breakers, open incidents:
+backend/api/call_metrics.py) read from the database at scrape time (at most once per
 ``HUB_METRICS_CACHE_SECONDS``). A scrape sends ``HUB_METRICS_TOKEN`` as a bearer token when one
 is set; in live mode without one only a loopback client is answered.
 
 Each app gets its own CollectorRegistry, so test apps (and several apps in one process) do not
 share or collide on counters.
 
-Tested in tests/api/test_metrics.py (access, caching) and tests/api/webhooks/test_intake.py
-(the figures).
+Tested in tests/api/test_metrics.py (access, caching), tests/api/webhooks/test_intake.py
+(the backlog) and tests/api/test_call_metrics.py (the providers' figures).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.api.call_metrics import ProviderFigures
 from backend.config import ProviderMode, Settings
 from backend.db import get_engine
 from backend.platform import backlog
@@ -62,9 +64,11 @@ class SidecarMetrics:
         )
         self.database_up = Gauge(
             "sidecar_metrics_database_up",
-            "1 when the last scrape could read the backlog from the database.",
+            "1 when the last scrape could read the backlog and the provider figures.",
             registry=self.registry,
         )
+        self.providers = ProviderFigures()
+        self.registry.register(self.providers)
         # Scrapes run on the threadpool: one reads the backlog, the others wait and reuse it.
         self._backlog_lock = threading.Lock()
         self._backlog_read_at: float | None = None
@@ -82,6 +86,7 @@ class SidecarMetrics:
     def _read_backlog(self, engine: Engine) -> bool:
         try:
             waiting = backlog.read(engine)
+            self.providers.read(engine)
         except SQLAlchemyError as exc:
             log.warning("metrics backlog unavailable", error=type(exc).__name__)
             self.database_up.set(0)

@@ -442,10 +442,12 @@ def disconnect(
     with session_scope(engine) as session:
         row = required(session, workspace_id=actor.workspace_id, provider_slug=provider_slug)
         secrets = _stored_secrets(row) if revoke is not None else {}
+        row_id = row.id
     revoked = "not_applicable"
     if revoke is not None and secrets:
         try:
-            revoke(secrets)
+            with call_log.scope(workspace_id=actor.workspace_id, integration_id=row_id):
+                revoke(secrets)
             revoked = "ok"
         except ProviderError as exc:
             revoked = f"failed: {exc}"

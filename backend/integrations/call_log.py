@@ -162,8 +162,9 @@ def record(call: ProviderCall) -> None:
 # request to the live provider has no such prefix. Dropped so that figures keep their names.
 _SANDBOX_MOUNTS = frozenset({"stripe", "sendgrid", "slack", "graph", "zoho", "google", "hooks"})
 # A path segment that names one object rather than a collection: digits, or a provider's id
-# ("in_1Nx…", "cus_…", a Drive file id, a UUID, an e-mail address in a path).
-_ID_LIKE = re.compile(r"^(?=.*\d)[\w.@:=+-]{6,}$|^[\w-]{20,}$|@|^\d+$")
+# ("in_1Nx…", "cus_…", a Drive file id, a UUID, an e-mail address in a path). Two digits at
+# least in a short one: a word with one ("oauth2") names an endpoint, not an object.
+_ID_LIKE = re.compile(r"^(?=(?:\D*\d){2})[\w.@:=+-]{6,}$|^[\w-]{20,}$|@|^\d+$")
 _VERSION = re.compile(r"^v\d+(\.\d+)?$")
 
 

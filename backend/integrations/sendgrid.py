@@ -144,14 +144,16 @@ class SendGridAdapter:
         for key, value in (custom_args or {}).items():
             message.custom_arg = CustomArg(key, value)
         self._throttle()
-        try:
-            response = self._client.send(message)
-        except HTTPError as exc:
-            raise _translate(exc) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise ProviderUnavailable(
-                f"SendGrid could not be reached: {type(exc).__name__}"
-            ) from None
+        # Inside a block like every request: bounded by the deadline, and in the call log.
+        with within("SendGrid", self._seconds, slug="sendgrid"):
+            try:
+                response = self._client.send(message)
+            except HTTPError as exc:
+                raise _translate(exc) from None
+            except (urllib.error.URLError, OSError) as exc:
+                raise ProviderUnavailable(
+                    f"SendGrid could not be reached: {type(exc).__name__}"
+                ) from None
         return str(response.headers.get("X-Message-Id") or "")
 
 

@@ -286,9 +286,10 @@ def fix_all(engine: Engine, *, actor: Actor, show_id: int) -> FixResult:
 
     wanted = {f.external_id for f in findings if f.field != UNLINKED and f.external_id}
     wanted |= {f.theirs for f in findings if f.field == UNLINKED}
-    fresh: dict[str, StripeInvoice | None] = {
-        external_id: retrieve(stripe, external_id) for external_id in sorted(wanted)
-    }
+    with call_log.scope(workspace_id=actor.workspace_id):
+        fresh: dict[str, StripeInvoice | None] = {
+            external_id: retrieve(stripe, external_id) for external_id in sorted(wanted)
+        }
 
     with session_scope(engine) as session:
         _lock_show(session, workspace_id=actor.workspace_id, show_id=show_id)

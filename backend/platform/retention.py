@@ -1,6 +1,8 @@
-"""Retention: finished jobs, handled webhook bodies and old call logs are purged nightly (the
-alert rules are in health/rules.py, the orphaned-contract sweep in
-pipeline/orphaned_contracts.py)."""
+"""Retention: finished jobs, handled webhook bodies, old call logs and old call rollups (of
+minutes and of hours) are purged nightly (the alert rules are in health/rules.py, the
+orphaned-contract sweep in pipeline/orphaned_contracts.py).
+
+Tested in tests/platform/test_retention.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,22 @@ import datetime as dt
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from models import InboundEvent, InboundStatus, IntegrationLog, JobStatus, OutboxJob, utcnow
+from models import (
+    CallHour,
+    CallMinute,
+    InboundEvent,
+    InboundStatus,
+    IntegrationLog,
+    JobStatus,
+    OutboxJob,
+    utcnow,
+)
+
+# The call rollups behind the Health page's charts, the alert rules and /metrics, kept longer
+# than a raw row needs to be: a few dozen rows per workspace and minute at most (and 60 times
+# fewer per hour), so three months cost little and let an operator compare this week with
+# last month's.
+KEEP_CALL_ROLLUPS = dt.timedelta(days=90)
 
 
 def purge_old_rows(
@@ -19,9 +36,12 @@ def purge_old_rows(
     keep_jobs: dt.timedelta = dt.timedelta(days=14),
     keep_events: dt.timedelta = dt.timedelta(days=30),
     keep_logs: dt.timedelta = dt.timedelta(days=90),
+    keep_call_rollups: dt.timedelta = KEEP_CALL_ROLLUPS,
 ) -> dict[str, int]:
-    """Retention: finished jobs, handled webhook bodies (they hold personal data) and old call
-    logs go; dead jobs and unhandled events stay until someone deals with them."""
+    """Retention: finished jobs, handled webhook bodies (they hold personal data), old call
+    logs and old call rollups go; dead jobs and unhandled events stay until someone deals with
+    them. Rollups and raw logs have retentions of their own: the rollups are what every figure
+    is read from, the raw rows only what an operator digs into."""
     now = now or utcnow()
     counts = {}
     for name, stmt in (
@@ -39,6 +59,15 @@ def purge_old_rows(
             ),
         ),
         ("integration_logs", delete(IntegrationLog).where(IntegrationLog.at < now - keep_logs)),
+        (
+            "integration_call_minutes",
+            # By the rollups' time indexes (ix_integration_call_minutes_minute, …_hours_hour).
+            delete(CallMinute).where(CallMinute.minute < now - keep_call_rollups),
+        ),
+        (
+            "integration_call_hours",
+            delete(CallHour).where(CallHour.hour < now - keep_call_rollups),
+        ),
     ):
         result = session.execute(stmt.execution_options(synchronize_session=False))
         counts[name] = int(getattr(result, "rowcount", 0) or 0)

@@ -112,6 +112,8 @@ def test_scope_operation_names_the_calls_inside() -> None:
             "POST /v1/invoices/{id}/finalize",
         ),
         ("http://127.0.0.1:8/stripe/v1/customers", "POST /v1/customers"),
+        ("http://127.0.0.1:8/google/oauth2/revoke", "POST /oauth2/revoke"),
+        ("https://api.stripe.com/v1/customers/cus_12ab", "POST /v1/customers/{id}"),
         ("https://graph.facebook.com/v19.0/me/messages", "POST /v19.0/me/messages"),
         (
             "https://www.googleapis.com/drive/v3/files/1AbCdEfGhIjKlMnOpQrStUv",

@@ -86,6 +86,9 @@ CALLS: dict[str, Callable[[Drip], object]] = {
     "sendgrid (SDK over urllib)": lambda d: SendGridAdapter(
         "SG.drip", host=d.url, seconds=SECONDS
     ).scopes(),
+    "sendgrid mail (SDK over urllib)": lambda d: SendGridAdapter(
+        "SG.drip", host=d.url, seconds=SECONDS
+    ).send_mail(from_email="a@shop.test", to=["b@shop.test"], subject="s", text="t"),
     "slack": lambda d: SlackAdapter("xoxb-drip", base_url=d.url, seconds=SECONDS).auth_test(),
     "messenger": lambda d: MessengerAdapter("EAA" + "d" * 30, base_url=d.url, seconds=SECONDS).me(),
     "zoho books": lambda d: _zoho(d).organizations(),

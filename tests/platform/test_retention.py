@@ -12,8 +12,19 @@ from sqlalchemy.orm import Session
 
 from backend.platform import periodic as registry
 from backend.platform import retention
-from models import InboundEvent, InboundStatus, JobStatus, OutboxJob, utcnow
+from models import (
+    CallHour,
+    CallMinute,
+    InboundEvent,
+    InboundStatus,
+    IntegrationLog,
+    JobStatus,
+    OutboxJob,
+    utcnow,
+)
+from tests import factories
 from tests.support import tx_guard
+from tests.support.calls import add_calls, call
 
 
 def _count(session: Session, model: object) -> int:
@@ -53,6 +64,43 @@ def test_retention_keeps_what_still_needs_attention(session: Session) -> None:
     assert counts["outbox_jobs"] == 1 and counts["inbound_events"] == 1
     assert set(session.scalars(select(OutboxJob.idempotency_key))) == {"dead-old", "done-new"}
     assert set(session.scalars(select(InboundEvent.external_id))) == {"e2"}
+
+
+def _calls_days_ago(session: Session, workspace_id: int, *ages: int) -> None:
+    now = utcnow()
+    add_calls(
+        session,
+        *(
+            call(workspace_id, at=now - dt.timedelta(days=age), operation=f"GET /{age}")
+            for age in ages
+        ),
+    )
+
+
+def test_call_rollups_are_kept_90_days_and_raw_logs_keep_their_own_retention(
+    session: Session,
+) -> None:
+    workspace_id = factories.workspace(session).id
+    _calls_days_ago(session, workspace_id, 1, 45, 89, 91, 120)
+    session.commit()
+    # Raw logs kept 30 days here: the rollups do not follow them, nor they the rollups.
+    counts = retention.purge_old_rows(session, keep_logs=dt.timedelta(days=30))
+    session.commit()
+    assert counts["integration_logs"] == 4
+    assert counts["integration_call_minutes"] == counts["integration_call_hours"] == 2
+    kept = {"GET /1", "GET /45", "GET /89"}
+    assert set(session.scalars(select(IntegrationLog.operation))) == {"GET /1"}
+    assert set(session.scalars(select(CallMinute.operation))) == kept
+    assert set(session.scalars(select(CallHour.operation))) == kept
+    # With the defaults, the raw logs keep their 90 days as before.
+    _calls_days_ago(session, workspace_id, 89, 91)
+    session.commit()
+    counts = retention.purge_old_rows(session)
+    session.commit()
+    assert counts["integration_logs"] == 1
+    assert counts["integration_call_minutes"] == counts["integration_call_hours"] == 1
+    assert set(session.scalars(select(IntegrationLog.operation))) == {"GET /1", "GET /89"}
+    assert dt.timedelta(days=90) == retention.KEEP_CALL_ROLLUPS
 
 
 def test_exclusive_job_skips_a_tick_while_another_process_holds_it(
