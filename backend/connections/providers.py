@@ -74,6 +74,11 @@ def provider_context(
     )
 
 
+# The platform's own Stripe account in the call log (a workspace's plan upgrade, Stripe
+# Connect's code exchange): its figures are not the workspace's Stripe integration's.
+PLATFORM_STRIPE = "stripe_platform"
+
+
 def platform_stripe() -> StripeAdapter:
     """The platform's own Stripe account (plans, Checkout, Connect OAuth), keyed by settings.
 
@@ -85,6 +90,7 @@ def platform_stripe() -> StripeAdapter:
     return StripeAdapter(
         settings.platform_stripe_secret_key.get_secret_value(),
         endpoints=stripe_endpoints(),
+        log_as=PLATFORM_STRIPE,
     )
 
 

@@ -22,11 +22,12 @@ from models import (
     utcnow,
 )
 
-# The call rollups behind the Health page's charts, the alert rules and /metrics, kept longer
-# than a raw row needs to be: a few dozen rows per workspace and minute at most (and 60 times
-# fewer per hour), so three months cost little and let an operator compare this week with
-# last month's.
-KEEP_CALL_ROLLUPS = dt.timedelta(days=90)
+# The call rollups behind the Health page's charts, the alert rules and /metrics. Minutes are
+# kept as long as the raw logs (90 days: a few dozen rows per workspace and minute at most);
+# hours, 60 times fewer and holding no personal data, for 400 days, so that a year ago's
+# figures can be compared with this month's after the raw rows are gone.
+KEEP_CALL_MINUTES = dt.timedelta(days=90)
+KEEP_CALL_HOURS = dt.timedelta(days=400)
 
 
 def purge_old_rows(
@@ -36,7 +37,8 @@ def purge_old_rows(
     keep_jobs: dt.timedelta = dt.timedelta(days=14),
     keep_events: dt.timedelta = dt.timedelta(days=30),
     keep_logs: dt.timedelta = dt.timedelta(days=90),
-    keep_call_rollups: dt.timedelta = KEEP_CALL_ROLLUPS,
+    keep_call_minutes: dt.timedelta = KEEP_CALL_MINUTES,
+    keep_call_hours: dt.timedelta = KEEP_CALL_HOURS,
 ) -> dict[str, int]:
     """Retention: finished jobs, handled webhook bodies (they hold personal data), old call
     logs and old call rollups go; dead jobs and unhandled events stay until someone deals with
@@ -62,11 +64,11 @@ def purge_old_rows(
         (
             "integration_call_minutes",
             # By the rollups' time indexes (ix_integration_call_minutes_minute, …_hours_hour).
-            delete(CallMinute).where(CallMinute.minute < now - keep_call_rollups),
+            delete(CallMinute).where(CallMinute.minute < now - keep_call_minutes),
         ),
         (
             "integration_call_hours",
-            delete(CallHour).where(CallHour.hour < now - keep_call_rollups),
+            delete(CallHour).where(CallHour.hour < now - keep_call_hours),
         ),
     ):
         result = session.execute(stmt.execution_options(synchronize_session=False))

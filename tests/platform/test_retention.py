@@ -77,30 +77,36 @@ def _calls_days_ago(session: Session, workspace_id: int, *ages: int) -> None:
     )
 
 
-def test_call_rollups_are_kept_90_days_and_raw_logs_keep_their_own_retention(
-    session: Session,
-) -> None:
+def test_call_rollups_outlive_the_raw_logs(session: Session) -> None:
     workspace_id = factories.workspace(session).id
-    _calls_days_ago(session, workspace_id, 1, 45, 89, 91, 120)
+    _calls_days_ago(session, workspace_id, 1, 45, 89, 91, 120, 399, 401)
     session.commit()
     # Raw logs kept 30 days here: the rollups do not follow them, nor they the rollups.
     counts = retention.purge_old_rows(session, keep_logs=dt.timedelta(days=30))
     session.commit()
-    assert counts["integration_logs"] == 4
-    assert counts["integration_call_minutes"] == counts["integration_call_hours"] == 2
-    kept = {"GET /1", "GET /45", "GET /89"}
+    assert counts["integration_logs"] == 6
+    assert counts["integration_call_minutes"] == 4  # older than 90 days
+    assert counts["integration_call_hours"] == 1  # older than 400 days
     assert set(session.scalars(select(IntegrationLog.operation))) == {"GET /1"}
-    assert set(session.scalars(select(CallMinute.operation))) == kept
-    assert set(session.scalars(select(CallHour.operation))) == kept
-    # With the defaults, the raw logs keep their 90 days as before.
+    assert set(session.scalars(select(CallMinute.operation))) == {"GET /1", "GET /45", "GET /89"}
+    assert set(session.scalars(select(CallHour.operation))) == {
+        "GET /1",
+        "GET /45",
+        "GET /89",
+        "GET /91",
+        "GET /120",
+        "GET /399",
+    }
+    # With the defaults, the raw logs keep their 90 days as before, the hours 400.
     _calls_days_ago(session, workspace_id, 89, 91)
     session.commit()
     counts = retention.purge_old_rows(session)
     session.commit()
     assert counts["integration_logs"] == 1
-    assert counts["integration_call_minutes"] == counts["integration_call_hours"] == 1
+    assert counts["integration_call_minutes"] == 1
+    assert counts["integration_call_hours"] == 0
     assert set(session.scalars(select(IntegrationLog.operation))) == {"GET /1", "GET /89"}
-    assert dt.timedelta(days=90) == retention.KEEP_CALL_ROLLUPS
+    assert retention.KEEP_CALL_HOURS > dt.timedelta(days=90) == retention.KEEP_CALL_MINUTES
 
 
 def test_exclusive_job_skips_a_tick_while_another_process_holds_it(

@@ -157,7 +157,11 @@ class StripeAdapter:
         endpoints: StripeEndpoints | None = None,
         throttle: Throttle = _no_throttle,
         timeout: float = 30.0,
+        log_as: str = "stripe",
     ) -> None:
+        # The name its calls have in the call log: "stripe_platform" for the platform's own
+        # account, so that its outage is not shown as the workspace's Stripe.
+        self._log_as = log_as
         endpoints = endpoints or StripeEndpoints()
         base: dict[str, str] = {}
         if endpoints.api:
@@ -177,7 +181,7 @@ class StripeAdapter:
     def _call(self, fn: Callable[[], Any]) -> Any:
         self._throttle()
         # The SDK's timeout is httpx's, per read: the deadline bounds the whole request.
-        with within("Stripe", self._timeout, slug="stripe"), translated_errors(self._timeout):
+        with within("Stripe", self._timeout, slug=self._log_as), translated_errors(self._timeout):
             return fn()
 
     def account(self) -> dict[str, Any]:
@@ -199,7 +203,7 @@ class StripeAdapter:
         ran, and this one always is."""
         create = getattr(self._client.v1, resource.attribute).create
         self._throttle()
-        with within("Stripe", self._timeout, slug="stripe"):
+        with within("Stripe", self._timeout, slug=self._log_as):
             try:
                 create({_PROBE_PARAMETER: "1"})
             except stripe.PermissionError:
