@@ -1,5 +1,6 @@
-"""Issue 11, point 10: the Health page's "Providers now": an open breaker and the work waiting
-on it show at once, while the 24-hour success rate still looks fine."""
+"""Issue 11, point 10, on issue 14's tiles: an open breaker and the work waiting on it show at
+once, while the day's success rate still looks fine; and another workspace's outage is never
+shown."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from backend.connections import provider_status
 from backend.health import service as health
+from backend.health import tiles
 from backend.invoicing import buyers
 from backend.platform import circuits
 from models import (
@@ -56,19 +58,18 @@ def test_an_open_breaker_and_the_jobs_waiting_on_it_show_now(session: Session) -
         )
     session.commit()
 
-    [rate] = health.provider_health(session, workspace_id=ws.id)
-    assert rate.success_rate == 0.98  # what the page showed, and all it showed
-    [stripe] = health.providers_now(session, workspace_id=ws.id)
-    assert stripe.name == "Stripe" and stripe.breaker == "open" and stripe.opened_until
-    assert stripe.waiting == 3 and stripe.troubled
-    assert stripe.state == provider_status.UNAVAILABLE
-    assert stripe.message.startswith("Stripe is unavailable; work is waiting (3 jobs queued)")
-    assert stripe.last_error == "Stripe answered 500: down"
+    [stripe] = tiles.provider_tiles(session, workspace_id=ws.id)
+    assert stripe.window.calls == 100 and stripe.window.failures == 2  # the day looks fine
+    assert stripe.name == "Stripe" and stripe.breaker == "open" and stripe.next_probe_at
+    assert stripe.status == tiles.MAJOR_OUTAGE and stripe.troubled
+    assert [w.text for w in stripe.waiting] == ["3 buyers to sync"]
+    assert stripe.note.startswith("Stripe is unavailable; work is waiting (3 jobs queued)")
+    assert "Stripe answered 500: down" in stripe.note
 
     circuits.record(session, provider="stripe", workspace_id=ws.id, ok=True)
     session.commit()
-    [stripe] = health.providers_now(session, workspace_id=ws.id)
-    assert stripe.breaker == "closed" and not stripe.troubled and stripe.waiting == 3
+    [stripe] = tiles.provider_tiles(session, workspace_id=ws.id)
+    assert stripe.breaker == "closed" and stripe.waiting == []
 
 
 def test_another_workspaces_open_breaker_and_its_error_are_not_shown(session: Session) -> None:
@@ -92,11 +93,11 @@ def test_another_workspaces_open_breaker_and_its_error_are_not_shown(session: Se
     circuits.record(session, provider="stripe", workspace_id=b.id, ok=True)
     session.commit()
 
-    [a_now] = health.providers_now(session, workspace_id=a.id)
-    assert a_now.breaker == "open" and a_now.last_error == secret  # A sees its own
-    [b_now] = health.providers_now(session, workspace_id=b.id)
-    assert b_now.breaker == "closed" and not b_now.troubled and b_now.last_error is None
-    assert secret not in b_now.message
+    [a_now] = tiles.provider_tiles(session, workspace_id=a.id)
+    assert a_now.breaker == "open" and secret in a_now.note  # A sees its own
+    [b_now] = tiles.provider_tiles(session, workspace_id=b.id)
+    assert b_now.breaker == "closed" and not b_now.troubled and b_now.note == ""
+    assert secret not in str(b_now)
     banner = provider_status.state(session, workspace_id=b.id, provider="stripe")
     assert banner.state == provider_status.READY and banner.message == ""
     circuits_b = jobs_page.read_snapshot(session, b.id).circuits
