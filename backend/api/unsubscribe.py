@@ -24,6 +24,12 @@ router = APIRouter(tags=["email"])
 log = structlog.get_logger("unsubscribe")
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+REFUSED: dict[int | str, dict[str, object]] = {
+    400: {
+        "description": "The link was changed, made up, or its message deleted: a page saying so.",
+        "content": {"text/html": {}},
+    }
+}
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -49,7 +55,7 @@ def _refused(error: TokenError) -> HTMLResponse:
     )
 
 
-@router.get("/u/{token}", response_class=HTMLResponse)
+@router.get("/u/{token}", response_class=HTMLResponse, responses=REFUSED)
 def confirm(token: str, engine: EngineDep) -> HTMLResponse:
     """The page the link opens: what would stop, and the one button that stops it."""
     try:
@@ -66,7 +72,7 @@ def confirm(token: str, engine: EngineDep) -> HTMLResponse:
     )
 
 
-@router.post("/u/{token}", response_class=HTMLResponse)
+@router.post("/u/{token}", response_class=HTMLResponse, responses=REFUSED)
 def one_click(token: str, engine: EngineDep) -> HTMLResponse:
     """RFC 8058's one-click POST (body ``List-Unsubscribe=One-Click``) or the page's button."""
     try:

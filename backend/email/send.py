@@ -30,10 +30,9 @@ from backend.integrations.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from backend.platform import outbox
 from backend.platform.outbox import JobContext, PermanentFailure
 from backend.platform.provider_failures import describe
-from models import EmailMessage, EmailStatus, utcnow
+from models import EmailMessage, EmailStatus, JobStatus, OutboxJob, utcnow
 
 # A request of 1,000 personalizations takes SendGrid a while to accept: a generous deadline.
 SEND_SECONDS = 30.0
@@ -146,8 +145,6 @@ def on_dead(session: Session, payload: dict[str, Any], error: str) -> None:
 
 
 def _job_of(session: Session, payload: dict[str, Any]) -> int | None:
-    from models import OutboxJob
-
     return session.scalars(
         select(OutboxJob.id).where(
             OutboxJob.idempotency_key == service.send_key(int(payload["message_id"]))
@@ -190,9 +187,7 @@ def _take(session: Session, own: EmailMessage, job_id: int) -> list[EmailMessage
             .execution_options(synchronize_session=False)
         )
     )
-    outbox.settle_pending(
-        session, idempotency_keys=[service.send_key(i) for i in taken_ids if i != own.id]
-    )
+    _settle_siblings(session, [i for i in taken_ids if i != own.id])
     rows = session.scalars(
         select(EmailMessage)
         .where(EmailMessage.id.in_(taken_ids))
@@ -200,6 +195,22 @@ def _take(session: Session, own: EmailMessage, job_id: int) -> list[EmailMessage
     ).all()
     order = {message_id: n for n, message_id in enumerate(ids)}
     return sorted(rows, key=lambda m: order[m.id])
+
+
+def _settle_siblings(session: Session, message_ids: Sequence[int]) -> None:
+    """The taken messages' own send jobs, still pending: done without running, in this
+    transaction (this job mails for them; run, each would only find its message taken). One
+    already claimed is left to run and find nothing to do."""
+    if message_ids:
+        session.execute(
+            update(OutboxJob)
+            .where(
+                OutboxJob.idempotency_key.in_([service.send_key(i) for i in message_ids]),
+                OutboxJob.status == JobStatus.PENDING,
+            )
+            .values(status=JobStatus.DONE, finished_at=utcnow(), last_error=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _drop_suppressed(session: Session, messages: list[EmailMessage]) -> list[EmailMessage]:

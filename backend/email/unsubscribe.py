@@ -6,7 +6,7 @@ receipts and contracts cannot be refused).
 The token carries only the message's id and workspace (opaque ids, no address), signed with
 ``HUB_SECRET_KEY`` under a salt of its own, so no other token of ours is accepted here.
 
-Tested in tests/email/test_unsubscribe.py and tests/api/test_unsubscribe.py.
+Tested in tests/api/test_unsubscribe.py (through the sidecar) and tests/email/test_send.py.
 """
 
 from __future__ import annotations

@@ -423,26 +423,6 @@ def complete(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def settle_pending(
-    session: Session, *, idempotency_keys: Sequence[str], now: dt.datetime | None = None
-) -> int:
-    """Pending jobs whose work another job has just taken on (an e-mail send job mails the
-    batch its siblings' messages make): done without running, in the caller's transaction.
-    A job already claimed is left to run and find nothing to do."""
-    if not idempotency_keys:
-        return 0
-    result = session.execute(
-        update(OutboxJob)
-        .where(
-            OutboxJob.idempotency_key.in_(list(idempotency_keys)),
-            OutboxJob.status == JobStatus.PENDING,
-        )
-        .values(status=JobStatus.DONE, finished_at=now or utcnow(), last_error=None)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 def backoff_delay(spec: JobKind, attempts: int, rng: random.Random | None = None) -> float:
     """The schedule's delay for this attempt, with ±20% jitter so retries do not stampede."""
     base = spec.backoff[min(max(attempts - 1, 0), len(spec.backoff) - 1)]

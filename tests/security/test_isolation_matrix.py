@@ -361,6 +361,9 @@ ROUTES: dict[str, Callable[[R], matrix_routes.Cases]] = {
     "GET /oauth/google/start": lambda r: r.oauth_start("google_drive", "/oauth/google/start"),
     "GET /oauth/stripe/callback": lambda r: r.oauth_callback("stripe"),
     "GET /oauth/google/callback": lambda r: r.oauth_callback("google_drive"),
+    # A message's one-click unsubscribe link: its signed token names message and workspace.
+    "GET /u/{token}": lambda r: r.unsubscribe("GET"),
+    "POST /u/{token}": lambda r: r.unsubscribe("POST"),
     # Public, about no workspace: answered to anyone, change nothing, show no tenant's data.
     "GET /healthz": lambda r: r.public("/healthz"),
     "GET /readyz": lambda r: r.public("/readyz"),
