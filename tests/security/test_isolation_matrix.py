@@ -83,7 +83,7 @@ STATES = (
     "SessionState", "LoginState", "DashboardState", "HubState", "ManageState", "JobsState",
     "HealthState", "SettingsState", "PlanState", "MoneyFormatState", "ShowsState",
     "TimelineState", "ShowState", "PricesState", "ClaimsState", "ReconciliationState",
-    "InvoicesState",
+    "InvoicesState", "EmailPreviewState",
 )  # fmt: skip
 
 
@@ -244,6 +244,8 @@ HANDLERS: dict[str, Handler] = {
         "change", "admin", prepare=lambda s, ids, me: setattr(s, "name_draft", "Renamed shop")
     ),
     "PlanState.upgrade": Handler("change", "owner", args=lambda ids, me: ("pro",)),
+    # The template preview shows sample data only: nothing of a workspace, viewers too.
+    "EmailPreviewState.set_purpose": Handler("local", args=lambda ids, me: ("proposal_sent",)),
     "MoneyFormatState.load": Handler(
         "read",
         shows=lambda c, ids: (
