@@ -9,13 +9,14 @@ import collections
 
 import httpx
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 import backend.sandbox.sendgrid as sendgrid_emulator
 from backend.email import send, service
+from backend.integrations import call_log
 from backend.jobs.runner import Runner
-from models import EmailStatus, JobStatus, OutboxJob, utcnow
+from models import EmailStatus, Integration, JobStatus, OutboxJob, utcnow
 from tests.email.support import SIDECAR, mailbox, messages, queue, workspace_with_sendgrid
 from tests.support.hub_env import apply
 from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
@@ -87,6 +88,9 @@ def test_each_message_lands_once_with_its_unsubscribe_headers(
     assert {r.status for r in rows} == {EmailStatus.SENT}
     assert all(r.sendgrid_message_id == mailed[0]["x_message_id"] for r in rows)
     assert all(r.sent_at is not None for r in rows)
+    # The request is in the call log, the workspace's, as every provider call is.
+    (call,) = [c for c in call_log.BUFFER.take() if c.provider == "sendgrid"]
+    assert (call.workspace_id, call.http_status, call.outcome) == (ws, 202, "ok")
 
 
 def test_2500_recipients_go_in_three_requests_of_at_most_1000(
@@ -196,3 +200,20 @@ def test_a_timeout_before_sendgrid_took_the_request_errs_toward_not_sending(
     (row,) = messages(engine, ws)
     assert row.status == EmailStatus.UNKNOWN
     assert row.failure_reason == send.UNKNOWN_REASON
+
+
+def test_a_request_sendgrid_refuses_fails_its_messages_with_sendgrids_words(
+    engine: Engine, sandbox: RunningSandbox
+) -> None:
+    ws = workspace_with_sendgrid(engine, sandbox)
+    with Session(engine) as session:
+        row = session.scalars(select(Integration).where(Integration.workspace_id == ws)).one()
+        row.settings = {**(row.settings or {}), "from_email": "not-an-address"}
+        session.commit()
+    queue(engine, ws, ["a@example.com", "b@example.com"])
+    report = Runner(engine, "test-worker").run_once()
+    assert report.dead == 1
+    rows = messages(engine, ws)
+    assert {r.status for r in rows} == {EmailStatus.FAILED}
+    assert all("SendGrid refused the request" in (r.failure_reason or "") for r in rows)
+    assert mailbox(sandbox) == []
