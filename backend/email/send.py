@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jinja2 import TemplateError
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -75,17 +76,17 @@ def send(session: Session, job: JobContext) -> None:
     ).first()
     if own is None:
         return  # its workspace was removed
+    sender = _sender(session, workspace_id)
     taken = _take(session, own, job.id)
     if not taken:
         # Sent by another job's batch, skipped, or ``unknown`` after a timeout or a crash:
         # nothing to do, and above all nothing to send again.
         return
     taken = _drop_suppressed(session, taken)
-    if not taken:
-        return
-    sender = _sender(session, workspace_id)
-    adapter = _adapter(session, workspace_id, sender["api_key"])
     requests = _requests(taken)
+    if not requests:
+        return
+    adapter = _adapter(session, workspace_id, sender["api_key"])
     for index, request in enumerate(requests):
         try:
             x_message_id = job.call_provider(
@@ -267,7 +268,11 @@ def _envelope(message: EmailMessage, **extra: Any) -> sendgrid.Envelope:
 
 def _requests(messages: Sequence[EmailMessage]) -> list[Request]:
     """The batch as requests: one for every message that fits in substitutions (or a dynamic
-    template's data), one each for the rare message too large for them."""
+    template's data), one each for the rare message too large for them. A message its
+    template cannot render (a variable missing from its context) fails alone, with the
+    reason: it must not hold its batch back."""
+    if not messages:
+        return []
     first = messages[0]
     if first.template.startswith(service.SENDGRID_TEMPLATE_PREFIX):
         batch = Request(
@@ -282,7 +287,12 @@ def _requests(messages: Sequence[EmailMessage]) -> list[Request]:
     alone: list[Request] = []
     for message in messages:
         url = unsubscribe.url_for(message.id, message.workspace_id)
-        rendered = render.render(message.purpose, message.context, unsubscribe_url=url)
+        try:
+            rendered = render.render(message.purpose, message.context, unsubscribe_url=url)
+        except (TemplateError, ValueError) as exc:
+            message.status = EmailStatus.FAILED.value
+            message.failure_reason = f"The template {message.purpose} could not be made: {exc}"
+            continue
         size = len(rendered.html.encode()) + len(rendered.text.encode())
         if size > SUBSTITUTION_BUDGET:
             single = Request([message], html=rendered.html, text=rendered.text)

@@ -6,6 +6,7 @@ an address twice goes in two; an unsubscribe after queueing still stops a messag
 from __future__ import annotations
 
 import collections
+import threading
 
 import httpx
 import pytest
@@ -217,3 +218,64 @@ def test_a_request_sendgrid_refuses_fails_its_messages_with_sendgrids_words(
     assert {r.status for r in rows} == {EmailStatus.FAILED}
     assert all("SendGrid refused the request" in (r.failure_reason or "") for r in rows)
     assert mailbox(sandbox) == []
+
+
+def test_two_schedulers_at_once_mail_each_message_once(
+    make_sandbox: MakeSandbox,
+    pg_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    hub_env: dict[str, str],
+) -> None:
+    running = make_sandbox(providers=[sendgrid_emulator])
+    hub_env["HUB_PUBLIC_SIDECAR_URL"] = SIDECAR
+    db_url = pg_engine.url.render_as_string(hide_password=False)
+    apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=running.url)
+    ws = workspace_with_sendgrid(pg_engine, running)
+    queue(pg_engine, ws, [f"person{n}@example.com" for n in range(600)])
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def scheduler(n: int) -> None:
+        try:
+            start.wait()
+            runner = Runner(pg_engine, f"scheduler-{n}", batch=20)
+            while runner.run_once().claimed:
+                pass
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=scheduler, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    mailed = [m["custom_args"]["hub_message_id"] for m in mailbox(running)]
+    assert len(mailed) == len(set(mailed)) == 600
+    assert {r.status for r in messages(pg_engine, ws)} == {EmailStatus.SENT}
+
+
+def test_a_message_its_template_cannot_render_fails_alone(
+    engine: Engine, sandbox: RunningSandbox
+) -> None:
+    ws = workspace_with_sendgrid(engine, sandbox)
+    queue(engine, ws, ["a@example.com", "b@example.com"])
+    with Session(engine) as session:
+        broken = service.queue_email(
+            session,
+            workspace_id=ws,
+            purpose="payment_request",
+            to_email="c@example.com",
+            to_name=None,
+            subject_type=None,
+            subject_id=None,
+            context={"business_name": "Lakeside"},  # no amount, no link
+            dedupe_key="broken",
+        )
+        session.commit()
+        broken_id = broken.id
+    assert _drain(engine) == []
+    assert sorted(m["to"]["email"] for m in mailbox(sandbox)) == ["a@example.com", "b@example.com"]
+    status = {r.id: r for r in messages(engine, ws)}
+    assert status[broken_id].status == EmailStatus.FAILED
+    assert "'amount' is undefined" in (status[broken_id].failure_reason or "")
