@@ -26,6 +26,7 @@ from backend.connections import credentials, providers
 from backend.email import render, service, unsubscribe
 from backend.integrations import sendgrid
 from backend.integrations.errors import (
+    ProviderConnectionLost,
     ProviderRateLimited,
     ProviderRejected,
     ProviderTimeout,
@@ -45,8 +46,9 @@ SUBSTITUTION_BUDGET = 9_000
 HTML_TAG = "%hub_html%"
 TEXT_TAG = "%hub_text%"
 UNKNOWN_REASON = (
-    "SendGrid did not answer in time after the request left: it may have been sent. It is not "
-    "sent again automatically (that could mail it twice); SendGrid's events settle it."
+    "SendGrid did not answer after the request left (a timeout or a broken connection): it may "
+    "have been sent. It is not sent again automatically (that could mail it twice); SendGrid's "
+    "events settle it."
 )
 
 
@@ -100,13 +102,15 @@ def send(session: Session, job: JobContext) -> None:
                     categories=[request.messages[0].purpose],
                 )
             )
-        except ProviderTimeout:
+        except (ProviderTimeout, ProviderConnectionLost):
+            # The request may have been taken: the messages stay ``unknown``, never resent.
             _set(session, request.ids, failure_reason=UNKNOWN_REASON)
             _requeue(session, _ids(requests[index + 1 :]))
             job.release()
             raise
         except (ProviderUnavailable, ProviderRateLimited):
-            # SendGrid answered that it took nothing, or was never reached: safe to resend.
+            # SendGrid answered that it took nothing (5xx, 429), or no connection was made:
+            # safe to resend.
             _requeue(session, _ids(requests[index:]))
             job.release()
             raise

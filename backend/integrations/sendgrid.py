@@ -9,6 +9,7 @@ import binascii
 import http.client
 import json
 import re
+import socket
 import urllib.error
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from backend.integrations.base import (
 from backend.integrations.deadline import urllib_opener, within
 from backend.integrations.errors import (
     ProviderAuthFailed,
+    ProviderConnectionLost,
     ProviderRateLimited,
     ProviderRejected,
     ProviderUnavailable,
@@ -200,8 +202,14 @@ class SendGridAdapter:
             except HTTPError as exc:
                 raise _translate(exc) from None
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-                raise ProviderUnavailable(
-                    f"SendGrid could not be reached: {type(exc).__name__}"
+                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                if isinstance(reason, (ConnectionRefusedError, socket.gaierror)):
+                    # Nothing was sent: no connection was made.
+                    raise ProviderUnavailable(
+                        f"SendGrid could not be reached: {type(reason).__name__}"
+                    ) from None
+                raise ProviderConnectionLost(
+                    f"The connection to SendGrid broke before its answer: {type(reason).__name__}"
                 ) from None
         return str(response.headers.get("X-Message-Id") or "")
 

@@ -6,6 +6,7 @@ an address twice goes in two; an unsubscribe after queueing still stops a messag
 from __future__ import annotations
 
 import collections
+import socket
 import threading
 
 import httpx
@@ -15,7 +16,8 @@ from sqlalchemy.orm import Session
 
 import backend.sandbox.sendgrid as sendgrid_emulator
 from backend.email import send, service
-from backend.integrations import call_log
+from backend.integrations import call_log, sendgrid
+from backend.integrations.errors import ProviderConnectionLost, ProviderUnavailable
 from backend.jobs.runner import Runner
 from models import EmailStatus, Integration, JobStatus, OutboxJob, utcnow
 from tests.email.support import SIDECAR, mailbox, messages, queue, workspace_with_sendgrid
@@ -279,3 +281,45 @@ def test_a_message_its_template_cannot_render_fails_alone(
     status = {r.id: r for r in messages(engine, ws)}
     assert status[broken_id].status == EmailStatus.FAILED
     assert "'amount' is undefined" in (status[broken_id].failure_reason or "")
+
+
+def _envelope() -> sendgrid.Envelope:
+    return sendgrid.Envelope(to_email="a@example.com", subject="Hi")
+
+
+def test_a_refused_connection_is_safe_to_resend_a_broken_one_is_not() -> None:
+    """Which transport failures mean "nothing was sent" (retry) and which leave the doubt
+    (``unknown``): a refused connection sent nothing; a connection closed after the request
+    was read may have been acted on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    refused = sendgrid.SendGridAdapter("SG.x.y", host=f"http://127.0.0.1:{free_port}")
+    with pytest.raises(ProviderUnavailable) as raised:
+        refused.send_batch(
+            from_email="f@example.com", from_name="", envelopes=[_envelope()], text="x"
+        )
+    assert not isinstance(raised.value, ProviderConnectionLost)
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def read_then_hang_up() -> None:
+        connection, _ = server.accept()
+        connection.recv(65536)  # the request arrived...
+        connection.close()  # ...and no answer comes
+
+    thread = threading.Thread(target=read_then_hang_up)
+    thread.start()
+    try:
+        lost = sendgrid.SendGridAdapter(
+            "SG.x.y", host=f"http://127.0.0.1:{server.getsockname()[1]}"
+        )
+        with pytest.raises(ProviderConnectionLost):
+            lost.send_batch(
+                from_email="f@example.com", from_name="", envelopes=[_envelope()], text="x"
+            )
+    finally:
+        thread.join(timeout=10)
+        server.close()
