@@ -15,7 +15,8 @@ from backend.platform.periodic import periodic
 # -- outbox job kinds -----------------------------------------------------------------------
 
 outbox.declare(incident_notify.SLACK_KIND, notify.post_to_slack, provider="slack")
-outbox.declare(incident_notify.EMAIL_KIND, notify.send_email, provider="sendgrid")
+# Local: it queues e-mails, whose own job (email.send) calls SendGrid.
+outbox.declare(incident_notify.EMAIL_KIND, notify.send_email)
 
 # -- periodic jobs --------------------------------------------------------------------------
 

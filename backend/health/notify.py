@@ -1,7 +1,8 @@
 """Delivering an incident's notices: the outbox jobs ``alerts.slack`` (the workspace's Slack
-bot posts to its alert channel) and ``alerts.email`` (SendGrid mails the workspace's owners and
-admins; in sandbox mode it lands in the sandbox's mailbox). What to say and when is decided in
-``backend/platform/incident_notify.py``, which enqueues these with the key
+bot posts to its alert channel) and ``alerts.email`` (an ``alert_notification`` e-mail queued
+for each of the workspace's owners and admins, sent by the e-mail pipeline through the
+workspace's SendGrid; in sandbox mode it lands in the sandbox's mailbox). What to say and
+when is decided in ``backend/platform/incident_notify.py``, which enqueues these with the key
 ``alert:<id>:<number>:<channel>``: one job per notice and channel, run once by the outbox.
 
 Tested in tests/health/test_notify.py.
@@ -9,14 +10,18 @@ Tested in tests/health/test_notify.py.
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from backend.config import get_settings
 from backend.connections import credentials, providers
-from backend.integrations import sendgrid, slack
+from backend.email import service as email
+from backend.integrations import slack
 from backend.platform import incidents
 from backend.platform.outbox import JobContext, PermanentFailure
-from models import Alert, Membership, Operator, Role
+from models import Alert, Membership, Operator, Role, Workspace
 
 NOTIFY_ROLES = (Role.OWNER, Role.ADMIN)
 
@@ -70,34 +75,33 @@ def recipients(session: Session, workspace_id: int) -> list[str]:
 
 
 def send_email(session: Session, job: JobContext) -> None:
-    """Mail the notice to the workspace's owners and admins through its SendGrid."""
+    """Queue the notice to the workspace's owners and admins as ``alert_notification``
+    e-mails (backend/email): tracked, and sent once by the ``email.send`` job through the
+    workspace's SendGrid. A local job: the send job makes the provider call."""
     assert job.workspace_id is not None
     _alert(session, job)
     to = recipients(session, job.workspace_id)
     if not to:
         raise PermanentFailure("this workspace has no owner or admin to mail")
-    row = providers.connected_integration(
-        session, workspace_id=job.workspace_id, provider="sendgrid"
-    )
-    settings = row.settings or {}
-    if not settings.get("from_email"):
-        raise PermanentFailure("SendGrid has no sender address; set one under Integrations")
-    key = credentials.unseal(row).get("api_key") or ""
-    engine = session.get_bind().engine
-    adapter = sendgrid.PROVIDER.adapter(  # type: ignore[attr-defined]
-        sendgrid.SendGridCredentials(api_key=key),  # type: ignore[arg-type]
-        providers.provider_context("sendgrid", engine, workspace_id=job.workspace_id),
-    )
-    text = str(job.payload["text"])
-    subject = text.split(":", 1)[0][:120]
-    job.call_provider(
-        lambda: adapter.send_mail(
-            from_email=str(settings["from_email"]),
-            from_name=str(settings.get("from_name") or ""),
-            to=to,
-            subject=subject,
-            text=text,
-            custom_args={"hub_alert": job.idempotency_key},
+    workspace = session.scalar(select(Workspace.name).where(Workspace.id == job.workspace_id))
+    context = {
+        "business_name": f"Integrations Hub ({workspace})" if workspace else "Integrations Hub",
+        "recipient_name": None,
+        "alert_text": str(job.payload["text"]),
+        "alert_url": f"{get_settings().public_console_url.rstrip('/')}/health",
+    }
+    for address in to:
+        email.queue_email(
+            session,
+            workspace_id=job.workspace_id,
+            purpose="alert_notification",
+            to_email=address,
+            to_name=None,
+            subject_type="operator",
+            subject_id=None,
+            context=context,
+            # One e-mail per notice and person however often this job runs (a digest: an
+            # address may be longer than the key's column).
+            dedupe_key=f"{job.idempotency_key}:{hashlib.sha256(address.encode()).hexdigest()[:16]}",
         )
-    )
     _delivered(session, job, "e-mail")

@@ -23,6 +23,11 @@ class ProviderTimeout(ProviderUnavailable):
         self.seconds = seconds
 
 
+class ProviderConnectionLost(ProviderUnavailable):
+    """The connection broke after the request may have been sent (reset, closed before the
+    answer): unlike a refused connection, the provider may have acted on it."""
+
+
 class ProviderRateLimited(ProviderError):
     """The provider said slow down (429). Not a failure of the provider."""
 

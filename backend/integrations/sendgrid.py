@@ -9,8 +9,10 @@ import binascii
 import http.client
 import json
 import re
+import socket
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import python_http_client
@@ -36,6 +38,7 @@ from backend.integrations.base import (
 from backend.integrations.deadline import urllib_opener, within
 from backend.integrations.errors import (
     ProviderAuthFailed,
+    ProviderConnectionLost,
     ProviderRateLimited,
     ProviderRejected,
     ProviderUnavailable,
@@ -45,6 +48,8 @@ LIVE_HOST = "https://api.sendgrid.com"
 TIMEOUT_SECONDS = 10.0
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NO_MAIL_SEND = "This key cannot send mail: give it Mail Send access"
+# SendGrid's limit of personalizations in one mail/send request.
+MAX_PERSONALIZATIONS = 1000
 
 
 class SendGridCredentials(BaseModel):
@@ -155,6 +160,89 @@ class SendGridAdapter:
                     f"SendGrid could not be reached: {type(exc).__name__}"
                 ) from None
         return str(response.headers.get("X-Message-Id") or "")
+
+    def send_batch(
+        self,
+        *,
+        from_email: str,
+        from_name: str,
+        envelopes: Sequence[Envelope],
+        html: str | None = None,
+        text: str | None = None,
+        template_id: str | None = None,
+        categories: Sequence[str] = (),
+    ) -> str:
+        """One mail/send request, a personalization per envelope, in their order (the SDK's
+        ``Mail.add_personalization`` inserts at the front, so the body is built here as
+        SendGrid documents it). Within the deadline: a ``ProviderTimeout`` means the request
+        may have been accepted (the caller settles that, backend/email/send.py)."""
+        if not 0 < len(envelopes) <= MAX_PERSONALIZATIONS:
+            raise ValueError(f"a send holds 1 to {MAX_PERSONALIZATIONS} recipients")
+        sender: dict[str, str] = {"email": from_email}
+        if from_name:
+            sender["name"] = from_name
+        body: dict[str, Any] = {
+            "from": sender,
+            "personalizations": [e.personalization() for e in envelopes],
+        }
+        if template_id:
+            body["template_id"] = template_id
+        else:
+            body["content"] = [
+                {"type": kind, "value": value}
+                for kind, value in (("text/plain", text), ("text/html", html))
+                if value
+            ]
+        if categories:
+            body["categories"] = list(categories)
+        self._throttle()
+        with within("SendGrid", self._seconds, slug="sendgrid"):
+            try:
+                response = self._client.send(body)
+            except HTTPError as exc:
+                raise _translate(exc) from None
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                if isinstance(reason, (ConnectionRefusedError, socket.gaierror)):
+                    # Nothing was sent: no connection was made.
+                    raise ProviderUnavailable(
+                        f"SendGrid could not be reached: {type(reason).__name__}"
+                    ) from None
+                raise ProviderConnectionLost(
+                    f"The connection to SendGrid broke before its answer: {type(reason).__name__}"
+                ) from None
+        return str(response.headers.get("X-Message-Id") or "")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One recipient of a batched send: SendGrid's personalization. ``substitutions`` fill the
+    request's content (repository templates), ``dynamic_data`` a dynamic template's."""
+
+    to_email: str
+    to_name: str | None = None
+    subject: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    custom_args: dict[str, str] = field(default_factory=dict)
+    substitutions: dict[str, str] = field(default_factory=dict)
+    dynamic_data: dict[str, Any] | None = None
+
+    def personalization(self) -> dict[str, Any]:
+        to: dict[str, str] = {"email": self.to_email}
+        if self.to_name:
+            to["name"] = self.to_name
+        body: dict[str, Any] = {"to": [to]}
+        if self.subject:
+            body["subject"] = self.subject
+        if self.headers:
+            body["headers"] = dict(self.headers)
+        if self.custom_args:
+            body["custom_args"] = dict(self.custom_args)
+        if self.substitutions:
+            body["substitutions"] = dict(self.substitutions)
+        if self.dynamic_data is not None:
+            body["dynamic_template_data"] = dict(self.dynamic_data)
+        return body
 
 
 def _translate(exc: HTTPError) -> Exception:

@@ -149,6 +149,8 @@ def create_app(
                 state.hang_seconds = float(values["hang_seconds"])
             if "latency_seconds" in values:
                 state.latency_seconds = max(0.0, float(values["latency_seconds"] or 0))
+            if "late_answer_seconds" in values:
+                state.late_answer_seconds = max(0.0, float(values["late_answer_seconds"] or 0))
             if "search_lag_seconds" in values:
                 state.search_lag_seconds = max(0.0, float(values["search_lag_seconds"] or 0))
         return switches.as_dict()

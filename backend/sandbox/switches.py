@@ -1,5 +1,6 @@
 """Switches that make a provider misbehave on purpose: an outage (500s or hanging requests), a
-rate limit answering 429, and the latency of a provider far away. Set from the control page or
+rate limit answering 429, the latency of a provider far away, and an answer that comes late
+after the work was done. Set from the control page or
 POST /_sandbox/switches; applied by a middleware to every request under the provider's path
 prefix, which also counts those requests by answer (GET /_sandbox/requests): what a benchmark
 or a test made the product send.
@@ -36,6 +37,9 @@ class ProviderSwitches:
     # Added to every API answer: the round trip to a provider far away (Stripe's is tens to
     # hundreds of milliseconds; the sandbox's own, over loopback, a few).
     latency_seconds: float = 0.0
+    # Held after the request was handled: the provider did the work, but its answer comes
+    # late (past a caller's deadline, the outcome is unknown to it: SendGrid's mail send).
+    late_answer_seconds: float = 0.0
     # Stripe's search is eventually consistent: an object made less than this many seconds ago
     # is not found by search yet (about a minute at Stripe), though lists show it at once.
     search_lag_seconds: float = 0.0
@@ -206,6 +210,9 @@ def make_middleware(
                 return response
         if state.latency_seconds > 0:
             await asyncio.sleep(state.latency_seconds)
-        return await call_next(request)
+        response = await call_next(request)
+        if state.late_answer_seconds > 0:
+            await asyncio.sleep(state.late_answer_seconds)
+        return response
 
     return apply

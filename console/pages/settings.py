@@ -1,5 +1,5 @@
-"""Settings: workspace name and money format (owners and admins), plan, and the operator's
-role."""
+"""Settings: workspace name and money format (owners and admins), plan, the operator's role,
+and the e-mail templates' preview."""
 
 from __future__ import annotations
 
@@ -7,7 +7,43 @@ import reflex as rx
 
 from console.layout import page
 from console.pages.settings_money import money_card
+from console.state.email_preview import EmailPreviewState
 from console.state.settings import PlanState, SettingsState
+
+
+def email_templates_card() -> rx.Component:
+    """Each purpose's template with sample data: the HTML part in a sandboxed frame (no script
+    runs), the text part as it is sent."""
+    return rx.card(
+        rx.vstack(
+            rx.heading("E-mail templates", size="4"),
+            rx.text(
+                "What the hub mails for each purpose, shown with sample data.",
+                size="2",
+                color_scheme="gray",
+            ),
+            rx.select(
+                EmailPreviewState.purpose_names,
+                value=EmailPreviewState.purpose,
+                on_change=EmailPreviewState.set_purpose,
+                data_testid="email-template-purpose",
+            ),
+            rx.text("Subject: ", rx.text.strong(EmailPreviewState.subject), size="2"),
+            rx.text("Group: ", EmailPreviewState.group, size="2", color_scheme="gray"),
+            rx.el.iframe(
+                src_doc=EmailPreviewState.html,
+                sandbox="",
+                title="HTML part",
+                width="100%",
+                height="420px",
+                style={"border": "1px solid var(--gray-6)", "border_radius": "6px"},
+                data_testid="email-template-html",
+            ),
+            rx.code_block(EmailPreviewState.text, language="markdown", width="100%"),
+            spacing="2",
+            width="100%",
+        ),
+    )
 
 
 def settings_page() -> rx.Component:
@@ -64,6 +100,7 @@ def settings_page() -> rx.Component:
             ),
         ),
         money_card(),
+        email_templates_card(),
         rx.card(
             rx.vstack(
                 rx.heading("Plan", size="4"),

@@ -259,7 +259,8 @@ def job_webhook_registration(world: World) -> set[int]:
 
 
 def job_alert_delivery(world: World) -> set[int]:
-    """An incident's notices: Slack's post_message and SendGrid's mail to the owner."""
+    """An incident's notices: Slack's post_message, and SendGrid's mail to the owner (the
+    alert_notification e-mail that alerts.email queues, sent by email.send)."""
     bot = world.post("/slack/_sandbox/tokens", team="Lakeside")
     world.integration("slack", {"bot_token": bot["token"]})
     key = world.post("/sendgrid/_sandbox/api_keys")
@@ -502,7 +503,8 @@ def test_every_job_kind_that_calls_a_provider_is_driven_here() -> None:
         "stripe.void_invoice",
         "stripe.register_webhook",
         "alerts.slack",
-        "alerts.email",
+        # alerts.email queues an alert_notification; email.send mails it (job_alert_delivery).
+        "email.send",
     }
     calling = {
         kind

@@ -1,5 +1,6 @@
 """Delivering notices through the real Slack and SendGrid SDKs against the sandbox: Slack posts
-in the alert channel, SendGrid mails owners and admins (not viewers), and three scheduler
+in the alert channel, the e-mail pipeline mails owners and admins (not viewers) an
+``alert_notification``, and three scheduler
 workers raising and draining at once deliver exactly one message."""
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ def test_a_new_incident_is_posted_to_slack_and_mailed_to_owners_and_admins(
     _raise(engine, ws)
     report = Runner(engine, "test-worker", batch=10).run_once()
     assert report.done == 2, report.errors
+    # The e-mail notice queued one alert_notification per owner and admin: one request mails
+    # both (the other's send job, claimed with it, finds its message sent).
+    report = Runner(engine, "test-worker", batch=10).run_once()
+    assert report.done == 2, report.errors
     (message,) = sandbox.ctx.store.read("slack")["messages"]
     assert message["channel"] == "#alerts"
     assert message["text"].startswith("New alert [critical] breaker.open: Stripe's breaker")
@@ -94,6 +99,10 @@ def test_a_new_incident_is_posted_to_slack_and_mailed_to_owners_and_admins(
         "admin@lakeside.example",
         "owner@lakeside.example",
     ]
+    for mail in mailed:
+        assert mail["subject"].startswith("Alert: New alert [critical] breaker.open")
+        assert mail["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert "/health" in mail["text"]
     with Session(engine) as session:
         delivered = session.scalars(
             select(AlertEvent.detail).where(AlertEvent.what == "delivered")

@@ -83,7 +83,7 @@ STATES = (
     "SessionState", "LoginState", "DashboardState", "HubState", "ManageState", "JobsState",
     "HealthState", "SettingsState", "PlanState", "MoneyFormatState", "ShowsState",
     "TimelineState", "ShowState", "PricesState", "ClaimsState", "ReconciliationState",
-    "InvoicesState",
+    "InvoicesState", "EmailPreviewState",
 )  # fmt: skip
 
 
@@ -244,6 +244,8 @@ HANDLERS: dict[str, Handler] = {
         "change", "admin", prepare=lambda s, ids, me: setattr(s, "name_draft", "Renamed shop")
     ),
     "PlanState.upgrade": Handler("change", "owner", args=lambda ids, me: ("pro",)),
+    # The template preview shows sample data only: nothing of a workspace, viewers too.
+    "EmailPreviewState.set_purpose": Handler("local", args=lambda ids, me: ("proposal_sent",)),
     "MoneyFormatState.load": Handler(
         "read",
         shows=lambda c, ids: (
@@ -361,6 +363,9 @@ ROUTES: dict[str, Callable[[R], matrix_routes.Cases]] = {
     "GET /oauth/google/start": lambda r: r.oauth_start("google_drive", "/oauth/google/start"),
     "GET /oauth/stripe/callback": lambda r: r.oauth_callback("stripe"),
     "GET /oauth/google/callback": lambda r: r.oauth_callback("google_drive"),
+    # A message's one-click unsubscribe link: its signed token names message and workspace.
+    "GET /u/{token}": lambda r: r.unsubscribe("GET"),
+    "POST /u/{token}": lambda r: r.unsubscribe("POST"),
     # Public, about no workspace: answered to anyone, change nothing, show no tenant's data.
     "GET /healthz": lambda r: r.public("/healthz"),
     "GET /readyz": lambda r: r.public("/readyz"),

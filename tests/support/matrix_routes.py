@@ -33,8 +33,9 @@ from backend.api.app import create_app
 from backend.config import Settings, get_settings
 from backend.connections import oauth
 from backend.db import get_engine
+from backend.email import unsubscribe
 from backend.platform.actors import Actor
-from models import Membership, Operator, Plan, Role, Workspace
+from models import EmailMessage, Membership, Operator, Plan, Role, Workspace
 from tests.api.webhook_support import (
     sendgrid_batch,
     sendgrid_signature,
@@ -276,6 +277,48 @@ class RouteCases:
             "own": Sent(bearer(METRICS_TOKEN), frozenset({200}), shows=frozenset({"B", "F"})),
             "foreign": Sent(bearer(self.a.tokens["owner"]), frozenset({401})),
             "unsigned": Sent(_get("/metrics"), frozenset({401})),
+        }
+
+    def unsubscribe(self, method: str) -> Cases:
+        """A message's link unsubscribes its own address, in its own workspace: a token naming
+        B's message under A's workspace (or made up) is refused and stores nothing. GET only
+        asks (mail scanners follow links), so even its own case writes nothing."""
+        held: dict[str, str] = {}
+
+        def message(t: Tenant) -> int:
+            with Session(self.engine) as session:
+                row = EmailMessage(
+                    workspace_id=t.workspace_id,
+                    purpose="payment_reminder",
+                    template="payment_reminder",
+                    to_email=f"client@{t.key.lower()}.example",
+                    status="sent",
+                )
+                session.add(row)
+                session.commit()
+                return row.id
+
+        def own() -> None:
+            held["own"] = unsubscribe.token_for(message(self.a), self.a.workspace_id)
+
+        def foreign() -> None:
+            held["foreign"] = unsubscribe.token_for(message(self.b), self.a.workspace_id)
+
+        def call(which: str) -> Callable[[TestClient], httpx.Response]:
+            return lambda c: c.request(method, f"/u/{held[which]}")
+
+        writes = method == "POST"
+        return {
+            "own": Sent(
+                call("own"),
+                frozenset({200}),
+                frozenset({"A"}) if writes else frozenset(),
+                "A" if writes else "",
+                frozenset({"email_suppressions"}),
+                own,
+            ),
+            "foreign": Sent(call("foreign"), frozenset({400}), setup=foreign),
+            "unsigned": Sent(lambda c: c.request(method, "/u/made-up"), frozenset({400})),
         }
 
     def public(self, path: str) -> Cases:

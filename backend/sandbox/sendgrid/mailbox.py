@@ -185,7 +185,10 @@ def split_messages(payload: dict[str, Any], x_message_id: str, api_key: str) -> 
     shared_args = payload.get("custom_args")
     shared_args = shared_args if isinstance(shared_args, dict) else {}
     records: list[Message] = []
+    shared_headers = payload.get("headers") or {}
     for personalization in payload["personalizations"]:
+        # Substitution tags replaced in the subject and the content, as SendGrid does.
+        substitute = _substituter(personalization.get("substitutions") or {})
         for kind in ("to", "cc", "bcc"):
             for recipient in personalization.get(kind, []):
                 record: Message = {
@@ -195,9 +198,12 @@ def split_messages(payload: dict[str, Any], x_message_id: str, api_key: str) -> 
                     "from": personalization.get("from") or payload["from"],
                     "to": recipient,
                     "kind": kind,
-                    "subject": personalization.get("subject") or payload.get("subject", ""),
-                    "text": content.get("text/plain"),
-                    "html": content.get("text/html"),
+                    "subject": substitute(
+                        personalization.get("subject") or payload.get("subject", "")
+                    ),
+                    "text": substitute(content.get("text/plain")),
+                    "html": substitute(content.get("text/html")),
+                    "headers": {**shared_headers, **(personalization.get("headers") or {})},
                     "template_id": payload.get("template_id"),
                     "dynamic_template_data": personalization.get("dynamic_template_data") or {},
                     # The personalization's custom args override the message's.
@@ -212,6 +218,17 @@ def split_messages(payload: dict[str, Any], x_message_id: str, api_key: str) -> 
                 }
                 records.append(record)
     return records
+
+
+def _substituter(tags: dict[str, Any]) -> Callable[[Any], Any]:
+    def substitute(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        for tag, replacement in tags.items():
+            value = value.replace(str(tag), str(replacement))
+        return value
+
+    return substitute
 
 
 def authorize(ctx: SandboxContext, request: Request) -> str | Response:

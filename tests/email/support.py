@@ -1,0 +1,91 @@
+"""A workspace whose SendGrid is the sandbox's, and what the e-mail tests read back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from backend.connections import credentials
+from backend.email import service
+from models import EmailMessage, Integration, IntegrationStatus
+from tests import factories
+from tests.support.sandbox_fixtures import RunningSandbox
+
+SIDECAR = "https://hub.example"
+
+
+def workspace_with_sendgrid(engine: Engine, sandbox: RunningSandbox | None) -> int:
+    with Session(engine) as session:
+        ws = factories.workspace(session)
+        key = "SG.none.none"
+        if sandbox is not None:
+            key = httpx.post(f"{sandbox.url}/sendgrid/_sandbox/api_keys", timeout=10).json()[
+                "api_key"
+            ]
+        row = Integration(
+            workspace_id=ws.id,
+            provider="sendgrid",
+            display_name="SendGrid",
+            status=IntegrationStatus.ACTIVE,
+            settings={"from_email": "hello@lakeside.example", "from_name": "Lakeside Media"},
+        )
+        session.add(row)
+        session.flush()
+        credentials.seal(row, {"api_key": key})
+        session.commit()
+        return ws.id
+
+
+def queue(
+    engine: Engine,
+    ws: int,
+    addresses: list[str],
+    *,
+    purpose: str = "payment_request",
+    prefix: str = "m",
+) -> list[int]:
+    context: dict[str, Any] = {
+        "business_name": "Lakeside Media",
+        "recipient_name": "Jane",
+        "amount": "$450.00",
+        "due_date": "May 1",
+        "payment_url": "https://pay.example/i/1",
+        "proposal_title": "Recital",
+        "proposal_url": "https://p.example/1",
+        "proposal_body": "Two cameras.",
+    }
+    with Session(engine) as session:
+        ids = [
+            service.queue_email(
+                session,
+                workspace_id=ws,
+                purpose=purpose,
+                to_email=address,
+                to_name="Jane",
+                subject_type="client",
+                subject_id=n,
+                context=context,
+                dedupe_key=f"{prefix}:{purpose}:{n}",
+            ).id
+            for n, address in enumerate(addresses)
+        ]
+        session.commit()
+        return ids
+
+
+def messages(engine: Engine, ws: int) -> list[EmailMessage]:
+    with Session(engine) as session:
+        return list(
+            session.scalars(
+                select(EmailMessage)
+                .where(EmailMessage.workspace_id == ws)
+                .order_by(EmailMessage.id)
+            )
+        )
+
+
+def mailbox(sandbox: RunningSandbox) -> list[dict[str, Any]]:
+    return list(sandbox.ctx.store.read("sendgrid")["messages"].values())
