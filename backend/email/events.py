@@ -1,0 +1,409 @@
+"""What SendGrid's events do to our messages, suppressions, leads and the engagement timeline.
+
+SendGrid posts events in arrays, several times, out of order; the sidecar verifies and stores
+each one in the inbox (backend/api/webhooks/sendgrid.py) and this module's handler applies it:
+
+- once: ``email_events`` keeps (workspace, sg_event_id), inserted ignoring a conflict; an event
+  already there changes nothing;
+- to the message named by our custom arg ``hub_message_id`` (or, failing that, by SendGrid's
+  X-Message-Id, the part of ``sg_message_id`` before its first dot), only within the event's
+  workspace: an id of another workspace's message is ignored;
+- moving the message's status forward only (``STATUS_RANK``), so the order events arrive in
+  does not change where a message ends. Timestamps keep their first and last, counts add up.
+
+Registered for every SendGrid event type in backend/email/jobs.py (``HANDLERS``).
+Tested in tests/email/test_events.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.orm import Session
+
+from backend.db import conflict_insert
+from backend.email import purposes
+from backend.email.service import normalise, suppress
+from backend.platform import inbox
+from backend.platform.incidents import raise_incident
+from models import (
+    AlertPriority,
+    EmailEvent,
+    EmailMessage,
+    EmailStatus,
+    EmailSuppression,
+    EngagementEvent,
+    EnrolmentStatus,
+    InboundEvent,
+    Lead,
+    SequenceEnrolment,
+    utcnow,
+)
+
+SOURCE = "sendgrid"
+CUSTOM_MESSAGE_ID = "hub_message_id"
+CUSTOM_WORKSPACE_ID = "hub_workspace_id"
+
+# How far along a message is. An event moves it only to a higher rank; a lower or equal one
+# (a late "delivered" after "opened") changes only timestamps and counts. Before SendGrid
+# (queued, unknown: the send's answer never came, sent) all rank 0/1, so a processed or
+# delivered event settles an ``unknown`` message: SendGrid took it. Deferred is a delay on the
+# way to delivery. The ends a person or the receiving server decides outrank engagement: an
+# unsubscribe or spam report after a click is the newer news; a bounce or a drop means the
+# mail never arrived, whatever "delivered" said (SendGrid sends bounce after delivered for an
+# asynchronous bounce), so it outranks everything.
+STATUS_RANK: dict[str, int] = {
+    EmailStatus.QUEUED: 0,
+    EmailStatus.UNKNOWN: 0,
+    EmailStatus.FAILED: 0,
+    EmailStatus.SKIPPED: 0,
+    EmailStatus.SENT: 1,
+    EmailStatus.PROCESSED: 2,
+    EmailStatus.DEFERRED: 3,
+    EmailStatus.DELIVERED: 4,
+    EmailStatus.OPENED: 5,
+    EmailStatus.CLICKED: 6,
+    EmailStatus.UNSUBSCRIBED: 7,
+    EmailStatus.SPAM_REPORT: 8,
+    EmailStatus.DROPPED: 9,
+    EmailStatus.BOUNCED: 9,
+}
+
+# SendGrid's event name -> the status it moves a message to (None: no status of its own).
+EVENT_STATUS: dict[str, EmailStatus | None] = {
+    "processed": EmailStatus.PROCESSED,
+    "deferred": EmailStatus.DEFERRED,
+    "delivered": EmailStatus.DELIVERED,
+    "open": EmailStatus.OPENED,
+    "click": EmailStatus.CLICKED,
+    "bounce": EmailStatus.BOUNCED,
+    "dropped": EmailStatus.DROPPED,
+    "spamreport": EmailStatus.SPAM_REPORT,
+    "unsubscribe": EmailStatus.UNSUBSCRIBED,
+    "group_unsubscribe": EmailStatus.UNSUBSCRIBED,
+    "group_resubscribe": None,
+}
+
+# The engagement timeline's name for each event about a person (processed and deferred are
+# SendGrid's own business; a machine open is a mail provider's proxy, not a person).
+ENGAGEMENT_NAME = {
+    "delivered": "email.delivered",
+    "open": "email.opened",
+    "click": "email.clicked",
+    "bounce": "email.bounced",
+    "dropped": "email.dropped",
+    "spamreport": "email.spam_reported",
+    "unsubscribe": "email.unsubscribed",
+    "group_unsubscribe": "email.group_unsubscribed",
+    "group_resubscribe": "email.group_resubscribed",
+}
+
+# A lead's status, as far as e-mail moves it: forward only. Statuses this module does not set
+# (a lead an operator moved on, "won", "lost"...) are left alone.
+LEAD_RANK = {
+    "new": 0,
+    "contacted": 0,
+    "proposal_viewed": 1,
+    "engaged": 2,
+    "email_invalid": 3,
+    "unsubscribed": 4,
+}
+
+
+def _when(value: Any) -> dt.datetime:
+    try:
+        return dt.datetime.fromtimestamp(int(value), dt.UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return utcnow()
+
+
+def _x_message_id(sg_message_id: Any) -> str | None:
+    if not isinstance(sg_message_id, str) or not sg_message_id:
+        return None
+    return sg_message_id.split(".", 1)[0] or None
+
+
+def _message(session: Session, workspace_id: int, payload: dict[str, Any]) -> EmailMessage | None:
+    """Our message the event is about, locked, in the event's workspace only."""
+    claimed_ws = payload.get(CUSTOM_WORKSPACE_ID)
+    if claimed_ws is not None and str(claimed_ws) != str(workspace_id):
+        return None  # our custom args say another workspace: not this one's to touch
+    stmt = select(EmailMessage).where(EmailMessage.workspace_id == workspace_id).with_for_update()
+    raw_id = str(payload.get(CUSTOM_MESSAGE_ID) or "")
+    if raw_id.isdigit():
+        return session.scalars(stmt.where(EmailMessage.id == int(raw_id))).first()
+    x_id = _x_message_id(payload.get("sg_message_id"))
+    if x_id is None:
+        return None
+    # One request's X-Message-Id is shared by its personalizations: only the address tells
+    # them apart.
+    email = normalise(str(payload.get("email") or ""))
+    return session.scalars(
+        stmt.where(EmailMessage.sendgrid_message_id == x_id, EmailMessage.to_email == email)
+        .order_by(EmailMessage.id)
+        .limit(1)
+    ).first()
+
+
+def _first_time(
+    session: Session,
+    workspace_id: int,
+    sg_event_id: str,
+    message_id: int | None,
+    event: str,
+    at: dt.datetime,
+) -> bool:
+    """Record the event; False when it was recorded before (a repeated delivery)."""
+    inserted = session.execute(
+        conflict_insert(session, EmailEvent)
+        .values(
+            workspace_id=workspace_id,
+            sg_event_id=sg_event_id,
+            message_id=message_id,
+            event=event[:24],
+            at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["workspace_id", "sg_event_id"])
+        .returning(EmailEvent.id)
+    ).scalar()
+    return inserted is not None
+
+
+def handle(session: Session, event: InboundEvent) -> None:
+    """The inbox handler for every SendGrid event type."""
+    payload = event.payload
+    if event.workspace_id is None:
+        return
+    workspace_id = event.workspace_id
+    name = str(payload.get("event") or event.event_type)
+    sg_event_id = str(payload.get("sg_event_id") or event.external_id)
+    message = _message(session, workspace_id, payload)
+    at = _when(payload.get("timestamp"))
+    if not _first_time(
+        session, workspace_id, sg_event_id, message.id if message else None, name, at
+    ):
+        return
+    if message is None:
+        return  # not ours (sent from elsewhere on the account), or another workspace's
+    machine_open = name == "open" and payload.get("sg_machine_open") is True
+    _apply(message, name, payload, at, machine_open=machine_open)
+    _suppressions(session, message, name, payload, at)
+    if not machine_open:
+        _engagement(session, message, name, sg_event_id, payload, at)
+    if message.subject_type == "lead" and message.subject_id is not None:
+        _lead(session, message, name, payload, at, machine_open=machine_open)
+
+
+def _apply(
+    message: EmailMessage,
+    name: str,
+    payload: dict[str, Any],
+    at: dt.datetime,
+    *,
+    machine_open: bool,
+) -> None:
+    target = EVENT_STATUS.get(name)
+    if machine_open:
+        # A mail provider fetched the images (Apple's privacy proxy): the message arrived, no
+        # one is known to have read it.
+        message.machine_open_count += 1
+        target = EmailStatus.DELIVERED
+    if target is not None and STATUS_RANK[target] > STATUS_RANK.get(message.status, 0):
+        message.status = target.value
+    # Any event means SendGrid has the message: an ``unknown`` send (its answer never came)
+    # went out, and is settled by the rank above.
+    if message.sent_at is None:
+        message.sent_at = at
+    if message.sendgrid_message_id is None:
+        message.sendgrid_message_id = _x_message_id(payload.get("sg_message_id"))
+    if name == "delivered" and (message.delivered_at is None or at < message.delivered_at):
+        message.delivered_at = at
+    if name == "open" and not machine_open:
+        message.open_count += 1
+        message.first_open_at = min(filter(None, [message.first_open_at, at]))
+        message.last_open_at = max(filter(None, [message.last_open_at, at]))
+    if name == "click":
+        message.click_count += 1
+        message.first_click_at = min(filter(None, [message.first_click_at, at]))
+        message.last_click_at = max(filter(None, [message.last_click_at, at]))
+    if name in ("bounce", "dropped"):
+        kind = str(payload.get("type") or name)
+        reason = str(payload.get("reason") or payload.get("status") or "")
+        message.failure_reason = f"SendGrid {kind}: {reason}".strip().rstrip(":")[:2000]
+    message.last_event_at = max(filter(None, [message.last_event_at, at]))
+
+
+def _groups(message: EmailMessage, name: str) -> tuple[str, ...]:
+    if name == "unsubscribe":
+        return (purposes.MARKETING,)
+    # group_unsubscribe / group_resubscribe: the send sets no asm_group_id (our groups are
+    # ours, not SendGrid's), so the group is the message's purpose's.
+    return purposes.unsubscribe_groups(message.purpose)
+
+
+def _suppressions(
+    session: Session, message: EmailMessage, name: str, payload: dict[str, Any], at: dt.datetime
+) -> None:
+    ws, email = message.workspace_id, message.to_email
+    if (name == "bounce" and payload.get("type", "bounce") != "blocked") or name == "spamreport":
+        reason = "bounce" if name == "bounce" else "spam_report"
+        suppress(
+            session,
+            workspace_id=ws,
+            email=email,
+            groups=(purposes.ALL,),
+            reason=reason,
+            message_id=message.id,
+        )
+    elif name in ("unsubscribe", "group_unsubscribe"):
+        # Out of order: a resubscribe SendGrid saw later wins over this unsubscribe.
+        if not _later(session, message, ("group_resubscribe",), at):
+            suppress(
+                session,
+                workspace_id=ws,
+                email=email,
+                groups=_groups(message, name),
+                reason="unsubscribe",
+                message_id=message.id,
+            )
+    elif name == "group_resubscribe" and not _later(
+        session, message, ("unsubscribe", "group_unsubscribe"), at
+    ):
+        session.execute(
+            delete(EmailSuppression).where(
+                EmailSuppression.workspace_id == ws,
+                EmailSuppression.email == email,
+                EmailSuppression.purpose_group.in_(_groups(message, name)),
+                # A bounce or a spam report is not lifted by a resubscribe.
+                EmailSuppression.purpose_group != purposes.ALL,
+            )
+        )
+
+
+def _later(
+    session: Session, message: EmailMessage, names: tuple[str, ...], at: dt.datetime
+) -> bool:
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    EmailEvent.workspace_id == message.workspace_id,
+                    EmailEvent.message_id == message.id,
+                    EmailEvent.event.in_(names),
+                    EmailEvent.at > at,
+                )
+            )
+        )
+    )
+
+
+def _engagement(
+    session: Session,
+    message: EmailMessage,
+    name: str,
+    sg_event_id: str,
+    payload: dict[str, Any],
+    at: dt.datetime,
+) -> None:
+    timeline_name = ENGAGEMENT_NAME.get(name)
+    if timeline_name is None or message.subject_type not in ("lead", "client", "buyer"):
+        return
+    if message.subject_id is None:
+        return
+    properties: dict[str, Any] = {"purpose": message.purpose, "message_id": message.id}
+    if name == "click" and isinstance(payload.get("url"), str):
+        properties["url"] = payload["url"][:2000]
+    if name == "bounce":
+        properties["bounce_type"] = str(payload.get("type") or "bounce")
+    session.execute(
+        conflict_insert(session, EngagementEvent)
+        .values(
+            workspace_id=message.workspace_id,
+            source=SOURCE,
+            source_event_id=sg_event_id[:128],
+            subject_type=message.subject_type,
+            subject_id=message.subject_id,
+            name=timeline_name,
+            occurred_at=at,
+            properties=properties,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["workspace_id", "source", "source_event_id"])
+    )
+
+
+def _raise_lead(lead: Lead, status: str) -> bool:
+    current = LEAD_RANK.get(lead.status)
+    if current is None or LEAD_RANK[status] <= current:
+        return False
+    lead.status = status
+    return True
+
+
+def _lead(
+    session: Session,
+    message: EmailMessage,
+    name: str,
+    payload: dict[str, Any],
+    at: dt.datetime,
+    *,
+    machine_open: bool,
+) -> None:
+    lead = session.scalars(
+        select(Lead)
+        .where(Lead.id == message.subject_id, Lead.workspace_id == message.workspace_id)
+        .with_for_update()
+    ).first()
+    if lead is None:
+        return
+    if name == "open" and not machine_open and message.purpose == "proposal_sent":
+        _raise_lead(lead, "proposal_viewed")
+    elif name == "click":
+        _raise_lead(lead, "engaged")
+    elif name == "bounce" and payload.get("type", "bounce") != "blocked":
+        _raise_lead(lead, "email_invalid")
+        raise_incident(
+            session,
+            workspace_id=lead.workspace_id,
+            rule="email.lead_bounced",
+            entity_type="lead",
+            entity_id=str(lead.id),
+            message=f"Mail to lead {lead.name} bounced: the address is not valid. "
+            "Correct it on the lead's page.",
+            who="sendgrid",
+        )
+    elif name == "spamreport":
+        _raise_lead(lead, "unsubscribed")
+        stopped = len(
+            session.execute(
+                update(SequenceEnrolment)
+                .where(
+                    SequenceEnrolment.workspace_id == lead.workspace_id,
+                    SequenceEnrolment.lead_id == lead.id,
+                    SequenceEnrolment.status == EnrolmentStatus.ACTIVE.value,
+                )
+                .values(
+                    status=EnrolmentStatus.STOPPED.value,
+                    stop_reason="The lead reported our mail as spam",
+                    stopped_at=at,
+                )
+                .returning(SequenceEnrolment.id)
+            ).all()
+        )
+        raise_incident(
+            session,
+            workspace_id=lead.workspace_id,
+            rule="email.lead_spam_report",
+            entity_type="lead",
+            entity_id=str(lead.id),
+            priority=AlertPriority.HIGH,
+            message=f"Lead {lead.name} reported our mail as spam: no more mail goes to them"
+            f" and {stopped} sequence(s) stopped.",
+            who="sendgrid",
+        )
+
+
+# Every SendGrid event type this module applies (registered in backend/email/jobs.py).
+HANDLERS: dict[str, inbox.InboxHandler] = {event_type: handle for event_type in EVENT_STATUS}
