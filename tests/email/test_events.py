@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -373,3 +374,35 @@ def test_another_workspaces_message_id_is_ignored(
     assert _state(session, theirs) == before
     assert session.scalars(select(EmailSuppression)).all() == []
     assert session.scalars(select(EngagementEvent)).all() == []
+
+
+@pytest.fixture
+def pg_seeded(pg_engine: Engine) -> Seeded:
+    with Session(pg_engine, expire_on_commit=False) as session:
+        return seed(session)
+
+
+def test_two_workers_at_once_count_every_open_once(pg_engine: Engine, pg_seeded: Seeded) -> None:
+    """The message is locked while an event is applied: concurrent workers lose no count."""
+    ws = pg_seeded.workspace_id
+    with Session(pg_engine, expire_on_commit=False) as session:
+        message = _message(session, ws)
+        opens = [_event(f"o{n}", "open", message, ws, T0 + n) for n in range(40)]
+        for client in client_for(pg_engine):
+            for start in range(0, 40, 8):
+                _post(client, session, pg_seeded, opens[start : start + 8])
+
+        def work(name: str) -> None:
+            for _ in range(40):
+                if Runner(pg_engine, name, batch=3).run_once().claimed == 0:
+                    return
+
+        threads = [threading.Thread(target=work, args=(f"w{n}",)) for n in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        state = _state(session, message)
+    assert (state[0], state[4]) == (EmailStatus.OPENED, 40)
+    assert state[2] is not None and state[2].timestamp() == T0
+    assert state[3] is not None and state[3].timestamp() == T0 + 39
