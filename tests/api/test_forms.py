@@ -260,3 +260,28 @@ def test_the_notification_and_the_proposal_reach_the_mailbox(
             ("new_lead_notification", "sent"),
             ("proposal_sent", "sent"),
         ]
+
+
+def test_the_demo_studios_form_sends_its_proposal(engine: Engine) -> None:
+    from backend.demo import seed as demo
+
+    with Session(engine) as session:
+        demo.seed(session)
+        session.commit()
+    for client in client_for(engine):
+        assert client.get(f"/forms/{demo.STUDIO}").status_code == 200
+        posted = client.post(
+            f"/forms/{demo.STUDIO}/leads",
+            json={"name": "Ada Lee", "email": "ada@example.com", "service_type": "recital media"},
+            headers={"origin": demo.STUDIO_FORM_ORIGINS[0]},
+        )
+        assert posted.status_code == 201, posted.text
+        assert posted.headers["access-control-allow-origin"] == demo.STUDIO_FORM_ORIGINS[0]
+    with Session(engine) as session:
+        purposes = session.scalars(
+            select(EmailMessage.purpose).where(EmailMessage.to_email == "ada@example.com")
+        ).all()
+        assert purposes == ["proposal_sent"]
+        assert session.scalars(
+            select(EmailMessage).where(EmailMessage.purpose == "new_lead_notification")
+        ).all()
