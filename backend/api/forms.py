@@ -35,6 +35,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine, select
+from starlette.concurrency import run_in_threadpool
 
 from backend.api.limits import read_capped
 from backend.db import get_engine, session_scope
@@ -291,7 +292,8 @@ async def submit(workspace_slug: str, request: Request, engine: EngineDep) -> Re
     """A lead's inquiry: JSON or form-encoded."""
     html = _wants_html(request)
     body = await read_capped(request, MAX_BODY_BYTES)
-    found = _workspace(engine, workspace_slug)
+    # The database work runs in the thread pool: the event loop keeps serving meanwhile.
+    found = await run_in_threadpool(_workspace, engine, workspace_slug)
     if found is None:
         if html:
             return _page(
@@ -327,11 +329,15 @@ async def submit(workspace_slug: str, request: Request, engine: EngineDep) -> Re
             status_code=422,
             headers=cors,
         )
-    with session_scope(engine) as session:
-        workspace = session.get_one(Workspace, workspace_id)
-        captured = capture.capture(session, workspace, inquiry)
+    captured = await run_in_threadpool(_capture, engine, workspace_id, inquiry)
     log.info("lead captured", workspace=slug, lead=captured.lead_id, new=captured.new)
     return _thanks(html, name, 201 if captured.new else 200, cors)
+
+
+def _capture(engine: Engine, workspace_id: int, inquiry: capture.Inquiry) -> capture.Captured:
+    with session_scope(engine) as session:
+        workspace = session.get_one(Workspace, workspace_id)
+        return capture.capture(session, workspace, inquiry)
 
 
 def _thanks(html: bool, name: str, status: int, headers: dict[str, str]) -> Response:

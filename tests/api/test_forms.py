@@ -5,6 +5,7 @@ hosted form (GET, POST, errors shown again with the values kept)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -110,6 +111,25 @@ def test_a_lead_its_alert_and_emails_then_a_repeat_updates_it(
         assert bodies == ["Could you film our spring recital?", "Also May 4?"]
     assert _count(engine, Alert) == 1
     assert _count(engine, EmailMessage) == 2
+
+
+def test_eight_posts_at_once_make_one_lead(engine: Engine, client: TestClient) -> None:
+    start = threading.Barrier(8)
+    answers: list[int] = []
+
+    def post() -> None:
+        start.wait(timeout=30)
+        answers.append(client.post("/forms/acme/leads", json=JANE).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [200] * 7 + [201]
+    (lead,) = _leads(engine)
+    assert lead.inquiries == 8
+    assert _count(engine, Alert) == 1 and _count(engine, LeadMessage) == 8
 
 
 def test_each_invalid_field_has_its_message(engine: Engine, client: TestClient) -> None:
