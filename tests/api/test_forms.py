@@ -305,3 +305,43 @@ def test_the_demo_studios_form_sends_its_proposal(engine: Engine) -> None:
         assert session.scalars(
             select(EmailMessage).where(EmailMessage.purpose == "new_lead_notification")
         ).all()
+
+
+def test_the_proposal_goes_without_consent_but_not_after_an_unsubscribe(
+    engine: Engine, ws: int, client: TestClient
+) -> None:
+    from backend.email import service
+
+    with Session(engine) as session:
+        service.suppress(
+            session,
+            workspace_id=ws,
+            email="late@example.com",
+            groups=["marketing"],
+            reason="unsubscribe",
+        )
+        session.commit()
+    for email in ("early@example.com", "late@example.com"):
+        assert client.post("/forms/acme/leads", json={**JANE, "email": email}).status_code == 201
+    with Session(engine) as session:
+        proposals = session.execute(
+            select(EmailMessage.to_email, EmailMessage.status)
+            .where(EmailMessage.purpose == "proposal_sent")
+            .order_by(EmailMessage.to_email)
+        ).all()
+    assert [(to, str(status)) for to, status in proposals] == [
+        ("early@example.com", "queued"),
+        ("late@example.com", "skipped"),
+    ]
+
+
+def test_the_hosted_forms_honeypot_thanks_and_stores_nothing(
+    engine: Engine, client: TestClient
+) -> None:
+    answer = client.post(
+        "/forms/acme/leads",
+        data={"name": "Bot", "email": "bot@example.com", "website": "http://spam.example"},
+        headers=HTML,
+    )
+    assert answer.status_code == 201 and "Thank you" in answer.text
+    assert _leads(engine) == []
