@@ -72,6 +72,7 @@ def banner() -> None:
             f"  log in as {owner.email} / {demo.DEMO_PASSWORD}  (owner, {owner.workspace})",
             "  other demo logins (same password): "
             + ", ".join(f"{d.email} ({d.role.value})" for d in demo.DEMO_LOGINS[1:5]),
+            f"  lead form (hosted)  {settings.public_sidecar_url.rstrip('/')}/forms/{demo.STUDIO}",
         ]
     lines.append("")
     print("\n".join(lines))

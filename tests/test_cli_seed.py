@@ -31,4 +31,5 @@ def test_sandbox_mode_seeds_the_demo_and_prints_its_login(db_url: str, engine: E
     assert "demo data: created" in said
     workspaces, operators = _rows(engine)
     assert workspaces >= 2 and operators >= 1
-    assert "log in as" in run_cli("banner", env=env_for(db_url, HUB_PROVIDER_MODE="sandbox"))
+    banner = run_cli("banner", env=env_for(db_url, HUB_PROVIDER_MODE="sandbox"))
+    assert "log in as" in banner and "/forms/reel-moments" in banner

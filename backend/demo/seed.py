@@ -34,6 +34,7 @@ from models import (
     PaymentKind,
     Plan,
     Proposal,
+    ProposalTemplate,
     Role,
     Show,
     ShowItem,
@@ -59,6 +60,9 @@ class DemoLogin:
 
 LIVE_SELLER = "lakeside-live"
 STUDIO = "reel-moments"
+# The studio's own website, allowed to post its lead form from a browser (CORS); the hosted form
+# is {sidecar}/forms/reel-moments.
+STUDIO_FORM_ORIGINS = ["https://reelmoments.example", "http://127.0.0.1:8000"]
 
 DEMO_LOGINS = (
     DemoLogin("owner@lakeside.example", Role.OWNER, LIVE_SELLER),
@@ -350,6 +354,19 @@ def _connect_sandbox_stripe(session: Session, workspace_id: int, now: dt.datetim
 
 
 def _fill_studio(session: Session, workspace_id: int, now: dt.datetime) -> None:
+    session.get_one(Workspace, workspace_id).lead_form_origins = list(STUDIO_FORM_ORIGINS)
+    # What a new lead asking for recital media is sent at once (backend/leads/capture.py).
+    session.add(
+        ProposalTemplate(
+            workspace_id=workspace_id,
+            title="Recital media package",
+            service_type="recital media",
+            body="Two cameras on every performance, an edited film within two weeks, a 3-minute "
+            "highlight reel and a download link for every family.",
+            published=True,
+            created_at=now,
+        )
+    )
     leads = [
         Lead(
             workspace_id=workspace_id,

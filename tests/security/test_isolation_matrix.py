@@ -366,6 +366,10 @@ ROUTES: dict[str, Callable[[R], matrix_routes.Cases]] = {
     # A message's one-click unsubscribe link: its signed token names message and workspace.
     "GET /u/{token}": lambda r: r.unsubscribe("GET"),
     "POST /u/{token}": lambda r: r.unsubscribe("POST"),
+    # A workspace's lead form: public by design, writing only that workspace's rows.
+    "GET /forms/{workspace_slug}": lambda r: r.lead_form("GET"),
+    "OPTIONS /forms/{workspace_slug}/leads": lambda r: r.lead_form("OPTIONS"),
+    "POST /forms/{workspace_slug}/leads": lambda r: r.lead_form("POST"),
     # Public, about no workspace: answered to anyone, change nothing, show no tenant's data.
     "GET /healthz": lambda r: r.public("/healthz"),
     "GET /readyz": lambda r: r.public("/readyz"),

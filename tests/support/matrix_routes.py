@@ -321,6 +321,50 @@ class RouteCases:
             "unsigned": Sent(lambda c: c.request(method, "/u/made-up"), frozenset({400})),
         }
 
+    def lead_form(self, method: str) -> Cases:
+        """The lead form is public by design: anyone may post an inquiry to a workspace's form,
+        and it lands in that workspace only (its lead, message, alert and notices). An unknown
+        workspace is a 404 that stores nothing. GET and the CORS preflight write nothing."""
+        form = f"/forms/{self.a.slug}"
+        leads = f"{form}/leads"
+        if method == "GET":
+            return {
+                "own": Sent(_get(form), frozenset({200})),
+                "anyone": Sent(_get("/forms/no-such-workspace"), frozenset({404})),
+            }
+        if method == "OPTIONS":
+            ask = {"origin": "https://site.example", "access-control-request-method": "POST"}
+            return {
+                "own": Sent(lambda c: c.options(leads, headers=ask), frozenset({204})),
+                "anyone": Sent(
+                    lambda c: c.options("/forms/no-such-workspace/leads", headers=ask),
+                    frozenset({404}),
+                ),
+            }
+        body = json.dumps({"name": "Jane Doe", "email": "jane@lead.example"}).encode()
+        headers = {"content-type": "application/json"}
+        return {
+            "own": Sent(
+                _post(leads, body, headers),
+                frozenset({201}),
+                frozenset({"A"}),
+                "A",
+                frozenset(
+                    {
+                        "leads",
+                        "lead_messages",
+                        "alerts",
+                        "alert_events",
+                        "email_messages",
+                        "outbox_jobs",
+                    }
+                ),
+            ),
+            "anyone": Sent(
+                _post("/forms/no-such-workspace/leads", body, headers), frozenset({404})
+            ),
+        }
+
     def public(self, path: str) -> Cases:
         return {"anyone": Sent(_get(path), frozenset({200}))}
 

@@ -1,0 +1,1 @@
+"""Leads: capturing an inquiry (the sidecar's lead form), deduplicated per workspace and e-mail."""
