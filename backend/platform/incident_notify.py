@@ -29,6 +29,9 @@ SLACK_KIND = "alerts.slack"
 EMAIL_KIND = "alerts.email"
 # Which connected provider carries which delivery.
 CHANNELS = (("slack", SLACK_KIND), ("sendgrid", EMAIL_KIND))
+# Rules whose domain mails the people itself (a new lead: its ``new_lead_notification``): their
+# incidents go to Slack only, and are news rather than trouble, so no four-hourly reminder.
+OWN_EMAIL_RULES = frozenset({"lead.new"})
 _REASONS = {
     "opened": "New alert",
     "regressed": "Alert back after it was resolved",
@@ -71,6 +74,8 @@ def notify(session: Session, alert: Alert, reason: str, *, now: dt.datetime | No
     alert.last_notified_at = now
     alert.notified_priority = alert.priority
     kinds = channels(session, alert.workspace_id)
+    if alert.type in OWN_EMAIL_RULES:
+        kinds = [k for k in kinds if k != EMAIL_KIND]
     text = text_for(alert, reason)
     for kind in kinds:
         outbox.enqueue(
@@ -113,6 +118,7 @@ def remind(session: Session, *, now: dt.datetime | None = None) -> int:
         select(Alert)
         .where(
             Alert.state == AlertState.OPEN,
+            Alert.type.not_in(OWN_EMAIL_RULES),
             Alert.last_notified_at.is_not(None),
             Alert.last_notified_at <= now - REMIND_EVERY,
         )

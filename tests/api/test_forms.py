@@ -270,13 +270,12 @@ def test_the_notification_and_the_proposal_reach_the_mailbox(
     subjects = {to: [s for t, s in delivered if t == to] for to, _ in delivered}
     (proposal,) = subjects["jane@example.com"]
     assert "Recital media package" in proposal or "proposal" in proposal.lower(), delivered
-    # The owner: the lead's notification, and the alert's own e-mail (alerts.email).
-    assert len(subjects["sam@lakeside.example"]) == 2, delivered
+    # The owner: the lead's notification once (the lead's alert does not mail it again).
+    assert len(subjects["sam@lakeside.example"]) == 1, delivered
     assert "viewer@lakeside.example" not in subjects
     with Session(engine) as session:
         sent = session.execute(select(EmailMessage.purpose, EmailMessage.status)).all()
         assert sorted((p, str(s)) for p, s in sent) == [
-            ("alert_notification", "sent"),
             ("new_lead_notification", "sent"),
             ("proposal_sent", "sent"),
         ]
