@@ -160,7 +160,9 @@ def within(provider: str, seconds: float, *, slug: str | None = None) -> Iterato
     try:
         yield deadline
     except Exception:
-        if deadline.expired:
+        # Expired by the watchdog, or its time has come and an outer block's watchdog (same
+        # moment) cut the socket first: either way the provider ran out of time.
+        if deadline.expired or time.monotonic() >= deadline.at:
             raise ProviderTimeout(
                 f"{provider} did not answer within {deadline.seconds:g} s", seconds=seconds
             ) from None
