@@ -39,7 +39,22 @@ def email_templates_card() -> rx.Component:
                 style={"border": "1px solid var(--gray-6)", "border_radius": "6px"},
                 data_testid="email-template-html",
             ),
-            rx.code_block(EmailPreviewState.text, language="markdown", width="100%"),
+            # The text part as a mail client shows it, wrapped: a phone's width never scrolls
+            # sideways (tests/e2e/test_layout.py).
+            rx.el.pre(
+                EmailPreviewState.text,
+                style={
+                    "white_space": "pre-wrap",
+                    "overflow_wrap": "anywhere",
+                    "max_width": "100%",
+                    "font_size": "12px",
+                    "padding": "8px",
+                    "border": "1px solid var(--gray-6)",
+                    "border_radius": "6px",
+                },
+                width="100%",
+                data_testid="email-template-text",
+            ),
             spacing="2",
             width="100%",
         ),
