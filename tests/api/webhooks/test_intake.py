@@ -272,6 +272,9 @@ def test_openapi_documents_every_route_and_its_errors(sidecar: TestClient) -> No
         "/oauth/stripe/callback",
         "/oauth/google/start",
         "/oauth/google/callback",
+        "/forms/{workspace_slug}",
+        "/forms/{workspace_slug}/leads",
+        "/u/{token}",
     }
     for path in (
         "/webhooks/stripe/{workspace}",
@@ -282,4 +285,11 @@ def test_openapi_documents_every_route_and_its_errors(sidecar: TestClient) -> No
         assert set(paths[path]["post"]["responses"]) == {"200", "400", "401", "404", "413"}
         assert "application/json" in paths[path]["post"]["requestBody"]["content"]
     assert set(paths["/outbox/run"]["post"]["responses"]) == {"200", "401"}
-    assert all("422" not in op["responses"] for item in paths.values() for op in item.values())
+    # No route advertises FastAPI's own 422 (bodies are read by the routes); the lead form's
+    # 422 is its own, a message per field.
+    assert all(
+        "422" not in op["responses"]
+        for path, item in paths.items()
+        if path != "/forms/{workspace_slug}/leads"
+        for op in item.values()
+    )
