@@ -18,10 +18,11 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from backend.connections.stripe_webhook_setup import REGISTER_KIND
+from backend.email.service import SEND_KIND as EMAIL_SEND_KIND
 from backend.invoicing.buyers import SYNC_CUSTOMER
 from backend.invoicing.checkout_links import SEND_KIND
 from backend.invoicing.service import CREATE_KIND, VOID_KIND
-from backend.platform.incident_notify import EMAIL_KIND, SLACK_KIND
+from backend.platform.incident_notify import SLACK_KIND
 from models import Invoice, JobStatus, OutboxJob, Show
 
 # The kinds whose payload names an invoice: counted per show.
@@ -34,7 +35,8 @@ NOUNS: dict[str, tuple[str, str]] = {
     SYNC_CUSTOMER: ("buyer to sync", "buyers to sync"),
     REGISTER_KIND: ("webhook registration", "webhook registrations"),
     SLACK_KIND: ("alert message", "alert messages"),
-    EMAIL_KIND: ("email", "emails"),
+    # Every e-mail (alerts' included since issue 15) is one ``email.send`` job through SendGrid.
+    EMAIL_SEND_KIND: ("email", "emails"),
 }
 WAITING = (JobStatus.PENDING, JobStatus.RUNNING)
 

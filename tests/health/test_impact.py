@@ -9,11 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import backend.jobs  # noqa: F401  (declares the job kinds the outbox rows name)
+from backend.email.service import SEND_KIND as EMAIL_SEND_KIND
 from backend.health import impact
 from backend.invoicing.checkout_links import SEND_KIND
 from backend.invoicing.service import CREATE_KIND
 from backend.platform import outbox
-from backend.platform.incident_notify import EMAIL_KIND
 from models import Invoice, JobStatus, OutboxJob, Show, ShowStatus, Workspace
 from tests import factories
 
@@ -52,8 +52,8 @@ def _emails(session: Session, ws: Workspace, count: int) -> None:
     for _ in range(count):
         outbox.enqueue(
             session,
-            kind=EMAIL_KIND,
-            payload={"alert_id": 1, "number": 1, "reason": "raised", "text": "x"},
+            kind=EMAIL_SEND_KIND,
+            payload={"message_id": 1},
             idempotency_key=f"mail:{next(_n)}",
             workspace_id=ws.id,
         )
