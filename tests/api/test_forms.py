@@ -13,15 +13,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-import backend.sandbox.sendgrid as sendgrid_emulator
 from backend.api.forms import RateLimit
 from backend.jobs.runner import Runner
 from models import Alert, EmailMessage, Lead, LeadMessage, ProposalTemplate, Role, Workspace
 from tests import factories
 from tests.api.webhook_support import client_for
-from tests.email.support import SIDECAR, mailbox, workspace_with_sendgrid
-from tests.support.hub_env import apply
-from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
+from tests.email.support import (
+    mailbox,
+    sendgrid_sandbox,  # noqa: F401 (the "sandbox" fixture)
+    workspace_with_sendgrid,
+)
+from tests.support.sandbox_fixtures import RunningSandbox
 
 ORIGIN = "https://lakeside.example"
 JANE = {
@@ -242,19 +244,6 @@ def test_the_hosted_form_thanks_or_shows_the_errors_again(
     assert good.status_code == 201 and "Thank you" in good.text
     (lead,) = _leads(engine)
     assert lead.marketing_consent is True
-
-
-@pytest.fixture
-def sandbox(
-    make_sandbox: MakeSandbox,
-    db_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    hub_env: dict[str, str],
-) -> RunningSandbox:
-    running = make_sandbox(providers=[sendgrid_emulator])
-    hub_env["HUB_PUBLIC_SIDECAR_URL"] = SIDECAR
-    apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=running.url)
-    return running
 
 
 def test_the_notification_and_the_proposal_reach_the_mailbox(

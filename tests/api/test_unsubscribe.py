@@ -7,30 +7,20 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-import backend.sandbox.sendgrid as sendgrid_emulator
 from backend.jobs.runner import Runner
 from models import EmailStatus, EmailSuppression
 from tests.api.webhook_support import client_for
-from tests.email.support import SIDECAR, mailbox, messages, queue, workspace_with_sendgrid
-from tests.support.hub_env import apply
-from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
-
-
-@pytest.fixture
-def sandbox(
-    make_sandbox: MakeSandbox,
-    db_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    hub_env: dict[str, str],
-) -> RunningSandbox:
-    running = make_sandbox(providers=[sendgrid_emulator])
-    hub_env["HUB_PUBLIC_SIDECAR_URL"] = SIDECAR
-    apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=running.url)
-    return running
+from tests.email.support import (
+    mailbox,
+    messages,
+    queue,
+    sendgrid_sandbox,  # noqa: F401 (the "sandbox" fixture)
+    workspace_with_sendgrid,
+)
+from tests.support.sandbox_fixtures import RunningSandbox
 
 
 def _drain(engine: Engine) -> None:

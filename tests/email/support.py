@@ -5,16 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+import backend.sandbox.sendgrid as sendgrid_emulator
 from backend.connections import credentials
 from backend.email import service
 from models import EmailMessage, Integration, IntegrationStatus
 from tests import factories
-from tests.support.sandbox_fixtures import RunningSandbox
+from tests.support.hub_env import apply
+from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
 
 SIDECAR = "https://hub.example"
+
+
+@pytest.fixture(name="sandbox")
+def sendgrid_sandbox(
+    make_sandbox: MakeSandbox,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    hub_env: dict[str, str],
+) -> RunningSandbox:
+    """The SendGrid sandbox, the hub pointed at it, and links made for the sidecar's address
+    (import it as ``sandbox`` into a test module)."""
+    running = make_sandbox(providers=[sendgrid_emulator])
+    hub_env["HUB_PUBLIC_SIDECAR_URL"] = SIDECAR
+    apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=running.url)
+    return running
 
 
 def workspace_with_sendgrid(engine: Engine, sandbox: RunningSandbox | None) -> int:

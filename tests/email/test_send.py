@@ -20,22 +20,16 @@ from backend.integrations import call_log, sendgrid
 from backend.integrations.errors import ProviderConnectionLost, ProviderUnavailable
 from backend.jobs.runner import Runner
 from models import EmailStatus, Integration, JobStatus, OutboxJob, utcnow
-from tests.email.support import SIDECAR, mailbox, messages, queue, workspace_with_sendgrid
+from tests.email.support import (
+    SIDECAR,
+    mailbox,
+    messages,
+    queue,
+    sendgrid_sandbox,  # noqa: F401 (the "sandbox" fixture)
+    workspace_with_sendgrid,
+)
 from tests.support.hub_env import apply
 from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
-
-
-@pytest.fixture
-def sandbox(
-    make_sandbox: MakeSandbox,
-    db_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    hub_env: dict[str, str],
-) -> RunningSandbox:
-    running = make_sandbox(providers=[sendgrid_emulator])
-    hub_env["HUB_PUBLIC_SIDECAR_URL"] = SIDECAR
-    apply(monkeypatch, hub_env, db_url=db_url, sandbox_url=running.url)
-    return running
 
 
 def _drain(engine: Engine) -> list[str]:
