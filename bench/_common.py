@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from backend.db import make_engine  # noqa: E402
 from models import Integration, IntegrationStatus, Plan, Workspace  # noqa: E402
 from tests.support import pgserver  # noqa: E402
 from tests.support.migrate import upgrade  # noqa: E402
+from tests.support.pgserver import free_port  # noqa: E402
 from tests.support.processes import env_for  # noqa: E402
 
 FIXTURES = ROOT.parent / "shared" / "reference" / "stripe-fixtures3.json"
@@ -147,6 +149,57 @@ def started(name: str, command: list[str], env: dict[str, str]) -> Iterator[Proc
             log(f"{name} log kept at {process.log_path}")
         else:
             process.log_path.unlink(missing_ok=True)
+
+
+def chromium() -> str:
+    """The machine's Chromium, for the benchmarks that measure a console page."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if found := shutil.which(name):
+            return found
+    raise SystemExit("no Chromium here: apt-get install chromium (as the browser tests need)")
+
+
+def wait_http(url: str, process: Process, timeout: float) -> None:
+    """Until ``url`` answers 200, or ``process`` exits (its log's end is the error)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited:\n{process.output()[-4000:]}")
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not answering after {timeout}s:\n{process.output()[-4000:]}")
+
+
+@contextlib.contextmanager
+def started_console(database_url: str) -> Iterator[tuple[str, Process]]:
+    """The console as deployed (``reflex run --env prod``: the production build, one port) on
+    ``database_url``, answering: its base URL and its process."""
+    port = free_port()
+    env = product_env(
+        database_url,
+        HUB_CONSOLE_PORT=str(port),
+        HUB_PUBLIC_CONSOLE_URL=f"http://127.0.0.1:{port}",
+        REFLEX_USE_NPM="1",
+    )
+    command = [
+        PYTHON,
+        *("-m", "reflex", "run", "--env", "prod"),
+        *("--frontend-port", str(port), "--backend-port", str(port)),
+        *("--backend-host", "127.0.0.1"),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with started("console", command, env) as console:
+        log("starting the console (the first production build takes a minute or two)")
+        wait_http(f"{base}/ping", console, timeout=900)
+        wait_http(f"{base}/", console, timeout=120)
+        log("console up")
+        yield base, console
 
 
 def started_schedulers(

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
-import shutil
 import statistics
 import sys
 import time
@@ -34,15 +33,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    PYTHON,
     CpuMeter,
-    Process,
+    chromium,
     conditions,
     database,
     log,
     print_conditions,
-    product_env,
-    started,
+    started_console,
     verdict,
 )
 from loadgen import percentile
@@ -53,7 +50,6 @@ from backend.accounts import service as accounts
 from backend.integrations.call_log import ProviderCall
 from backend.platform import call_log_writer, circuits
 from models import Integration, IntegrationStatus, Plan, Role, Workspace
-from tests.support.pgserver import free_port
 from tests.support.shows import make_show
 
 TARGET_MS = 1500.0
@@ -224,29 +220,6 @@ def seed(engine: Engine) -> int:
     return workspace_id
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if found := shutil.which(name):
-            return found
-    raise SystemExit("no Chromium here: apt-get install chromium (as the browser tests need)")
-
-
-def _wait_http(url: str, process: Process, timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.popen.poll() is not None:
-            raise RuntimeError(f"{process.name} exited:\n{process.output()[-4000:]}")
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not answering after {timeout}s:\n{process.output()[-4000:]}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15, help="measured navigations")
@@ -269,90 +242,59 @@ def main() -> int:
                 )
             ).one()
 
-        port = free_port()
-        env = product_env(
-            db.url,
-            HUB_CONSOLE_PORT=str(port),
-            HUB_PUBLIC_CONSOLE_URL=f"http://127.0.0.1:{port}",
-            REFLEX_USE_NPM="1",
-        )
-        console_command = [
-            PYTHON,
-            "-m",
-            "reflex",
-            "run",
-            "--env",
-            "prod",
-            "--frontend-port",
-            str(port),
-            "--backend-port",
-            str(port),
-            "--backend-host",
-            "127.0.0.1",
-        ]
-        base = f"http://127.0.0.1:{port}"
-        with started("console", console_command, env) as console:
-            log("starting the console (the first production build takes a minute or two)")
-            _wait_http(f"{base}/ping", console, timeout=900)
-            _wait_http(f"{base}/", console, timeout=120)
-            log("console up")
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=_chromium(), args=CHROMIUM_ARGS
-                )
-                context = browser.new_context(
-                    base_url=base, viewport={"width": 1280, "height": 800}
-                )
-                context.set_default_timeout(30_000)
-                page = context.new_page()
-                page.goto("/login")
-                page.get_by_test_id("login-email").fill(EMAIL)
-                page.get_by_test_id("login-password").fill(PASSWORD)
-                page.get_by_test_id("login-submit").click()
-                expect(page.get_by_test_id("logout")).to_be_visible()
+        with started_console(db.url) as (base, console), sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+            context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 800})
+            context.set_default_timeout(30_000)
+            page = context.new_page()
+            page.goto("/login")
+            page.get_by_test_id("login-email").fill(EMAIL)
+            page.get_by_test_id("login-password").fill(PASSWORD)
+            page.get_by_test_id("login-submit").click()
+            expect(page.get_by_test_id("logout")).to_be_visible()
 
-                def navigate() -> tuple[float, float]:
-                    """(in-page ms since navigation start, wall ms around it)."""
-                    started_at = time.perf_counter()
-                    page.goto("/health", wait_until="commit")
-                    rendered = page.wait_for_function(RENDERED, polling="raf")
-                    wall = (time.perf_counter() - started_at) * 1000
-                    return float(rendered.json_value()), wall
+            def navigate() -> tuple[float, float]:
+                """(in-page ms since navigation start, wall ms around it)."""
+                started_at = time.perf_counter()
+                page.goto("/health", wait_until="commit")
+                rendered = page.wait_for_function(RENDERED, polling="raf")
+                wall = (time.perf_counter() - started_at) * 1000
+                return float(rendered.json_value()), wall
 
-                def switch_window() -> float:
-                    """Wall ms from the click on "7 days" to the week's charts drawn."""
-                    navigate()
-                    page.evaluate("window.__clicked = performance.now()")
-                    page.get_by_test_id("health-window").get_by_role("radio", name="7 days").click()
-                    expect(page.get_by_test_id("tile-calls").first).to_contain_text("in 7 days")
-                    rendered = page.wait_for_function(RENDERED, polling="raf")
-                    return float(rendered.json_value()) - float(page.evaluate("window.__clicked"))
+            def switch_window() -> float:
+                """Wall ms from the click on "7 days" to the week's charts drawn."""
+                navigate()
+                page.evaluate("window.__clicked = performance.now()")
+                page.get_by_test_id("health-window").get_by_role("radio", name="7 days").click()
+                expect(page.get_by_test_id("tile-calls").first).to_contain_text("in 7 days")
+                rendered = page.wait_for_function(RENDERED, polling="raf")
+                return float(rendered.json_value()) - float(page.evaluate("window.__clicked"))
 
-                for _ in range(args.warmup):
-                    navigate()
-                # What the page shows must be right before its speed means anything.
-                stripe = page.locator('[data-testid="health-tile"][data-provider="stripe"]')
-                sendgrid = page.locator('[data-testid="health-tile"][data-provider="sendgrid"]')
-                waiting = stripe.get_by_test_id("tile-waiting").first.inner_text()
-                sane = (
-                    stripe.get_attribute("data-status") == "major outage"
-                    and sendgrid.get_attribute("data-status") == "degraded"
-                    and waiting == f"{WAITING_INVOICES} invoices of show Big Drop"
-                    and page.get_by_test_id("health-tile").count() == len(PROVIDERS)
-                )
-                meter = CpuMeter(db, [console.popen.pid])
-                meter.start()
-                full: list[float] = []
-                walls: list[float] = []
-                for run in range(args.runs):
-                    in_page, wall = navigate()
-                    full.append(in_page)
-                    walls.append(wall)
-                    log(f"run {run + 1}: {in_page:.0f} ms (wall {wall:.0f} ms)")
-                switches = [switch_window() for _ in range(max(3, args.runs // 3))]
-                cpu = meter.stop()
-                browser_version = browser.version
-                browser.close()
+            for _ in range(args.warmup):
+                navigate()
+            # What the page shows must be right before its speed means anything.
+            stripe = page.locator('[data-testid="health-tile"][data-provider="stripe"]')
+            sendgrid = page.locator('[data-testid="health-tile"][data-provider="sendgrid"]')
+            waiting = stripe.get_by_test_id("tile-waiting").first.inner_text()
+            sane = (
+                stripe.get_attribute("data-status") == "major outage"
+                and sendgrid.get_attribute("data-status") == "degraded"
+                and waiting == f"{WAITING_INVOICES} invoices of show Big Drop"
+                and page.get_by_test_id("health-tile").count() == len(PROVIDERS)
+            )
+            meter = CpuMeter(db, [console.popen.pid])
+            meter.start()
+            full: list[float] = []
+            walls: list[float] = []
+            for run in range(args.runs):
+                in_page, wall = navigate()
+                full.append(in_page)
+                walls.append(wall)
+                log(f"run {run + 1}: {in_page:.0f} ms (wall {wall:.0f} ms)")
+            switches = [switch_window() for _ in range(max(3, args.runs // 3))]
+            cpu = meter.stop()
+            browser_version = browser.version
+            browser.close()
 
         facts = conditions(
             db,

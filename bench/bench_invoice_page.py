@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -31,17 +30,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    PYTHON,
     CpuMeter,
-    Process,
     _proc_table,
     _tree,
+    chromium,
     conditions,
     database,
     log,
     print_conditions,
-    product_env,
-    started,
+    started_console,
     verdict,
 )
 from loadgen import percentile
@@ -50,7 +47,6 @@ from sqlalchemy.orm import Session
 
 from backend.accounts import service as accounts
 from models import Integration, IntegrationStatus, Plan, Role, Workspace
-from tests.support.pgserver import free_port
 from tests.support.shows import make_show
 
 TARGET_MS = 1000.0
@@ -160,29 +156,6 @@ def seed(engine: Engine) -> tuple[int, int]:
     return workspace_id, made.id
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if found := shutil.which(name):
-            return found
-    raise SystemExit("no Chromium here: apt-get install chromium (as the browser tests need)")
-
-
-def _wait_http(url: str, process: Process, timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.popen.poll() is not None:
-            raise RuntimeError(f"{process.name} exited:\n{process.output()[-4000:]}")
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not answering after {timeout}s:\n{process.output()[-4000:]}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15, help="measured navigations")
@@ -208,38 +181,10 @@ def main() -> int:
                 text("SELECT count(*) FROM invoices WHERE show_id = :s"), {"s": show_id}
             ).scalar_one()
 
-        port = free_port()
-        env = product_env(
-            db.url,
-            HUB_CONSOLE_PORT=str(port),
-            HUB_PUBLIC_CONSOLE_URL=f"http://127.0.0.1:{port}",
-            REFLEX_USE_NPM="1",
-        )
-        console_command = [
-            PYTHON,
-            "-m",
-            "reflex",
-            "run",
-            "--env",
-            "prod",
-            "--frontend-port",
-            str(port),
-            "--backend-port",
-            str(port),
-            "--backend-host",
-            "127.0.0.1",
-        ]
-        base = f"http://127.0.0.1:{port}"
-        with started("console", console_command, env) as console:
-            log("starting the console (the first production build takes a minute or two)")
-            _wait_http(f"{base}/ping", console, timeout=900)
-            _wait_http(f"{base}/", console, timeout=120)
-            log("console up")
+        with started_console(db.url) as (base, console):
             before = set(_proc_table())
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=_chromium(), args=CHROMIUM_ARGS
-                )
+                browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
                 # Playwright's driver (our new child) and the Chromium it started.
                 browser_roots = {
                     pid
