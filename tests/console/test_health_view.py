@@ -12,18 +12,18 @@ from sqlalchemy.orm import Session
 
 import backend.jobs  # noqa: F401  (declares the job kinds the outbox rows name)
 from backend.health import page as page_figures
-from backend.invoicing.service import CREATE_KIND
-from backend.platform import circuits, outbox
+from backend.platform import circuits
 from backend.platform.actors import Actor
 from backend.platform.errors import ServiceError
 from console.state import health
 from console.state.base import Outcome
 from console.state.health import HealthState
 from console.state.health_view import ago, health_view, jobs_href
-from models import Integration, IntegrationStatus, Invoice, Role, Show, ShowStatus, utcnow
+from models import Integration, IntegrationStatus, Role, Show, ShowStatus, utcnow
 from tests import factories
 from tests.support.calls import add_calls, call
 from tests.support.matrix_console import call as call_handler
+from tests.support.shows import waiting_invoice_jobs
 
 
 def _as(monkeypatch: pytest.MonkeyPatch, session: Session, actor: Actor) -> None:
@@ -53,23 +53,7 @@ def _stripe_down_with_invoices_waiting(session: Session) -> tuple[int, int]:
     show = Show(workspace_id=ws.id, title="Spring Drop", status=ShowStatus.ENDED, currency="usd")
     session.add(show)
     session.flush()
-    for n in range(3):
-        invoice = Invoice(
-            workspace_id=ws.id,
-            show_id=show.id,
-            provider="stripe",
-            buyer_handle=f"b{n}",
-            buyer_platform_id=f"fb_{n}",
-        )
-        session.add(invoice)
-        session.flush()
-        outbox.enqueue(
-            session,
-            kind=CREATE_KIND,
-            payload={"invoice_id": invoice.id},
-            idempotency_key=f"inv:{n}",
-            workspace_id=ws.id,
-        )
+    waiting_invoice_jobs(session, show, 3)
     now = utcnow()
     add_calls(
         session,

@@ -16,6 +16,7 @@ from backend.invoicing.service import CREATE_KIND
 from backend.platform import outbox
 from models import Invoice, JobStatus, OutboxJob, Show, ShowStatus, Workspace
 from tests import factories
+from tests.support.shows import waiting_invoice_jobs
 
 _n = itertools.count()
 
@@ -25,27 +26,6 @@ def _show(session: Session, ws: Workspace, title: str) -> Show:
     session.add(show)
     session.flush()
     return show
-
-
-def _invoice_jobs(session: Session, show: Show, count: int, kind: str = CREATE_KIND) -> None:
-    for _ in range(count):
-        n = next(_n)
-        invoice = Invoice(
-            workspace_id=show.workspace_id,
-            show_id=show.id,
-            provider="stripe",
-            buyer_handle=f"b{n}",
-            buyer_platform_id=f"fb_{n}",
-        )
-        session.add(invoice)
-        session.flush()
-        outbox.enqueue(
-            session,
-            kind=kind,
-            payload={"invoice_id": invoice.id},
-            idempotency_key=f"test:{n}",
-            workspace_id=show.workspace_id,
-        )
 
 
 def _emails(session: Session, ws: Workspace, count: int) -> None:
@@ -62,13 +42,13 @@ def _emails(session: Session, ws: Workspace, count: int) -> None:
 def test_invoices_are_counted_per_show_and_other_kinds_as_a_whole(session: Session) -> None:
     ws, other = factories.workspace(session), factories.workspace(session, slug="other")
     spring, autumn = _show(session, ws, "Spring Drop"), _show(session, ws, "Autumn Sale")
-    _invoice_jobs(session, spring, 5)
-    _invoice_jobs(session, autumn, 2)
-    _invoice_jobs(session, spring, 1, kind=SEND_KIND)
+    waiting_invoice_jobs(session, spring, 5)
+    waiting_invoice_jobs(session, autumn, 2)
+    waiting_invoice_jobs(session, spring, 1, kind=SEND_KIND)
     _emails(session, ws, 3)
     # Another workspace's waiting invoices and a job that is done are not counted.
-    _invoice_jobs(session, _show(session, other, "Their show"), 4)
-    _invoice_jobs(session, spring, 1)
+    waiting_invoice_jobs(session, _show(session, other, "Their show"), 4)
+    waiting_invoice_jobs(session, spring, 1)
     done = session.scalars(select(OutboxJob).order_by(OutboxJob.id.desc()).limit(1)).one()
     done.status = JobStatus.DONE
     session.flush()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from models import Buyer, Claim, Show, ShowItem, ShowStatus
+from backend.invoicing.service import CREATE_KIND
+from backend.platform import outbox
+from models import Buyer, Claim, Invoice, Show, ShowItem, ShowStatus
 
 
 @dataclass(frozen=True)
@@ -78,3 +81,29 @@ def make_show(
                 )
         session.commit()
         return MadeShow(show.id, workspace_id, [r.id for r in rows], pids)
+
+
+_job_numbers = itertools.count()
+
+
+def waiting_invoice_jobs(session: Session, show: Show, count: int, kind: str = CREATE_KIND) -> None:
+    """``count`` draft invoices of ``show`` with a pending job of ``kind`` each (what the Health
+    page's "what waits" counts), flushed."""
+    for _ in range(count):
+        n = next(_job_numbers)
+        invoice = Invoice(
+            workspace_id=show.workspace_id,
+            show_id=show.id,
+            provider="stripe",
+            buyer_handle=f"b{n}",
+            buyer_platform_id=f"fb_{n}",
+        )
+        session.add(invoice)
+        session.flush()
+        outbox.enqueue(
+            session,
+            kind=kind,
+            payload={"invoice_id": invoice.id},
+            idempotency_key=f"waiting:{n}",
+            workspace_id=show.workspace_id,
+        )
