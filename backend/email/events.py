@@ -20,11 +20,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
 from backend.email import purposes
+from backend.email.sequences.stops import stop_lead_enrolments
 from backend.email.service import normalise, suppress
 from backend.platform import inbox
 from backend.platform.incidents import raise_incident
@@ -35,10 +36,8 @@ from models import (
     EmailStatus,
     EmailSuppression,
     EngagementEvent,
-    EnrolmentStatus,
     InboundEvent,
     Lead,
-    SequenceEnrolment,
     utcnow,
 )
 
@@ -376,21 +375,12 @@ def _lead(
         )
     elif name == "spamreport":
         _raise_lead(lead, "unsubscribed")
-        stopped = len(
-            session.execute(
-                update(SequenceEnrolment)
-                .where(
-                    SequenceEnrolment.workspace_id == lead.workspace_id,
-                    SequenceEnrolment.lead_id == lead.id,
-                    SequenceEnrolment.status == EnrolmentStatus.ACTIVE.value,
-                )
-                .values(
-                    status=EnrolmentStatus.STOPPED.value,
-                    stop_reason="The lead reported our mail as spam",
-                    stopped_at=at,
-                )
-                .returning(SequenceEnrolment.id)
-            ).all()
+        stopped = stop_lead_enrolments(
+            session,
+            workspace_id=lead.workspace_id,
+            lead_id=lead.id,
+            reason="The lead reported our mail as spam",
+            at=at,
         )
         raise_incident(
             session,

@@ -1,0 +1,44 @@
+"""Stopping a lead's active sequence enrolments, with the reason the console shows.
+
+Every stop goes through here: a spam report or a bounce (backend/email/events.py), a reply
+(Inbound Parse), an unsubscribe, the conversion (a contract signed or paid) and an operator's
+Stop. Scoped by workspace: a lead id of another workspace stops nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from models import EnrolmentStatus, SequenceEnrolment
+
+
+def stop_lead_enrolments(
+    session: Session,
+    *,
+    workspace_id: int,
+    lead_id: int,
+    reason: str,
+    at: dt.datetime,
+    sequence_id: int | None = None,
+) -> int:
+    """Stop the lead's active enrolments (only ``sequence_id``'s when given); how many stopped.
+    An enrolment already completed or stopped keeps its first reason."""
+    statement = update(SequenceEnrolment).where(
+        SequenceEnrolment.workspace_id == workspace_id,
+        SequenceEnrolment.lead_id == lead_id,
+        SequenceEnrolment.status == EnrolmentStatus.ACTIVE.value,
+    )
+    if sequence_id is not None:
+        statement = statement.where(SequenceEnrolment.sequence_id == sequence_id)
+    stopped = session.execute(
+        statement.values(
+            status=EnrolmentStatus.STOPPED.value,
+            stop_reason=reason,
+            stopped_at=at,
+            next_due_at=None,
+        ).returning(SequenceEnrolment.id)
+    ).all()
+    return len(stopped)
