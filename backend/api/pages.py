@@ -1,5 +1,7 @@
 """The sidecar's pages for people following a link from an e-mail (``/x/``, ``/preferences/``):
-Jinja2 templates in ``templates/``, autoescaped, on the lead form's page layout."""
+Jinja2 templates in ``templates/``, autoescaped, on the lead form's page layout.
+
+Tested in tests/api/test_links.py and tests/api/test_preferences.py (the pages they answer)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ so. Each change is an ``engagement_events`` row (source ``preferences``) when th
 about the person it was sent to (a lead, client or buyer at that address), like SendGrid's
 ``group_unsubscribe`` and ``group_resubscribe`` events.
 
-Tested in tests/email/test_preferences.py and, through the sidecar, tests/api/test_preferences.py.
+Tested in tests/api/test_preferences.py (through the sidecar).
 """
 
 from __future__ import annotations
