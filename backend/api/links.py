@@ -3,8 +3,8 @@
 for a fresh link by e-mail.
 
 A link that does not work gets a page, never a trace: 410 for an expired one, 400 for one that
-was changed or made up, 404 when what it showed is gone (or never was in its workspace); each
-offers a fresh link to the address it was sent to. The fresh-link answer is the same whatever
+was changed or made up (both offer a fresh link to the address it was sent to), 404 when what
+it showed is gone (or never was in its workspace). The fresh-link answer is the same whatever
 the address and whatever the token (no telling which addresses we know), and each client
 address may ask ``RATE_LIMIT`` times per ``RATE_WINDOW`` seconds (429 with Retry-After, like
 the lead form).
@@ -62,6 +62,8 @@ def _refused(token: str, error: TokenError) -> HTMLResponse:
         status,
         title=title,
         text=str(error),
+        # What is gone stays gone: a fresh link to it would not work either.
+        offer_fresh=not isinstance(error, links.LinkGone),
         action=f"/x/{quote(token, safe='')}/fresh",
     )
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from backend.api import links as links_api
+from backend.email import links
 from models import EmailMessage, EngagementEvent, Lead, OutboxJob, ProposalTemplate
 from tests.api.webhook_support import client_for
 from tests.email.links_support import (
@@ -166,9 +167,45 @@ def test_another_workspace_s_ids_reach_nothing(engine: Engine, client: TestClien
     crossed = mine.token(subject_id=theirs.lead_id, target_id=theirs.template_id)
     page = client.get(f"/x/{crossed}")
     assert page.status_code == 404 and "This link no longer works" in page.text
+    assert "fresh-link-button" not in page.text  # what is gone stays gone
     assert "theirs" not in page.text and PROPOSAL_BODY not in page.text
     asked = client.post(f"/x/{crossed}/fresh", content=b"email=jane%40theirs.example", headers=FORM)
     assert asked.status_code == 200
     assert _count(engine, EngagementEvent) == 0 and _fresh_messages(engine) == []
     with Session(engine) as session:
         assert session.get_one(Lead, theirs.lead_id).status == "new"
+
+
+def test_an_unpublished_proposal_s_link_no_longer_works(engine: Engine, client: TestClient) -> None:
+    made = make(engine)
+    with Session(engine) as session:
+        session.get_one(ProposalTemplate, made.template_id).published = False
+        session.commit()
+    page = client.get(f"/x/{made.token()}")
+    assert page.status_code == 404 and PROPOSAL_BODY not in page.text
+    assert _count(engine, EngagementEvent) == 0
+
+
+def test_the_proposal_mailed_to_a_new_lead_links_to_its_page(
+    engine: Engine, client: TestClient
+) -> None:
+    made = make(engine)  # the workspace "acme" with a published "recital media" template
+    answer = client.post(
+        "/forms/acme/leads",
+        json={"name": "Sam Lee", "email": "sam@example.com", "service_type": "recital media"},
+    )
+    assert answer.status_code == 201, answer.text
+    with Session(engine) as session:
+        (proposal,) = session.scalars(
+            select(EmailMessage).where(EmailMessage.purpose == "proposal_sent")
+        ).all()
+        lead = session.scalars(select(Lead).where(Lead.email == "sam@example.com")).one()
+    url = proposal.context["proposal_url"]
+    # Opaque ids only: the token names the workspace, the lead and the template.
+    assert links.read(url.rsplit("/x/", 1)[1]) == made.link(subject_id=lead.id)
+    page = client.get(urlsplit(url).path)
+    assert page.status_code == 200 and PROPOSAL_BODY in page.text
+    assert OFFER_TITLE not in page.text  # no marketing consent given on the form
+    with Session(engine) as session:
+        (visit,) = session.scalars(select(EngagementEvent)).all()
+        assert (visit.workspace_id, visit.subject_id) == (made.workspace_id, lead.id)
