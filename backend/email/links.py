@@ -32,7 +32,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -161,7 +161,7 @@ def read(token: str, *, now: dt.datetime | None = None) -> Link:
     an expired token is read only because its signature holds."""
     try:
         data, signed_at = _serializer().loads(token, max_age=None, return_timestamp=True)
-    except BadSignature:  # BadTimeSignature and BadPayload are BadSignatures too
+    except BadData:  # a bad signature or timestamp, or a payload that does not decode
         raise LinkInvalid() from None
     link = Link.from_payload(data)
     age = ((now or utcnow()) - signed_at).total_seconds()

@@ -12,7 +12,7 @@ from itsdangerous import base64_decode
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from backend.email import links, purposes
+from backend.email import links, preferences, purposes, unsubscribe
 from models import EmailMessage, EngagementEvent, Lead, utcnow
 from tests.email.links_support import make, signed_ago, tampered
 
@@ -63,6 +63,10 @@ def test_a_tampered_or_foreign_token_is_trusted_for_nothing() -> None:
     ):
         with pytest.raises(links.LinkInvalid):
             links.read(token)
+    # Our other tokens (an unsubscribe, a preferences link) are not links: each has its salt.
+    for other in (unsubscribe.token_for(1, 7), preferences.token_for(1, 7)):
+        with pytest.raises(links.LinkInvalid):
+            links.read(other)
     # A kind or person a link cannot be made for, even signed by us.
     with pytest.raises(ValueError, match="unknown link kind"):
         links.token_for(links.Link(7, "newsletter", "lead", 42, 9))
