@@ -198,9 +198,7 @@ def list_leads(
         )
     if (start := decode_cursor(after)) is not None:
         at, ident = start
-        stmt = stmt.where(
-            or_(Lead.created_at < at, and_(Lead.created_at == at, Lead.id < ident))
-        )
+        stmt = stmt.where(or_(Lead.created_at < at, and_(Lead.created_at == at, Lead.id < ident)))
     # One more than a page: whether there is a next one, without counting.
     leads = list(
         session.scalars(stmt.order_by(Lead.created_at.desc(), Lead.id.desc()).limit(limit + 1))

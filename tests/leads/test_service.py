@@ -74,9 +74,7 @@ def test_stop_stops_one_enrolment_with_the_reason_and_an_audit_row(session: Sess
     owner = Actor(7, ws, Role.OWNER)
     assert service.stop_enrolment(session, actor=owner, lead_id=lead, enrolment_id=first)
     session.commit()
-    states = {
-        e.id: (e.status, e.stop_reason) for e in session.scalars(select(SequenceEnrolment))
-    }
+    states = {e.id: (e.status, e.stop_reason) for e in session.scalars(select(SequenceEnrolment))}
     assert states[first] == ("stopped", service.OPERATOR_STOP)
     assert states[second] == ("active", None)
     assert states[foreign] == ("active", None)

@@ -110,10 +110,7 @@ def test_keyset_pages_have_no_duplicates_or_gaps_even_when_leads_arrive(
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
-    expected = [
-        f"Lead {n:02d}"
-        for n in sorted(range(23), key=lambda n: (n // 5, n), reverse=True)
-    ]
+    expected = [f"Lead {n:02d}" for n in sorted(range(23), key=lambda n: (n // 5, n), reverse=True)]
     assert seen == expected
     assert pages == 5
     # A full last page says there is no next one (no empty page after it).
