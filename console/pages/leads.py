@@ -14,14 +14,17 @@ from console.state.leads import ANY, LeadsState, LeadState
 
 
 def _choice(
-    placeholder: str, value: Any, options: Any, on_change: Any, test_id: str, every: str
+    placeholder: str,
+    value: Any,
+    options: Any,
+    on_change: Any,
+    test_id: str,
+    every: str,
+    item: Any = lambda o: rx.select.item(o, value=o),
 ) -> rx.Component:
     return rx.select.root(
         rx.select.trigger(placeholder=placeholder, data_testid=test_id),
-        rx.select.content(
-            rx.select.item(every, value=ANY),
-            rx.foreach(options, lambda o: rx.select.item(o, value=o)),
-        ),
+        rx.select.content(rx.select.item(every, value=ANY), rx.foreach(options, item)),
         value=value,
         on_change=on_change,
     )
@@ -43,6 +46,7 @@ def _filters() -> rx.Component:
             LeadsState.set_status_filter,
             "leads-status-filter",
             "Every status",
+            lambda o: rx.select.item(o["label"], value=o["value"]),
         ),
         _choice(
             "Source",

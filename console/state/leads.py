@@ -59,7 +59,7 @@ class LeadsState(SessionState):
     source_filter: str = ANY
     service_filter: str = ANY
     search: str = ""
-    statuses: list[str] = list(views.STATUSES)
+    statuses: list[dict[str, str]] = [{"value": s, "label": label(s)} for s in views.STATUSES]
     sources: list[str] = []
     service_types: list[str] = []
     page: int = 1
