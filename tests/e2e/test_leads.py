@@ -39,7 +39,9 @@ from tests.e2e.conftest import Console, log_in
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "harbour-lights-2026"
-SERVICE = "Recital media"
+# The hosted form offers "recital media"; the template matches it whatever the case.
+SERVICE = "recital media"
+TEMPLATE_SERVICE = "Recital Media"
 PROPOSAL = "Harbour recital package"
 
 
@@ -93,7 +95,7 @@ def _studio(console: Console) -> tuple[str, str]:
             ProposalTemplate(
                 workspace_id=workspace.id,
                 title=PROPOSAL,
-                service_type=SERVICE,
+                service_type=TEMPLATE_SERVICE,
                 body="Two cameras and a highlight reel.",
                 published=True,
             )
