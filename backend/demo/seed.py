@@ -18,6 +18,7 @@ from backend.accounts import service as accounts
 from backend.config import ProviderMode, get_settings
 from backend.connections import credentials, rows, stripe_webhook_setup
 from backend.demo import calls
+from backend.demo import leads as demo_leads
 from backend.platform import audit, incidents
 from models import (
     AlertPriority,
@@ -392,6 +393,8 @@ def _fill_studio(session: Session, workspace_id: int, now: dt.datetime) -> None:
     ]
     session.add_all(leads)
     session.flush()
+    # Their history and more leads, for the Leads page.
+    demo_leads.fill(session, workspace_id, now, leads)
     client = Client(
         workspace_id=workspace_id, lead_id=leads[0].id, name="Hannah Kim", email=leads[0].email
     )
