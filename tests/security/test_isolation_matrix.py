@@ -355,6 +355,9 @@ ROUTES: dict[str, Callable[[R], matrix_routes.Cases]] = {
     "POST /webhooks/stripe/{workspace}": R.stripe_workspace,
     "POST /webhooks/stripe": R.stripe_platform,
     "POST /webhooks/sendgrid/{workspace}": R.sendgrid,
+    # SendGrid Inbound Parse: the workspace's secret as basic auth, or in the path.
+    "POST /webhooks/sendgrid-inbound/{workspace}": lambda r: r.sendgrid_inbound(in_path=False),
+    "POST /webhooks/sendgrid-inbound/{workspace}/{secret}": lambda r: r.sendgrid_inbound(True),
     "POST /webhooks/zoho/{workspace}": R.zoho,
     "POST /webhooks/generic/{integration}": R.generic,
     "POST /outbox/run": R.cron,
