@@ -40,7 +40,8 @@ from backend.db import conflict_insert, session_scope
 from backend.email.events import LEAD_RANK
 from backend.email.sequences.stops import stop_lead_enrolments
 from backend.email.service import normalise
-from backend.platform import inbox
+from backend.platform import audit, inbox
+from backend.platform.actors import Actor
 from models import EngagementEvent, InboundEvent, Lead, LeadMessage, Workspace, utcnow
 
 PROVIDER = "sendgrid_inbound"
@@ -96,6 +97,24 @@ def parse_url(sidecar_url: str, slug: str, token: str) -> str:
     netloc = f"{BASIC_USER}:{quote(token, safe='')}@{parts.netloc}"
     path = f"{parts.path}{ROUTE}/{quote(slug, safe='')}"
     return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def show_parse_url(session: Session, *, actor: Actor, sidecar_url: str) -> str:
+    """The workspace's Parse URL for SendGrid's settings (owners and admins: it carries the
+    secret), its secret made now if it has none (audited, never the secret itself)."""
+    actor.require_change("see the Inbound Parse URL, which holds its secret")
+    workspace = session.get_one(Workspace, actor.workspace_id)
+    had = bool(workspace.inbound_parse_token)
+    token = ensure_token(session, actor.workspace_id)
+    if not had:
+        audit.record(
+            session,
+            actor=actor,
+            action="workspace.inbound_parse_secret",
+            target=f"workspace:{actor.workspace_id}",
+            details={"made": True},
+        )
+    return parse_url(sidecar_url, workspace.slug, token)
 
 
 def authenticate(engine: Engine, slug: str, token: str | None) -> int:

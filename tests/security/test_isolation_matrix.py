@@ -83,7 +83,7 @@ STATES = (
     "SessionState", "LoginState", "DashboardState", "HubState", "ManageState", "JobsState",
     "HealthState", "SettingsState", "PlanState", "MoneyFormatState", "ShowsState",
     "TimelineState", "ShowState", "PricesState", "ClaimsState", "ReconciliationState",
-    "InvoicesState", "EmailPreviewState",
+    "InvoicesState", "EmailPreviewState", "InboundParseState",
 )  # fmt: skip
 
 
@@ -244,6 +244,11 @@ HANDLERS: dict[str, Handler] = {
         "change", "admin", prepare=lambda s, ids, me: setattr(s, "name_draft", "Renamed shop")
     ),
     "PlanState.upgrade": Handler("change", "owner", args=lambda ids, me: ("pro",)),
+    # The Parse URL holds the workspace's secret: owners and admins, made on first ask.
+    "InboundParseState.show_parse_url": Handler(
+        "change", "admin", shows=lambda c, ids: f"/sendgrid-inbound/{ids.slug}" in c.state.parse_url
+    ),
+    "InboundParseState.hide_parse_url": LOCAL,
     # The template preview shows sample data only: nothing of a workspace, viewers too.
     "EmailPreviewState.set_purpose": Handler("local", args=lambda ids, me: ("proposal_sent",)),
     "MoneyFormatState.load": Handler(

@@ -369,3 +369,30 @@ def test_the_parse_url_carries_the_secret_as_basic_auth() -> None:
     assert url == "https://inbound:s3cr%2Ft@hub.example/webhooks/sendgrid-inbound/acme"
     header = base64.b64encode(b"inbound:s3cr/t").decode()
     assert sendgrid_inbound._basic_password(f"Basic {header}") == "s3cr/t"
+
+
+def test_the_parse_url_is_shown_to_owners_and_admins_its_secret_made_once(
+    session: Session,
+) -> None:
+    from backend.platform.actors import Actor
+    from backend.platform.errors import PermissionDenied
+    from models import AuditLog, Role
+
+    ws = factories.workspace(session, slug="fresh")
+    session.commit()
+    viewer = Actor(operator_id=1, workspace_id=ws.id, role=Role.VIEWER)
+    with pytest.raises(PermissionDenied):
+        inbound.show_parse_url(session, actor=viewer, sidecar_url="https://hub.example")
+    session.rollback()
+    assert session.get_one(Workspace, ws.id).inbound_parse_token is None
+    admin = Actor(operator_id=1, workspace_id=ws.id, role=Role.ADMIN)
+    first = inbound.show_parse_url(session, actor=admin, sidecar_url="https://hub.example")
+    session.commit()
+    token = session.get_one(Workspace, ws.id).inbound_parse_token
+    assert token and len(token) >= 40
+    assert first == f"https://inbound:{token}@hub.example/webhooks/sendgrid-inbound/fresh"
+    again = inbound.show_parse_url(session, actor=admin, sidecar_url="https://hub.example")
+    session.commit()
+    assert again == first
+    [row] = session.scalars(select(AuditLog).where(AuditLog.workspace_id == ws.id)).all()
+    assert row.action == "workspace.inbound_parse_secret" and token not in json.dumps(row.details)
