@@ -239,6 +239,7 @@ def test_the_demo_inbound_parse_secrets_are_the_sandbox_demo_accounts(session: S
 
     demo.seed(session)
     session.commit()
-    tokens = dict(session.execute(select(Workspace.slug, Workspace.inbound_parse_token)).tuples())
+    rows = session.execute(select(Workspace.slug, Workspace.inbound_parse_token)).all()
+    tokens = {slug: token for slug, token in rows}
     assert {d.slug: d.inbound_parse_token for d in DEMO_WORKSPACES} == tokens
     assert tokens == demo.SANDBOX_INBOUND_PARSE_TOKENS
