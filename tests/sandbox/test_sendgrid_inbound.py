@@ -167,6 +167,9 @@ def test_reply_posts_sendgrids_multipart_form_with_basic_auth(
     assert "Tuesday works." in page and "s3cret" not in page
     deliveries = httpx.get(f"{sandbox.url}/_sandbox/deliveries", timeout=10).text
     assert "s3cret" not in deliveries
+    _set_parse_url(sandbox, f"http://inbound:s3cret@{host}/everyone")
+    control = httpx.get(f"{sandbox.url}/", timeout=10).text
+    assert f"http://{host}/everyone" in control and "s3cret" not in control
 
 
 def test_reply_without_a_parse_url_says_how_to_set_one(sandbox: RunningSandbox) -> None:

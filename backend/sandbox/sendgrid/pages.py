@@ -19,7 +19,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from backend.sandbox.context import SandboxContext, Section
-from backend.sandbox.sendgrid.inbound import DEFAULT_REPLY
+from backend.sandbox.sendgrid.inbound import DEFAULT_REPLY, without_credentials
 from backend.sandbox.sendgrid.mailbox import (
     DEMO_API_KEY,
     NAME,
@@ -187,6 +187,13 @@ def message_html(ctx: SandboxContext, message: Message) -> str:
     )
 
 
+def _without_credentials(url: str | None) -> str:
+    """A Parse URL as the control page shows it: never its password."""
+    if not url:
+        return "each demo workspace's sidecar route, or nowhere"
+    return without_credentials(url)[0]
+
+
 def summary(ctx: SandboxContext) -> list[Section]:
     state = read_state(ctx)
     target = state["webhooks"].get("") or ctx.webhook_targets.get(NAME) or "nowhere"
@@ -198,6 +205,9 @@ def summary(ctx: SandboxContext) -> list[Section]:
         f'<a href="{PREFIX}/_pages/mailbox">Mailbox</a>. Demo API key '
         f"<code>{DEMO_API_KEY}</code> (POST {PREFIX}/_sandbox/api_keys for another). "
         f"Event webhook to <code>{html.escape(target)}</code>, verification key "
-        f"<code>{state['public_key']}</code>."
+        f"<code>{state['public_key']}</code>. Replies (a message's Reply button) go by "
+        "Inbound Parse to "
+        f"<code>{html.escape(_without_credentials(state.get('inbound_parse', {}).get('')))}"
+        "</code> (POST /sendgrid/_sandbox/inbound_parse to set it)."
     )
     return [Section("SendGrid messages", ["sent", "to", "subject", "status"], rows, note)]
