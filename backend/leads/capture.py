@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from backend.config import get_settings
 from backend.db import conflict_insert
-from backend.email import service
+from backend.email import links, service
 from backend.platform import incidents
 from models import (
     AlertPriority,
@@ -192,8 +192,17 @@ def _announce(
                 "recipient_name": inquiry.name,
                 "proposal_title": template.title,
                 "proposal_body": template.body,
-                # No proposal page yet (the Pipeline issue builds them): the business's form.
-                "proposal_url": form_url(workspace.slug),
+                # The template's page for this lead, a signed link (backend/email/links.py;
+                # the Pipeline issue builds proposal pages of their own).
+                "proposal_url": links.url_for(
+                    links.Link(
+                        workspace_id=workspace.id,
+                        kind="proposal",
+                        subject_type="lead",
+                        subject_id=lead_id,
+                        target_id=template.id,
+                    )
+                ),
             },
             dedupe_key=f"lead:{lead_id}:proposal:{template.id}",
         )

@@ -374,6 +374,12 @@ ROUTES: dict[str, Callable[[R], matrix_routes.Cases]] = {
     # A message's one-click unsubscribe link: its signed token names message and workspace.
     "GET /u/{token}": lambda r: r.unsubscribe("GET"),
     "POST /u/{token}": lambda r: r.unsubscribe("POST"),
+    # A message's preferences page: the same kind of token, under its own salt.
+    "GET /preferences/{token}": lambda r: r.preferences("GET"),
+    "POST /preferences/{token}": lambda r: r.preferences("POST"),
+    # A signed link: its token names workspace, lead and proposal template.
+    "GET /x/{token}": lambda r: r.signed_link("GET"),
+    "POST /x/{token}/fresh": lambda r: r.signed_link("POST"),
     # A workspace's lead form: public by design, writing only that workspace's rows.
     "GET /forms/{workspace_slug}": lambda r: r.lead_form("GET"),
     "OPTIONS /forms/{workspace_slug}/leads": lambda r: r.lead_form("OPTIONS"),
