@@ -32,6 +32,7 @@ from backend.api.limits import BodySizeLimit, BodyTooLarge
 from backend.api.webhooks import common as webhooks
 from backend.api.webhooks import generic as generic_webhooks
 from backend.api.webhooks import sendgrid as sendgrid_webhooks
+from backend.api.webhooks import sendgrid_inbound
 from backend.api.webhooks import stripe as stripe_webhooks
 from backend.api.webhooks import zoho as zoho_webhooks
 from backend.config import Settings, get_settings
@@ -162,7 +163,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last is outermost: the metrics see the size limit's 413s too, and both wrap the
     # lane that serves a workspace's Stripe events (the busiest route) without the router.
     app.add_middleware(stripe_webhooks.WorkspaceEventLane)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_webhook_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_webhook_body_bytes,
+        larger={f"{sendgrid_inbound.PREFIX}/": sendgrid_inbound.MAX_POST_BYTES},
+    )
     app.add_middleware(metrics.RequestMetrics, metrics=app.state.metrics)
     webhooks.install(app)
     app.add_exception_handler(RequestValidationError, _on_invalid_request)
@@ -171,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (
         stripe_webhooks,
         sendgrid_webhooks,
+        sendgrid_inbound,
         zoho_webhooks,
         generic_webhooks,
         cron,

@@ -52,6 +52,14 @@ SANDBOX_LAKESIDE_STRIPE_KEY = "sk_test_51SandboxLakeside000000000000000000000000
 SANDBOX_LAKESIDE_STRIPE_ACCOUNT = "acct_1SandboxLakeside0"
 
 
+# Each demo workspace's SendGrid Inbound Parse secret, the one the sandbox's demo accounts use
+# (backend/sandbox/demo_accounts.py): "Reply" in the sandbox's mailbox reaches the sidecar.
+SANDBOX_INBOUND_PARSE_TOKENS = {
+    "lakeside-live": "sandbox-lakeside-inbound-parse-0000000000000",
+    "reel-moments": "sandbox-reelmoments-inbound-parse-00000000000",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class DemoLogin:
     email: str
@@ -164,7 +172,13 @@ def seed(session: Session, *, now: dt.datetime | None = None) -> SeedReport:
             report.skipped_workspaces.append(slug)
             continue
         workspace = Workspace(
-            name=name, slug=slug, plan=plan, locale=locale, currency=currency, created_at=now
+            name=name,
+            slug=slug,
+            plan=plan,
+            locale=locale,
+            currency=currency,
+            created_at=now,
+            inbound_parse_token=SANDBOX_INBOUND_PARSE_TOKENS[slug],
         )
         session.add(workspace)
         session.flush()

@@ -6,7 +6,7 @@ Covered by tests/jobs/test_discovery.py (what is declared here is loaded).
 
 from __future__ import annotations
 
-from backend.email import events, send, service
+from backend.email import events, inbound, send, service
 from backend.platform import inbox, outbox
 
 # -- outbox job kinds -----------------------------------------------------------------------
@@ -19,3 +19,6 @@ outbox.declare(service.SEND_KIND, send.send, provider="sendgrid", on_dead=send.o
 # defer_writes: an event's handler queries what earlier events of its batch wrote (its
 # dedupe row, a suppression).
 inbox.register(events.SOURCE, events.HANDLERS)
+
+# SendGrid Inbound Parse (replies; the sidecar stores each post): backend/email/inbound.py.
+inbox.register(inbound.PROVIDER, inbound.HANDLERS)

@@ -20,6 +20,8 @@ def main() -> None:
         webhook_targets={
             "stripe": f"{settings.public_sidecar_url}/webhooks/stripe",
             "sendgrid": f"{settings.public_sidecar_url}/webhooks/sendgrid",
+            # Replies from the mailbox: to /webhooks/sendgrid-inbound/<demo slug>.
+            "sendgrid_inbound": f"{settings.public_sidecar_url}/webhooks/sendgrid-inbound",
         },
     )
     uvicorn.run(app, host=settings.host, port=settings.sandbox_port, log_level="warning")

@@ -37,6 +37,9 @@ class DemoWorkspace:
     # Of the account's webhook endpoint pointing at the sidecar's /webhooks/stripe/<slug>.
     stripe_webhook_secret: str
     sendgrid_api_key: str
+    # The product workspace's Inbound Parse secret, which its demo seed sets too
+    # (backend/demo/seed.py): replies from the mailbox reach the demo's sidecar.
+    inbound_parse_token: str
     slack_team: str
     slack_team_id: str
     slack_bot_token: str
@@ -61,6 +64,7 @@ LAKESIDE = DemoWorkspace(
     stripe_read_only_key=_padded("rk_test_51SandboxLakesideReadOnly"),
     stripe_webhook_secret=_padded("whsec_SandboxLakesideWebhookSecret", 43),
     sendgrid_api_key="SG.sandbox-lakeside.OfflineLakesideKeyForTheHubSandbox000000",
+    inbound_parse_token="sandbox-lakeside-inbound-parse-0000000000000",  # noqa: S106
     slack_team="Lakeside Live Boutique",
     slack_team_id="T0LAKESIDE0",
     slack_bot_token="xoxb-100000000001-200000000001-SandboxLakesideBotToken0",  # noqa: S106
@@ -86,6 +90,7 @@ REEL_MOMENTS = DemoWorkspace(
     stripe_read_only_key=_padded("rk_test_51SandboxReelMomentsReadOnly"),
     stripe_webhook_secret=_padded("whsec_SandboxReelMomentsWebhookSecret", 43),
     sendgrid_api_key="SG.sandbox-reelmoments.OfflineReelMomentsKeyForTheHubSandbox00",
+    inbound_parse_token="sandbox-reelmoments-inbound-parse-00000000000",  # noqa: S106
     slack_team="Reel Moments Studio",
     slack_team_id="T0REELMOMEN",
     slack_bot_token="xoxb-100000000002-200000000002-SandboxReelMomentsBotToken",  # noqa: S106

@@ -6,6 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from console.layout import page
+from console.pages.settings_inbound import inbound_parse_card
 from console.pages.settings_money import money_card
 from console.state.email_preview import EmailPreviewState
 from console.state.settings import PlanState, SettingsState
@@ -115,6 +116,7 @@ def settings_page() -> rx.Component:
             ),
         ),
         money_card(),
+        inbound_parse_card(),
         email_templates_card(),
         rx.card(
             rx.vstack(

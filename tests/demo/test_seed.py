@@ -230,3 +230,16 @@ def test_the_live_seller_has_a_week_of_stripe_calls_and_stripe_is_degraded_now(
     assert len(busy_buckets) > len(found.calls) // 2
     # Nothing the alert rules would raise: the demo's alerts are the two it seeds.
     assert rules.failing_providers(session, now=dt.datetime.now(dt.UTC)) == []
+
+
+def test_the_demo_inbound_parse_secrets_are_the_sandbox_demo_accounts(session: Session) -> None:
+    """The sandbox's Reply button posts to a demo workspace with the secret it knows: the one
+    the seed gives that workspace."""
+    from backend.sandbox.demo_accounts import DEMO_WORKSPACES
+
+    demo.seed(session)
+    session.commit()
+    rows = session.execute(select(Workspace.slug, Workspace.inbound_parse_token)).all()
+    tokens = {slug: token for slug, token in rows}
+    assert {d.slug: d.inbound_parse_token for d in DEMO_WORKSPACES} == tokens
+    assert tokens == demo.SANDBOX_INBOUND_PARSE_TOKENS

@@ -83,7 +83,7 @@ STATES = (
     "SessionState", "LoginState", "DashboardState", "HubState", "ManageState", "JobsState",
     "HealthState", "SettingsState", "PlanState", "MoneyFormatState", "ShowsState",
     "TimelineState", "ShowState", "PricesState", "ClaimsState", "ReconciliationState",
-    "InvoicesState", "EmailPreviewState", "LeadsState", "LeadState",
+    "InvoicesState", "EmailPreviewState", "LeadsState", "LeadState", "InboundParseState",
 )  # fmt: skip
 
 
@@ -292,6 +292,11 @@ HANDLERS: dict[str, Handler] = {
         "change", "admin", prepare=lambda s, ids, me: setattr(s, "name_draft", "Renamed shop")
     ),
     "PlanState.upgrade": Handler("change", "owner", args=lambda ids, me: ("pro",)),
+    # The Parse URL holds the workspace's secret: owners and admins, made on first ask.
+    "InboundParseState.show_parse_url": Handler(
+        "change", "admin", shows=lambda c, ids: f"/sendgrid-inbound/{ids.slug}" in c.state.parse_url
+    ),
+    "InboundParseState.hide_parse_url": LOCAL,
     # The template preview shows sample data only: nothing of a workspace, viewers too.
     "EmailPreviewState.set_purpose": Handler("local", args=lambda ids, me: ("proposal_sent",)),
     "MoneyFormatState.load": Handler(
@@ -403,6 +408,9 @@ ROUTES: dict[str, Callable[[R], matrix_routes.Cases]] = {
     "POST /webhooks/stripe/{workspace}": R.stripe_workspace,
     "POST /webhooks/stripe": R.stripe_platform,
     "POST /webhooks/sendgrid/{workspace}": R.sendgrid,
+    # SendGrid Inbound Parse: the workspace's secret as basic auth, or in the path.
+    "POST /webhooks/sendgrid-inbound/{workspace}": lambda r: r.sendgrid_inbound(in_path=False),
+    "POST /webhooks/sendgrid-inbound/{workspace}/{secret}": lambda r: r.sendgrid_inbound(True),
     "POST /webhooks/zoho/{workspace}": R.zoho,
     "POST /webhooks/generic/{integration}": R.generic,
     "POST /outbox/run": R.cron,

@@ -224,6 +224,50 @@ class RouteCases:
             "plan": Sent(to(f.slug, f), frozenset({404})),
         }
 
+    def sendgrid_inbound(self, in_path: bool) -> Cases:
+        """A reply posted by SendGrid Inbound Parse: A's secret on A's route is stored as A's
+        event; A's secret on B's route, or none, is refused and stores nothing."""
+        secrets = {"A": "matrix-inbound-secret-a-0123456789abcdef", "B": "matrix-inbound-b-0"}
+
+        def give_secrets() -> None:
+            with Session(self.engine) as session:
+                for t, secret in ((self.a, secrets["A"]), (self.b, secrets["B"])):
+                    session.execute(
+                        update(Workspace)
+                        .where(Workspace.id == t.workspace_id)
+                        .values(inbound_parse_token=secret)
+                    )
+                session.commit()
+
+        def to(slug: str, secret: str | None) -> Callable[[TestClient], httpx.Response]:
+            fields = {
+                "from": "Jane Doe <jane@lead.example>",
+                "subject": "Re: your proposal",
+                "text": "Sounds good.",
+                "headers": f"Message-ID: <{_unique('reply')}@lead.example>\n",
+            }
+            path = f"/webhooks/sendgrid-inbound/{slug}"
+            if in_path:
+                path += f"/{secret or 'none'}"
+            auth = httpx.BasicAuth("inbound", secret) if secret and not in_path else None
+            # An attachment, as SendGrid posts one: the form is then multipart, as its are.
+            files = {"attachment1": ("note.txt", b"attached", "text/plain")}
+            return lambda c: c.post(path, data=fields, files=files, auth=auth)
+
+        a, b = self.a, self.b
+        return {
+            "own": Sent(
+                to(a.slug, secrets["A"]),
+                frozenset({200}),
+                frozenset({"A"}),
+                "A",
+                frozenset({"inbound_events", "outbox_jobs"}),
+                give_secrets,
+            ),
+            "foreign": Sent(to(b.slug, secrets["A"]), frozenset({401}), setup=give_secrets),
+            "unsigned": Sent(to(a.slug, None), frozenset({401}), setup=give_secrets),
+        }
+
     def zoho(self) -> Cases:
         def to(slug: str, secret: str | None) -> Callable[[TestClient], httpx.Response]:
             body = json.dumps({"event_id": _unique("zoho"), "event_type": "invoice_paid"}).encode()

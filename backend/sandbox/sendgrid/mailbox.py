@@ -87,6 +87,8 @@ def seeded(section: dict[str, Any]) -> dict[str, Any]:
     section.setdefault("messages", {})
     # Event webhook URL overrides: by API key, or "" for the whole sandbox.
     section.setdefault("webhooks", {})
+    # Inbound Parse URLs, the same way (see inbound.py).
+    section.setdefault("inbound_parse", {})
     return section
 
 
@@ -196,6 +198,7 @@ def split_messages(payload: dict[str, Any], x_message_id: str, api_key: str) -> 
                     "x_message_id": x_message_id,
                     "api_key": api_key,
                     "from": personalization.get("from") or payload["from"],
+                    "reply_to": payload.get("reply_to"),
                     "to": recipient,
                     "kind": kind,
                     "subject": substitute(

@@ -19,6 +19,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from backend.sandbox.context import SandboxContext, Section
+from backend.sandbox.sendgrid.inbound import DEFAULT_REPLY, without_credentials
 from backend.sandbox.sendgrid.mailbox import (
     DEMO_API_KEY,
     NAME,
@@ -158,15 +159,39 @@ def message_html(ctx: SandboxContext, message: Message) -> str:
         f"<td><code>{html.escape(json.dumps(e))}</code></td></tr>"
         for e in message["events"]
     )
+    # The recipient answers: SendGrid Inbound Parse posts the reply (inbound.py).
+    reply_form = (
+        f"<form method='post' action='{page_url(message_id)}/reply' class='reply'>"
+        f"<p><label>Reply as {address(message['to'])}<br><textarea name='text' rows='3' "
+        f"cols='60'>{html.escape(DEFAULT_REPLY)}</textarea></label><br>"
+        "<label><input type='checkbox' name='attachment' value='1'> with a photo attached"
+        "</label> <button type='submit'>Reply</button></p></form>"
+    )
+    replies = "".join(
+        f"<tr><td>{html.escape(when(r['at']))}</td><td>{html.escape(r['text'])}</td>"
+        f"<td><code>{html.escape(r['url'])}</code></td></tr>"
+        for r in message.get("replies", [])
+    )
+    if replies:
+        reply_form += (
+            f"<table><tr><th>replied</th><th>text</th><th>posted to</th></tr>{replies}</table>"
+        )
     return (
         f"<p><a href='{PREFIX}/_pages/mailbox'>← Mailbox</a></p>"
         f"<h1>{html.escape(subject_of(message))}</h1><dl class='meta'>"
         + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in meta.items())
         + f"</dl><p>Act as the recipient: {buttons}"
         "<span class='note'>(click a link in the message to click)</span></p>"
-        f"<div class='body'>{body}</div><h2>Events</h2>"
+        f"{reply_form}<div class='body'>{body}</div><h2>Events</h2>"
         f"<table><tr><th>event</th><th>at</th><th>as sent to the webhook</th></tr>{events}</table>"
     )
+
+
+def _without_credentials(url: str | None) -> str:
+    """A Parse URL as the control page shows it: never its password."""
+    if not url:
+        return "each demo workspace's sidecar route, or nowhere"
+    return without_credentials(url)[0]
 
 
 def summary(ctx: SandboxContext) -> list[Section]:
@@ -180,6 +205,9 @@ def summary(ctx: SandboxContext) -> list[Section]:
         f'<a href="{PREFIX}/_pages/mailbox">Mailbox</a>. Demo API key '
         f"<code>{DEMO_API_KEY}</code> (POST {PREFIX}/_sandbox/api_keys for another). "
         f"Event webhook to <code>{html.escape(target)}</code>, verification key "
-        f"<code>{state['public_key']}</code>."
+        f"<code>{state['public_key']}</code>. Replies (a message's Reply button) go by "
+        "Inbound Parse to "
+        f"<code>{html.escape(_without_credentials(state.get('inbound_parse', {}).get('')))}"
+        "</code> (POST /sendgrid/_sandbox/inbound_parse to set it)."
     )
     return [Section("SendGrid messages", ["sent", "to", "subject", "status"], rows, note)]

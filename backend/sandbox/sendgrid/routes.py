@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from backend.sandbox.context import SandboxContext
-from backend.sandbox.sendgrid import schema
+from backend.sandbox.sendgrid import inbound, schema
 from backend.sandbox.sendgrid.mailbox import (
     MAX_MESSAGES,
     NAME,
@@ -117,6 +117,43 @@ def build_router(ctx: SandboxContext) -> APIRouter:
             else:
                 webhooks.pop(scope, None)
         return JSONResponse({"url": url, "scope": "api_key" if scope else "sandbox"})
+
+    @router.post("/_sandbox/inbound_parse")
+    def inbound_parse(request: Request, raw: RawBody) -> Response:
+        """{"url": ...}: where replies to the caller's API key's mail are posted (to any
+        mail, without an Authorization); a null url removes it. A user and password in the
+        URL are sent as basic auth, as SendGrid does."""
+        scope = ""
+        if request.headers.get("authorization"):
+            key = authorize(ctx, request)
+            if isinstance(key, Response):
+                return key
+            scope = key
+        try:
+            url = json.loads(raw or b"{}").get("url")
+        except (ValueError, AttributeError):
+            return error_response(400, [("Bad Request", None)])
+        if url is not None and urlsplit(str(url)).scheme not in ("http", "https"):
+            return error_response(400, [("The url must be an http(s) URL.", "url")])
+        with ctx.store.section(NAME) as section:
+            hooks = seeded(section)["inbound_parse"]
+            if url:
+                hooks[scope] = str(url)
+            else:
+                hooks.pop(scope, None)
+        return JSONResponse({"scope": "api_key" if scope else "sandbox", "set": bool(url)})
+
+    @router.post("/_pages/mailbox/{message_id}/reply")
+    async def reply(message_id: str, request: Request) -> Response:
+        form = await request.form()
+        text = str(form.get("text") or "").strip() or inbound.DEFAULT_REPLY
+        try:
+            inbound.reply(ctx, message_id, text[:5000], attachment=bool(form.get("attachment")))
+        except LookupError:
+            return missing_page()
+        except ValueError as exc:
+            return page("No Inbound Parse URL", f"<h1>{html.escape(str(exc))}</h1>", 409)
+        return RedirectResponse(page_url(message_id), status_code=303)
 
     @router.get("/_pages/mailbox", response_class=HTMLResponse)
     def mailbox_page() -> HTMLResponse:

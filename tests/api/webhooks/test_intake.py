@@ -266,6 +266,8 @@ def test_openapi_documents_every_route_and_its_errors(sidecar: TestClient) -> No
         "/webhooks/stripe",
         "/webhooks/stripe/{workspace}",
         "/webhooks/sendgrid/{workspace}",
+        "/webhooks/sendgrid-inbound/{workspace}",
+        "/webhooks/sendgrid-inbound/{workspace}/{secret}",
         "/webhooks/zoho/{workspace}",
         "/webhooks/generic/{integration}",
         "/oauth/stripe/start",
@@ -296,3 +298,14 @@ def test_openapi_documents_every_route_and_its_errors(sidecar: TestClient) -> No
         if path != "/forms/{workspace_slug}/leads"
         for op in item.values()
     )
+
+
+def test_openapi_documents_inbound_parse_as_multipart(sidecar: TestClient) -> None:
+    paths = sidecar.get("/openapi.json").json()["paths"]
+    for path in (
+        "/webhooks/sendgrid-inbound/{workspace}",
+        "/webhooks/sendgrid-inbound/{workspace}/{secret}",
+    ):
+        post = paths[path]["post"]
+        assert set(post["responses"]) == {"200", "400", "401", "404", "413"}
+        assert "multipart/form-data" in post["requestBody"]["content"]
