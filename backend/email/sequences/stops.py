@@ -42,3 +42,32 @@ def stop_lead_enrolments(
         ).returning(SequenceEnrolment.id)
     ).all()
     return len(stopped)
+
+
+def stop_enrolment(
+    session: Session,
+    *,
+    workspace_id: int,
+    enrolment_id: int,
+    reason: str,
+    at: dt.datetime,
+) -> bool:
+    """An operator's Stop of one enrolment (the lead page, the Sequences page): True when it was
+    active and is now stopped with ``reason``; False when it is not the workspace's, or was
+    already completed or stopped (it keeps its first reason)."""
+    stopped = session.execute(
+        update(SequenceEnrolment)
+        .where(
+            SequenceEnrolment.workspace_id == workspace_id,
+            SequenceEnrolment.id == enrolment_id,
+            SequenceEnrolment.status == EnrolmentStatus.ACTIVE.value,
+        )
+        .values(
+            status=EnrolmentStatus.STOPPED.value,
+            stop_reason=reason,
+            stopped_at=at,
+            next_due_at=None,
+        )
+        .returning(SequenceEnrolment.id)
+    ).all()
+    return bool(stopped)
