@@ -1,13 +1,17 @@
-"""The e-mail domain's work: the ``email.send`` outbox job (backend/email/send.py) and the
-handlers of SendGrid's events (backend/email/events.py).
+"""The e-mail domain's work: the ``email.send`` outbox job (backend/email/send.py), the
+handlers of SendGrid's events (backend/email/events.py) and the 15-minute job that queues the
+sequence steps that are due (backend/email/sequences/service.py).
 
 Covered by tests/jobs/test_discovery.py (what is declared here is loaded).
 """
 
 from __future__ import annotations
 
+from backend.db import get_engine
 from backend.email import events, send, service
+from backend.email.sequences import service as sequences
 from backend.platform import inbox, outbox
+from backend.platform.periodic import periodic
 
 # -- outbox job kinds -----------------------------------------------------------------------
 
@@ -19,3 +23,17 @@ outbox.declare(service.SEND_KIND, send.send, provider="sendgrid", on_dead=send.o
 # defer_writes: an event's handler queries what earlier events of its batch wrote (its
 # dedupe row, a suppression).
 inbox.register(events.SOURCE, events.HANDLERS)
+
+# -- periodic jobs --------------------------------------------------------------------------
+
+
+@periodic(
+    id="email-sequences",
+    seconds=900,
+    description="Queue the follow-up sequence steps that are due.",
+    # Every scheduler may run it at once: each takes its own enrolments (FOR UPDATE SKIP
+    # LOCKED), and a step's dedupe key sends it once whatever happens.
+    exclusive=False,
+)
+def send_due_sequence_steps() -> None:
+    sequences.run_due(get_engine())

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from backend.config import get_settings
 from backend.db import conflict_insert
 from backend.email import service
+from backend.email.sequences import service as sequences
 from backend.platform import incidents
 from models import (
     AlertPriority,
@@ -146,6 +147,9 @@ def _announce(
         who="lead form",
         now=now,
     )
+    sequences.enrol(
+        session, workspace_id=workspace.id, lead_id=lead_id, trigger="lead_created", at=now
+    )
     settings = get_settings()
     lead_url = f"{settings.public_console_url.rstrip('/')}/leads/{lead_id}"
     owners = session.execute(
@@ -196,6 +200,14 @@ def _announce(
                 "proposal_url": form_url(workspace.slug),
             },
             dedupe_key=f"lead:{lead_id}:proposal:{template.id}",
+        )
+        sequences.enrol(
+            session,
+            workspace_id=workspace.id,
+            lead_id=lead_id,
+            trigger="proposal_sent",
+            at=now,
+            context={"proposal_title": template.title, "proposal_url": form_url(workspace.slug)},
         )
 
 
