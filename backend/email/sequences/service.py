@@ -214,7 +214,9 @@ def run_due(engine: Engine, *, now: dt.datetime | None = None, batch: int = BATC
             result = run_batch(session, now=now, limit=batch)
             session.commit()
         steps += result.queued
-        if result.taken < batch:
+        # Until a batch finds nothing: a short batch may only mean that another run holds
+        # the rest, whose next steps (a delay of 0) may be due when it commits.
+        if result.taken == 0:
             return steps
 
 
