@@ -16,6 +16,7 @@ NAV = (
     ("Integrations", "/integrations", "plug"),
     ("Shows", "/shows", "video"),
     ("Timeline", "/timeline", "activity"),
+    ("Sequences", "/sequences", "mail"),
     ("Health", "/health", "heart-pulse"),
     ("Jobs", "/jobs", "list-checks"),
     ("Settings", "/settings", "settings"),
