@@ -2,6 +2,8 @@
 sequence for new inquiries, proposal reminders, and paused payment nudges, with leads enrolled
 in each state (active, completed, stopped with a reason) and their steps' e-mails already
 delivered, opened or clicked, so the Sequences page shows figures from the first start.
+
+Tested in tests/demo/test_seed_sequences.py.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from backend.email.sequences import service as sequences
 from backend.email.sequences import stops
+from backend.email.sequences import views as sequence_views
 from backend.email.sequences.service import StepSpec
 from models import EmailMessage, EmailStatus, EnrolmentStatus, Lead, SequenceEnrolment
 
@@ -51,7 +54,9 @@ def fill(session: Session, workspace_id: int, leads: list[Lead], now: dt.datetim
         ],
         paused=True,
     )
-    steps = {view.id: view.steps for view in sequences.overview(session, workspace_id=workspace_id)}
+    steps = {
+        view.id: view.steps for view in sequence_views.overview(session, workspace_id=workspace_id)
+    }
     first, second = steps[follow_up.id]
 
     def enrolment(lead: Lead, sequence_id: int, days_ago: int, **values: object) -> int:
@@ -66,7 +71,7 @@ def fill(session: Session, workspace_id: int, leads: list[Lead], now: dt.datetim
         session.flush()
         return row.id
 
-    def mailed(lead: Lead, enrolment_id: int, step: sequences.StepView, days_ago: int,
+    def mailed(lead: Lead, enrolment_id: int, step: sequence_views.StepView, days_ago: int,
                status: EmailStatus, skip: str | None = None) -> None:  # fmt: skip
         at = now - days_ago * DAY
         opened = status in (EmailStatus.OPENED, EmailStatus.CLICKED)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from backend.email import purposes
 from backend.email.sequences import service as sequences
+from backend.email.sequences import views as sequence_views
 from console.state.base import SessionState, change, read
 
 TRIGGER_LABELS = {
@@ -49,7 +50,7 @@ class SequencesSnapshot:
 def read_snapshot(session: Session, workspace_id: int) -> SequencesSnapshot:
     """The page's two tables, from the workspace's sequences only."""
     snapshot = SequencesSnapshot()
-    for view in sequences.overview(session, workspace_id=workspace_id):
+    for view in sequence_views.overview(session, workspace_id=workspace_id):
         snapshot.sequences.append(
             {
                 "id": str(view.id),

@@ -8,6 +8,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from backend.email.sequences import service as sequences
+from backend.email.sequences import views as sequence_views
 from backend.email.sequences.service import StepSpec
 from console.state.sequences import delay_label, read_snapshot, window_label
 from models import EmailMessage, EmailStatus
@@ -35,7 +36,7 @@ def test_the_page_shows_the_workspaces_sequences_and_each_steps_counts(session: 
         trigger="lead_created",
         steps=[StepSpec(0, "sequence_followup")],
     )
-    first_step = sequences.overview(session, workspace_id=ws)[0].steps[0].id
+    first_step = sequence_views.overview(session, workspace_id=ws)[0].steps[0].id
     session.add(
         EmailMessage(
             workspace_id=ws,

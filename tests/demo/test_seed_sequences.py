@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backend.demo import seed as demo
-from backend.email.sequences import service as sequences
+from backend.email.sequences import views as sequence_views
 from models import EmailMessage, EmailStatus, OutboxJob, SequenceEnrolment, Workspace
 
 
@@ -15,7 +15,7 @@ def test_the_studio_has_sequences_with_leads_in_every_state(session: Session) ->
     demo.seed(session)
     session.commit()
     studio = session.scalars(select(Workspace).where(Workspace.slug == demo.STUDIO)).one()
-    views = {v.name: v for v in sequences.overview(session, workspace_id=studio.id)}
+    views = {v.name: v for v in sequence_views.overview(session, workspace_id=studio.id)}
     follow_up = views["New inquiry follow-up"]
     assert (follow_up.active, follow_up.completed, follow_up.stopped) == (1, 1, 1)
     first, second = follow_up.steps

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from backend.email import events, service
 from backend.email.sequences import service as sequences
 from backend.email.sequences import stops, windows
+from backend.email.sequences import views as sequence_views
 from backend.email.sequences.service import StepSpec
 from backend.leads import capture
 from backend.platform.actors import Actor
@@ -436,9 +437,9 @@ def _operator(engine: Engine, ws: int, lead: int, message: int) -> None:
         session.commit()
 
 
-def _lead_enrolments(engine: Engine, ws: int, lead: int) -> list[sequences.EnrolmentView]:
+def _lead_enrolments(engine: Engine, ws: int, lead: int) -> list[sequence_views.EnrolmentView]:
     with Session(engine) as session:
-        return sequences.lead_enrolments(session, workspace_id=ws, lead_id=lead)
+        return sequence_views.lead_enrolments(session, workspace_id=ws, lead_id=lead)
 
 
 @pytest.mark.parametrize(
@@ -569,7 +570,7 @@ def test_another_workspaces_sequences_are_untouched(engine: Engine) -> None:
     with Session(engine) as session:
         with pytest.raises(NotFound):
             sequences.pause(session, actor=admin, sequence_id=theirs)
-        assert [v.id for v in sequences.overview(session, workspace_id=ws)] == [mine]
+        assert [v.id for v in sequence_views.overview(session, workspace_id=ws)] == [mine]
         # A lead id of another workspace enrols nobody.
         assert (
             sequences.enrol(
@@ -579,7 +580,7 @@ def test_another_workspaces_sequences_are_untouched(engine: Engine) -> None:
         )
         session.commit()
     with Session(engine) as session:
-        assert sequences.overview(session, workspace_id=other)[0].paused is False
+        assert sequence_views.overview(session, workspace_id=other)[0].paused is False
         assert session.scalar(select(func.count()).select_from(SequenceEnrolment)) == 1
 
 
@@ -612,7 +613,7 @@ def test_the_overview_counts_enrolments_and_each_steps_mail(engine: Engine) -> N
             )
         )  # fmt: skip
         session.commit()
-        (view,) = sequences.overview(session, workspace_id=ws)
+        (view,) = sequence_views.overview(session, workspace_id=ws)
     assert view.id == sequence
     assert (view.enrolled, view.active, view.completed, view.stopped) == (5, 1, 3, 1)
     (step,) = view.steps

@@ -3,6 +3,8 @@
 Every stop goes through here: a spam report or a bounce (backend/email/events.py), a reply
 (Inbound Parse), an unsubscribe, the conversion (a contract signed or paid) and an operator's
 Stop. Scoped by workspace: a lead id of another workspace stops nothing.
+
+Tested in tests/email/test_sequences.py (every reason) and tests/email/test_events.py.
 """
 
 from __future__ import annotations
