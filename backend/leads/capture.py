@@ -1,6 +1,8 @@
 """Capturing a lead: one lead per (workspace, lower-cased trimmed e-mail). A new lead is its
 first message, an alert (one per lead), a ``new_lead_notification`` to each owner and, when a
-published proposal template matches its service type, a ``proposal_sent`` to the lead. A repeat
+published proposal template matches its service type, a ``proposal_sent`` to the lead; it is
+enrolled in the workspace's ``lead_created`` sequences (and ``proposal_sent`` ones when a
+proposal goes: backend/email/sequences/service.py), in the same transaction. A repeat
 inquiry updates the lead (inquiries + 1, last inquiry, empty fields filled, its message
 appended) and tells nobody again.
 

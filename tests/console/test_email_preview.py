@@ -18,7 +18,7 @@ def test_choosing_a_purpose_shows_its_template_with_sample_data() -> None:
     assert state.group == "offers and proposals"
     assert "<strong>Recital media package</strong>" in state.html
     assert "View the proposal: https://console.example/p/abc" in state.text
-    assert len(state.purpose_names) == 12
+    assert len(state.purpose_names) == 13  # the 12 and sequence_followup
 
 
 def test_an_unknown_purpose_falls_back_to_the_default() -> None:

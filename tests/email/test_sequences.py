@@ -248,7 +248,11 @@ def test_steps_go_out_on_time_and_not_before(engine: Engine) -> None:
         f"sequence:{enrolment}:step:2",
     ]
     state = _enrolment(engine, enrolment)
-    assert (state.status, state.next_due_at) == (EnrolmentStatus.COMPLETED, None)
+    assert (state.status, state.next_position, state.next_due_at) == (
+        EnrolmentStatus.COMPLETED,
+        3,
+        None,
+    )
     assert sequences.run_due(engine, now=sent_at + 30 * DAY) == 0
 
 
@@ -553,8 +557,12 @@ def test_a_step_whose_trigger_lacks_its_variables_stops_with_the_reason(engine: 
     (enrolment,) = _enrol(engine, ws, _lead(engine, ws))
     sequences.run_due(engine, now=T0)
     assert _messages(engine, ws) == []
-    reason = _enrolment(engine, enrolment).stop_reason
-    assert reason == "Step 1 needs amount, due_date, payment_url, which its trigger did not give"
+    state = _enrolment(engine, enrolment)
+    assert (state.status, state.next_due_at) == (EnrolmentStatus.STOPPED, None)
+    assert (
+        state.stop_reason
+        == "Step 1 needs amount, due_date, payment_url, which its trigger did not give"
+    )
 
 
 # -- workspaces -------------------------------------------------------------------------------

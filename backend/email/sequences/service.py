@@ -259,10 +259,11 @@ def run_batch(session: Session, *, now: dt.datetime, limit: int = BATCH) -> Batc
             continue
         if _send(session, enrolment, step, lead, workspaces[enrolment.workspace_id], now):
             result.queued += 1
-            if enrolment.status != EnrolmentStatus.ACTIVE.value:
-                continue
+        if enrolment.status != EnrolmentStatus.ACTIVE.value:
+            continue  # stopped by the step (suppressed, or its variables missing)
         following = _at_or_after(steps[enrolment.sequence_id], step.position + 1)
         if following is None:
+            enrolment.next_position = step.position + 1
             _complete(enrolment)
         else:
             enrolment.next_position = following.position
