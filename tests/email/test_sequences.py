@@ -627,3 +627,11 @@ def test_the_overview_counts_enrolments_and_each_steps_mail(engine: Engine) -> N
     (step,) = view.steps
     assert (step.window_start_hour, step.window_end_hour) == (9, 17)
     assert (step.queued, step.sent, step.skipped, step.opened, step.clicked) == (0, 3, 0, 2, 1)
+
+
+def test_the_scheduler_runs_the_job_every_15_minutes_on_every_scheduler() -> None:
+    from backend import jobs
+
+    (job,) = [j for j in jobs.declared() if j.id == "email-sequences"]
+    # Not exclusive: each scheduler takes its own enrolments (SKIP LOCKED).
+    assert (job.seconds, job.exclusive) == (900, False)
