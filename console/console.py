@@ -10,6 +10,7 @@ from console.pages.dashboard import dashboard_page
 from console.pages.health import health_page
 from console.pages.integrations import hub_page, manage_page
 from console.pages.jobs import jobs_page
+from console.pages.leads import lead_page, leads_page
 from console.pages.lists import timeline_page
 from console.pages.login import login_page
 from console.pages.sequences import sequences_page
@@ -20,6 +21,7 @@ from console.state.dashboard import DashboardState
 from console.state.health import HealthState
 from console.state.integrations import HubState, ManageState
 from console.state.jobs import JobsState
+from console.state.leads import LeadsState, LeadState
 from console.state.login import LoginState
 from console.state.sequences import SequencesState
 from console.state.settings import SettingsState
@@ -65,6 +67,13 @@ app.add_page(
     route="/shows/[show_id]",
     title="Show · Integrations Hub",
     on_load=ShowState.load,
+)
+app.add_page(leads_page, route="/leads", title="Leads · Integrations Hub", on_load=LeadsState.load)
+app.add_page(
+    lead_page,
+    route="/leads/[lead_id]",
+    title="Lead · Integrations Hub",
+    on_load=LeadState.load,
 )
 app.add_page(
     timeline_page,

@@ -15,6 +15,7 @@ NAV = (
     ("Dashboard", "/", "layout-dashboard"),
     ("Integrations", "/integrations", "plug"),
     ("Shows", "/shows", "video"),
+    ("Leads", "/leads", "user-plus"),
     ("Timeline", "/timeline", "activity"),
     ("Sequences", "/sequences", "mail"),
     ("Health", "/health", "heart-pulse"),

@@ -18,7 +18,16 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from backend.api import cron, forms, metrics, oauth, scheduler_watch, unsubscribe
+from backend.api import (
+    cron,
+    forms,
+    links,
+    metrics,
+    oauth,
+    preferences,
+    scheduler_watch,
+    unsubscribe,
+)
 from backend.api.limits import BodySizeLimit, BodyTooLarge
 from backend.api.webhooks import common as webhooks
 from backend.api.webhooks import generic as generic_webhooks
@@ -168,6 +177,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics,
         oauth,
         unsubscribe,
+        preferences,
+        links,
         forms,
     ):
         app.include_router(module.router)

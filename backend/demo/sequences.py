@@ -1,7 +1,8 @@
 """The studio's follow-up sequences for the demo (called by backend/demo/seed.py): a running
-sequence for new inquiries, proposal reminders, and paused payment nudges, with leads enrolled
-in each state (active, completed, stopped with a reason) and their steps' e-mails already
-delivered, opened or clicked, so the Sequences page shows figures from the first start.
+sequence for new inquiries and paused deposit nudges (backend/demo/leads.py adds the proposal
+follow-up), with leads enrolled in each state (active, waiting, completed, stopped by a reply)
+and their steps' e-mails already delivered, opened or clicked, so the Sequences page shows
+figures from the first start.
 
 Tested in tests/demo/test_seed_sequences.py.
 """
@@ -22,7 +23,8 @@ DAY = dt.timedelta(days=1)
 
 
 def fill(session: Session, workspace_id: int, leads: list[Lead], now: dt.datetime) -> None:
-    """``leads``: Hannah (consented, converted), Bright Steps (no consent), Rita (replied)."""
+    """``leads``: Hannah (consented, signed, deposit due), Bright Steps (no consent), Rita
+    (replied)."""
     hannah, bright, rita = leads
     hannah.time_zone = "America/New_York"
     rita.time_zone = "Europe/London"
@@ -36,14 +38,7 @@ def fill(session: Session, workspace_id: int, leads: list[Lead], now: dt.datetim
             StepSpec(4 * 24 * 60, "sequence_followup", 9, 17),
         ],
     )
-    reminders = sequences.create_sequence(
-        session,
-        workspace_id=workspace_id,
-        name="Proposal reminders",
-        trigger="proposal_sent",
-        steps=[StepSpec(3 * 24 * 60, "proposal_reminder", 10, 16)],
-    )
-    sequences.create_sequence(
+    nudges = sequences.create_sequence(
         session,
         workspace_id=workspace_id,
         name="Deposit nudges",
@@ -103,21 +98,24 @@ def fill(session: Session, workspace_id: int, leads: list[Lead], now: dt.datetim
             )
         )
 
-    # Hannah: both follow-ups went (the first clicked), then she signed: converted.
-    signed = now - DAY
+    # Hannah: both follow-ups went (the first clicked), then she signed.
     hannah_id = enrolment(
         hannah, follow_up.id, 8, status=EnrolmentStatus.COMPLETED.value, next_position=3
     )
     mailed(hannah, hannah_id, first, 7, EmailStatus.CLICKED)
     mailed(hannah, hannah_id, second, 3, EmailStatus.OPENED)
+    # Her deposit is not paid yet: the nudges wait while the sequence is paused.
     enrolment(
         hannah,
-        reminders.id,
-        6,
-        status=EnrolmentStatus.STOPPED.value,
+        nudges.id,
+        1,
         next_position=1,
-        stop_reason="Converted: contract signed",
-        stopped_at=signed,
+        next_due_at=now + DAY,
+        context={
+            "amount": "$700.00",
+            "due_date": f"{now + 7 * DAY:%B} {(now + 7 * DAY).day}, {(now + 7 * DAY).year}",
+            "payment_url": "https://pay.example/reel-moments/deposit",
+        },
     )
     # Bright Steps gave no marketing consent: the first follow-up was skipped; the second is
     # due in two days.

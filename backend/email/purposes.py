@@ -144,6 +144,19 @@ PURPOSES: dict[str, Purpose] = {
             },
         ),
         Purpose(
+            # Asked for on an expired link's page (backend/email/links.py): an answer to the
+            # person's own request, so it goes whatever they unsubscribed from.
+            "fresh_link",
+            TRANSACTIONAL,
+            "Fresh link (asked for)",
+            {
+                **_BUSINESS,
+                "link_title": "Recital media package",
+                "link_url": "https://hub.example/x/preview",
+                "valid_days": 30,
+            },
+        ),
+        Purpose(
             "alert_notification",
             TRANSACTIONAL,
             "Alert (to the team)",

@@ -39,11 +39,22 @@ def environment() -> Environment:
     )
 
 
-def render(purpose_name: str, context: dict[str, Any], *, unsubscribe_url: str = "") -> Rendered:
-    """A purpose's subject, HTML and text parts with ``context`` (the message's variables)."""
+def render(
+    purpose_name: str,
+    context: dict[str, Any],
+    *,
+    unsubscribe_url: str = "",
+    preferences_url: str = "",
+) -> Rendered:
+    """A purpose's subject, HTML and text parts with ``context`` (the message's variables);
+    the footer carries the unsubscribe and preferences links when given."""
     purpose(purpose_name)  # an unknown purpose is refused by name, not as a missing file
     env = environment()
-    variables = {**context, "unsubscribe_url": unsubscribe_url}
+    variables = {
+        **context,
+        "unsubscribe_url": unsubscribe_url,
+        "preferences_url": preferences_url,
+    }
     raw_subject = env.get_template(f"{purpose_name}.subject.txt").render(variables)
     # A subject is one line: a newline in a variable must not start a header of its own.
     subject = " ".join(raw_subject.split())[:SUBJECT_MAX]
@@ -56,4 +67,9 @@ def render(purpose_name: str, context: dict[str, Any], *, unsubscribe_url: str =
 def preview(purpose_name: str) -> Rendered:
     """The purpose's template with its sample data, as the console shows it."""
     sample = purpose(purpose_name).sample
-    return render(purpose_name, sample, unsubscribe_url="https://example.com/u/preview")
+    return render(
+        purpose_name,
+        sample,
+        unsubscribe_url="https://example.com/u/preview",
+        preferences_url="https://example.com/preferences/preview",
+    )

@@ -23,7 +23,7 @@ from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.connections import credentials, providers
-from backend.email import render, service, unsubscribe
+from backend.email import preferences, render, service, unsubscribe
 from backend.integrations import sendgrid
 from backend.integrations.errors import (
     ProviderConnectionLost,
@@ -284,7 +284,11 @@ def _requests(messages: Sequence[EmailMessage]) -> list[Request]:
         )
         for message in messages:
             url = unsubscribe.url_for(message.id, message.workspace_id)
-            data = {**message.context, "unsubscribe_url": url}
+            data = {
+                **message.context,
+                "unsubscribe_url": url,
+                "preferences_url": preferences.url_for(message.id, message.workspace_id),
+            }
             batch.envelopes.append(_envelope(message, dynamic_data=data))
         return [batch]
     batch = Request([], html=HTML_TAG, text=TEXT_TAG)
@@ -292,7 +296,12 @@ def _requests(messages: Sequence[EmailMessage]) -> list[Request]:
     for message in messages:
         url = unsubscribe.url_for(message.id, message.workspace_id)
         try:
-            rendered = render.render(message.purpose, message.context, unsubscribe_url=url)
+            rendered = render.render(
+                message.purpose,
+                message.context,
+                unsubscribe_url=url,
+                preferences_url=preferences.url_for(message.id, message.workspace_id),
+            )
         except (TemplateError, ValueError) as exc:
             message.status = EmailStatus.FAILED.value
             message.failure_reason = f"The template {message.purpose} could not be made: {exc}"

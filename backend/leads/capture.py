@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from backend.config import get_settings
 from backend.db import conflict_insert
-from backend.email import service
+from backend.email import links, service
 from backend.email.sequences import service as sequences
 from backend.platform import incidents
 from models import (
@@ -182,6 +182,17 @@ def _announce(
         )
     template = _proposal_template(session, workspace.id, inquiry.service_type)
     if template is not None:
+        # The template's page for this lead, a signed link (backend/email/links.py; the
+        # Pipeline issue builds proposal pages of their own), in the proposal and its reminders.
+        proposal_url = links.url_for(
+            links.Link(
+                workspace_id=workspace.id,
+                kind="proposal",
+                subject_type="lead",
+                subject_id=lead_id,
+                target_id=template.id,
+            )
+        )
         # The proposal answers the inquiry the lead just sent, so it goes whether or not they
         # ticked marketing consent; its purpose is in the marketing group, so an address that
         # unsubscribed from offers and proposals is skipped (queue_email records why).
@@ -198,8 +209,7 @@ def _announce(
                 "recipient_name": inquiry.name,
                 "proposal_title": template.title,
                 "proposal_body": template.body,
-                # No proposal page yet (the Pipeline issue builds them): the business's form.
-                "proposal_url": form_url(workspace.slug),
+                "proposal_url": proposal_url,
             },
             dedupe_key=f"lead:{lead_id}:proposal:{template.id}",
         )
@@ -209,7 +219,7 @@ def _announce(
             lead_id=lead_id,
             trigger="proposal_sent",
             at=now,
-            context={"proposal_title": template.title, "proposal_url": form_url(workspace.slug)},
+            context={"proposal_title": template.title, "proposal_url": proposal_url},
         )
 
 

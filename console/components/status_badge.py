@@ -19,3 +19,40 @@ STATUS_COLORS = (
 
 def status_color(status: Any) -> Any:
     return rx.match(status, *STATUS_COLORS, "gray")
+
+
+# A lead's and an e-mail's status (the Leads and lead pages): green is good news, red trouble.
+LEAD_STATUS_COLORS = (
+    ("new", "blue"),
+    ("contacted", "cyan"),
+    ("proposal_viewed", "violet"),
+    ("engaged", "green"),
+    ("won", "green"),
+    ("email_invalid", "red"),
+    ("unsubscribed", "orange"),
+    ("lost", "gray"),
+)
+EMAIL_STATUS_COLORS = (
+    ("queued", "gray"),
+    ("sent", "blue"),
+    ("processed", "blue"),
+    ("delivered", "cyan"),
+    ("opened", "violet"),
+    ("clicked", "green"),
+    ("deferred", "amber"),
+    ("skipped", "amber"),
+    ("unknown", "amber"),
+    ("failed", "red"),
+    ("bounced", "red"),
+    ("dropped", "red"),
+    ("spam_report", "red"),
+    ("unsubscribed", "orange"),
+)
+
+
+def lead_status_color(status: Any) -> Any:
+    return rx.match(status, *LEAD_STATUS_COLORS, "gray")
+
+
+def email_status_color(status: Any) -> Any:
+    return rx.match(status, *EMAIL_STATUS_COLORS, "gray")

@@ -3,12 +3,12 @@ seeded steps' e-mails are settled ones that the send job never picks up."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backend.demo import seed as demo
 from backend.email.sequences import views as sequence_views
-from models import EmailMessage, EmailStatus, OutboxJob, SequenceEnrolment, Workspace
+from models import EmailMessage, EmailStatus, SequenceEnrolment, Workspace
 
 
 def test_the_studio_has_sequences_with_leads_in_every_state(session: Session) -> None:
@@ -21,14 +21,14 @@ def test_the_studio_has_sequences_with_leads_in_every_state(session: Session) ->
     first, second = follow_up.steps
     assert (first.sent, first.skipped, first.opened, first.clicked) == (2, 1, 1, 1)
     assert (second.sent, second.opened) == (1, 1)
-    assert views["Deposit nudges"].paused
+    nudges = views["Deposit nudges"]
+    assert (nudges.paused, nudges.active) == (True, 1)
     reasons = set(session.scalars(select(SequenceEnrolment.stop_reason)).all())
-    assert reasons == {None, "The lead replied", "Converted: contract signed"}
-    queued = session.scalar(
-        select(func.count())
-        .select_from(EmailMessage)
-        .where(EmailMessage.status == EmailStatus.QUEUED.value)
+    assert "The lead replied" in reasons
+    # The seeded steps' e-mails are settled: the send job has nothing of theirs to pick up.
+    statuses = set(
+        session.scalars(
+            select(EmailMessage.status).where(EmailMessage.sequence_step_id.is_not(None))
+        ).all()
     )
-    assert queued == 0
-    assert session.scalar(select(func.count()).select_from(OutboxJob).where(
-        OutboxJob.kind == "email.send")) == 0  # fmt: skip
+    assert EmailStatus.QUEUED.value not in statuses

@@ -16,6 +16,11 @@ def test_every_purpose_renders_its_three_parts(name: str) -> None:
     assert rendered.html.startswith("<!doctype html>")
     assert "https://example.com/u/preview" in rendered.html
     assert "Unsubscribe: https://example.com/u/preview" in rendered.text
+    # Every message's footer links to the preferences page (unsubscribe / resubscribe per group).
+    assert '<a href="https://example.com/preferences/preview">Manage preferences</a>' in (
+        rendered.html
+    )
+    assert "Manage preferences: https://example.com/preferences/preview" in rendered.text
     assert "<" not in rendered.text.replace("<spring>", "")
 
 

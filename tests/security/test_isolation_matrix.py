@@ -83,8 +83,17 @@ STATES = (
     "SessionState", "LoginState", "DashboardState", "HubState", "ManageState", "JobsState",
     "HealthState", "SettingsState", "PlanState", "MoneyFormatState", "ShowsState",
     "TimelineState", "ShowState", "PricesState", "ClaimsState", "ReconciliationState",
-    "InvoicesState", "EmailPreviewState", "SequencesState",
+    "InvoicesState", "EmailPreviewState", "LeadsState", "LeadState", "SequencesState",
 )  # fmt: skip
+
+
+def lead_page(state: Any, ids: Tenant, me: Tenant) -> None:
+    state.lead_ref, state.loaded = str(ids.lead_id), True  # the lead page's load sets them
+
+
+LEAD = {"path": lambda ids: f"/leads/{ids.lead_id}", "prepare": lead_page, "ids": True}
+# A cursor after every lead: the next page starts from the top of the list.
+FAR_CURSOR = "2999-01-01T00:00:00+00:00|999999999"
 
 
 def _login_form(ids: Tenant, me: Tenant) -> tuple[Any, ...]:
@@ -246,6 +255,45 @@ HANDLERS: dict[str, Handler] = {
     "SequencesState.resume": Handler(
         "change", "admin", args=lambda ids, me: (str(ids.paused_sequence_id),), ids=True
     ),
+    # -- leads ------------------------------------------------------------------------------
+    "LeadsState.load": Handler("read", shows=marked("rows")),
+    "LeadsState.set_status_filter": Handler(
+        "read", args=lambda ids, me: ("new",), shows=marked("rows")
+    ),
+    "LeadsState.set_source_filter": Handler(
+        "read", args=lambda ids, me: ("website",), shows=marked("rows")
+    ),
+    "LeadsState.set_service_filter": Handler(
+        "read", args=lambda ids, me: ("recital media",), shows=marked("rows")
+    ),
+    "LeadsState.set_search": Handler("read", args=lambda ids, me: ("lead",), shows=marked("rows")),
+    "LeadsState.clear_filters": Handler("read", shows=marked("rows")),
+    "LeadsState.next_page": Handler(
+        "read",
+        prepare=lambda s, ids, me: (setattr(s, "has_next", True), setattr(s, "_next", FAR_CURSOR)),
+        shows=marked("rows"),
+    ),
+    "LeadsState.previous_page": Handler(
+        "read",
+        prepare=lambda s, ids, me: (setattr(s, "_starts", ["", FAR_CURSOR]), setattr(s, "page", 2)),
+        shows=marked("rows"),
+    ),
+    # Another workspace's lead is not found, in the words a missing one gets.
+    "LeadState.load": Handler(
+        "read", path=LEAD["path"], ids=True, shows=lambda c, ids: ids.marker in repr(c.state.lead)
+    ),
+    "LeadState.poll": Handler("read", shows=marked("emails"), **LEAD),
+    "LeadState.set_note_draft": Handler("local", args=lambda ids, me: ("Called back",)),
+    "LeadState.add_note": Handler(
+        "change",
+        "admin",
+        path=LEAD["path"],
+        prepare=lambda s, ids, me: (lead_page(s, ids, me), setattr(s, "note_draft", "Called")),
+        ids=True,
+    ),
+    "LeadState.stop_enrolment": Handler(
+        "change", "admin", args=lambda ids, me: (str(ids.enrolment_id),), **LEAD
+    ),
     # -- settings ---------------------------------------------------------------------------
     "SettingsState.load": Handler("read", shows=lambda c, ids: c.state.name_draft == ids.name),
     "SettingsState.set_name_draft": Handler("local", args=lambda ids, me: ("Renamed",)),
@@ -375,6 +423,12 @@ ROUTES: dict[str, Callable[[R], matrix_routes.Cases]] = {
     # A message's one-click unsubscribe link: its signed token names message and workspace.
     "GET /u/{token}": lambda r: r.unsubscribe("GET"),
     "POST /u/{token}": lambda r: r.unsubscribe("POST"),
+    # A message's preferences page: the same kind of token, under its own salt.
+    "GET /preferences/{token}": lambda r: r.preferences("GET"),
+    "POST /preferences/{token}": lambda r: r.preferences("POST"),
+    # A signed link: its token names workspace, lead and proposal template.
+    "GET /x/{token}": lambda r: r.signed_link("GET"),
+    "POST /x/{token}/fresh": lambda r: r.signed_link("POST"),
     # A workspace's lead form: public by design, writing only that workspace's rows.
     "GET /forms/{workspace_slug}": lambda r: r.lead_form("GET"),
     "OPTIONS /forms/{workspace_slug}/leads": lambda r: r.lead_form("OPTIONS"),

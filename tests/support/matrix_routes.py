@@ -33,9 +33,18 @@ from backend.api.app import create_app
 from backend.config import Settings, get_settings
 from backend.connections import oauth
 from backend.db import get_engine
-from backend.email import unsubscribe
+from backend.email import links, preferences, unsubscribe
 from backend.platform.actors import Actor
-from models import EmailMessage, Membership, Operator, Plan, Role, Workspace
+from models import (
+    EmailMessage,
+    Lead,
+    Membership,
+    Operator,
+    Plan,
+    ProposalTemplate,
+    Role,
+    Workspace,
+)
 from tests.api.webhook_support import (
     sendgrid_batch,
     sendgrid_signature,
@@ -319,6 +328,134 @@ class RouteCases:
             ),
             "foreign": Sent(call("foreign"), frozenset({400}), setup=foreign),
             "unsigned": Sent(lambda c: c.request(method, "/u/made-up"), frozenset({400})),
+        }
+
+    def _proposal_link(self, t: Tenant) -> tuple[links.Link, str]:
+        """A lead of ``t`` and a published proposal template, both named with its marker: the
+        link to them and the lead's address."""
+        email = f"{_unique('lead')}@{t.key.lower()}.example"
+        with Session(self.engine) as session:
+            lead = Lead(workspace_id=t.workspace_id, email=email, name=f"Lead {t.marker}")
+            template = ProposalTemplate(
+                workspace_id=t.workspace_id,
+                title=f"Proposal {t.marker}",
+                service_type="recital media",
+                body=f"Body {t.marker}",
+                published=True,
+            )
+            session.add_all([lead, template])
+            session.commit()
+            return links.Link(t.workspace_id, "proposal", "lead", lead.id, template.id), email
+
+    def signed_link(self, method: str) -> Cases:
+        """A signed link shows its own workspace's lead's page (recording the visit, moving
+        the lead) and mails a fresh link only to that lead: a token naming B's lead and
+        template under A's workspace finds nothing (404 for the page; for the fresh-link form
+        the same answer as any address, storing nothing); a made-up token is refused."""
+        held: dict[str, str] = {}
+
+        def own() -> None:
+            link, held["own_email"] = self._proposal_link(self.a)
+            held["own"] = links.token_for(link)
+
+        def foreign() -> None:
+            theirs, held["foreign_email"] = self._proposal_link(self.b)
+            crossed = links.Link(
+                self.a.workspace_id, "proposal", "lead", theirs.subject_id, theirs.target_id
+            )
+            held["foreign"] = links.token_for(crossed)
+
+        if method == "GET":
+
+            def visit(which: str) -> Callable[[TestClient], httpx.Response]:
+                return lambda c: c.get(f"/x/{held[which]}")
+
+            return {
+                "own": Sent(
+                    visit("own"),
+                    frozenset({200}),
+                    frozenset({"A"}),
+                    "A",
+                    frozenset({"engagement_events", "leads"}),
+                    own,
+                ),
+                "foreign": Sent(visit("foreign"), frozenset({404}), setup=foreign),
+                "unsigned": Sent(_get("/x/made-up"), frozenset({400})),
+            }
+
+        def ask(which: str) -> Callable[[TestClient], httpx.Response]:
+            return lambda c: c.post(
+                f"/x/{held[which]}/fresh",
+                content=f"email={held[which + '_email']}".encode(),
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+
+        return {
+            "own": Sent(
+                ask("own"),
+                frozenset({200}),
+                frozenset({"A"}),
+                "A",
+                frozenset({"email_messages", "outbox_jobs"}),
+                own,
+            ),
+            # The same answer as any address: it tells nothing, and stores nothing.
+            "foreign": Sent(ask("foreign"), frozenset({200}), setup=foreign),
+            "unsigned": Sent(
+                lambda c: c.post(
+                    "/x/made-up/fresh",
+                    content=b"email=anyone%40a.example",
+                    headers={"content-type": "application/x-www-form-urlencoded"},
+                ),
+                frozenset({200}),
+            ),
+        }
+
+    def preferences(self, method: str) -> Cases:
+        """A message's preferences page shows and changes its own address's groups in its own
+        workspace; a token naming B's message under A's workspace (or made up) is refused and
+        stores nothing. GET changes nothing, even its own."""
+        held: dict[str, str] = {}
+
+        def message(t: Tenant) -> int:
+            with Session(self.engine) as session:
+                row = EmailMessage(
+                    workspace_id=t.workspace_id,
+                    purpose="proposal_sent",
+                    template="proposal_sent",
+                    to_email=f"client@{t.key.lower()}.example",
+                    status="sent",
+                )
+                session.add(row)
+                session.commit()
+                return row.id
+
+        def own() -> None:
+            held["own"] = preferences.token_for(message(self.a), self.a.workspace_id)
+
+        def foreign() -> None:
+            held["foreign"] = preferences.token_for(message(self.b), self.a.workspace_id)
+
+        def call(which: str) -> Callable[[TestClient], httpx.Response]:
+            return lambda c: c.request(
+                method,
+                f"/preferences/{held.get(which, which)}",
+                content=b"group=marketing&action=unsubscribe",
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+
+        writes = method == "POST"
+        return {
+            "own": Sent(
+                call("own"),
+                frozenset({200}),
+                frozenset({"A"}) if writes else frozenset(),
+                "A" if writes else "",
+                frozenset({"email_suppressions"}),
+                own,
+            ),
+            "foreign": Sent(call("foreign"), frozenset({400}), setup=foreign),
+            "unsigned": Sent(call("made-up"), frozenset({400})),
         }
 
     def lead_form(self, method: str) -> Cases:

@@ -32,6 +32,8 @@ from models import (
     Buyer,
     CheckoutLinkSend,
     Claim,
+    EmailMessage,
+    EmailSequence,
     EngagementEvent,
     InboundEvent,
     InboundStatus,
@@ -42,11 +44,15 @@ from models import (
     InvoiceStatus,
     JobKindPause,
     JobStatus,
+    Lead,
+    LeadMessage,
     Membership,
     OutboxJob,
     Plan,
     ProviderCircuit,
     Role,
+    SequenceEnrolment,
+    SequenceStep,
     Show,
     ShowItem,
     ShowStatus,
@@ -102,6 +108,8 @@ class Tenant:
     zoho_secret: str = ""
     generic_secret: str = ""
     sendgrid_key: ec.EllipticCurvePrivateKey | None = None
+    lead_id: int = 0
+    enrolment_id: int = 0  # the lead's active sequence enrolment
 
 
 @dataclass
@@ -228,6 +236,7 @@ def _rows(session: Session, t: Tenant, plan: Plan) -> None:
     t.integration_ids = {slug: row.id for slug, row in made.items()}
     _shop(session, t, made["stripe"].id)
     _operations(session, t, made["stripe"].id)
+    _leads(session, t)
     _sequences(session, t)
 
 
@@ -435,6 +444,53 @@ def _operations(session: Session, t: Tenant, stripe_id: int) -> None:
         AlertEvent(alert_id=alert.id, workspace_id=ws, what="raised", who="scheduler", detail=m)
     )
     session.flush()
+
+
+def _leads(session: Session, t: Tenant) -> None:
+    """A lead (what the Leads and lead pages show) with an inquiry, a proposal e-mail and an
+    active sequence enrolment."""
+    m, ws = t.marker, t.workspace_id
+    lead = Lead(
+        workspace_id=ws,
+        name=f"Lead {m}",
+        email=f"lead@{m}.example",
+        company=f"Company {m}",
+        service_type="recital media",
+        last_inquiry_at=utcnow(),
+    )
+    session.add(lead)
+    session.flush()
+    session.add(
+        LeadMessage(workspace_id=ws, lead_id=lead.id, at=utcnow(), kind="inquiry", body=f"Hi {m}")
+    )
+    session.add(
+        EmailMessage(
+            workspace_id=ws,
+            purpose="proposal_sent",
+            template="proposal_sent",
+            to_email=lead.email,
+            subject_type="lead",
+            subject_id=lead.id,
+            status="delivered",
+            context={"proposal_title": f"Package {m}"},
+        )
+    )
+    sequence = EmailSequence(workspace_id=ws, name=f"Follow-up {m}", trigger="lead_created")
+    session.add(sequence)
+    session.flush()
+    session.add(
+        SequenceStep(
+            workspace_id=ws,
+            sequence_id=sequence.id,
+            position=1,
+            delay_minutes=60,
+            purpose="proposal_reminder",
+        )
+    )
+    enrolment = SequenceEnrolment(workspace_id=ws, sequence_id=sequence.id, lead_id=lead.id)
+    session.add(enrolment)
+    session.flush()
+    t.lead_id, t.enrolment_id = lead.id, enrolment.id
 
 
 def build(engine: Engine, stripe_accounts: Callable[[], tuple[str, str]]) -> World:

@@ -275,6 +275,9 @@ def test_openapi_documents_every_route_and_its_errors(sidecar: TestClient) -> No
         "/forms/{workspace_slug}",
         "/forms/{workspace_slug}/leads",
         "/u/{token}",
+        "/preferences/{token}",
+        "/x/{token}",
+        "/x/{token}/fresh",
     }
     for path in (
         "/webhooks/stripe/{workspace}",
