@@ -13,6 +13,7 @@ from console.pages.jobs import jobs_page
 from console.pages.leads import lead_page, leads_page
 from console.pages.lists import timeline_page
 from console.pages.login import login_page
+from console.pages.sequences import sequences_page
 from console.pages.settings import settings_page
 from console.pages.show import show_page
 from console.pages.shows import shows_page
@@ -22,6 +23,7 @@ from console.state.integrations import HubState, ManageState
 from console.state.jobs import JobsState
 from console.state.leads import LeadsState, LeadState
 from console.state.login import LoginState
+from console.state.sequences import SequencesState
 from console.state.settings import SettingsState
 from console.state.show.base import ShowState
 from console.state.shows import ShowsState
@@ -81,6 +83,12 @@ app.add_page(
 )
 app.add_page(
     health_page, route="/health", title="Health · Integrations Hub", on_load=HealthState.load
+)
+app.add_page(
+    sequences_page,
+    route="/sequences",
+    title="Sequences · Integrations Hub",
+    on_load=SequencesState.load,
 )
 app.add_page(jobs_page, route="/jobs", title="Jobs · Integrations Hub", on_load=JobsState.load)
 app.add_page(

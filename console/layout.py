@@ -17,6 +17,7 @@ NAV = (
     ("Shows", "/shows", "video"),
     ("Leads", "/leads", "user-plus"),
     ("Timeline", "/timeline", "activity"),
+    ("Sequences", "/sequences", "mail"),
     ("Health", "/health", "heart-pulse"),
     ("Jobs", "/jobs", "list-checks"),
     ("Settings", "/settings", "settings"),

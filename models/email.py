@@ -83,6 +83,9 @@ class EmailMessage(IdMixin, CreatedAtMixin, Base):
     last_click_at: Mapped[dt.datetime | None]
     click_count: Mapped[int] = mapped_column(default=0)
     last_event_at: Mapped[dt.datetime | None]
+    # The sequence step it was sent for (the Sequences page's per-step counts). No foreign
+    # key: migration 0014 says why.
+    sequence_step_id: Mapped[int | None] = mapped_column(index=True)
 
 
 class EmailEvent(IdMixin, Base):
@@ -205,3 +208,6 @@ class SequenceEnrolment(IdMixin, CreatedAtMixin, Base):
     next_due_at: Mapped[dt.datetime | None]
     stop_reason: Mapped[str | None] = mapped_column(String(200))
     stopped_at: Mapped[dt.datetime | None]
+    # The template variables the trigger knew (a proposal's title and link...), for each step's
+    # e-mail: personal data, exported and erased with the lead. Migration 0014.
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")

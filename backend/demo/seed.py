@@ -19,6 +19,7 @@ from backend.config import ProviderMode, get_settings
 from backend.connections import credentials, rows, stripe_webhook_setup
 from backend.demo import calls
 from backend.demo import leads as demo_leads
+from backend.demo import sequences as demo_sequences
 from backend.platform import audit, incidents
 from models import (
     AlertPriority,
@@ -409,6 +410,8 @@ def _fill_studio(session: Session, workspace_id: int, now: dt.datetime) -> None:
     session.flush()
     # Their history and more leads, for the Leads page.
     demo_leads.fill(session, workspace_id, now, leads)
+    # The studio's sequences, with these leads enrolled, for the Sequences page.
+    demo_sequences.fill(session, workspace_id, leads, now)
     client = Client(
         workspace_id=workspace_id, lead_id=leads[0].id, name="Hannah Kim", email=leads[0].email
     )

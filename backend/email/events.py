@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
 from backend.email import purposes
+from backend.email.sequences import stops
 from backend.email.sequences.stops import stop_lead_enrolments
 from backend.email.service import normalise, suppress
 from backend.platform import inbox
@@ -363,6 +364,13 @@ def _lead(
         _raise_lead(lead, "engaged")
     elif name == "bounce" and payload.get("type", "bounce") != "blocked":
         _raise_lead(lead, "email_invalid")
+        stop_lead_enrolments(
+            session,
+            workspace_id=lead.workspace_id,
+            lead_id=lead.id,
+            reason=stops.BOUNCED,
+            at=at,
+        )
         raise_incident(
             session,
             workspace_id=lead.workspace_id,
@@ -373,13 +381,22 @@ def _lead(
             "Correct it on the lead's page.",
             who="sendgrid",
         )
+    elif name in ("unsubscribe", "group_unsubscribe"):
+        # Whichever group they left, the follow-ups stop: they asked for less mail.
+        stop_lead_enrolments(
+            session,
+            workspace_id=lead.workspace_id,
+            lead_id=lead.id,
+            reason=stops.UNSUBSCRIBED,
+            at=at,
+        )
     elif name == "spamreport":
         _raise_lead(lead, "unsubscribed")
         stopped = stop_lead_enrolments(
             session,
             workspace_id=lead.workspace_id,
             lead_id=lead.id,
-            reason="The lead reported our mail as spam",
+            reason=stops.SPAM_REPORT,
             at=at,
         )
         raise_incident(

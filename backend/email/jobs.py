@@ -1,13 +1,17 @@
-"""The e-mail domain's work: the ``email.send`` outbox job (backend/email/send.py) and the
-handlers of SendGrid's events (backend/email/events.py).
+"""The e-mail domain's work: the ``email.send`` outbox job (backend/email/send.py), the
+handlers of SendGrid's events (backend/email/events.py) and the 15-minute job that queues the
+sequence steps that are due (backend/email/sequences/service.py).
 
 Covered by tests/jobs/test_discovery.py (what is declared here is loaded).
 """
 
 from __future__ import annotations
 
+from backend.db import get_engine
 from backend.email import events, inbound, send, service
+from backend.email.sequences import service as sequences
 from backend.platform import inbox, outbox
+from backend.platform.periodic import periodic
 
 # -- outbox job kinds -----------------------------------------------------------------------
 
@@ -22,3 +26,17 @@ inbox.register(events.SOURCE, events.HANDLERS)
 
 # SendGrid Inbound Parse (replies; the sidecar stores each post): backend/email/inbound.py.
 inbox.register(inbound.PROVIDER, inbound.HANDLERS)
+
+# -- periodic jobs --------------------------------------------------------------------------
+
+
+@periodic(
+    id="email-sequences",
+    seconds=900,
+    description="Queue the follow-up sequence steps that are due.",
+    # Every scheduler may run it at once: each takes its own enrolments (FOR UPDATE SKIP
+    # LOCKED), and a step's dedupe key sends it once whatever happens.
+    exclusive=False,
+)
+def send_due_sequence_steps() -> None:
+    sequences.run_due(get_engine())

@@ -78,6 +78,18 @@ PURPOSES: dict[str, Purpose] = {
             },
         ),
         Purpose(
+            # A follow-up step of a sequence (backend/email/sequences/): marketing, so it
+            # goes only to a lead who gave marketing consent.
+            "sequence_followup",
+            MARKETING,
+            "Sequence follow-up",
+            {
+                **_BUSINESS,
+                "service_type": "recital media",
+                "contact_url": "https://hub.example/forms/lakeside",
+            },
+        ),
+        Purpose(
             "contract_sent",
             TRANSACTIONAL,
             "Contract to sign",

@@ -83,9 +83,13 @@ def queue_email(
     subject_id: int | None,
     context: dict[str, Any],
     dedupe_key: str | None,
+    skip: str | None = None,
+    sequence_step_id: int | None = None,
 ) -> EmailMessage:
     """Record a message and queue its send, in the caller's transaction. A repeated
-    ``dedupe_key`` returns the message already recorded and queues nothing."""
+    ``dedupe_key`` returns the message already recorded and queues nothing. ``skip``: a reason
+    the caller already knows not to send (no marketing consent): recorded skipped with it.
+    ``sequence_step_id``: the sequence step it is sent for (backend/email/sequences/)."""
     purposes.purpose(purpose)  # refuses an unknown purpose
     address = normalise(to_email)
     if not address or "@" not in address:
@@ -95,7 +99,7 @@ def queue_email(
         if existing is not None:
             return existing
     suppressed = suppressions(session, workspace_id=workspace_id, emails=[address], purpose=purpose)
-    reason = skip_reason(suppressed[address]) if address in suppressed else None
+    reason = skip_reason(suppressed[address]) if address in suppressed else skip
     values: dict[str, Any] = dict(
         workspace_id=workspace_id,
         purpose=purpose,
@@ -108,6 +112,7 @@ def queue_email(
         dedupe_key=dedupe_key,
         status=(EmailStatus.SKIPPED if reason else EmailStatus.QUEUED).value,
         skip_reason=reason,
+        sequence_step_id=sequence_step_id,
     )
     # Two callers with the same key at once: one row, and the other gets it.
     stmt = (

@@ -1,6 +1,8 @@
 """Capturing a lead: one lead per (workspace, lower-cased trimmed e-mail). A new lead is its
 first message, an alert (one per lead), a ``new_lead_notification`` to each owner and, when a
-published proposal template matches its service type, a ``proposal_sent`` to the lead. A repeat
+published proposal template matches its service type, a ``proposal_sent`` to the lead; it is
+enrolled in the workspace's ``lead_created`` sequences (and ``proposal_sent`` ones when a
+proposal goes: backend/email/sequences/service.py), in the same transaction. A repeat
 inquiry updates the lead (inquiries + 1, last inquiry, empty fields filled, its message
 appended) and tells nobody again.
 
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 from backend.config import get_settings
 from backend.db import conflict_insert
 from backend.email import links, service
+from backend.email.sequences import service as sequences
 from backend.platform import incidents
 from models import (
     AlertPriority,
@@ -146,6 +149,9 @@ def _announce(
         who="lead form",
         now=now,
     )
+    sequences.enrol(
+        session, workspace_id=workspace.id, lead_id=lead_id, trigger="lead_created", at=now
+    )
     settings = get_settings()
     lead_url = f"{settings.public_console_url.rstrip('/')}/leads/{lead_id}"
     owners = session.execute(
@@ -176,6 +182,17 @@ def _announce(
         )
     template = _proposal_template(session, workspace.id, inquiry.service_type)
     if template is not None:
+        # The template's page for this lead, a signed link (backend/email/links.py; the
+        # Pipeline issue builds proposal pages of their own), in the proposal and its reminders.
+        proposal_url = links.url_for(
+            links.Link(
+                workspace_id=workspace.id,
+                kind="proposal",
+                subject_type="lead",
+                subject_id=lead_id,
+                target_id=template.id,
+            )
+        )
         # The proposal answers the inquiry the lead just sent, so it goes whether or not they
         # ticked marketing consent; its purpose is in the marketing group, so an address that
         # unsubscribed from offers and proposals is skipped (queue_email records why).
@@ -192,19 +209,17 @@ def _announce(
                 "recipient_name": inquiry.name,
                 "proposal_title": template.title,
                 "proposal_body": template.body,
-                # The template's page for this lead, a signed link (backend/email/links.py;
-                # the Pipeline issue builds proposal pages of their own).
-                "proposal_url": links.url_for(
-                    links.Link(
-                        workspace_id=workspace.id,
-                        kind="proposal",
-                        subject_type="lead",
-                        subject_id=lead_id,
-                        target_id=template.id,
-                    )
-                ),
+                "proposal_url": proposal_url,
             },
             dedupe_key=f"lead:{lead_id}:proposal:{template.id}",
+        )
+        sequences.enrol(
+            session,
+            workspace_id=workspace.id,
+            lead_id=lead_id,
+            trigger="proposal_sent",
+            at=now,
+            context={"proposal_title": template.title, "proposal_url": proposal_url},
         )
 
 

@@ -18,8 +18,10 @@ def test_choosing_a_purpose_shows_its_template_with_sample_data() -> None:
     assert state.group == "offers and proposals"
     assert "<strong>Recital media package</strong>" in state.html
     assert "View the proposal: https://console.example/p/abc" in state.text
-    # Every purpose, the asked-for fresh link (backend/email/links.py) among them.
-    assert len(state.purpose_names) == 13 and "fresh_link" in state.purpose_names
+    # Every purpose: the issue's 12, the asked-for fresh link (backend/email/links.py) and
+    # the sequences' follow-up.
+    assert len(state.purpose_names) == 14 and "fresh_link" in state.purpose_names
+    assert "sequence_followup" in state.purpose_names
 
 
 def test_an_unknown_purpose_falls_back_to_the_default() -> None:

@@ -84,6 +84,7 @@ STATES = (
     "HealthState", "SettingsState", "PlanState", "MoneyFormatState", "ShowsState",
     "TimelineState", "ShowState", "PricesState", "ClaimsState", "ReconciliationState",
     "InvoicesState", "EmailPreviewState", "LeadsState", "LeadState", "InboundParseState",
+    "SequencesState",
 )  # fmt: skip
 
 
@@ -246,6 +247,15 @@ HANDLERS: dict[str, Handler] = {
     "JobsState.show_every_job": Handler("local"),
     "JobsState.set_replay_kind": Handler("local", args=lambda ids, me: ("stripe.create_invoice",)),
     "JobsState.set_replay_since": Handler("local", args=lambda ids, me: ("2024-01-01T00:00",)),
+    # -- sequences ----------------------------------------------------------------------------
+    "SequencesState.load": Handler("read", shows=marked("sequences")),
+    # Owners and admins; the id names the sequence (B's, in the foreign cell: not found).
+    "SequencesState.pause": Handler(
+        "change", "admin", args=lambda ids, me: (str(ids.sequence_id),), ids=True
+    ),
+    "SequencesState.resume": Handler(
+        "change", "admin", args=lambda ids, me: (str(ids.paused_sequence_id),), ids=True
+    ),
     # -- leads ------------------------------------------------------------------------------
     "LeadsState.load": Handler("read", shows=marked("rows")),
     "LeadsState.set_status_filter": Handler(

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from backend.accounts import service as accounts
 from backend.connections import credentials
+from backend.email.sequences import service as email_sequences
 from backend.invoicing import panel as invoice_panel
 from backend.platform import circuits
 from models import (
@@ -100,6 +101,8 @@ class Tenant:
     only_dead_kind: str = ""
     paused_kind: str = ""
     alert_id: int = 0
+    sequence_id: int = 0  # running: what "pause" pauses
+    paused_sequence_id: int = 0  # paused: what "resume" resumes
     integration_ids: dict[str, int] = field(default_factory=dict)
     stripe_webhook_secret: str = ""
     zoho_secret: str = ""
@@ -234,6 +237,24 @@ def _rows(session: Session, t: Tenant, plan: Plan) -> None:
     _shop(session, t, made["stripe"].id)
     _operations(session, t, made["stripe"].id)
     _leads(session, t)
+    _sequences(session, t)
+
+
+def _sequences(session: Session, t: Tenant) -> None:
+    """Two follow-up sequences, one running and one paused (the Sequences page)."""
+    for paused in (False, True):
+        made = email_sequences.create_sequence(
+            session,
+            workspace_id=t.workspace_id,
+            name=f"Follow up {t.marker}{' (held)' if paused else ''}",
+            trigger="lead_created",
+            steps=[email_sequences.StepSpec(60, "sequence_followup")],
+            paused=paused,
+        )
+        if paused:
+            t.paused_sequence_id = made.id
+        else:
+            t.sequence_id = made.id
 
 
 def _shop(session: Session, t: Tenant, stripe_id: int) -> None:

@@ -3,6 +3,8 @@
 Every stop goes through here: a spam report or a bounce (backend/email/events.py), a reply
 (Inbound Parse), an unsubscribe, the conversion (a contract signed or paid) and an operator's
 Stop. Scoped by workspace: a lead id of another workspace stops nothing.
+
+Tested in tests/email/test_sequences.py (every reason) and tests/email/test_events.py.
 """
 
 from __future__ import annotations
@@ -13,6 +15,14 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from models import EnrolmentStatus, SequenceEnrolment
+
+# The reasons the console shows, one per way an enrolment stops.
+REPLIED = "The lead replied"
+UNSUBSCRIBED = "Unsubscribed"
+BOUNCED = "The address bounced"
+SPAM_REPORT = "The lead reported our mail as spam"
+# A suppression's reason (backend/email/service.suppress) -> the stop's.
+BY_SUPPRESSION = {"unsubscribe": UNSUBSCRIBED, "bounce": BOUNCED, "spam_report": SPAM_REPORT}
 
 
 def stop_lead_enrolments(
@@ -71,3 +81,18 @@ def stop_enrolment(
         .returning(SequenceEnrolment.id)
     ).all()
     return bool(stopped)
+
+
+def stop_on_conversion(
+    session: Session, *, workspace_id: int, lead_id: int, at: dt.datetime, what: str
+) -> int:
+    """The lead converted (``what``: "contract signed", "paid"): no more follow-ups. For the
+    pipeline (issue 16) to call where a contract is signed or paid, in that transaction; how
+    many enrolments stopped."""
+    return stop_lead_enrolments(
+        session,
+        workspace_id=workspace_id,
+        lead_id=lead_id,
+        reason=f"Converted: {what}"[:200],
+        at=at,
+    )
