@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from backend.config import get_settings
 from backend.db import conflict_insert
 from backend.email import purposes, unsubscribe
+from backend.email.sequences.stops import stop_after_unsubscribe
 from backend.email.service import normalise, suppress
 from backend.security import tokens
 from models import (
@@ -155,6 +156,9 @@ def change(
             message_id=message.id,
         )
         _engagement(session, message, "email.group_unsubscribed", group, at or utcnow())
+        stop_after_unsubscribe(
+            session, workspace_id=message.workspace_id, message_id=message.id, at=at or utcnow()
+        )
     elif action == RESUBSCRIBE and not was_subscribed:
         session.execute(
             delete(EmailSuppression).where(

@@ -11,6 +11,7 @@ Tested in tests/api/test_unsubscribe.py (through the sidecar) and tests/email/te
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -18,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from backend.config import get_settings
 from backend.email import purposes
+from backend.email.sequences.stops import stop_after_unsubscribe
 from backend.email.service import suppress
 from backend.security import tokens
-from models import EmailMessage
+from models import EmailMessage, utcnow
 
 SALT = "hub.email-unsubscribe.v1"
 # Mailbox providers and the law (CAN-SPAM: 30 days) expect an old message's link to work.
@@ -80,8 +82,9 @@ def target(session: Session, token: str) -> Target:
     return Target(message_id, workspace_id, row.to_email, purposes.unsubscribe_groups(row.purpose))
 
 
-def unsubscribe(session: Session, token: str) -> Target:
-    """Follow a link: suppress its address for its groups (again: nothing changes)."""
+def unsubscribe(session: Session, token: str, *, at: dt.datetime | None = None) -> Target:
+    """Follow a link: suppress its address for its groups (again: nothing changes) and stop
+    the follow-ups of the lead it was about."""
     found = target(session, token)
     suppress(
         session,
@@ -90,5 +93,8 @@ def unsubscribe(session: Session, token: str) -> Target:
         groups=found.groups,
         reason=REASON,
         message_id=found.message_id,
+    )
+    stop_after_unsubscribe(
+        session, workspace_id=found.workspace_id, message_id=found.message_id, at=at or utcnow()
     )
     return found

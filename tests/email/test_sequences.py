@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from backend.email import events, service
+from backend.email import events, preferences, service, unsubscribe
 from backend.email.sequences import service as sequences
 from backend.email.sequences import stops, windows
 from backend.email.sequences import views as sequence_views
@@ -441,6 +441,21 @@ def _operator(engine: Engine, ws: int, lead: int, message: int) -> None:
         session.commit()
 
 
+def _one_click(engine: Engine, ws: int, lead: int, message: int) -> None:
+    with Session(engine) as session:
+        unsubscribe.unsubscribe(session, unsubscribe.token_for(message, ws), at=T0 + 2 * HOUR)
+        session.commit()
+
+
+def _preferences(engine: Engine, ws: int, lead: int, message: int) -> None:
+    token = preferences.token_for(message, ws)
+    with Session(engine) as session:
+        preferences.change(
+            session, token, group="reminders", action="unsubscribe", at=T0 + 2 * HOUR
+        )
+        session.commit()
+
+
 def _lead_enrolments(engine: Engine, ws: int, lead: int) -> list[sequence_views.EnrolmentView]:
     with Session(engine) as session:
         return sequence_views.lead_enrolments(session, workspace_id=ws, lead_id=lead)
@@ -457,10 +472,22 @@ def _lead_enrolments(engine: Engine, ws: int, lead: int) -> list[sequence_views.
             lambda e, ws, lead, m: _sendgrid_event(e, ws, m, "spamreport"),
             "The lead reported our mail as spam",
         ),
+        (_one_click, "Unsubscribed"),
+        (_preferences, "Unsubscribed"),
         (_conversion, "Converted: contract signed"),
         (_operator, "Stopped by Sam"),
     ],
-    ids=["reply", "unsubscribe", "group_unsubscribe", "bounce", "spam", "conversion", "operator"],
+    ids=[
+        "reply",
+        "unsubscribe",
+        "group_unsubscribe",
+        "bounce",
+        "spam",
+        "one_click_link",
+        "preferences_page",
+        "conversion",
+        "operator",
+    ],
 )
 def test_a_stopped_enrolment_sends_nothing_more_and_shows_why(
     engine: Engine, stop: object, reason: str

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from models import EnrolmentStatus, SequenceEnrolment
+from models import EmailMessage, EnrolmentStatus, SequenceEnrolment
 
 # The reasons the console shows, one per way an enrolment stops.
 REPLIED = "The lead replied"
@@ -95,4 +95,25 @@ def stop_on_conversion(
         lead_id=lead_id,
         reason=f"Converted: {what}"[:200],
         at=at,
+    )
+
+
+def stop_after_unsubscribe(
+    session: Session, *, workspace_id: int, message_id: int, at: dt.datetime
+) -> int:
+    """The person a message was about left a group by its link (one-click unsubscribe, the
+    preferences page): their follow-ups stop now, not at the next step's suppression check,
+    whichever group they left (they asked for less mail). Only a lead's: a team member
+    unsubscribing from a new-lead notification stops nothing of the lead's."""
+    lead_id = session.scalars(
+        select(EmailMessage.subject_id).where(
+            EmailMessage.id == message_id,
+            EmailMessage.workspace_id == workspace_id,
+            EmailMessage.subject_type == "lead",
+        )
+    ).first()
+    if lead_id is None:
+        return 0
+    return stop_lead_enrolments(
+        session, workspace_id=workspace_id, lead_id=lead_id, reason=UNSUBSCRIBED, at=at
     )
