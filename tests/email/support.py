@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session
 import backend.sandbox.sendgrid as sendgrid_emulator
 from backend.connections import credentials
 from backend.email import service
-from models import EmailMessage, Integration, IntegrationStatus
+from models import EmailMessage, Integration, IntegrationStatus, ProposalTemplate, Role, Workspace
 from tests import factories
 from tests.support.hub_env import apply
 from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
 
 SIDECAR = "https://hub.example"
+LEAD_FORM_ORIGIN = "https://lakeside.example"
 
 
 @pytest.fixture(name="sandbox")
@@ -55,6 +56,26 @@ def workspace_with_sendgrid(engine: Engine, sandbox: RunningSandbox | None) -> i
         credentials.seal(row, {"api_key": key})
         session.commit()
         return ws.id
+
+
+def prepare_lead_form(engine: Engine, ws: int) -> None:
+    """The lead form's workspace: its site's origin allowed, an owner (who is notified of a new
+    lead) and a viewer (who is not), and a published proposal for "recital media"."""
+    with Session(engine) as session:
+        workspace = session.get_one(Workspace, ws)
+        workspace.lead_form_origins = [LEAD_FORM_ORIGIN]
+        factories.member(session, workspace, email="sam@lakeside.example", role=Role.OWNER)
+        factories.member(session, workspace, email="viewer@lakeside.example", role=Role.VIEWER)
+        session.add(
+            ProposalTemplate(
+                workspace_id=ws,
+                title="Recital media package",
+                service_type="Recital media",
+                body="Two cameras, edited film within two weeks.",
+                published=True,
+            )
+        )
+        session.commit()
 
 
 def queue(
