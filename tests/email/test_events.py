@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from backend.email import service
 from backend.jobs.runner import Runner
 from models import (
     Alert,
+    EmailEvent,
     EmailMessage,
     EmailSequence,
     EmailStatus,
@@ -177,6 +178,21 @@ def test_events_three_times_and_shuffled_end_as_in_order(
     assert last_click is not None and last_click.timestamp() == T0 + 950
     assert delivered is not None and delivered.timestamp() == T0 + 5
 
+    def timeline(lead: int, message: int) -> list[tuple[Any, ...]]:
+        rows = session.execute(
+            select(EngagementEvent.name, EngagementEvent.occurred_at, EngagementEvent.properties)
+            .where(EngagementEvent.subject_id == lead)
+            .order_by(EngagementEvent.occurred_at)
+        ).all()
+        assert all(r.properties["message_id"] == message for r in rows)
+        return [(r.name, r.occurred_at, {**r.properties, "message_id": 0}) for r in rows]
+
+    # The same timeline as one ordered delivery: each event once, nothing more.
+    assert timeline(lead_b, shuffled) == timeline(lead_a, in_order)
+    recorded = session.execute(
+        select(EmailEvent.message_id, func.count()).group_by(EmailEvent.message_id)
+    ).all()
+    assert dict(recorded) == {in_order: 7, shuffled: 7}
     rows = session.execute(
         select(EngagementEvent.subject_id, EngagementEvent.name, EngagementEvent.properties)
         .where(EngagementEvent.subject_id == lead_b)
@@ -196,7 +212,7 @@ def test_events_three_times_and_shuffled_end_as_in_order(
     }
     assert all("jane" not in json.dumps(r.properties) for r in rows)
     # A click after the proposal was opened: engaged, and a late open does not step it back.
-    assert {session.get_one(Lead, lead).status for lead in (lead_a, lead_b)} == {"engaged"}
+    assert [session.get_one(Lead, lead).status for lead in (lead_a, lead_b)] == ["engaged"] * 2
 
 
 def test_a_late_delivered_does_not_step_back_and_a_bounce_overrides_it(

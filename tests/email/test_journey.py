@@ -20,10 +20,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from backend.api.app import create_app
-from backend.db import get_engine
 from backend.email import service
-from backend.jobs.runner import Runner
 from models import (
     Alert,
     EmailMessage,
@@ -32,19 +29,18 @@ from models import (
     EmailSuppression,
     EngagementEvent,
     InboundEvent,
-    Integration,
     Lead,
     SequenceEnrolment,
 )
-from tests.api.webhook_support import settings
 from tests.email.support import (
+    drain,
     mailbox,
     prepare_lead_form,
     sendgrid_sandbox,  # noqa: F401 (the "sandbox" fixture)
+    sidecar_receiving_events,
     workspace_with_sendgrid,
 )
 from tests.support.sandbox_fixtures import RunningSandbox
-from tests.support.servers import serve
 
 JANE = {
     "name": "Jane Doe",
@@ -65,37 +61,15 @@ class Hub:
 
 @pytest.fixture
 def hub(engine: Engine, sandbox: RunningSandbox) -> Iterator[Hub]:
-    """The sidecar on a loopback port; the workspace's SendGrid is the sandbox, which posts its
-    events to this sidecar, signed with the key the workspace trusts."""
-    app = create_app(settings())
-    app.dependency_overrides[get_engine] = lambda: engine
+    """The lead form's workspace, its SendGrid the sandbox, whose events go to the sidecar."""
     ws = workspace_with_sendgrid(engine, sandbox)
     prepare_lead_form(engine, ws)
-    public_key = httpx.get(f"{sandbox.url}/sendgrid/_sandbox/public_key", timeout=10).json()
-    with Session(engine) as session:
-        row = session.scalars(select(Integration).where(Integration.workspace_id == ws)).one()
-        row.settings = {
-            **(row.settings or {}),
-            "event_webhook_public_key": public_key["public_key"],
-        }
-        session.commit()
-    with serve(app) as sidecar:
-        pointed = httpx.post(
-            f"{sandbox.url}/sendgrid/_sandbox/event_webhook",
-            json={"url": f"{sidecar}/webhooks/sendgrid/acme"},
-            timeout=10,
-        )
-        assert pointed.status_code == 200, pointed.text
+    with sidecar_receiving_events(engine, sandbox, ws) as sidecar:
         yield Hub(sidecar, sandbox, engine, ws)
 
 
 def _drain(engine: Engine) -> None:
-    runner = Runner(engine, "test-worker", batch=50)
-    while True:
-        report = runner.run_once()
-        assert report.errors == [], report.errors
-        if not report.claimed:
-            return
+    assert drain(engine) == []
 
 
 def _received(engine: Engine) -> collections.Counter[str]:
