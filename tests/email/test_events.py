@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from backend.email import service
+from backend.email import events, service
 from backend.jobs.runner import Runner
 from models import (
     Alert,
@@ -25,6 +25,7 @@ from models import (
     EmailStatus,
     EmailSuppression,
     EngagementEvent,
+    InboundEvent,
     Lead,
     SequenceEnrolment,
 )
@@ -213,6 +214,24 @@ def test_events_three_times_and_shuffled_end_as_in_order(
     assert all("jane" not in json.dumps(r.properties) for r in rows)
     # A click after the proposal was opened: engaged, and a late open does not step it back.
     assert [session.get_one(Lead, lead).status for lead in (lead_a, lead_b)] == ["engaged"] * 2
+
+
+def test_an_event_its_handler_meets_again_changes_nothing(
+    sidecar: TestClient, engine: Engine, session: Session, seeded: Seeded
+) -> None:
+    """The inbox drops a repeated delivery before the handler (the test above); the handler
+    keeps its own record too, for the event it meets again (an operator's replay)."""
+    ws = seeded.workspace_id
+    lead = _lead(session, ws)
+    message = _message(session, ws, lead_id=lead)
+    _post(sidecar, session, seeded, [_event("o1", "open", message, ws, T0)])
+    _process(engine, session)
+    before = _state(session, message)
+    events.handle(session, session.scalars(select(InboundEvent)).one())
+    session.commit()
+    assert _state(session, message) == before
+    assert before[4] == 1
+    assert len(session.scalars(select(EngagementEvent)).all()) == 1
 
 
 def test_a_late_delivered_does_not_step_back_and_a_bounce_overrides_it(
