@@ -6,10 +6,11 @@ Never twice: SendGrid has no idempotency key, so the messages a job takes are ma
 ``unknown`` and committed *before* the request leaves; only an answer moves them on (``sent``
 with SendGrid's X-Message-Id, ``failed`` on a refusal, back to ``queued`` when SendGrid said
 it did not take them: a 5xx, a 429, a connection refused). A timeout after the request left,
-or a crash mid-request, leaves them ``unknown``, and no retry sends an ``unknown`` message
-again: this errs toward a missed e-mail over a duplicate (docs/DESIGN.md, "Email").
+or a crash mid-request, leaves them ``unknown`` (the crash's reason written when the job runs
+again after its lease ran out), and no retry sends an ``unknown`` message again: this errs
+toward a missed e-mail over a duplicate (docs/DESIGN.md, "Email").
 
-Tested in tests/email/test_send.py.
+Tested in tests/email/test_send.py and tests/email/test_crash.py (a scheduler killed mid-send).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ UNKNOWN_REASON = (
     "have been sent. It is not sent again automatically (that could mail it twice); SendGrid's "
     "events settle it."
 )
+CRASH_REASON = (
+    "The worker sending it stopped (killed or crashed) before SendGrid's answer was recorded: "
+    "it may have been sent. It is not sent again automatically (that could mail it twice); "
+    "SendGrid's events settle it."
+)
 
 
 @dataclass
@@ -79,6 +85,8 @@ def send(session: Session, job: JobContext) -> None:
     if own is None:
         return  # its workspace was removed
     sender = _sender(session, workspace_id)
+    if job.attempt > 1:
+        _note_crash(session, job.id)
     taken = _take(session, own, job.id)
     if not taken:
         # Sent by another job's batch, skipped, or ``unknown`` after a timeout or a crash:
@@ -155,6 +163,21 @@ def _job_of(session: Session, payload: dict[str, Any]) -> int | None:
             OutboxJob.idempotency_key == service.send_key(int(payload["message_id"]))
         )
     ).first()
+
+
+def _note_crash(session: Session, job_id: int) -> None:
+    """This job's messages ``unknown`` without a reason were taken by an earlier run of it that
+    never recorded SendGrid's answer: its worker died mid-send. Say so; never resend them."""
+    session.execute(
+        update(EmailMessage)
+        .where(
+            EmailMessage.send_job_id == job_id,
+            EmailMessage.status == EmailStatus.UNKNOWN.value,
+            EmailMessage.failure_reason.is_(None),
+        )
+        .values(failure_reason=CRASH_REASON)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _take(session: Session, own: EmailMessage, job_id: int) -> list[EmailMessage]:

@@ -167,8 +167,10 @@ def _announce(
             purpose="new_lead_notification",
             to_email=owner.email,
             to_name=owner.name,
-            subject_type="lead",
-            subject_id=lead_id,
+            # The person it concerns is its reader, the owner: what they do with it (open it,
+            # click through to the lead) is not the lead's engagement (backend/email/events.py).
+            subject_type="operator",
+            subject_id=owner.id,
             context={
                 "business_name": workspace.name,
                 "recipient_name": owner.name,

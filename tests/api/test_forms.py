@@ -15,17 +15,18 @@ from sqlalchemy.orm import Session
 
 from backend.api.forms import RateLimit
 from backend.jobs.runner import Runner
-from models import Alert, EmailMessage, Lead, LeadMessage, ProposalTemplate, Role, Workspace
-from tests import factories
+from models import Alert, EmailMessage, Lead, LeadMessage
 from tests.api.webhook_support import client_for
 from tests.email.support import (
+    LEAD_FORM_ORIGIN,
     mailbox,
+    prepare_lead_form,
     sendgrid_sandbox,  # noqa: F401 (the "sandbox" fixture)
     workspace_with_sendgrid,
 )
 from tests.support.sandbox_fixtures import RunningSandbox
 
-ORIGIN = "https://lakeside.example"
+ORIGIN = LEAD_FORM_ORIGIN
 JANE = {
     "name": "Jane Doe",
     "email": " Jane@Example.com ",
@@ -38,28 +39,10 @@ JANE = {
 HTML = {"accept": "text/html,application/xhtml+xml"}
 
 
-def _prepare(engine: Engine, ws: int) -> None:
-    with Session(engine) as session:
-        workspace = session.get_one(Workspace, ws)
-        workspace.lead_form_origins = [ORIGIN]
-        factories.member(session, workspace, email="sam@lakeside.example", role=Role.OWNER)
-        factories.member(session, workspace, email="viewer@lakeside.example", role=Role.VIEWER)
-        session.add(
-            ProposalTemplate(
-                workspace_id=ws,
-                title="Recital media package",
-                service_type="Recital media",
-                body="Two cameras, edited film within two weeks.",
-                published=True,
-            )
-        )
-        session.commit()
-
-
 @pytest.fixture
 def ws(engine: Engine) -> int:
     ws = workspace_with_sendgrid(engine, None)
-    _prepare(engine, ws)
+    prepare_lead_form(engine, ws)
     return ws
 
 
@@ -250,7 +233,7 @@ def test_the_notification_and_the_proposal_reach_the_mailbox(
     engine: Engine, sandbox: RunningSandbox
 ) -> None:
     ws = workspace_with_sendgrid(engine, sandbox)
-    _prepare(engine, ws)
+    prepare_lead_form(engine, ws)
     for client in client_for(engine):
         assert client.post("/forms/acme/leads", json=JANE).status_code == 201
     while Runner(engine, "test-worker").run_once().claimed:

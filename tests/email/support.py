@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -10,14 +12,20 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 import backend.sandbox.sendgrid as sendgrid_emulator
+from backend.api.app import create_app
 from backend.connections import credentials
+from backend.db import get_engine
 from backend.email import service
-from models import EmailMessage, Integration, IntegrationStatus
+from backend.jobs.runner import Runner
+from models import EmailMessage, Integration, IntegrationStatus, ProposalTemplate, Role, Workspace
 from tests import factories
+from tests.api.webhook_support import settings
 from tests.support.hub_env import apply
 from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
+from tests.support.servers import serve
 
 SIDECAR = "https://hub.example"
+LEAD_FORM_ORIGIN = "https://lakeside.example"
 
 
 @pytest.fixture(name="sandbox")
@@ -55,6 +63,26 @@ def workspace_with_sendgrid(engine: Engine, sandbox: RunningSandbox | None) -> i
         credentials.seal(row, {"api_key": key})
         session.commit()
         return ws.id
+
+
+def prepare_lead_form(engine: Engine, ws: int) -> None:
+    """The lead form's workspace: its site's origin allowed, an owner (who is notified of a new
+    lead) and a viewer (who is not), and a published proposal for "recital media"."""
+    with Session(engine) as session:
+        workspace = session.get_one(Workspace, ws)
+        workspace.lead_form_origins = [LEAD_FORM_ORIGIN]
+        factories.member(session, workspace, email="sam@lakeside.example", role=Role.OWNER)
+        factories.member(session, workspace, email="viewer@lakeside.example", role=Role.VIEWER)
+        session.add(
+            ProposalTemplate(
+                workspace_id=ws,
+                title="Recital media package",
+                service_type="Recital media",
+                body="Two cameras, edited film within two weeks.",
+                published=True,
+            )
+        )
+        session.commit()
 
 
 def queue(
@@ -107,3 +135,49 @@ def messages(engine: Engine, ws: int) -> list[EmailMessage]:
 
 def mailbox(sandbox: RunningSandbox) -> list[dict[str, Any]]:
     return list(sandbox.ctx.store.read("sendgrid")["messages"].values())
+
+
+def drain(engine: Engine) -> list[str]:
+    """Run the outbox's due jobs until none is left; returns the errors."""
+    errors: list[str] = []
+    runner = Runner(engine, "test-worker", batch=50)
+    while True:
+        report = runner.run_once()
+        errors += report.errors
+        if not report.claimed:
+            return errors
+
+
+def requests_made(sandbox: RunningSandbox) -> int:
+    """The API requests the SendGrid sandbox answered."""
+    answered = httpx.get(f"{sandbox.url}/_sandbox/requests", timeout=10).json()
+    return int(answered.get("sendgrid", {}).get("requests", 0))
+
+
+@contextmanager
+def sidecar_receiving_events(engine: Engine, sandbox: RunningSandbox, ws: int) -> Iterator[str]:
+    """The sidecar on a loopback port (yields its URL), and the sandbox posting its SendGrid
+    events to it for workspace ``ws``, signed with the key the workspace's SendGrid trusts."""
+    app = create_app(settings())
+    app.dependency_overrides[get_engine] = lambda: engine
+    key = httpx.get(f"{sandbox.url}/sendgrid/_sandbox/public_key", timeout=10).json()["public_key"]
+    with Session(engine) as session:
+        row = session.scalars(
+            select(Integration).where(
+                Integration.workspace_id == ws, Integration.provider == "sendgrid"
+            )
+        ).one()
+        row.settings = {
+            **(row.settings or {}),
+            "event_webhook_public_key": key,
+        }
+        slug = session.get_one(Workspace, ws).slug
+        session.commit()
+    with serve(app) as sidecar:
+        pointed = httpx.post(
+            f"{sandbox.url}/sendgrid/_sandbox/event_webhook",
+            json={"url": f"{sidecar}/webhooks/sendgrid/{slug}"},
+            timeout=10,
+        )
+        assert pointed.status_code == 200, pointed.text
+        yield sidecar

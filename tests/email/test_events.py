@@ -12,18 +12,20 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from backend.email import service
+from backend.email import events, service
 from backend.jobs.runner import Runner
 from models import (
     Alert,
+    EmailEvent,
     EmailMessage,
     EmailSequence,
     EmailStatus,
     EmailSuppression,
     EngagementEvent,
+    InboundEvent,
     Lead,
     SequenceEnrolment,
 )
@@ -177,6 +179,21 @@ def test_events_three_times_and_shuffled_end_as_in_order(
     assert last_click is not None and last_click.timestamp() == T0 + 950
     assert delivered is not None and delivered.timestamp() == T0 + 5
 
+    def timeline(lead: int, message: int) -> list[tuple[Any, ...]]:
+        rows = session.execute(
+            select(EngagementEvent.name, EngagementEvent.occurred_at, EngagementEvent.properties)
+            .where(EngagementEvent.subject_id == lead)
+            .order_by(EngagementEvent.occurred_at)
+        ).all()
+        assert all(r.properties["message_id"] == message for r in rows)
+        return [(r.name, r.occurred_at, {**r.properties, "message_id": 0}) for r in rows]
+
+    # The same timeline as one ordered delivery: each event once, nothing more.
+    assert timeline(lead_b, shuffled) == timeline(lead_a, in_order)
+    recorded = session.execute(
+        select(EmailEvent.message_id, func.count()).group_by(EmailEvent.message_id)
+    ).all()
+    assert dict(recorded) == {in_order: 7, shuffled: 7}
     rows = session.execute(
         select(EngagementEvent.subject_id, EngagementEvent.name, EngagementEvent.properties)
         .where(EngagementEvent.subject_id == lead_b)
@@ -196,7 +213,25 @@ def test_events_three_times_and_shuffled_end_as_in_order(
     }
     assert all("jane" not in json.dumps(r.properties) for r in rows)
     # A click after the proposal was opened: engaged, and a late open does not step it back.
-    assert {session.get_one(Lead, lead).status for lead in (lead_a, lead_b)} == {"engaged"}
+    assert [session.get_one(Lead, lead).status for lead in (lead_a, lead_b)] == ["engaged"] * 2
+
+
+def test_an_event_its_handler_meets_again_changes_nothing(
+    sidecar: TestClient, engine: Engine, session: Session, seeded: Seeded
+) -> None:
+    """The inbox drops a repeated delivery before the handler (the test above); the handler
+    keeps its own record too, for the event it meets again (an operator's replay)."""
+    ws = seeded.workspace_id
+    lead = _lead(session, ws)
+    message = _message(session, ws, lead_id=lead)
+    _post(sidecar, session, seeded, [_event("o1", "open", message, ws, T0)])
+    _process(engine, session)
+    before = _state(session, message)
+    events.handle(session, session.scalars(select(InboundEvent)).one())
+    session.commit()
+    assert _state(session, message) == before
+    assert before[4] == 1
+    assert len(session.scalars(select(EngagementEvent)).all()) == 1
 
 
 def test_a_late_delivered_does_not_step_back_and_a_bounce_overrides_it(

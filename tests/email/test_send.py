@@ -9,7 +9,6 @@ import collections
 import socket
 import threading
 
-import httpx
 import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
@@ -22,29 +21,16 @@ from backend.jobs.runner import Runner
 from models import EmailStatus, Integration, JobStatus, OutboxJob, utcnow
 from tests.email.support import (
     SIDECAR,
+    drain,
     mailbox,
     messages,
     queue,
+    requests_made,
     sendgrid_sandbox,  # noqa: F401 (the "sandbox" fixture)
     workspace_with_sendgrid,
 )
 from tests.support.hub_env import apply
 from tests.support.sandbox_fixtures import MakeSandbox, RunningSandbox
-
-
-def _drain(engine: Engine) -> list[str]:
-    errors: list[str] = []
-    runner = Runner(engine, "test-worker", batch=50)
-    while True:
-        report = runner.run_once()
-        errors += report.errors
-        if not report.claimed:
-            return errors
-
-
-def _requests(sandbox: RunningSandbox) -> int:
-    answered = httpx.get(f"{sandbox.url}/_sandbox/requests", timeout=10).json()
-    return int(answered.get("sendgrid", {}).get("requests", 0))
 
 
 def _due_now(engine: Engine) -> None:
@@ -63,8 +49,8 @@ def test_each_message_lands_once_with_its_unsubscribe_headers(
 ) -> None:
     ws = workspace_with_sendgrid(engine, sandbox)
     ids = queue(engine, ws, ["a@example.com", "b@example.com", "c@example.com"])
-    assert _drain(engine) == []
-    assert _requests(sandbox) == 1
+    assert drain(engine) == []
+    assert requests_made(sandbox) == 1
     mailed = sorted(mailbox(sandbox), key=lambda m: m["to"]["email"])
     assert [m["to"]["email"] for m in mailed] == ["a@example.com", "b@example.com", "c@example.com"]
     for message_id, mail in zip(ids, mailed, strict=True):
@@ -95,8 +81,8 @@ def test_2500_recipients_go_in_three_requests_of_at_most_1000(
 ) -> None:
     ws = workspace_with_sendgrid(engine, sandbox)
     queue(engine, ws, [f"person{n}@example.com" for n in range(2500)])
-    assert _drain(engine) == []
-    assert _requests(sandbox) == 3
+    assert drain(engine) == []
+    assert requests_made(sandbox) == 3
     rows = messages(engine, ws)
     assert {r.status for r in rows} == {EmailStatus.SENT}
     by_request = collections.Counter(r.sendgrid_message_id for r in rows)
@@ -109,8 +95,8 @@ def test_2500_recipients_go_in_three_requests_of_at_most_1000(
 def test_an_address_is_never_twice_in_one_request(engine: Engine, sandbox: RunningSandbox) -> None:
     ws = workspace_with_sendgrid(engine, sandbox)
     queue(engine, ws, ["a@example.com", "b@example.com", "A@example.com", "c@example.com"])
-    assert _drain(engine) == []
-    assert _requests(sandbox) == 2
+    assert drain(engine) == []
+    assert requests_made(sandbox) == 2
     per_request: dict[str, list[str]] = collections.defaultdict(list)
     for mail in mailbox(sandbox):
         per_request[mail["x_message_id"]].append(mail["to"]["email"])
@@ -134,7 +120,7 @@ def test_an_unsubscribe_after_queueing_still_stops_the_message(
             reason="unsubscribe",
         )
         session.commit()
-    assert _drain(engine) == []
+    assert drain(engine) == []
     assert [m["to"]["email"] for m in mailbox(sandbox)] == ["a@example.com"]
     skipped = [r for r in messages(engine, ws) if r.status == EmailStatus.SKIPPED]
     assert [r.to_email for r in skipped] == ["b@example.com"]
@@ -152,7 +138,7 @@ def test_a_sendgrid_outage_requeues_and_the_retry_sends_once(
     assert {r.status for r in messages(engine, ws)} == {EmailStatus.QUEUED}
     sandbox.switch(sendgrid={"outage": "none"})
     _due_now(engine)
-    assert _drain(engine) == []
+    assert drain(engine) == []
     assert sorted(m["to"]["email"] for m in mailbox(sandbox)) == ["a@example.com", "b@example.com"]
     assert {r.status for r in messages(engine, ws)} == {EmailStatus.SENT}
 
@@ -173,7 +159,7 @@ def test_a_timeout_after_sendgrid_took_the_request_is_never_sent_again(
     assert all(r.failure_reason == send.UNKNOWN_REASON for r in rows)
     sandbox.switch(sendgrid={"late_answer_seconds": 0})
     _due_now(engine)
-    assert _drain(engine) == []  # the retry finds nothing to send
+    assert drain(engine) == []  # the retry finds nothing to send
     assert sorted(m["to"]["email"] for m in mailbox(sandbox)) == ["a@example.com", "b@example.com"]
     assert {r.status for r in messages(engine, ws)} == {EmailStatus.UNKNOWN}
 
@@ -192,7 +178,7 @@ def test_a_timeout_before_sendgrid_took_the_request_errs_toward_not_sending(
     assert report.retried == 1 and "ProviderTimeout" in report.errors[0]
     sandbox.switch(sendgrid={"outage": "none"})
     _due_now(engine)
-    assert _drain(engine) == []
+    assert drain(engine) == []
     assert mailbox(sandbox) == []
     (row,) = messages(engine, ws)
     assert row.status == EmailStatus.UNKNOWN
@@ -270,7 +256,7 @@ def test_a_message_its_template_cannot_render_fails_alone(
         )
         session.commit()
         broken_id = broken.id
-    assert _drain(engine) == []
+    assert drain(engine) == []
     assert sorted(m["to"]["email"] for m in mailbox(sandbox)) == ["a@example.com", "b@example.com"]
     status = {r.id: r for r in messages(engine, ws)}
     assert status[broken_id].status == EmailStatus.FAILED
