@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 import backend.sandbox.sendgrid as sendgrid_emulator
@@ -17,7 +19,15 @@ from backend.connections import credentials
 from backend.db import get_engine
 from backend.email import service
 from backend.jobs.runner import Runner
-from models import EmailMessage, Integration, IntegrationStatus, ProposalTemplate, Role, Workspace
+from models import (
+    EmailMessage,
+    InboundEvent,
+    Integration,
+    IntegrationStatus,
+    ProposalTemplate,
+    Role,
+    Workspace,
+)
 from tests import factories
 from tests.api.webhook_support import settings
 from tests.support.hub_env import apply
@@ -154,10 +164,15 @@ def requests_made(sandbox: RunningSandbox) -> int:
     return int(answered.get("sendgrid", {}).get("requests", 0))
 
 
+# The workspace's Inbound Parse secret in these tests (the sandbox's Reply posts it).
+INBOUND_SECRET = "email-tests-inbound-parse-secret-0123456789"
+
+
 @contextmanager
 def sidecar_receiving_events(engine: Engine, sandbox: RunningSandbox, ws: int) -> Iterator[str]:
     """The sidecar on a loopback port (yields its URL), and the sandbox posting its SendGrid
-    events to it for workspace ``ws``, signed with the key the workspace's SendGrid trusts."""
+    events to it for workspace ``ws``, signed with the key the workspace's SendGrid trusts, and
+    its mailbox's replies to the workspace's Inbound Parse route."""
     app = create_app(settings())
     app.dependency_overrides[get_engine] = lambda: engine
     key = httpx.get(f"{sandbox.url}/sendgrid/_sandbox/public_key", timeout=10).json()["public_key"]
@@ -171,7 +186,9 @@ def sidecar_receiving_events(engine: Engine, sandbox: RunningSandbox, ws: int) -
             **(row.settings or {}),
             "event_webhook_public_key": key,
         }
-        slug = session.get_one(Workspace, ws).slug
+        workspace = session.get_one(Workspace, ws)
+        workspace.inbound_parse_token = INBOUND_SECRET
+        slug = workspace.slug
         session.commit()
     with serve(app) as sidecar:
         pointed = httpx.post(
@@ -180,4 +197,33 @@ def sidecar_receiving_events(engine: Engine, sandbox: RunningSandbox, ws: int) -
             timeout=10,
         )
         assert pointed.status_code == 200, pointed.text
+        host = sidecar.removeprefix("http://")
+        parse_url = f"http://inbound:{INBOUND_SECRET}@{host}/webhooks/sendgrid-inbound/{slug}"
+        pointed = httpx.post(
+            f"{sandbox.url}/sendgrid/_sandbox/inbound_parse", json={"url": parse_url}, timeout=10
+        )
+        assert pointed.status_code == 200, pointed.text
         yield sidecar
+
+
+def reply_in_mailbox(engine: Engine, sandbox: RunningSandbox, to_email: str, text: str) -> None:
+    """Press Reply on the newest mail to ``to_email`` in the sandbox's mailbox (the sidecar of
+    ``sidecar_receiving_events`` must be listening) and wait until the sidecar has stored it."""
+    sent = [m for m in mailbox(sandbox) if m["to"]["email"] == to_email]
+    assert sent, f"no mail to {to_email} in the sandbox's mailbox"
+    with Session(engine) as session:
+        before = session.scalar(select(func.count()).select_from(InboundEvent))
+    answer = httpx.post(
+        f"{sandbox.url}/sendgrid/_pages/mailbox/{quote(sent[-1]['id'], safe='')}/reply",
+        data={"text": text},
+        timeout=10,
+        follow_redirects=True,
+    )
+    assert answer.status_code == 200, answer.text
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with Session(engine) as session:
+            if session.scalar(select(func.count()).select_from(InboundEvent)) > (before or 0):
+                return
+        time.sleep(0.05)
+    raise AssertionError("the sidecar never stored the sandbox's reply")

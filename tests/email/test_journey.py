@@ -219,7 +219,7 @@ def test_the_form_makes_a_lead_and_the_mailbox_shows_both_emails_then_open_and_c
     assert _lead_status(hub.engine, lead_id) == "proposal_viewed"
 
     # ...and follows the proposal's link, tracked by the sandbox as SendGrid tracks it.
-    _follow(hub, proposal, "/forms/acme")
+    _follow(hub, proposal, "/x/")
     _apply_events(hub, processed=2, delivered=2, open=2, click=2)
     with Session(hub.engine) as session:
         opened = session.get_one(EmailMessage, proposal_id)
