@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     PYTHON,
     CpuMeter,
     conditions,
@@ -36,15 +36,15 @@ from _common import (  # noqa: E402
     verdict,
     wait_http,
 )
-from sqlalchemy import Engine, text  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
-from backend import jobs  # noqa: E402, F401 - declares the outbox's job kinds
-from backend.connections import credentials  # noqa: E402
-from backend.email import service  # noqa: E402
-from backend.email.service import Recipient  # noqa: E402
-from backend.sandbox.sendgrid import DEMO_API_KEY  # noqa: E402
-from models import Integration, IntegrationStatus, Plan, Workspace  # noqa: E402
+from backend import jobs  # noqa: F401 - declares the outbox's job kinds
+from backend.connections import credentials
+from backend.email import service
+from backend.email.service import Recipient
+from backend.sandbox.sendgrid import DEMO_API_KEY
+from models import Integration, IntegrationStatus, Plan, Workspace
 
 TARGET_SECONDS = 60.0
 # Rows per transaction of the queueing: the sends start while the rest is written.
@@ -173,9 +173,7 @@ def main() -> int:
                     {"w": ws},
                 ).one()
                 jobs = dict(
-                    conn.execute(
-                        text("SELECT status, count(*) FROM outbox_jobs GROUP BY 1")
-                    ).all()
+                    conn.execute(text("SELECT status, count(*) FROM outbox_jobs GROUP BY 1")).all()
                 )
             for scheduler in schedulers:
                 scheduler.stop()
