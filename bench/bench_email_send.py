@@ -173,7 +173,12 @@ def main() -> int:
                     {"w": ws},
                 ).one()
                 jobs = dict(
-                    conn.execute(text("SELECT status, count(*) FROM outbox_jobs GROUP BY 1")).all()
+                    conn.execute(
+                        text(
+                            "SELECT status, count(*) FROM outbox_jobs "
+                            "WHERE kind = 'email.send' GROUP BY 1"
+                        )
+                    ).all()
                 )
             for scheduler in schedulers:
                 scheduler.stop()
@@ -214,7 +219,7 @@ def main() -> int:
                 f"requests for {sent} rows sent",
             ),
             (
-                "every send job done",
+                "every email.send job done",
                 set(jobs) <= {"done"},
                 f"{jobs}",
             ),
