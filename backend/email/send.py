@@ -255,8 +255,8 @@ def _adapter(session: Session, workspace_id: int, api_key: str) -> sendgrid.Send
     )
 
 
-def _envelope(message: EmailMessage, **extra: Any) -> sendgrid.Envelope:
-    url = unsubscribe.url_for(message.id, message.workspace_id)
+def _envelope(message: EmailMessage, url: str, **extra: Any) -> sendgrid.Envelope:
+    """``url``: the message's unsubscribe link (signed once a message: in its content too)."""
     return sendgrid.Envelope(
         to_email=message.to_email,
         to_name=message.to_name,
@@ -285,7 +285,7 @@ def _requests(messages: Sequence[EmailMessage]) -> list[Request]:
         for message in messages:
             url = unsubscribe.url_for(message.id, message.workspace_id)
             data = {**message.context, "unsubscribe_url": url}
-            batch.envelopes.append(_envelope(message, dynamic_data=data))
+            batch.envelopes.append(_envelope(message, url, dynamic_data=data))
         return [batch]
     batch = Request([], html=HTML_TAG, text=TEXT_TAG)
     alone: list[Request] = []
@@ -300,13 +300,14 @@ def _requests(messages: Sequence[EmailMessage]) -> list[Request]:
         size = len(rendered.html.encode()) + len(rendered.text.encode())
         if size > SUBSTITUTION_BUDGET:
             single = Request([message], html=rendered.html, text=rendered.text)
-            single.envelopes.append(_envelope(message, subject=rendered.subject))
+            single.envelopes.append(_envelope(message, url, subject=rendered.subject))
             alone.append(single)
             continue
         batch.messages.append(message)
         batch.envelopes.append(
             _envelope(
                 message,
+                url,
                 subject=rendered.subject,
                 substitutions={HTML_TAG: rendered.html, TEXT_TAG: rendered.text},
             )
