@@ -361,19 +361,25 @@ def _engagement(
         properties["url"] = payload["url"][:2000]
     if name == "bounce":
         properties["bounce_type"] = str(payload.get("type") or "bounce")
+    values: dict[str, Any] = dict(
+        workspace_id=message.workspace_id,
+        source=SOURCE,
+        source_event_id=sg_event_id[:128],
+        subject_type=message.subject_type,
+        subject_id=message.subject_id,
+        name=timeline_name,
+        occurred_at=at,
+        properties=properties,
+        created_at=utcnow(),
+    )
+    if name in COMMON and _held(session) is not None:
+        # Written with the batch (its email_events row said it is new; a concurrent duplicate
+        # fails the batch, which runs again event by event).
+        session.add(EngagementEvent(**values))
+        return
     session.execute(
         conflict_insert(session, EngagementEvent)
-        .values(
-            workspace_id=message.workspace_id,
-            source=SOURCE,
-            source_event_id=sg_event_id[:128],
-            subject_type=message.subject_type,
-            subject_id=message.subject_id,
-            name=timeline_name,
-            occurred_at=at,
-            properties=properties,
-            created_at=utcnow(),
-        )
+        .values(**values)
         .on_conflict_do_nothing(index_elements=["workspace_id", "source", "source_event_id"])
     )
 
