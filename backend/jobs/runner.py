@@ -125,9 +125,8 @@ class Runner:
                     specs[job.kind].handler(session, self._context(job))
                     # Not before the jobs prepared together have run: on a busy machine a
                     # chunk of one or two jobs would load the next 32 jobs' rows for each.
-                    if (
-                        time.monotonic() >= deadline
-                        and (count % self.prepare_ahead == 0 or count == len(jobs))
+                    if time.monotonic() >= deadline and (
+                        count % self.prepare_ahead == 0 or count == len(jobs)
                     ):
                         break
                 report.done += outbox.complete(
