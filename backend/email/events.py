@@ -18,6 +18,8 @@ Tested in tests/email/test_events.py.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, exists, select
@@ -133,10 +135,16 @@ def _message(session: Session, workspace_id: int, payload: dict[str, Any]) -> Em
     stmt = select(EmailMessage).where(EmailMessage.workspace_id == workspace_id).with_for_update()
     raw_id = str(payload.get(CUSTOM_MESSAGE_ID) or "")
     if raw_id.isdigit():
+        held = _held(session)
+        if held is not None and int(raw_id) in held.messages:
+            message = held.messages[int(raw_id)]
+            return message if message is not None and message.workspace_id == workspace_id else None
         return session.scalars(stmt.where(EmailMessage.id == int(raw_id))).first()
     x_id = _x_message_id(payload.get("sg_message_id"))
     if x_id is None:
         return None
+    if _held(session) is not None:
+        session.flush()  # an earlier event of the batch may have set a message's X-Message-Id
     # One request's X-Message-Id is shared by its personalizations: only the address tells
     # them apart.
     email = normalise(str(payload.get("email") or ""))
@@ -156,6 +164,24 @@ def _first_time(
     at: dt.datetime,
 ) -> bool:
     """Record the event; False when it was recorded before (a repeated delivery)."""
+    held = _held(session)
+    if held is not None and (workspace_id, sg_event_id) in held.known:
+        # In a prefetched batch: the events recorded before it were loaded with it, and the
+        # batch's own are remembered; the row is written with the batch's other changes (a
+        # concurrent duplicate makes the batch fail and run again event by event, below).
+        if held.known[(workspace_id, sg_event_id)]:
+            return False
+        held.known[(workspace_id, sg_event_id)] = True
+        session.add(
+            EmailEvent(
+                workspace_id=workspace_id,
+                sg_event_id=sg_event_id,
+                message_id=message_id,
+                event=event[:24],
+                at=at,
+            )
+        )
+        return True
     inserted = session.execute(
         conflict_insert(session, EmailEvent)
         .values(
@@ -176,8 +202,27 @@ def handle(session: Session, event: InboundEvent) -> None:
     payload = event.payload
     if event.workspace_id is None:
         return
-    workspace_id = event.workspace_id
     name = str(payload.get("event") or event.event_type)
+    if name in COMMON or _held(session) is None:
+        _handle(session, event, name)
+        return
+    # A suppression, a lead's status, an alert, a sequence stopped: applied as if alone (the
+    # batch defers writes): what the events before it wrote is sent first, and its own queries
+    # see its own writes.
+    deferring = session.autoflush
+    session.autoflush = True
+    try:
+        session.flush()
+        _handle(session, event, name)
+        session.flush()
+    finally:
+        session.autoflush = deferring
+
+
+def _handle(session: Session, event: InboundEvent, name: str) -> None:
+    payload = event.payload
+    assert event.workspace_id is not None
+    workspace_id = event.workspace_id
     sg_event_id = str(payload.get("sg_event_id") or event.external_id)
     message = _message(session, workspace_id, payload)
     at = _when(payload.get("timestamp"))
@@ -317,19 +362,25 @@ def _engagement(
         properties["url"] = payload["url"][:2000]
     if name == "bounce":
         properties["bounce_type"] = str(payload.get("type") or "bounce")
+    values: dict[str, Any] = dict(
+        workspace_id=message.workspace_id,
+        source=SOURCE,
+        source_event_id=sg_event_id[:128],
+        subject_type=message.subject_type,
+        subject_id=message.subject_id,
+        name=timeline_name,
+        occurred_at=at,
+        properties=properties,
+        created_at=utcnow(),
+    )
+    if name in COMMON and _held(session) is not None:
+        # Written with the batch (its email_events row said it is new; a concurrent duplicate
+        # fails the batch, which runs again event by event).
+        session.add(EngagementEvent(**values))
+        return
     session.execute(
         conflict_insert(session, EngagementEvent)
-        .values(
-            workspace_id=message.workspace_id,
-            source=SOURCE,
-            source_event_id=sg_event_id[:128],
-            subject_type=message.subject_type,
-            subject_id=message.subject_id,
-            name=timeline_name,
-            occurred_at=at,
-            properties=properties,
-            created_at=utcnow(),
-        )
+        .values(**values)
         .on_conflict_do_nothing(index_elements=["workspace_id", "source", "source_event_id"])
     )
 
@@ -410,6 +461,74 @@ def _lead(
             f" and {stopped} sequence(s) stopped.",
             who="sendgrid",
         )
+
+
+# The events most of a webhook's batch is made of, applied with the batch's writes deferred
+# (``prefetch``): they change only their message, their own email_events row and the timeline.
+# The others (bounces, drops, spam reports, unsubscribes) also touch suppressions, leads,
+# alerts and sequences, and are applied between flushes, as if alone.
+COMMON = frozenset({"processed", "deferred", "delivered", "open", "click"})
+_HELD = "sendgrid_events_held"
+
+
+@dataclass
+class Held:
+    """What ``prefetch`` loaded for a batch, in its session: the messages named by the events'
+    custom args (locked, None when absent), and each (workspace, sg_event_id) of the batch with
+    whether it is recorded (before the batch, or by an earlier event of it)."""
+
+    messages: dict[int, EmailMessage | None] = field(default_factory=dict)
+    known: dict[tuple[int, str], bool] = field(default_factory=dict)
+
+
+def _held(session: Session) -> Held | None:
+    held = session.info.get(_HELD)
+    return held if isinstance(held, Held) else None
+
+
+def prefetch(session: Session, events: Sequence[InboundEvent]) -> Held:
+    """The inbox's prefetch: in two queries, the messages the batch's events name (locked in
+    id order, so two workers lock the same messages in the same order) and the events of the
+    batch already recorded. Kept on the session until it ends (a later chunk adds to it)."""
+    held = _held(session)
+    if held is None:
+        held = session.info[_HELD] = Held()
+    ids: set[int] = set()
+    keys: dict[int, set[str]] = {}
+    for event in events:
+        if event.workspace_id is None:
+            continue
+        raw_id = str(event.payload.get(CUSTOM_MESSAGE_ID) or "")
+        if raw_id.isdigit():
+            ids.add(int(raw_id))
+        sg_event_id = str(event.payload.get("sg_event_id") or event.external_id)
+        if (event.workspace_id, sg_event_id) not in held.known:
+            keys.setdefault(event.workspace_id, set()).add(sg_event_id)
+    wanted = sorted(ids - held.messages.keys())
+    if wanted:
+        found = {
+            m.id: m
+            for m in session.scalars(
+                select(EmailMessage)
+                .where(EmailMessage.id.in_(wanted))
+                .order_by(EmailMessage.id)
+                .with_for_update()
+            )
+        }
+        for message_id in wanted:
+            held.messages[message_id] = found.get(message_id)
+    for workspace_id, sg_ids in keys.items():
+        recorded = set(
+            session.scalars(
+                select(EmailEvent.sg_event_id).where(
+                    EmailEvent.workspace_id == workspace_id,
+                    EmailEvent.sg_event_id.in_(sorted(sg_ids)),
+                )
+            )
+        )
+        for sg_event_id in sg_ids:
+            held.known[(workspace_id, sg_event_id)] = sg_event_id in recorded
+    return held
 
 
 # Every SendGrid event type this module applies (registered in backend/email/jobs.py).

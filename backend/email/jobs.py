@@ -19,10 +19,10 @@ outbox.declare(service.SEND_KIND, send.send, provider="sendgrid", on_dead=send.o
 
 # -- inbox handlers ------------------------------------------------------------------------
 
-# SendGrid's Event Webhook (the sidecar stores each event): backend/email/events.py. Not
-# defer_writes: an event's handler queries what earlier events of its batch wrote (its
-# dedupe row, a suppression).
-inbox.register(events.SOURCE, events.HANDLERS)
+# SendGrid's Event Webhook (the sidecar stores each event): backend/email/events.py. A
+# batch's messages and recorded events are prefetched and its writes deferred; an event that
+# reads what earlier ones wrote (a suppression, a lead, an alert) flushes around itself.
+inbox.register(events.SOURCE, events.HANDLERS, defer_writes=True, prefetch=events.prefetch)
 
 # SendGrid Inbound Parse (replies; the sidecar stores each post): backend/email/inbound.py.
 inbox.register(inbound.PROVIDER, inbound.HANDLERS)

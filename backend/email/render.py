@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
 from backend.email.purposes import purpose
 
@@ -39,6 +39,13 @@ def environment() -> Environment:
     )
 
 
+@functools.cache
+def _template(name: str) -> Template:
+    """A template compiled once per process: Jinja's own cache takes a lock on every look-up,
+    which a send job's thousand renders in several threads queue on."""
+    return environment().get_template(name)
+
+
 def render(
     purpose_name: str,
     context: dict[str, Any],
@@ -49,18 +56,17 @@ def render(
     """A purpose's subject, HTML and text parts with ``context`` (the message's variables);
     the footer carries the unsubscribe and preferences links when given."""
     purpose(purpose_name)  # an unknown purpose is refused by name, not as a missing file
-    env = environment()
     variables = {
         **context,
         "unsubscribe_url": unsubscribe_url,
         "preferences_url": preferences_url,
     }
-    raw_subject = env.get_template(f"{purpose_name}.subject.txt").render(variables)
+    raw_subject = _template(f"{purpose_name}.subject.txt").render(variables)
     # A subject is one line: a newline in a variable must not start a header of its own.
     subject = " ".join(raw_subject.split())[:SUBJECT_MAX]
     variables["subject"] = subject
-    html = env.get_template(f"{purpose_name}.html").render(variables)
-    text = env.get_template(f"{purpose_name}.txt").render(variables)
+    html = _template(f"{purpose_name}.html").render(variables)
+    text = _template(f"{purpose_name}.txt").render(variables)
     return Rendered(subject=subject, html=html, text=text.strip() + "\n")
 
 

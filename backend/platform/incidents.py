@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -49,6 +49,10 @@ class Raised:
     alert: Alert
     # A new incident, or a resolved one reopened: not a recurrence of an open one.
     new: bool
+
+
+# The partial unique indexes' predicate (migration 0010), spelled as they are.
+_UNRESOLVED = f"state != '{AlertState.RESOLVED.value}'"
 
 
 def auto_resolve_after() -> dt.timedelta:
@@ -169,9 +173,13 @@ def raise_incident(
                 index_elements=["workspace_id", "type", "entity_key"]
                 if workspace_id is not None
                 else ["type", "entity_key"],
-                index_where=Alert.state != AlertState.RESOLVED
+                # The indexes' predicates as constants: a bound parameter is fine the first
+                # few times, but once PostgreSQL plans the prepared statement generically it
+                # can no longer match the partial index ("no unique or exclusion constraint
+                # matching the ON CONFLICT specification").
+                index_where=text(_UNRESOLVED)
                 if workspace_id is not None
-                else (Alert.workspace_id.is_(None)) & (Alert.state != AlertState.RESOLVED),
+                else text(f"workspace_id IS NULL AND {_UNRESOLVED}"),
             )
             .returning(Alert.id)
         ).scalar()

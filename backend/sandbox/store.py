@@ -17,11 +17,18 @@ from pathlib import Path
 from typing import Any
 
 _ALPHABET = string.ascii_letters + string.digits
+assert len(_ALPHABET) == 62
 
 
 def new_id(prefix: str, length: int = 24) -> str:
     """Ids shaped like the providers' own (``cus_`` + 24 characters for Stripe)."""
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    # Uniform over the alphabet as secrets.choice is, from one read of the system's randomness
+    # rather than one a character (a send of 1,000 personalizations makes thousands of ids):
+    # bytes below 248 (4 x 62) map evenly, the others are dropped.
+    chosen = ""
+    while len(chosen) < length:
+        chosen += "".join(_ALPHABET[b % 62] for b in secrets.token_bytes(2 * length) if b < 248)
+    return prefix + chosen[:length]
 
 
 class Store:

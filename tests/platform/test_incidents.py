@@ -191,3 +191,24 @@ def test_concurrent_raisers_make_one_incident(engine: Engine) -> None:
     with Session(engine) as session:
         (alert,) = session.scalars(select(Alert)).all()
         assert alert.count == 3
+
+
+def test_many_new_incidents_on_one_connection(session: Session) -> None:
+    """Past PostgreSQL's switch to a generic plan of the prepared insert (after five runs),
+    its ON CONFLICT still finds the partial unique index (the lead form raised a new-lead alert
+    a submission and failed from the sixth on)."""
+    ws = factories.workspace(session, slug="many").id
+    for n in range(12):
+        for workspace_id in (ws, None):
+            raised = incidents.raise_incident(
+                session,
+                workspace_id=workspace_id,
+                rule="lead.new",
+                entity_type="lead",
+                entity_id=str(n),
+                message=f"New lead {n}",
+                who="test",
+                now=T0,
+            )
+            assert raised.new
+    assert session.scalar(select(func.count()).select_from(Alert)) == 24

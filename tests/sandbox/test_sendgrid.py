@@ -351,3 +351,28 @@ def test_control_page_shows_keys_and_messages(sandbox: RunningSandbox) -> None:
     assert public_key["public_key"] in page
     assert DEMO_API_KEY in page
     assert "Season pass renewal" in page
+
+
+def test_accepted_sends_are_counted_beyond_the_mailbox_it_keeps(
+    sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("backend.sandbox.sendgrid.routes.MAX_MESSAGES", 2)
+    url = f"{sandbox.url}/sendgrid/_sandbox/accepted"
+    assert httpx.get(url, timeout=10).json() == {"requests": 0, "personalizations": 0}
+    many = Mail(
+        from_email=SENDER,
+        to_emails=[f"guest{n}@example.org" for n in range(3)],
+        subject="Your tickets",
+        plain_text_content="See you Friday.",
+        is_multiple=True,
+    )
+    assert client(sandbox).send(many).status_code == 202
+    assert client(sandbox).send(plain_mail()).status_code == 202
+    # A refused send is not counted.
+    with pytest.raises(BadRequestsError):
+        client(sandbox).send({"from": {"email": SENDER[0]}, "personalizations": []})
+
+    assert httpx.get(url, timeout=10).json() == {"requests": 2, "personalizations": 4}
+    assert len(sandbox.ctx.store.read("sendgrid")["messages"]) == 2
+    assert httpx.delete(url, timeout=10).json() == {"requests": 0, "personalizations": 0}
+    assert httpx.get(url, timeout=10).json() == {"requests": 0, "personalizations": 0}

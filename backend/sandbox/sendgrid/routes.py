@@ -73,6 +73,10 @@ def build_router(ctx: SandboxContext) -> APIRouter:
         with ctx.store.section(NAME) as section:
             mailbox: dict[str, Message] = seeded(section)["messages"]
             mailbox.update((record["id"], record) for record in records)
+            # Counted apart from the mailbox, which keeps only the newest MAX_MESSAGES.
+            accepted = section.setdefault("accepted", {"requests": 0, "personalizations": 0})
+            accepted["requests"] += 1
+            accepted["personalizations"] += len(payload["personalizations"])
             for stale in list(mailbox)[: max(0, len(mailbox) - MAX_MESSAGES)]:
                 del mailbox[stale]
         emit(ctx, [(r["id"], kind, {}) for r in records for kind in ("processed", "delivered")])
@@ -82,6 +86,19 @@ def build_router(ctx: SandboxContext) -> APIRouter:
     def scopes(request: Request) -> Response:
         key = authorize(ctx, request)
         return key if isinstance(key, Response) else JSONResponse({"scopes": SCOPES})
+
+    @router.get("/_sandbox/accepted")
+    def accepted_counts() -> dict[str, int]:
+        """mail/send requests accepted since the start (or the last reset), and their
+        personalizations: what a benchmark counts when the mailbox keeps only the newest."""
+        counted = ctx.store.lookup(NAME, "accepted") or {}
+        return {"requests": 0, "personalizations": 0, **counted}
+
+    @router.delete("/_sandbox/accepted")
+    def reset_accepted() -> dict[str, int]:
+        with ctx.store.section(NAME) as section:
+            section["accepted"] = {"requests": 0, "personalizations": 0}
+        return {"requests": 0, "personalizations": 0}
 
     @router.post("/_sandbox/api_keys")
     def create_api_key() -> dict[str, str]:
