@@ -1,3 +1,5 @@
+# Longer than 500 lines: every SendGrid event's effect in one place, the batch's prefetch and the
+# one-by-one path sharing `_apply`, which must agree whichever path an event takes.
 """What SendGrid's events do to our messages, suppressions, leads and the engagement timeline.
 
 SendGrid posts events in arrays, several times, out of order; the sidecar verifies and stores

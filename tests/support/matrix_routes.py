@@ -538,6 +538,8 @@ class RouteCases:
                         "alert_events",
                         "email_messages",
                         "outbox_jobs",
+                        # The tenant's lead_created sequence enrols the new lead.
+                        "sequence_enrolments",
                     }
                 ),
             ),
