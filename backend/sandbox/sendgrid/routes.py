@@ -111,10 +111,9 @@ def build_router(ctx: SandboxContext) -> APIRouter:
     def public_key() -> dict[str, str]:
         return {"public_key": read_state(ctx)["public_key"]}
 
-    @router.post("/_sandbox/event_webhook")
-    def event_webhook(request: Request, raw: RawBody) -> Response:
-        """{"url": ...} for the caller's API key if it sends one, else for the whole sandbox;
-        a null url goes back to the default receiver."""
+    def set_target(request: Request, raw: bytes, table: str) -> tuple[str, str | None] | Response:
+        """Set (or, with a null url, remove) a URL in ``table`` for the caller's API key if it
+        sends one, else for the whole sandbox: (scope, url), or the error answer."""
         scope = ""
         if request.headers.get("authorization"):
             key = authorize(ctx, request)
@@ -128,11 +127,21 @@ def build_router(ctx: SandboxContext) -> APIRouter:
         if url is not None and urlsplit(str(url)).scheme not in ("http", "https"):
             return error_response(400, [("The url must be an http(s) URL.", "url")])
         with ctx.store.section(NAME) as section:
-            webhooks = seeded(section)["webhooks"]
+            targets = seeded(section)[table]
             if url:
-                webhooks[scope] = url
+                targets[scope] = str(url)
             else:
-                webhooks.pop(scope, None)
+                targets.pop(scope, None)
+        return scope, url
+
+    @router.post("/_sandbox/event_webhook")
+    def event_webhook(request: Request, raw: RawBody) -> Response:
+        """{"url": ...} for the caller's API key if it sends one, else for the whole sandbox;
+        a null url goes back to the default receiver."""
+        done = set_target(request, raw, "webhooks")
+        if isinstance(done, Response):
+            return done
+        scope, url = done
         return JSONResponse({"url": url, "scope": "api_key" if scope else "sandbox"})
 
     @router.post("/_sandbox/inbound_parse")
@@ -140,24 +149,10 @@ def build_router(ctx: SandboxContext) -> APIRouter:
         """{"url": ...}: where replies to the caller's API key's mail are posted (to any
         mail, without an Authorization); a null url removes it. A user and password in the
         URL are sent as basic auth, as SendGrid does."""
-        scope = ""
-        if request.headers.get("authorization"):
-            key = authorize(ctx, request)
-            if isinstance(key, Response):
-                return key
-            scope = key
-        try:
-            url = json.loads(raw or b"{}").get("url")
-        except (ValueError, AttributeError):
-            return error_response(400, [("Bad Request", None)])
-        if url is not None and urlsplit(str(url)).scheme not in ("http", "https"):
-            return error_response(400, [("The url must be an http(s) URL.", "url")])
-        with ctx.store.section(NAME) as section:
-            hooks = seeded(section)["inbound_parse"]
-            if url:
-                hooks[scope] = str(url)
-            else:
-                hooks.pop(scope, None)
+        done = set_target(request, raw, "inbound_parse")
+        if isinstance(done, Response):
+            return done
+        scope, url = done
         return JSONResponse({"scope": "api_key" if scope else "sandbox", "set": bool(url)})
 
     @router.post("/_pages/mailbox/{message_id}/reply")
