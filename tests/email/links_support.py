@@ -88,5 +88,10 @@ def signed_ago(link: links.Link, seconds: int) -> str:
 
 
 def tampered(token: str) -> str:
-    """The token with its signature's last character changed."""
-    return token[:-1] + ("A" if token[-1] != "A" else "B")
+    """The token with its signature's first character changed.
+
+    Not the last: base64 of a 20-byte signature ends in a character whose low bits are padding,
+    so "A" and "B" there decode to the same bytes and the "tampered" token would still verify."""
+    head, signature = token.rsplit(".", 1)
+    first = "A" if signature[0] != "A" else "B"
+    return f"{head}.{first}{signature[1:]}"
