@@ -1,10 +1,13 @@
-"""Capturing a lead: one lead per (workspace, lower-cased trimmed e-mail). A new lead is its
-first message, an alert (one per lead), a ``new_lead_notification`` to each owner and, when a
-published proposal template matches its service type, a ``proposal_sent`` to the lead; it is
-enrolled in the workspace's ``lead_created`` sequences (and ``proposal_sent`` ones when a
-proposal goes: backend/email/sequences/service.py), in the same transaction. A repeat
-inquiry updates the lead (inquiries + 1, last inquiry, empty fields filled, its message
-appended) and tells nobody again.
+"""Capturing a lead: one lead per (workspace, lower-cased trimmed e-mail).
+
+The request's transaction does the least that must be durable before the answer: the lead (new,
+or a repeat inquiry: inquiries + 1, last inquiry, empty fields filled), the inquiry's message
+and, for a new lead only, one outbox job ``lead.announce`` (keyed by the lead, so at most one).
+That job (``announce``, declared in backend/leads/jobs.py; a local job, it calls no provider)
+tells people: an alert (one per lead), a ``new_lead_notification`` to each owner and, when a
+published proposal template matches its service type, a ``proposal_sent`` to the lead; and it
+enrols the lead in the workspace's ``lead_created`` sequences (and ``proposal_sent`` ones when a
+proposal goes: backend/email/sequences/service.py). Why, in docs/DESIGN.md ("Lead capture").
 
 Concurrent inquiries from one address make one lead: the insert is ``ON CONFLICT DO NOTHING``
 on the (workspace_id, email) unique constraint, and whoever loses the race counts its inquiry
@@ -18,14 +21,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from backend.config import get_settings
 from backend.db import conflict_insert
 from backend.email import links, service
 from backend.email.sequences import service as sequences
-from backend.platform import incidents
+from backend.platform import incidents, outbox
+from backend.platform.outbox import JobContext
 from models import (
     AlertPriority,
     Lead,
@@ -39,6 +43,8 @@ from models import (
 )
 
 ALERT_RULE = "lead.new"
+# The outbox job that announces a new lead (backend/leads/jobs.py declares it).
+ANNOUNCE_KIND = "lead.announce"
 
 
 @dataclass(frozen=True)
@@ -66,15 +72,16 @@ def form_url(slug: str) -> str:
 
 
 def capture(
-    session: Session, workspace: Workspace, inquiry: Inquiry, *, now: dt.datetime | None = None
+    session: Session, workspace_id: int, inquiry: Inquiry, *, now: dt.datetime | None = None
 ) -> Captured:
-    """Record the inquiry in the caller's transaction."""
+    """Record the inquiry in the caller's transaction: a few statements (the lead's upsert,
+    its message and, for a new lead, the ``lead.announce`` job), nothing loaded."""
     now = now or utcnow()
     email = service.normalise(inquiry.email)
     lead_id = session.execute(
         conflict_insert(session, Lead)
         .values(
-            workspace_id=workspace.id,
+            workspace_id=workspace_id,
             email=email,
             name=inquiry.name,
             phone=inquiry.phone,
@@ -97,7 +104,7 @@ def capture(
     if lead_id is None:
         lead_id = session.execute(
             update(Lead)
-            .where(Lead.workspace_id == workspace.id, Lead.email == email)
+            .where(Lead.workspace_id == workspace_id, Lead.email == email)
             .values(
                 inquiries=Lead.inquiries + 1,
                 last_inquiry_at=now,
@@ -114,9 +121,10 @@ def capture(
             .execution_options(synchronize_session=False)
         ).scalar_one()
     if inquiry.message:
-        session.add(
-            LeadMessage(
-                workspace_id=workspace.id,
+        # A Core insert: the ORM's unit of work costs more than the statement here.
+        session.execute(
+            insert(LeadMessage).values(
+                workspace_id=workspace_id,
                 lead_id=lead_id,
                 at=now,
                 kind="inquiry",
@@ -124,9 +132,42 @@ def capture(
             )
         )
     if new:
-        _announce(session, workspace, lead_id, inquiry, email, now)
-    session.flush()
+        # Only the inserting transaction announces; the key makes it once per lead whatever
+        # happens (a retried transaction, a replayed request).
+        outbox.enqueue(
+            session,
+            kind=ANNOUNCE_KIND,
+            payload={"lead_id": lead_id, "at": now.isoformat()},
+            idempotency_key=f"lead:{lead_id}:announce",
+            workspace_id=workspace_id,
+        )
     return Captured(lead_id=lead_id, new=new)
+
+
+def announce(session: Session, job: JobContext) -> None:
+    """The ``lead.announce`` job: a new lead's alert, the owners' notification, the proposal
+    and the sequence enrolments, as of the inquiry's time (``at``). It reads the lead as it is
+    now: a repeat inquiry that came first may have filled a field the first left empty. All
+    in the job's transaction, which completes the job: a rerun after a crash does it again
+    from scratch, and the e-mails' dedupe keys and the alert's grouping hold anyway."""
+    lead = session.get(Lead, int(job.payload["lead_id"]))
+    if lead is None:
+        return  # erased since (a person's data deleted on request): nobody to announce
+    workspace = session.get_one(Workspace, lead.workspace_id)
+    at = dt.datetime.fromisoformat(str(job.payload["at"]))
+    _announce(
+        session,
+        workspace,
+        lead.id,
+        Inquiry(
+            name=lead.name,
+            email=lead.email,
+            service_type=lead.service_type,
+            message=lead.message,
+        ),
+        lead.email,
+        at,
+    )
 
 
 def _announce(
