@@ -34,7 +34,7 @@ import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -123,12 +123,14 @@ def _limiter(request: Request) -> RateLimit:
     return limiter
 
 
+# Built once: run on the session's connection (Core), it skips the ORM's per-call work.
+_BY_SLUG = select(
+    Workspace.id, Workspace.name, Workspace.slug, Workspace.lead_form_origins
+).where(Workspace.slug == bindparam("v_slug", type_=Workspace.slug.type))
+
+
 def _lookup(session: Session, slug: str) -> tuple[int, str, str, list[str]] | None:
-    row = session.execute(
-        select(Workspace.id, Workspace.name, Workspace.slug, Workspace.lead_form_origins).where(
-            Workspace.slug == slug
-        )
-    ).first()
+    row = session.connection().execute(_BY_SLUG, {"v_slug": slug}).first()
     return (row.id, row.name, row.slug, list(row.lead_form_origins or [])) if row else None
 
 

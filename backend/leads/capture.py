@@ -19,13 +19,15 @@ Tested in tests/leads/test_capture.py and, through the sidecar, tests/api/test_f
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.config import get_settings
-from backend.db import conflict_insert
 from backend.email import links, service
 from backend.email.sequences import service as sequences
 from backend.platform import incidents, outbox
@@ -78,58 +80,30 @@ def capture(
     its message and, for a new lead, the ``lead.announce`` job), nothing loaded."""
     now = now or utcnow()
     email = service.normalise(inquiry.email)
-    lead_id = session.execute(
-        conflict_insert(session, Lead)
-        .values(
-            workspace_id=workspace_id,
-            email=email,
-            name=inquiry.name,
-            phone=inquiry.phone,
-            company=inquiry.company,
-            service_type=inquiry.service_type,
-            event_date=inquiry.event_date,
-            message=inquiry.message,
-            marketing_consent=inquiry.marketing_consent,
-            source="website",
-            status="new",
-            inquiries=1,
-            last_inquiry_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["workspace_id", "email"])
-        .returning(Lead.id)
-    ).scalar()
+    # The statements are built once a process and run on the session's connection (Core):
+    # building them anew and the ORM's bulk-DML path cost more CPU than the database's work.
+    connection = session.connection()
+    statements = _statements(connection.dialect.name)
+    values = {
+        "v_workspace_id": workspace_id,
+        "v_email": email,
+        "v_name": inquiry.name,
+        "v_phone": inquiry.phone,
+        "v_company": inquiry.company,
+        "v_service_type": inquiry.service_type,
+        "v_event_date": inquiry.event_date,
+        "v_message": inquiry.message,
+        "v_marketing_consent": inquiry.marketing_consent,
+        "v_now": now,
+    }
+    lead_id = connection.execute(statements.insert_lead, values).scalar()
     new = lead_id is not None
     if lead_id is None:
-        lead_id = session.execute(
-            update(Lead)
-            .where(Lead.workspace_id == workspace_id, Lead.email == email)
-            .values(
-                inquiries=Lead.inquiries + 1,
-                last_inquiry_at=now,
-                updated_at=now,
-                phone=func.coalesce(Lead.phone, inquiry.phone),
-                company=func.coalesce(Lead.company, inquiry.company),
-                service_type=func.coalesce(Lead.service_type, inquiry.service_type),
-                event_date=func.coalesce(Lead.event_date, inquiry.event_date),
-                message=func.coalesce(Lead.message, inquiry.message),
-                # Consent given once stays given until they unsubscribe.
-                marketing_consent=Lead.marketing_consent | inquiry.marketing_consent,
-            )
-            .returning(Lead.id)
-            .execution_options(synchronize_session=False)
-        ).scalar_one()
+        lead_id = connection.execute(statements.repeat_lead, values).scalar_one()
     if inquiry.message:
-        # A Core insert: the ORM's unit of work costs more than the statement here.
-        session.execute(
-            insert(LeadMessage).values(
-                workspace_id=workspace_id,
-                lead_id=lead_id,
-                at=now,
-                kind="inquiry",
-                body=inquiry.message,
-            )
+        connection.execute(
+            statements.insert_message,
+            {"v_workspace_id": workspace_id, "v_lead_id": lead_id, "v_at": now, "v_body": inquiry.message},
         )
     if new:
         # Only the inserting transaction announces; the key makes it once per lead whatever
@@ -142,6 +116,79 @@ def capture(
             workspace_id=workspace_id,
         )
     return Captured(lead_id=lead_id, new=new)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    insert_lead: Any
+    repeat_lead: Any
+    insert_message: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    """``capture``'s statements for a dialect, with bound parameters (``v_`` and the names of
+    its ``values``: an UPDATE may not bind a column's own name)."""
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = bindparam("v_now", type_=Lead.created_at.type)
+    insert_lead = (
+        insert_for(Lead)
+        .values(
+            workspace_id=bindparam("v_workspace_id"),
+            email=bindparam("v_email"),
+            name=bindparam("v_name"),
+            phone=bindparam("v_phone"),
+            company=bindparam("v_company"),
+            service_type=bindparam("v_service_type"),
+            event_date=bindparam("v_event_date"),
+            message=bindparam("v_message"),
+            marketing_consent=bindparam("v_marketing_consent"),
+            source="website",
+            status="new",
+            inquiries=1,
+            last_inquiry_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["workspace_id", "email"])
+        .returning(Lead.id)
+    )
+    # A repeat: one more inquiry, empty fields filled, consent given once kept until they
+    # unsubscribe.
+    repeat_lead = (
+        update(Lead)
+        .where(
+            Lead.workspace_id == bindparam("v_workspace_id"),
+            Lead.email == bindparam("v_email", type_=Lead.email.type),
+        )
+        .values(
+            inquiries=Lead.inquiries + 1,
+            last_inquiry_at=now,
+            updated_at=now,
+            phone=func.coalesce(Lead.phone, bindparam("v_phone", type_=Lead.phone.type)),
+            company=func.coalesce(Lead.company, bindparam("v_company", type_=Lead.company.type)),
+            service_type=func.coalesce(
+                Lead.service_type, bindparam("v_service_type", type_=Lead.service_type.type)
+            ),
+            event_date=func.coalesce(
+                Lead.event_date, bindparam("v_event_date", type_=Lead.event_date.type)
+            ),
+            message=func.coalesce(Lead.message, bindparam("v_message", type_=Lead.message.type)),
+            marketing_consent=or_(
+                Lead.marketing_consent,
+                bindparam("v_marketing_consent", type_=Lead.marketing_consent.type),
+            ),
+        )
+        .returning(Lead.id)
+    )
+    insert_message = insert(LeadMessage).values(
+        workspace_id=bindparam("v_workspace_id"),
+        lead_id=bindparam("v_lead_id"),
+        at=bindparam("v_at", type_=LeadMessage.at.type),
+        kind="inquiry",
+        body=bindparam("v_body"),
+    )
+    return _Statements(insert_lead, repeat_lead, insert_message)
 
 
 def announce(session: Session, job: JobContext) -> None:
