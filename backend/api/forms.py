@@ -124,9 +124,9 @@ def _limiter(request: Request) -> RateLimit:
 
 
 # Built once: run on the session's connection (Core), it skips the ORM's per-call work.
-_BY_SLUG = select(
-    Workspace.id, Workspace.name, Workspace.slug, Workspace.lead_form_origins
-).where(Workspace.slug == bindparam("v_slug", type_=Workspace.slug.type))
+_BY_SLUG = select(Workspace.id, Workspace.name, Workspace.slug, Workspace.lead_form_origins).where(
+    Workspace.slug == bindparam("v_slug", type_=Workspace.slug.type)
+)
 
 
 def _lookup(session: Session, slug: str) -> tuple[int, str, str, list[str]] | None:

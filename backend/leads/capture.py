@@ -82,6 +82,9 @@ def capture(
     email = service.normalise(inquiry.email)
     # The statements are built once a process and run on the session's connection (Core):
     # building them anew and the ORM's bulk-DML path cost more CPU than the database's work.
+    # What the session holds unwritten is written first, as its own execute would have.
+    if session.autoflush:
+        session.flush()
     connection = session.connection()
     statements = _statements(connection.dialect.name)
     values = {
@@ -103,7 +106,12 @@ def capture(
     if inquiry.message:
         connection.execute(
             statements.insert_message,
-            {"v_workspace_id": workspace_id, "v_lead_id": lead_id, "v_at": now, "v_body": inquiry.message},
+            {
+                "v_workspace_id": workspace_id,
+                "v_lead_id": lead_id,
+                "v_at": now,
+                "v_body": inquiry.message,
+            },
         )
     if new:
         # Only the inserting transaction announces; the key makes it once per lead whatever
