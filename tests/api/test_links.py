@@ -17,6 +17,7 @@ from backend.api import links as links_api
 from backend.email import links
 from models import EmailMessage, EngagementEvent, Lead, OutboxJob, ProposalTemplate
 from tests.api.webhook_support import client_for
+from tests.email.support import drain
 from tests.email.links_support import (
     OFFER_TITLE,
     PROPOSAL_BODY,
@@ -195,6 +196,7 @@ def test_the_proposal_mailed_to_a_new_lead_links_to_its_page(
         json={"name": "Sam Lee", "email": "sam@example.com", "service_type": "recital media"},
     )
     assert answer.status_code == 201, answer.text
+    assert drain(engine, provider_jobs=False) == []  # the lead's announcement: the proposal
     with Session(engine) as session:
         (proposal,) = session.scalars(
             select(EmailMessage).where(EmailMessage.purpose == "proposal_sent")
