@@ -17,7 +17,6 @@ from backend.api import links as links_api
 from backend.email import links
 from models import EmailMessage, EngagementEvent, Lead, OutboxJob, ProposalTemplate
 from tests.api.webhook_support import client_for
-from tests.email.support import drain
 from tests.email.links_support import (
     OFFER_TITLE,
     PROPOSAL_BODY,
@@ -25,6 +24,7 @@ from tests.email.links_support import (
     signed_ago,
     tampered,
 )
+from tests.email.support import drain
 
 DAY = 24 * 3600
 FORM = {"content-type": "application/x-www-form-urlencoded"}
