@@ -1,8 +1,10 @@
 """The lead form (issue 15, the third figure): ``POST /forms/{workspace}/leads`` on the sidecar
 as deployed (uvicorn, two workers) on PostgreSQL with fsync and synchronous_commit on; each
-submission a lead (or a repeat inquiry of one), its message, and for a new lead the alert, the
-owner's ``new_lead_notification`` and the ``proposal_sent`` e-mail (a published proposal
-template matches the service type), committed before the answer.
+submission a lead (or a repeat inquiry of one), its message, and for a new lead its
+``lead.announce`` job, committed before the answer. The announcements (the alert, the owner's
+``new_lead_notification`` and the ``proposal_sent`` e-mail: a published proposal template
+matches the service type) are run afterwards, in this process, as a scheduler would run them,
+and checked: one of each per lead.
 
 The product's rate limit (10 submissions per client address per 10 minutes) is left as it is:
 the load comes from many clients, each connection from an address of its own in 127.0.0.0/8,
@@ -52,6 +54,8 @@ from loadgen import Connection
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from backend.jobs.runner import Runner
+from backend.logging import configure
 from models import Membership, Operator, Plan, ProposalTemplate, Role, Workspace
 
 SLUG = "bench-leads"
@@ -239,6 +243,27 @@ async def paced(load: Load, rate: float, seconds: float) -> dict[str, Any]:
     }
 
 
+def announce(engine: Engine) -> dict[str, Any]:
+    """Run the ``lead.announce`` jobs the form queued (local jobs only: the e-mails' sends are
+    not part of this figure), as a scheduler's runner does; their time and CPU here."""
+    runner = Runner(engine, "bench-announce", provider_jobs=False)
+    started_at, cpu = time.perf_counter(), time.process_time()
+    jobs, errors = 0, 0
+    while True:
+        report = runner.run_once()
+        jobs += report.claimed
+        errors += len(report.errors)
+        if not report.claimed:
+            break
+    elapsed, used = time.perf_counter() - started_at, time.process_time() - cpu
+    return {
+        "jobs": jobs,
+        "errors": errors,
+        "seconds": elapsed,
+        "cpu_ms_per_job": used * 1000 / jobs if jobs else 0.0,
+    }
+
+
 def check(engine: Engine, ws: int, load: Load) -> dict[str, Any]:
     with engine.connect() as conn:
         leads = dict(
@@ -262,6 +287,7 @@ def check(engine: Engine, ws: int, load: Load) -> dict[str, Any]:
             ).all()
         )
     wrong = {e: (n, leads.get(e)) for e, n in load.accepted.items() if leads.get(e) != n}
+    announced = alerts == emails.get("new_lead_notification") == emails.get("proposal_sent")
     return {
         "leads": len(leads),
         "distinct_accepted": len(load.accepted),
@@ -276,6 +302,17 @@ def check(engine: Engine, ws: int, load: Load) -> dict[str, Any]:
         "exact": not wrong
         and len(leads) == len(load.accepted) == len(load.created)
         and sum(leads.values()) == sum(load.accepted.values()) == messages,
+        "announced": announced and alerts == len(leads),
+    }
+
+
+def _cpu_ms(summary: dict[str, Any], submissions: int) -> dict[str, float]:
+    """CPU milliseconds a submission of the sidecar's processes and of PostgreSQL: what the
+    machine's other load does not change much, unlike the rates."""
+    count = max(1, submissions)
+    return {
+        "sidecar": summary["servers"] * summary["seconds"] * 1000 / count,
+        "postgres": summary["postgres"] * summary["seconds"] * 1000 / count,
     }
 
 
@@ -288,6 +325,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=float, default=0.3, help="share of repeat addresses")
     parser.add_argument("--workers", type=int, default=SIDECAR_WORKERS)
     args = parser.parse_args()
+    configure("WARNING")  # the announcements' own lines (one an alert) are not the figure
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -306,12 +344,17 @@ def main() -> int:
             log(f"maximum: {args.connections} clients at a time, {args.seconds:g} s")
             maximum = asyncio.run(closed(load, args.connections, args.seconds))
             max_cpu = meter.stop()
+            max_ms = _cpu_ms(meter.summary, maximum["accepted"])
             log(f"maximum: {maximum['per_second']:.0f}/s; {max_cpu}")
             meter.start()
             log(f"paced: {args.rate:g}/s for {args.paced_seconds:g} s")
             steady = asyncio.run(paced(load, args.rate, args.paced_seconds))
             paced_cpu = meter.stop()
+            paced_ms = _cpu_ms(meter.summary, steady["answered"])
             log(f"paced: p50 {steady['p50']:.1f} ms p99 {steady['p99']:.1f} ms; {paced_cpu}")
+            log("running the new leads' announcements (lead.announce jobs)")
+            announced = announce(db.engine)
+            log(f"announcements: {announced}")
             found = check(db.engine, ws, load)
             facts = conditions(
                 db,
@@ -336,6 +379,16 @@ def main() -> int:
         f"{steady['p50']:.1f} ms, p95 {steady['p95']:.1f} ms, p99 {steady['p99']:.1f} ms, max "
         f"{steady['max']:.1f} ms"
     )
+    print(
+        f"announcements run afterwards in one process: {announced['jobs']} jobs in "
+        f"{announced['seconds']:.1f} s, {announced['cpu_ms_per_job']:.1f} ms of CPU a job, "
+        f"{announced['errors']} errors"
+    )
+    print(
+        f"sidecar CPU a submission: {max_ms['sidecar']:.1f} ms (maximum), "
+        f"{paced_ms['sidecar']:.1f} ms (paced); PostgreSQL {max_ms['postgres']:.1f} / "
+        f"{paced_ms['postgres']:.1f} ms"
+    )
     print(f"dedupe: {found}")
     return verdict(
         [
@@ -348,6 +401,11 @@ def main() -> int:
                 f"p99 <= {P99_TARGET_MS:g} ms at {args.rate:g}/s",
                 steady["p99"] <= P99_TARGET_MS and steady["answered"] == steady["submissions"],
                 f"p99 {steady['p99']:.1f} ms",
+            ),
+            (
+                "each new lead announced once (alert, notification, proposal)",
+                bool(found["announced"]) and announced["errors"] == 0,
+                f"{found['alerts']} alerts, {found['emails']} for {found['leads']} leads",
             ),
             (
                 "dedupe exact",

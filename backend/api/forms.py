@@ -34,7 +34,8 @@ import structlog
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.limits import read_capped
@@ -122,14 +123,20 @@ def _limiter(request: Request) -> RateLimit:
     return limiter
 
 
+# Built once: run on the session's connection (Core), it skips the ORM's per-call work.
+_BY_SLUG = select(Workspace.id, Workspace.name, Workspace.slug, Workspace.lead_form_origins).where(
+    Workspace.slug == bindparam("v_slug", type_=Workspace.slug.type)
+)
+
+
+def _lookup(session: Session, slug: str) -> tuple[int, str, str, list[str]] | None:
+    row = session.connection().execute(_BY_SLUG, {"v_slug": slug}).first()
+    return (row.id, row.name, row.slug, list(row.lead_form_origins or [])) if row else None
+
+
 def _workspace(engine: Engine, slug: str) -> tuple[int, str, str, list[str]] | None:
     with session_scope(engine) as session:
-        row = session.execute(
-            select(Workspace.id, Workspace.name, Workspace.slug, Workspace.lead_form_origins).where(
-                Workspace.slug == slug
-            )
-        ).first()
-        return (row.id, row.name, row.slug, list(row.lead_form_origins or [])) if row else None
+        return _lookup(session, slug)
 
 
 def _cors(request: Request, origins: list[str]) -> dict[str, str]:
@@ -290,54 +297,57 @@ def preflight(workspace_slug: str, request: Request, engine: EngineDep) -> Respo
 )
 async def submit(workspace_slug: str, request: Request, engine: EngineDep) -> Response:
     """A lead's inquiry: JSON or form-encoded."""
-    html = _wants_html(request)
     body = await read_capped(request, MAX_BODY_BYTES)
-    # The database work runs in the thread pool: the event loop keeps serving meanwhile.
-    found = await run_in_threadpool(_workspace, engine, workspace_slug)
-    if found is None:
-        if html:
-            return _page(
-                "lead_message.html", 404, title="Form not found", text=_unknown(workspace_slug)
+    # The rest runs in the thread pool (the event loop keeps serving meanwhile), in one
+    # database transaction: the workspace looked up and the inquiry stored together.
+    return await run_in_threadpool(_submit, engine, request, workspace_slug, body)
+
+
+def _submit(engine: Engine, request: Request, slug: str, body: bytes) -> Response:
+    html = _wants_html(request)
+    with session_scope(engine) as session:
+        found = _lookup(session, slug)
+        if found is None:
+            if html:
+                return _page("lead_message.html", 404, title="Form not found", text=_unknown(slug))
+            return JSONResponse({"detail": _unknown(slug)}, status_code=404)
+        workspace_id, name, slug, origins = found
+        cors = _cors(request, origins)
+        client = request.client.host if request.client else "unknown"
+        wait = _limiter(request).retry_after(client, slug)
+        if wait is not None:
+            log.info("lead form rate limited", workspace=slug, retry_after=wait)
+            headers = cors | {"Retry-After": str(wait)}
+            text = f"too many submissions from this address; try again in {wait} seconds"
+            if html:
+                return _page(
+                    "lead_message.html", 429, headers, title="Please wait a moment", text=text
+                )
+            return JSONResponse({"detail": text}, status_code=429, headers=headers)
+        fields = _parse(request, body)
+        if fields is None:
+            return JSONResponse(
+                {"detail": "send a JSON object or a form-encoded body"},
+                status_code=400,
+                headers=cors,
             )
-        return JSONResponse({"detail": _unknown(workspace_slug)}, status_code=404)
-    workspace_id, name, slug, origins = found
-    cors = _cors(request, origins)
-    client = request.client.host if request.client else "unknown"
-    wait = _limiter(request).retry_after(client, slug)
-    if wait is not None:
-        log.info("lead form rate limited", workspace=slug, retry_after=wait)
-        headers = cors | {"Retry-After": str(wait)}
-        text = f"too many submissions from this address; try again in {wait} seconds"
-        if html:
-            return _page("lead_message.html", 429, headers, title="Please wait a moment", text=text)
-        return JSONResponse({"detail": text}, status_code=429, headers=headers)
-    fields = _parse(request, body)
-    if fields is None:
-        return JSONResponse(
-            {"detail": "send a JSON object or a form-encoded body"}, status_code=400, headers=cors
-        )
-    if str(fields.get(HONEYPOT) or "").strip():
-        log.info("lead form honeypot filled", workspace=slug)
-        return _thanks(html, name, 201, cors)
-    inquiry, errors = validate(fields)
-    if inquiry is None:
-        if html:
-            kept = {k: v for k, v in fields.items() if k in FIELDS and isinstance(v, str)}
-            return _form(name, slug, values=kept, errors=errors, status=422, headers=cors)
-        return JSONResponse(
-            {"detail": "some fields need another look", "errors": errors},
-            status_code=422,
-            headers=cors,
-        )
-    captured = await run_in_threadpool(_capture, engine, workspace_id, inquiry)
+        if str(fields.get(HONEYPOT) or "").strip():
+            log.info("lead form honeypot filled", workspace=slug)
+            return _thanks(html, name, 201, cors)
+        inquiry, errors = validate(fields)
+        if inquiry is None:
+            if html:
+                kept = {k: v for k, v in fields.items() if k in FIELDS and isinstance(v, str)}
+                return _form(name, slug, values=kept, errors=errors, status=422, headers=cors)
+            return JSONResponse(
+                {"detail": "some fields need another look", "errors": errors},
+                status_code=422,
+                headers=cors,
+            )
+        captured = capture.capture(session, workspace_id, inquiry)
+    # Committed (session_scope): only now is the lead stored and the answer true.
     log.info("lead captured", workspace=slug, lead=captured.lead_id, new=captured.new)
     return _thanks(html, name, 201 if captured.new else 200, cors)
-
-
-def _capture(engine: Engine, workspace_id: int, inquiry: capture.Inquiry) -> capture.Captured:
-    with session_scope(engine) as session:
-        workspace = session.get_one(Workspace, workspace_id)
-        return capture.capture(session, workspace, inquiry)
 
 
 def _thanks(html: bool, name: str, status: int, headers: dict[str, str]) -> Response:

@@ -1,10 +1,13 @@
-"""Capturing a lead: one lead per (workspace, lower-cased trimmed e-mail). A new lead is its
-first message, an alert (one per lead), a ``new_lead_notification`` to each owner and, when a
-published proposal template matches its service type, a ``proposal_sent`` to the lead; it is
-enrolled in the workspace's ``lead_created`` sequences (and ``proposal_sent`` ones when a
-proposal goes: backend/email/sequences/service.py), in the same transaction. A repeat
-inquiry updates the lead (inquiries + 1, last inquiry, empty fields filled, its message
-appended) and tells nobody again.
+"""Capturing a lead: one lead per (workspace, lower-cased trimmed e-mail).
+
+The request's transaction does the least that must be durable before the answer: the lead (new,
+or a repeat inquiry: inquiries + 1, last inquiry, empty fields filled), the inquiry's message
+and, for a new lead only, one outbox job ``lead.announce`` (keyed by the lead, so at most one).
+That job (``announce``, declared in backend/leads/jobs.py; a local job, it calls no provider)
+tells people: an alert (one per lead), a ``new_lead_notification`` to each owner and, when a
+published proposal template matches its service type, a ``proposal_sent`` to the lead; and it
+enrols the lead in the workspace's ``lead_created`` sequences (and ``proposal_sent`` ones when a
+proposal goes: backend/email/sequences/service.py). Why, in docs/DESIGN.md ("Lead capture").
 
 Concurrent inquiries from one address make one lead: the insert is ``ON CONFLICT DO NOTHING``
 on the (workspace_id, email) unique constraint, and whoever loses the race counts its inquiry
@@ -16,16 +19,19 @@ Tested in tests/leads/test_capture.py and, through the sidecar, tests/api/test_f
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from backend.config import get_settings
-from backend.db import conflict_insert
 from backend.email import links, service
 from backend.email.sequences import service as sequences
-from backend.platform import incidents
+from backend.platform import incidents, outbox
+from backend.platform.outbox import JobContext
 from models import (
     AlertPriority,
     Lead,
@@ -39,6 +45,8 @@ from models import (
 )
 
 ALERT_RULE = "lead.new"
+# The outbox job that announces a new lead (backend/leads/jobs.py declares it).
+ANNOUNCE_KIND = "lead.announce"
 
 
 @dataclass(frozen=True)
@@ -66,23 +74,83 @@ def form_url(slug: str) -> str:
 
 
 def capture(
-    session: Session, workspace: Workspace, inquiry: Inquiry, *, now: dt.datetime | None = None
+    session: Session, workspace_id: int, inquiry: Inquiry, *, now: dt.datetime | None = None
 ) -> Captured:
-    """Record the inquiry in the caller's transaction."""
+    """Record the inquiry in the caller's transaction: a few statements (the lead's upsert,
+    its message and, for a new lead, the ``lead.announce`` job), nothing loaded."""
     now = now or utcnow()
     email = service.normalise(inquiry.email)
-    lead_id = session.execute(
-        conflict_insert(session, Lead)
+    # The statements are built once a process and run on the session's connection (Core):
+    # building them anew and the ORM's bulk-DML path cost more CPU than the database's work.
+    # What the session holds unwritten is written first, as its own execute would have.
+    if session.autoflush:
+        session.flush()
+    connection = session.connection()
+    statements = _statements(connection.dialect.name)
+    values = {
+        "v_workspace_id": workspace_id,
+        "v_email": email,
+        "v_name": inquiry.name,
+        "v_phone": inquiry.phone,
+        "v_company": inquiry.company,
+        "v_service_type": inquiry.service_type,
+        "v_event_date": inquiry.event_date,
+        "v_message": inquiry.message,
+        "v_marketing_consent": inquiry.marketing_consent,
+        "v_now": now,
+    }
+    lead_id = connection.execute(statements.insert_lead, values).scalar()
+    new = lead_id is not None
+    if lead_id is None:
+        lead_id = connection.execute(statements.repeat_lead, values).scalar_one()
+    if inquiry.message:
+        connection.execute(
+            statements.insert_message,
+            {
+                "v_workspace_id": workspace_id,
+                "v_lead_id": lead_id,
+                "v_at": now,
+                "v_body": inquiry.message,
+            },
+        )
+    if new:
+        # Only the inserting transaction announces; the key makes it once per lead whatever
+        # happens (a retried transaction, a replayed request).
+        outbox.enqueue(
+            session,
+            kind=ANNOUNCE_KIND,
+            payload={"lead_id": lead_id, "at": now.isoformat()},
+            idempotency_key=f"lead:{lead_id}:announce",
+            workspace_id=workspace_id,
+        )
+    return Captured(lead_id=lead_id, new=new)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    insert_lead: Any
+    repeat_lead: Any
+    insert_message: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    """``capture``'s statements for a dialect, with bound parameters (``v_`` and the names of
+    its ``values``: an UPDATE may not bind a column's own name)."""
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = bindparam("v_now", type_=Lead.created_at.type)
+    insert_lead = (
+        insert_for(Lead)
         .values(
-            workspace_id=workspace.id,
-            email=email,
-            name=inquiry.name,
-            phone=inquiry.phone,
-            company=inquiry.company,
-            service_type=inquiry.service_type,
-            event_date=inquiry.event_date,
-            message=inquiry.message,
-            marketing_consent=inquiry.marketing_consent,
+            workspace_id=bindparam("v_workspace_id"),
+            email=bindparam("v_email"),
+            name=bindparam("v_name"),
+            phone=bindparam("v_phone"),
+            company=bindparam("v_company"),
+            service_type=bindparam("v_service_type"),
+            event_date=bindparam("v_event_date"),
+            message=bindparam("v_message"),
+            marketing_consent=bindparam("v_marketing_consent"),
             source="website",
             status="new",
             inquiries=1,
@@ -92,41 +160,69 @@ def capture(
         )
         .on_conflict_do_nothing(index_elements=["workspace_id", "email"])
         .returning(Lead.id)
-    ).scalar()
-    new = lead_id is not None
-    if lead_id is None:
-        lead_id = session.execute(
-            update(Lead)
-            .where(Lead.workspace_id == workspace.id, Lead.email == email)
-            .values(
-                inquiries=Lead.inquiries + 1,
-                last_inquiry_at=now,
-                updated_at=now,
-                phone=func.coalesce(Lead.phone, inquiry.phone),
-                company=func.coalesce(Lead.company, inquiry.company),
-                service_type=func.coalesce(Lead.service_type, inquiry.service_type),
-                event_date=func.coalesce(Lead.event_date, inquiry.event_date),
-                message=func.coalesce(Lead.message, inquiry.message),
-                # Consent given once stays given until they unsubscribe.
-                marketing_consent=Lead.marketing_consent | inquiry.marketing_consent,
-            )
-            .returning(Lead.id)
-            .execution_options(synchronize_session=False)
-        ).scalar_one()
-    if inquiry.message:
-        session.add(
-            LeadMessage(
-                workspace_id=workspace.id,
-                lead_id=lead_id,
-                at=now,
-                kind="inquiry",
-                body=inquiry.message,
-            )
+    )
+    # A repeat: one more inquiry, empty fields filled, consent given once kept until they
+    # unsubscribe.
+    repeat_lead = (
+        update(Lead)
+        .where(
+            Lead.workspace_id == bindparam("v_workspace_id"),
+            Lead.email == bindparam("v_email", type_=Lead.email.type),
         )
-    if new:
-        _announce(session, workspace, lead_id, inquiry, email, now)
-    session.flush()
-    return Captured(lead_id=lead_id, new=new)
+        .values(
+            inquiries=Lead.inquiries + 1,
+            last_inquiry_at=now,
+            updated_at=now,
+            phone=func.coalesce(Lead.phone, bindparam("v_phone", type_=Lead.phone.type)),
+            company=func.coalesce(Lead.company, bindparam("v_company", type_=Lead.company.type)),
+            service_type=func.coalesce(
+                Lead.service_type, bindparam("v_service_type", type_=Lead.service_type.type)
+            ),
+            event_date=func.coalesce(
+                Lead.event_date, bindparam("v_event_date", type_=Lead.event_date.type)
+            ),
+            message=func.coalesce(Lead.message, bindparam("v_message", type_=Lead.message.type)),
+            marketing_consent=or_(
+                Lead.marketing_consent,
+                bindparam("v_marketing_consent", type_=Lead.marketing_consent.type),
+            ),
+        )
+        .returning(Lead.id)
+    )
+    insert_message = insert(LeadMessage).values(
+        workspace_id=bindparam("v_workspace_id"),
+        lead_id=bindparam("v_lead_id"),
+        at=bindparam("v_at", type_=LeadMessage.at.type),
+        kind="inquiry",
+        body=bindparam("v_body"),
+    )
+    return _Statements(insert_lead, repeat_lead, insert_message)
+
+
+def announce(session: Session, job: JobContext) -> None:
+    """The ``lead.announce`` job: a new lead's alert, the owners' notification, the proposal
+    and the sequence enrolments, as of the inquiry's time (``at``). It reads the lead as it is
+    now: a repeat inquiry that came first may have filled a field the first left empty. All
+    in the job's transaction, which completes the job: a rerun after a crash does it again
+    from scratch, and the e-mails' dedupe keys and the alert's grouping hold anyway."""
+    lead = session.get(Lead, int(job.payload["lead_id"]))
+    if lead is None:
+        return  # erased since (a person's data deleted on request): nobody to announce
+    workspace = session.get_one(Workspace, lead.workspace_id)
+    at = dt.datetime.fromisoformat(str(job.payload["at"]))
+    _announce(
+        session,
+        workspace,
+        lead.id,
+        Inquiry(
+            name=lead.name,
+            email=lead.email,
+            service_type=lead.service_type,
+            message=lead.message,
+        ),
+        lead.email,
+        at,
+    )
 
 
 def _announce(

@@ -16,16 +16,17 @@ transaction as the change that asks for it, then run by workers.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import bindparam, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from backend.db import conflict_insert
 from backend.integrations.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable
 from backend.platform import circuits, outbox_pauses, turns
 from backend.platform.provider_failures import describe
@@ -208,35 +209,67 @@ def enqueue(
         )
     now = utcnow()
     key = circuits.key_for(spec.provider, workspace_id) if spec.provider else None
-    stmt = (
-        conflict_insert(session, OutboxJob)
-        .values(
-            kind=kind,
-            provider=spec.provider,
-            circuit_key=key,
-            fair_at=turns.turn_for(session, key, now, ahead=ahead),
-            payload=payload,
-            idempotency_key=idempotency_key,
-            workspace_id=workspace_id,
-            status=JobStatus.PENDING,
-            attempts=0,
-            max_attempts=max_attempts or spec.max_attempts,
-            run_after=run_after or now,
-            created_at=now,
-        )
+    fair_at = turns.turn_for(session, key, now, ahead=ahead)
+    # The statement is built once a process and run on the session's connection (Core): on a
+    # hot path (a lead form's submission) building it anew cost more CPU than running it. What
+    # the session holds unwritten is written first, as its own execute would have.
+    if session.autoflush:
+        session.flush()
+    connection = session.connection()
+    job_id = connection.execute(
+        _insert_job(connection.dialect.name),
+        {
+            "v_kind": kind,
+            "v_provider": spec.provider,
+            "v_circuit_key": key,
+            "v_fair_at": fair_at,
+            "v_payload": payload,
+            "v_idempotency_key": idempotency_key,
+            "v_workspace_id": workspace_id,
+            "v_status": JobStatus.PENDING,
+            "v_attempts": 0,
+            "v_max_attempts": max_attempts or spec.max_attempts,
+            "v_run_after": run_after or now,
+            "v_created_at": now,
+        },
+    ).scalar()
+    if job_id is None and key:
+        turns.forget(session, key, ahead=ahead)  # the turn was not taken
+    if job_id is not None and connection.dialect.name == "postgresql":
+        # Delivered at commit; wakes idle workers at once instead of at their next poll.
+        connection.execute(_NOTIFY_PROVIDER if spec.provider else _NOTIFY_LOCAL)
+    return job_id
+
+
+_JOB_COLUMNS = (
+    "kind",
+    "provider",
+    "circuit_key",
+    "fair_at",
+    "payload",
+    "idempotency_key",
+    "workspace_id",
+    "status",
+    "attempts",
+    "max_attempts",
+    "run_after",
+    "created_at",
+)
+_NOTIFY_PROVIDER = text(f"NOTIFY {NOTIFY_CHANNEL}, '{NOTIFY_PROVIDER_JOB}'")
+_NOTIFY_LOCAL = text(f"NOTIFY {NOTIFY_CHANNEL}")
+
+
+@functools.cache
+def _insert_job(dialect: str) -> Any:
+    """``enqueue``'s insert for a dialect: a repeated idempotency key adds nothing."""
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    columns = OutboxJob.__table__.c
+    return (
+        insert_for(OutboxJob)
+        .values({name: bindparam(f"v_{name}", type_=columns[name].type) for name in _JOB_COLUMNS})
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(OutboxJob.id)
     )
-    job_id = session.execute(stmt).scalar()
-    if job_id is None and key:
-        turns.forget(session, key, ahead=ahead)  # the turn was not taken
-    if job_id is not None and session.get_bind().dialect.name == "postgresql":
-        # Delivered at commit; wakes idle workers at once instead of at their next poll.
-        if spec.provider:
-            session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}, '{NOTIFY_PROVIDER_JOB}'"))
-        else:
-            session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-    return job_id
 
 
 # -- claiming and leases --------------------------------------------------------------------

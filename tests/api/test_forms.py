@@ -19,6 +19,7 @@ from models import Alert, EmailMessage, Lead, LeadMessage
 from tests.api.webhook_support import client_for
 from tests.email.support import (
     LEAD_FORM_ORIGIN,
+    drain,
     mailbox,
     prepare_lead_form,
     sendgrid_sandbox,  # noqa: F401 (the "sandbox" fixture)
@@ -69,6 +70,9 @@ def test_a_lead_its_alert_and_emails_then_a_repeat_updates_it(
     (lead,) = _leads(engine)
     assert (lead.email, lead.name, lead.inquiries) == ("jane@example.com", "Jane Doe", 1)
     assert lead.service_type == "recital media" and str(lead.event_date) == "2027-05-03"
+    # The answer does not wait for the announcement: its job runs a moment later.
+    assert _count(engine, Alert) == 0 and _count(engine, EmailMessage) == 0
+    assert drain(engine, provider_jobs=False) == []
     with Session(engine) as session:
         (alert,) = session.scalars(select(Alert)).all()
         assert alert.message == "New lead: Jane Doe \u2013 recital media"
@@ -91,6 +95,7 @@ def test_a_lead_its_alert_and_emails_then_a_repeat_updates_it(
     (lead,) = _leads(engine)
     assert (lead.inquiries, lead.company, lead.name) == (2, "Dance Co", "Jane Doe")
     assert lead.last_inquiry_at is not None
+    assert drain(engine, provider_jobs=False) == []  # nothing more to announce
     with Session(engine) as session:
         bodies = session.scalars(select(LeadMessage.body).order_by(LeadMessage.id)).all()
         assert bodies == ["Could you film our spring recital?", "Also May 4?"]
@@ -114,7 +119,9 @@ def test_eight_posts_at_once_make_one_lead(engine: Engine, client: TestClient) -
     assert sorted(answers) == [200] * 7 + [201]
     (lead,) = _leads(engine)
     assert lead.inquiries == 8
+    assert drain(engine, provider_jobs=False) == []
     assert _count(engine, Alert) == 1 and _count(engine, LeadMessage) == 8
+    assert _count(engine, EmailMessage) == 2  # one notification, one proposal
 
 
 def test_each_invalid_field_has_its_message(engine: Engine, client: TestClient) -> None:
@@ -154,6 +161,7 @@ def test_the_honeypot_answers_success_and_stores_nothing(
 ) -> None:
     answer = client.post("/forms/acme/leads", json={**JANE, "website": "http://spam.example"})
     assert answer.status_code == 201
+    assert drain(engine, provider_jobs=False) == []
     assert _leads(engine) == [] and _count(engine, Alert) == 0
 
 
@@ -268,6 +276,7 @@ def test_the_demo_studios_form_sends_its_proposal(engine: Engine) -> None:
         )
         assert posted.status_code == 201, posted.text
         assert posted.headers["access-control-allow-origin"] == demo.STUDIO_FORM_ORIGINS[0]
+    assert drain(engine, provider_jobs=False) == []  # the lead's announcement
     with Session(engine) as session:
         purposes = session.scalars(
             select(EmailMessage.purpose).where(EmailMessage.to_email == "ada@example.com")
@@ -294,6 +303,7 @@ def test_the_proposal_goes_without_consent_but_not_after_an_unsubscribe(
         session.commit()
     for email in ("early@example.com", "late@example.com"):
         assert client.post("/forms/acme/leads", json={**JANE, "email": email}).status_code == 201
+    assert drain(engine, provider_jobs=False) == []  # the leads' announcements
     with Session(engine) as session:
         proposals = session.execute(
             select(EmailMessage.to_email, EmailMessage.status)

@@ -24,6 +24,7 @@ from tests.email.links_support import (
     signed_ago,
     tampered,
 )
+from tests.email.support import drain
 
 DAY = 24 * 3600
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -195,6 +196,7 @@ def test_the_proposal_mailed_to_a_new_lead_links_to_its_page(
         json={"name": "Sam Lee", "email": "sam@example.com", "service_type": "recital media"},
     )
     assert answer.status_code == 201, answer.text
+    assert drain(engine, provider_jobs=False) == []  # the lead's announcement: the proposal
     with Session(engine) as session:
         (proposal,) = session.scalars(
             select(EmailMessage).where(EmailMessage.purpose == "proposal_sent")

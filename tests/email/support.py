@@ -147,10 +147,11 @@ def mailbox(sandbox: RunningSandbox) -> list[dict[str, Any]]:
     return list(sandbox.ctx.store.read("sendgrid")["messages"].values())
 
 
-def drain(engine: Engine) -> list[str]:
-    """Run the outbox's due jobs until none is left; returns the errors."""
+def drain(engine: Engine, *, provider_jobs: bool | None = None) -> list[str]:
+    """Run the outbox's due jobs until none is left; returns the errors. ``provider_jobs``:
+    False runs only local jobs (a new lead's ``lead.announce``, not the e-mails' sends)."""
     errors: list[str] = []
-    runner = Runner(engine, "test-worker", batch=50)
+    runner = Runner(engine, "test-worker", batch=50, provider_jobs=provider_jobs)
     while True:
         report = runner.run_once()
         errors += report.errors

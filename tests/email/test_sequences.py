@@ -35,6 +35,7 @@ from models import (
     Workspace,
 )
 from tests import factories
+from tests.email.support import drain
 
 T0 = dt.datetime(2027, 1, 11, 10, 0, tzinfo=dt.UTC)  # a Monday, 10:00 UTC
 HOUR = dt.timedelta(hours=1)
@@ -167,11 +168,12 @@ def test_a_new_lead_from_the_form_is_enrolled_in_its_workspaces_lead_created_seq
         with Session(engine) as session:
             capture.capture(
                 session,
-                session.get_one(Workspace, ws),
+                ws,
                 capture.Inquiry(name="Jane Doe", email="jane@example.com", message="Hi"),
                 now=T0,
             )
             session.commit()
+        assert drain(engine, provider_jobs=False) == []  # the lead's announcement enrols it
     with Session(engine) as session:
         rows = session.scalars(select(SequenceEnrolment)).all()
         assert [(e.sequence_id, e.workspace_id) for e in rows] == [(wanted, ws)]
@@ -197,11 +199,12 @@ def test_a_proposal_sent_by_capture_enrols_the_lead_with_the_proposal_for_its_re
         session.commit()
         capture.capture(
             session,
-            session.get_one(Workspace, ws),
+            ws,
             capture.Inquiry(name="Jane", email="jane@example.com", service_type="Recital"),
             now=T0,
         )
         session.commit()
+    assert drain(engine, provider_jobs=False) == []  # the lead's announcement: the proposal
     sequences.run_due(engine, now=T0 + 3 * DAY)
     (message,) = _messages(engine, ws)
     assert message.purpose == "proposal_reminder"
