@@ -666,24 +666,26 @@ def apply_batch(session: Session, pending: Sequence[inbox.Pending]) -> set[int]:
             held.known[key] = True
     if not first:
         return applied
+    # Core statements with lists of parameters: SQLAlchemy sends each as one multi-row
+    # statement from a cached compilation (``insertmanyvalues``); a ``values([...])`` of rows
+    # would be compiled anew every time, and the ORM's bulk path costs more again.
+    events_table = cast(Table, EmailEvent.__table__)
     inserted = {
         (row[0], row[1])
         for row in session.execute(
-            conflict_insert(session, EmailEvent)
-            .values(
-                [
-                    dict(
-                        workspace_id=workspace_id,
-                        sg_event_id=new.sg_event_id,
-                        message_id=message_id,
-                        event=new.name[:24],
-                        at=new.at,
-                    )
-                    for (workspace_id, _), (message_id, new) in first.items()
-                ]
-            )
+            conflict_insert(session, events_table)
             .on_conflict_do_nothing(index_elements=["workspace_id", "sg_event_id"])
-            .returning(EmailEvent.workspace_id, EmailEvent.sg_event_id)
+            .returning(events_table.c.workspace_id, events_table.c.sg_event_id),
+            [
+                dict(
+                    workspace_id=workspace_id,
+                    sg_event_id=new.sg_event_id,
+                    message_id=message_id,
+                    event=new.name[:24],
+                    at=new.at,
+                )
+                for (workspace_id, _), (message_id, new) in first.items()
+            ],
         )
     }
     by_message: dict[int, list[_New]] = {}
@@ -724,9 +726,10 @@ def apply_batch(session: Session, pending: Sequence[inbox.Pending]) -> set[int]:
         _expire(session, EmailMessage, [change["m_id"] for change in changes])
     if engagement:
         session.execute(
-            conflict_insert(session, EngagementEvent)
-            .values(engagement)
-            .on_conflict_do_nothing(index_elements=["workspace_id", "source", "source_event_id"])
+            conflict_insert(session, cast(Table, EngagementEvent.__table__)).on_conflict_do_nothing(
+                index_elements=["workspace_id", "source", "source_event_id"]
+            ),
+            engagement,
         )
     if leads:
         _raise_leads(session, leads)
