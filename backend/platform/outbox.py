@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
@@ -330,12 +330,19 @@ def _take(
         # Materialized once: PostgreSQL may otherwise re-run an IN (... LIMIT n SKIP LOCKED)
         # subquery per row and take more than n jobs.
         chosen = ids.cte("claimable").prefix_with("MATERIALIZED")
+        # Only the chosen ids: they are pending, and locked by this statement (FOR UPDATE
+        # SKIP LOCKED re-checks a row's status when it locks it). A status condition here
+        # too let PostgreSQL plan the update as a scan of every pending job, comparing each
+        # with every chosen id (at 2,800 pending, 540,000 comparisons and 350 ms a claim)
+        # whenever its statistics thought the queue empty.
         target = OutboxJob.id.in_(select(chosen.c.id))
     else:
-        target = OutboxJob.id.in_(ids.scalar_subquery())
+        target = and_(
+            OutboxJob.id.in_(ids.scalar_subquery()), OutboxJob.status == JobStatus.PENDING
+        )
     stmt = (
         update(OutboxJob)
-        .where(target, OutboxJob.status == JobStatus.PENDING)
+        .where(target)
         .values(
             status=JobStatus.RUNNING,
             lease_owner=worker,
