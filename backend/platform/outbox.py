@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.db import conflict_insert
@@ -326,6 +326,7 @@ def claim(
 def _take(
     session: Session, ids: Any, worker: str, lease_seconds: int, now: dt.datetime
 ) -> list[Claimed]:
+    target: ColumnElement[bool]
     if session.get_bind().dialect.name == "postgresql":
         # Materialized once: PostgreSQL may otherwise re-run an IN (... LIMIT n SKIP LOCKED)
         # subquery per row and take more than n jobs.
@@ -359,10 +360,13 @@ def _take(
             OutboxJob.workspace_id,
             OutboxJob.provider,
             OutboxJob.circuit_key,
+            OutboxJob.fair_at,
         )
         .execution_options(synchronize_session=False)
     )
-    return [Claimed(*row) for row in session.execute(stmt).all()]
+    # In their turns (the claim's order: RETURNING follows however the rows were found).
+    rows = sorted(session.execute(stmt).all(), key=lambda row: (row.fair_at, row.id))
+    return [Claimed(*row[:-1]) for row in rows]
 
 
 def extend_lease(
