@@ -22,10 +22,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import Table, bindparam, delete, exists, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from backend.db import conflict_insert
 from backend.email import purposes
@@ -244,7 +245,7 @@ def _handle(session: Session, event: InboundEvent, name: str) -> None:
 
 
 def _apply(
-    message: EmailMessage,
+    message: EmailMessage | _State,
     name: str,
     payload: dict[str, Any],
     at: dt.datetime,
@@ -346,25 +347,25 @@ def _later(
     )
 
 
-def _engagement(
-    session: Session,
-    message: EmailMessage,
+def _engagement_values(
+    message: EmailMessage | _State,
     name: str,
     sg_event_id: str,
     payload: dict[str, Any],
     at: dt.datetime,
-) -> None:
+) -> dict[str, Any] | None:
+    """The event's engagement row, or None when it is about no person."""
     timeline_name = ENGAGEMENT_NAME.get(name)
     if timeline_name is None or message.subject_type not in ("lead", "client", "buyer"):
-        return
+        return None
     if message.subject_id is None:
-        return
+        return None
     properties: dict[str, Any] = {"purpose": message.purpose, "message_id": message.id}
     if name == "click" and isinstance(payload.get("url"), str):
         properties["url"] = payload["url"][:2000]
     if name == "bounce":
         properties["bounce_type"] = str(payload.get("type") or "bounce")
-    values: dict[str, Any] = dict(
+    return dict(
         workspace_id=message.workspace_id,
         source=SOURCE,
         source_event_id=sg_event_id[:128],
@@ -375,6 +376,19 @@ def _engagement(
         properties=properties,
         created_at=utcnow(),
     )
+
+
+def _engagement(
+    session: Session,
+    message: EmailMessage,
+    name: str,
+    sg_event_id: str,
+    payload: dict[str, Any],
+    at: dt.datetime,
+) -> None:
+    values = _engagement_values(message, name, sg_event_id, payload, at)
+    if values is None:
+        return
     if name in COMMON and _held(session) is not None:
         # Written with the batch (its email_events row said it is new; a concurrent duplicate
         # fails the batch, which runs again event by event).
@@ -531,6 +545,240 @@ def prefetch(session: Session, events: Sequence[InboundEvent]) -> Held:
         for sg_event_id in sg_ids:
             held.known[(workspace_id, sg_event_id)] = sg_event_id in recorded
     return held
+
+
+# What a batch of COMMON events reads of a message and may change (``apply_batch``).
+_READ = (
+    "id",
+    "workspace_id",
+    "purpose",
+    "subject_type",
+    "subject_id",
+    "status",
+    "sendgrid_message_id",
+    "sent_at",
+    "delivered_at",
+    "first_open_at",
+    "last_open_at",
+    "open_count",
+    "machine_open_count",
+    "first_click_at",
+    "last_click_at",
+    "click_count",
+    "last_event_at",
+)
+_WRITTEN = _READ[5:]
+
+
+@dataclass(slots=True)
+class _State:
+    """A message's columns that ``_apply`` reads and sets, as a plain object (``apply_batch``
+    builds no ORM object per message)."""
+
+    id: int
+    workspace_id: int
+    purpose: str
+    subject_type: str | None
+    subject_id: int | None
+    status: str
+    sendgrid_message_id: str | None
+    sent_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+    first_open_at: dt.datetime | None
+    last_open_at: dt.datetime | None
+    open_count: int
+    machine_open_count: int
+    first_click_at: dt.datetime | None
+    last_click_at: dt.datetime | None
+    click_count: int
+    last_event_at: dt.datetime | None
+    failure_reason: str | None = None  # set only by bounces and drops, never COMMON events
+
+    def written(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, column) for column in _WRITTEN)
+
+
+@dataclass(slots=True)
+class _New:
+    """A COMMON event of a batch, about a message named by our custom arg."""
+
+    sg_event_id: str
+    name: str
+    at: dt.datetime
+    payload: dict[str, Any]
+
+
+def apply_batch(session: Session, pending: Sequence[inbox.Pending]) -> set[int]:
+    """The inbox's batch handler (``inbox.register``): the batch's COMMON events about a
+    message our custom arg names, in its workspace, applied in a few statements whatever their
+    number, exactly as ``handle`` would one by one; returns their inbound ids. Every other
+    event (a bounce, a drop, a spam report, an (un)subscribe; an event without our custom
+    args, or about no message of its workspace) is left to ``handle``.
+
+    The messages are locked in id order; each event's ``email_events`` row is inserted
+    ignoring a conflict, all in one statement, and only those it inserted (new: not recorded
+    before, by this batch or by a concurrent worker, whose commit the insert waits for) change
+    anything: each message is updated once with what its new events do (``_apply`` on its
+    columns, in timestamp order), their engagement rows are inserted in one statement, and
+    their leads move forward in one statement per status.
+    """
+    candidates: list[tuple[inbox.Pending, str, int]] = []
+    for event in pending:
+        payload = event.payload
+        if event.workspace_id is None or not isinstance(payload, dict):
+            continue
+        name = str(payload.get("event") or event.event_type)
+        raw_id = str(payload.get(CUSTOM_MESSAGE_ID) or "")
+        claimed_ws = payload.get(CUSTOM_WORKSPACE_ID)
+        if name not in COMMON or not raw_id.isdigit():
+            continue
+        if claimed_ws is not None and str(claimed_ws) != str(event.workspace_id):
+            continue
+        candidates.append((event, name, int(raw_id)))
+    if not candidates:
+        return set()
+    # What the handler wrote earlier in this transaction is sent first: the queries below
+    # must see it, and the ORM objects they update behind the session's back are expired.
+    session.flush()
+    table = cast(Table, EmailMessage.__table__)
+    states = {
+        row.id: _State(*row)
+        for row in session.execute(
+            select(*(table.c[column] for column in _READ))
+            .where(table.c.id.in_(sorted({message_id for _, _, message_id in candidates})))
+            .order_by(table.c.id)
+            .with_for_update()
+        )
+    }
+    applied: set[int] = set()
+    first: dict[tuple[int, str], tuple[int, _New]] = {}  # the batch's first of each event
+    for event, name, message_id in candidates:
+        state = states.get(message_id)
+        if state is None or state.workspace_id != event.workspace_id:
+            continue  # not ours to touch: ``handle`` records it and does nothing else
+        applied.add(event.id)
+        sg_event_id = str(event.payload.get("sg_event_id") or event.external_id)
+        key = (event.workspace_id, sg_event_id)
+        if key not in first:
+            at = _when(event.payload.get("timestamp"))
+            first[key] = (message_id, _New(sg_event_id, name, at, event.payload))
+    held = _held(session)
+    if held is not None:
+        for key in first:
+            held.known[key] = True
+    if not first:
+        return applied
+    # Core statements with lists of parameters: SQLAlchemy sends each as one multi-row
+    # statement from a cached compilation (``insertmanyvalues``); a ``values([...])`` of rows
+    # would be compiled anew every time, and the ORM's bulk path costs more again.
+    events_table = cast(Table, EmailEvent.__table__)
+    inserted = {
+        (row[0], row[1])
+        for row in session.execute(
+            conflict_insert(session, events_table)
+            .on_conflict_do_nothing(index_elements=["workspace_id", "sg_event_id"])
+            .returning(events_table.c.workspace_id, events_table.c.sg_event_id),
+            [
+                dict(
+                    workspace_id=workspace_id,
+                    sg_event_id=new.sg_event_id,
+                    message_id=message_id,
+                    event=new.name[:24],
+                    at=new.at,
+                )
+                for (workspace_id, _), (message_id, new) in first.items()
+            ],
+        )
+    }
+    by_message: dict[int, list[_New]] = {}
+    for key, (message_id, new) in first.items():
+        if key in inserted:
+            by_message.setdefault(message_id, []).append(new)
+    changes: list[dict[str, Any]] = []
+    engagement: list[dict[str, Any]] = []
+    leads: dict[int, tuple[int, str]] = {}  # lead id -> (workspace, the furthest status)
+    for message_id, news in by_message.items():
+        state = states[message_id]
+        before = state.written()
+        for new in sorted(news, key=lambda n: n.at):
+            machine_open = new.name == "open" and new.payload.get("sg_machine_open") is True
+            _apply(state, new.name, new.payload, new.at, machine_open=machine_open)
+            if not machine_open:
+                values = _engagement_values(state, new.name, new.sg_event_id, new.payload, new.at)
+                if values is not None:
+                    engagement.append(values)
+            if state.subject_type == "lead" and state.subject_id is not None:
+                target = _lead_target(state, new.name, machine_open=machine_open)
+                if target is not None:
+                    held_target = leads.get(state.subject_id)
+                    if held_target is None or LEAD_RANK[target] > LEAD_RANK[held_target[1]]:
+                        leads[state.subject_id] = (state.workspace_id, target)
+        after = state.written()
+        if after != before:
+            changes.append(
+                {"m_id": message_id, **{f"m_{c}": v for c, v in zip(_WRITTEN, after, strict=True)}}
+            )
+    if changes:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("m_id"))
+            .values({column: bindparam(f"m_{column}") for column in _WRITTEN}),
+            changes,
+        )
+        _expire(session, EmailMessage, [change["m_id"] for change in changes])
+    if engagement:
+        session.execute(
+            conflict_insert(session, cast(Table, EngagementEvent.__table__)).on_conflict_do_nothing(
+                index_elements=["workspace_id", "source", "source_event_id"]
+            ),
+            engagement,
+        )
+    if leads:
+        _raise_leads(session, leads)
+    return applied
+
+
+def _lead_target(state: _State, name: str, *, machine_open: bool) -> str | None:
+    """The status a COMMON event moves its lead to (``_lead``'s first two cases)."""
+    if name == "open" and not machine_open and state.purpose == "proposal_sent":
+        return "proposal_viewed"
+    if name == "click":
+        return "engaged"
+    return None
+
+
+def _raise_leads(session: Session, targets: dict[int, tuple[int, str]]) -> None:
+    """Move leads forward only (``_raise_lead``): locked in id order, one UPDATE a status."""
+    rows = session.execute(
+        select(Lead.id, Lead.workspace_id, Lead.status)
+        .where(Lead.id.in_(sorted(targets)))
+        .order_by(Lead.id)
+        .with_for_update()
+    ).all()
+    moves: dict[str, list[int]] = {}
+    for lead_id, workspace_id, status in rows:
+        want_ws, target = targets[lead_id]
+        current = LEAD_RANK.get(status)
+        if workspace_id != want_ws or current is None or LEAD_RANK[target] <= current:
+            continue
+        moves.setdefault(target, []).append(lead_id)
+    for target, ids in moves.items():
+        session.execute(
+            update(Lead)
+            .where(Lead.id.in_(ids))
+            .values(status=target)
+            .execution_options(synchronize_session=False)
+        )
+        _expire(session, Lead, ids)
+
+
+def _expire(session: Session, model: type[EmailMessage] | type[Lead], ids: Sequence[int]) -> None:
+    """Rows updated by a statement: their objects in the session, if any, are reloaded when
+    next read (nothing of theirs is unsent: the session was flushed first)."""
+    for row_id in ids:
+        loaded = session.identity_map.get(identity_key(model, row_id))
+        if loaded is not None:
+            session.expire(loaded)
 
 
 # Every SendGrid event type this module applies (registered in backend/email/jobs.py).

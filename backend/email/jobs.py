@@ -20,9 +20,17 @@ outbox.declare(service.SEND_KIND, send.send, provider="sendgrid", on_dead=send.o
 # -- inbox handlers ------------------------------------------------------------------------
 
 # SendGrid's Event Webhook (the sidecar stores each event): backend/email/events.py. A
-# batch's messages and recorded events are prefetched and its writes deferred; an event that
-# reads what earlier ones wrote (a suppression, a lead, an alert) flushes around itself.
-inbox.register(events.SOURCE, events.HANDLERS, defer_writes=True, prefetch=events.prefetch)
+# batch's common events (processed, deferred, delivered, open, click about our messages) are
+# applied set-based (``apply_batch``); for the rest, the batch's messages and recorded events
+# are prefetched and its writes deferred; an event that reads what earlier ones wrote (a
+# suppression, a lead, an alert) flushes around itself.
+inbox.register(
+    events.SOURCE,
+    events.HANDLERS,
+    defer_writes=True,
+    prefetch=events.prefetch,
+    apply_batch=events.apply_batch,
+)
 
 # SendGrid Inbound Parse (replies; the sidecar stores each post): backend/email/inbound.py.
 inbox.register(inbound.PROVIDER, inbound.HANDLERS)

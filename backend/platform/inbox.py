@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, Engine, Table, func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -31,11 +31,32 @@ InboxPrefetch = Callable[[Session, Sequence[InboundEvent]], object]
 PROCESS_KIND = "inbox.process"
 
 
+class Pending(NamedTuple):
+    """A pending event as a batch handler (``register``'s ``apply_batch``) sees it: the
+    stored row's columns, without an ORM object."""
+
+    id: int
+    provider: str
+    event_type: str
+    external_id: str
+    workspace_id: int | None
+    payload: dict[str, Any]
+
+
+# Applies, set-based, those of a batch's pending events it can, in the caller's transaction;
+# returns their ids (the inbox marks them handled). The rest go through the handler.
+InboxBatch = Callable[[Session, Sequence[Pending]], Collection[int]]
+# Where ``load_events`` keeps, on the session, the ids of the events a batch handler applied:
+# their jobs then find nothing left to do.
+_APPLIED = "inbox_applied"
+
+
 @dataclass(frozen=True, slots=True)
 class _Registered:
     handler: InboxHandler
     defer_writes: bool
     prefetch: InboxPrefetch | None
+    apply_batch: InboxBatch | None = None
 
 
 _HANDLERS: dict[tuple[str, str], _Registered] = {}
@@ -47,6 +68,7 @@ def register(
     *,
     defer_writes: bool = False,
     prefetch: InboxPrefetch | None = None,
+    apply_batch: InboxBatch | None = None,
 ) -> None:
     """Register a provider's handlers, a table of event type -> handler that a domain keeps in
     its ``jobs.py`` (one table of every provider's events, where a reader sees what each does).
@@ -62,12 +84,22 @@ def register(
     ``prefetch``: called with the events of a batch this handler is about to handle, to load
     what it reads in one query rather than one per event. Only an optimization: the handler
     must work without it (an event also runs alone, after a failure in its batch).
+
+    ``apply_batch``: called (before ``prefetch``) with the pending events of a batch of jobs
+    about to run together, as plain rows; applies those it can in a few set-based statements
+    and returns their ids, which the inbox marks handled in one statement, all in the batch's
+    transaction (a failure rolls it all back, and each event then runs alone through its
+    handler). The others go through the handler as usual. It must apply an event exactly as
+    the handler would, and flush the session first if it reads rows the handler may have
+    changed in the same transaction.
     """
     for event_type, handler in handlers.items():
         existing = _HANDLERS.get((provider, event_type))
         if existing is not None and existing.handler is not handler:
             raise ValueError(f"two handlers are registered for {provider} {event_type!r}")
-        _HANDLERS[(provider, event_type)] = _Registered(handler, defer_writes, prefetch)
+        _HANDLERS[(provider, event_type)] = _Registered(
+            handler, defer_writes, prefetch, apply_batch
+        )
 
 
 def handled() -> dict[tuple[str, str], InboxHandler]:
@@ -346,6 +378,20 @@ def load_events(session: Session, jobs: Sequence[outbox.JobContext]) -> list[obj
     query, so that each job's ``session.get`` finds its event already loaded, then what their
     handlers prefetch."""
     ids = [job.payload["inbound_id"] for job in jobs]
+    batched = _batch_providers()
+    if batched:
+        # The job's key names the event's provider (``_job_key``): only events of a provider
+        # with a batch handler are read for it, the rest cost no query more than before.
+        mine = [
+            job.payload["inbound_id"]
+            for job in jobs
+            if _key_provider(job.idempotency_key) in batched
+        ]
+        if mine:
+            applied = _apply_batches(session, mine, batched)
+            ids = [inbound_id for inbound_id in ids if inbound_id not in applied]
+            if not ids:
+                return []
     events = list(session.scalars(select(InboundEvent).where(InboundEvent.id.in_(ids))))
     by_prefetch: dict[InboxPrefetch, list[InboundEvent]] = {}
     for event in events:
@@ -355,9 +401,67 @@ def load_events(session: Session, jobs: Sequence[outbox.JobContext]) -> list[obj
     return [events, *(prefetch(session, batch) for prefetch, batch in by_prefetch.items())]
 
 
+def _key_provider(key: str) -> str:
+    """The provider a key of ``_job_key`` names ("" for another key)."""
+    parts = key.split(":", 2)
+    return parts[1] if len(parts) == 3 and parts[0] == "inbox" else ""
+
+
+def _batch_providers() -> frozenset[str]:
+    return frozenset(
+        provider for (provider, _), registered in _HANDLERS.items() if registered.apply_batch
+    )
+
+
+def _apply_batches(session: Session, ids: list[int], providers: frozenset[str]) -> set[int]:
+    """Let batch handlers apply what they can of these events (``register``); returns the ids
+    they applied, which are marked handled in one statement and remembered on the session,
+    for ``process`` to skip."""
+    rows = session.execute(
+        select(
+            InboundEvent.id,
+            InboundEvent.provider,
+            InboundEvent.event_type,
+            InboundEvent.external_id,
+            InboundEvent.workspace_id,
+            InboundEvent.payload,
+        ).where(
+            InboundEvent.id.in_(ids),
+            InboundEvent.status == InboundStatus.PENDING,
+            InboundEvent.provider.in_(sorted(providers)),
+        )
+    ).all()
+    by_batch: dict[InboxBatch, list[Pending]] = {}
+    for row in rows:
+        registered = _HANDLERS.get((row.provider, row.event_type))
+        if registered is not None and registered.apply_batch is not None:
+            by_batch.setdefault(registered.apply_batch, []).append(Pending(*row))
+    applied: set[int] = set()
+    for apply_batch, pending in by_batch.items():
+        applied.update(apply_batch(session, pending))
+    if not applied:
+        return applied
+    events = cast(Table, InboundEvent.__table__)  # a Core statement: no ORM bookkeeping
+    session.execute(
+        update(events)
+        .where(events.c.id.in_(sorted(applied)), events.c.status == InboundStatus.PENDING)
+        .values(
+            status=InboundStatus.HANDLED,
+            handled_at=utcnow(),
+            attempts=events.c.attempts + 1,
+            last_error=None,
+        )
+    )
+    session.info.setdefault(_APPLIED, set()).update(applied)
+    return applied
+
+
 def process(session: Session, job: outbox.JobContext) -> None:
     """Apply one stored event. Runs in the job's transaction: the effect and the 'handled'
     mark commit together, so a crash between them cannot apply an event twice."""
+    applied = session.info.get(_APPLIED)
+    if applied and job.payload["inbound_id"] in applied:
+        return  # applied with its batch (``load_events``), in this transaction
     event = session.get(InboundEvent, job.payload["inbound_id"])
     if event is None or event.status in (InboundStatus.HANDLED, InboundStatus.IGNORED):
         return

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import bindparam, func, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -359,16 +359,24 @@ def claim(
 def _take(
     session: Session, ids: Any, worker: str, lease_seconds: int, now: dt.datetime
 ) -> list[Claimed]:
+    target: ColumnElement[bool]
     if session.get_bind().dialect.name == "postgresql":
         # Materialized once: PostgreSQL may otherwise re-run an IN (... LIMIT n SKIP LOCKED)
         # subquery per row and take more than n jobs.
         chosen = ids.cte("claimable").prefix_with("MATERIALIZED")
+        # Only the chosen ids: they are pending, and locked by this statement (FOR UPDATE
+        # SKIP LOCKED re-checks a row's status when it locks it). A status condition here
+        # too let PostgreSQL plan the update as a scan of every pending job, comparing each
+        # with every chosen id (at 2,800 pending, 540,000 comparisons and 350 ms a claim)
+        # whenever its statistics thought the queue empty.
         target = OutboxJob.id.in_(select(chosen.c.id))
     else:
-        target = OutboxJob.id.in_(ids.scalar_subquery())
+        target = and_(
+            OutboxJob.id.in_(ids.scalar_subquery()), OutboxJob.status == JobStatus.PENDING
+        )
     stmt = (
         update(OutboxJob)
-        .where(target, OutboxJob.status == JobStatus.PENDING)
+        .where(target)
         .values(
             status=JobStatus.RUNNING,
             lease_owner=worker,
@@ -385,10 +393,13 @@ def _take(
             OutboxJob.workspace_id,
             OutboxJob.provider,
             OutboxJob.circuit_key,
+            OutboxJob.fair_at,
         )
         .execution_options(synchronize_session=False)
     )
-    return [Claimed(*row) for row in session.execute(stmt).all()]
+    # In their turns (the claim's order: RETURNING follows however the rows were found).
+    rows = sorted(session.execute(stmt).all(), key=lambda row: (row.fair_at, row.id))
+    return [Claimed(*row[:-1]) for row in rows]
 
 
 def extend_lease(

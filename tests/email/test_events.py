@@ -4,6 +4,7 @@ suppressions, the engagement timeline, and a lead's status, sequences and alerts
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import threading
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from backend.email import events, service
 from backend.jobs.runner import Runner
+from backend.platform import inbox
 from models import (
     Alert,
     EmailEvent,
@@ -26,6 +28,7 @@ from models import (
     EmailSuppression,
     EngagementEvent,
     InboundEvent,
+    InboundStatus,
     Lead,
     SequenceEnrolment,
 )
@@ -214,6 +217,97 @@ def test_events_three_times_and_shuffled_end_as_in_order(
     assert all("jane" not in json.dumps(r.properties) for r in rows)
     # A click after the proposal was opened: engaged, and a late open does not step it back.
     assert [session.get_one(Lead, lead).status for lead in (lead_a, lead_b)] == ["engaged"] * 2
+    # Each stored event handled once, most of them with their batch (``events.apply_batch``).
+    assert set(session.execute(select(InboundEvent.status, InboundEvent.attempts))) == {
+        (InboundStatus.HANDLED, 1)
+    }
+
+
+def _inbound(n: int, ws: int, payload: dict[str, Any]) -> InboundEvent:
+    return InboundEvent(
+        id=n,
+        provider="sendgrid",
+        event_type=payload["event"],
+        external_id=payload["sg_event_id"],
+        workspace_id=ws,
+        payload=payload,
+    )
+
+
+def test_a_batch_applies_its_common_events_as_one_by_one(session: Session, seeded: Seeded) -> None:
+    """``apply_batch`` (the set-based path of the inbox's batches) takes the common events
+    about our messages and ends where ``handle``, one event at a time, ends; the rest it leaves
+    to ``handle``; an event it meets again changes nothing."""
+    ws = seeded.workspace_id
+    other = seed(session, slug="globex")
+    leads = [_lead(session, ws, f"{n}@example.com") for n in "ab"]
+    messages = [_message(session, ws, lead_id=lead) for lead in leads]
+
+    def events_for(message: int, prefix: str) -> list[dict[str, Any]]:
+        journey = [{**e, "sg_event_id": prefix + e["sg_event_id"]} for e in _journey(message, ws)]
+        return [
+            *journey,
+            journey[3],  # the same event twice in one batch
+            _event(prefix + "d0", "delivered", message, ws, T0 + 2),  # an earlier delivered
+            _event(prefix + "u", "unsubscribe", message, ws, T0 + 990),  # not a common one
+            _event(prefix + "x", "click", message, other.workspace_id, T0 + 999),  # not ours
+        ]
+
+    for n, payload in enumerate(events_for(messages[0], "a-")):
+        events.handle(session, _inbound(n, ws, payload))
+    session.commit()
+
+    batch = events_for(messages[1], "b-")
+    random.Random(7).shuffle(batch)
+    pending = [
+        inbox.Pending(n, "sendgrid", p["event"], p["sg_event_id"], ws, p)
+        for n, p in enumerate(batch)
+    ]
+    loaded = session.get_one(EmailMessage, messages[1])  # in the session before the batch
+    assert loaded.open_count == 0
+    applied = events.apply_batch(session, pending)
+    assert applied == {
+        n
+        for n, p in enumerate(batch)
+        if p["event"] in events.COMMON and p["hub_workspace_id"] == str(ws)
+    }
+    assert loaded.open_count == 2  # the session's object reloads what the batch wrote
+    for n, payload in enumerate(batch):
+        if n not in applied:
+            events.handle(session, _inbound(100 + n, ws, payload))
+    session.commit()
+
+    assert _state(session, messages[1]) == _state(session, messages[0])
+    assert _state(session, messages[1])[:2] == (EmailStatus.UNSUBSCRIBED, _at(T0 + 2))
+    sent = [session.get_one(EmailMessage, m) for m in messages]
+    assert [(m.sent_at, m.sendgrid_message_id) for m in sent] == [(_at(T0), "xmsg1")] * 2
+
+    def timeline(lead: int) -> list[tuple[Any, ...]]:
+        rows = session.execute(
+            select(EngagementEvent.name, EngagementEvent.occurred_at, EngagementEvent.properties)
+            .where(EngagementEvent.subject_id == lead)
+            .order_by(EngagementEvent.occurred_at, EngagementEvent.name)
+        ).all()
+        return [(r.name, r.occurred_at, {**r.properties, "message_id": 0}) for r in rows]
+
+    assert timeline(leads[1]) == timeline(leads[0])
+    assert len(timeline(leads[1])) == 7
+    assert [session.get_one(Lead, lead).status for lead in leads] == ["engaged"] * 2
+    recorded = session.execute(
+        select(EmailEvent.message_id, func.count()).group_by(EmailEvent.message_id)
+    ).all()
+    assert dict(recorded) == {messages[0]: 9, messages[1]: 9, None: 2}
+
+    # Met again (a replay): taken, and nothing changes.
+    before = _state(session, messages[1])
+    assert events.apply_batch(session, pending) == applied
+    session.commit()
+    assert _state(session, messages[1]) == before
+    assert len(timeline(leads[1])) == 7
+
+
+def _at(timestamp: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC)
 
 
 def test_an_event_its_handler_meets_again_changes_nothing(
