@@ -2,11 +2,16 @@
 from a business's own website or the hosted form) and ``GET /forms/{workspace_slug}``, the hosted
 form for a business without a website (plain HTML, no JavaScript).
 
+- A valid inquiry is stored in the inbox, as a webhook is (durable before the answer, with
+  others that arrived meanwhile in one commit: backend/api/webhooks/intake.py), and answered
+  202; the inbox's job makes or updates the lead within a second or so
+  (backend/leads/capture.py). The answer is the same for a new address and a known one, so the
+  form tells nobody who is already a lead. Why, in docs/DESIGN.md ("Lead capture").
 - A body over 16 KiB is refused (413) before it is parsed.
 - Each invalid field gets its own message (422 ``{"errors": {field: message}}``; the hosted form
   shows them next to the fields, the values kept).
 - ``website`` is a honeypot, hidden from people: a submission that fills it is answered as a
-  success (201) and stored nowhere, so a bot learns nothing.
+  success (202) and stored nowhere, so a bot learns nothing.
 - Each client address may submit ``RATE_LIMIT`` times per ``RATE_WINDOW`` seconds per workspace
   (429 with Retry-After). The count is held in the process (the sidecar runs as one process;
   docs/DESIGN.md, "Lead capture").
@@ -24,6 +29,7 @@ import json
 import re
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +45,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from backend.api.limits import read_capped
+from backend.api.webhooks.common import Intake, store_verified
 from backend.db import get_engine, session_scope
 from backend.leads import capture
 from models import Workspace
@@ -123,20 +130,54 @@ def _limiter(request: Request) -> RateLimit:
     return limiter
 
 
+# A workspace the form posts to: id, name, slug, allowed origins.
+_Found = tuple[int, str, str, list[str]]
+
 # Built once: run on the session's connection (Core), it skips the ORM's per-call work.
 _BY_SLUG = select(Workspace.id, Workspace.name, Workspace.slug, Workspace.lead_form_origins).where(
     Workspace.slug == bindparam("v_slug", type_=Workspace.slug.type)
 )
 
 
-def _lookup(session: Session, slug: str) -> tuple[int, str, str, list[str]] | None:
+def _lookup(session: Session, slug: str) -> _Found | None:
     row = session.connection().execute(_BY_SLUG, {"v_slug": slug}).first()
     return (row.id, row.name, row.slug, list(row.lead_form_origins or [])) if row else None
 
 
-def _workspace(engine: Engine, slug: str) -> tuple[int, str, str, list[str]] | None:
+def _workspace(engine: Engine, slug: str) -> _Found | None:
     with session_scope(engine) as session:
         return _lookup(session, slug)
+
+
+class WorkspaceCache:
+    """The lead form's workspace look-ups, each kept ``TTL`` seconds in the process: a burst
+    of submissions costs one query a workspace, not one each. A changed list of allowed origins
+    (or a new workspace) is seen within ``TTL``."""
+
+    TTL = 2.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._found: dict[tuple[Engine, str], tuple[float, _Found | None]] = {}
+
+    async def get(self, engine: Engine, slug: str) -> _Found | None:
+        now = self.clock()
+        kept = self._found.get((engine, slug))
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        found = await run_in_threadpool(_workspace, engine, slug)
+        if len(self._found) > 10_000:  # slugs made up by a caller: forget them all
+            self._found.clear()
+        self._found[(engine, slug)] = (now + self.TTL, found)
+        return found
+
+
+def _workspaces(request: Request) -> WorkspaceCache:
+    state = request.app.state
+    if getattr(state, "lead_form_workspaces", None) is None:
+        state.lead_form_workspaces = WorkspaceCache()
+    cache: WorkspaceCache = state.lead_form_workspaces
+    return cache
 
 
 def _cors(request: Request, origins: list[str]) -> dict[str, str]:
@@ -286,68 +327,71 @@ def preflight(workspace_slug: str, request: Request, engine: EngineDep) -> Respo
 
 @router.post(
     "/forms/{workspace_slug}/leads",
-    status_code=201,
+    status_code=202,
     responses={
-        200: {"description": "A repeat inquiry from the same address: the lead is updated."},
+        202: {"description": "The inquiry is stored; its lead is made or updated shortly."},
+        400: {"description": "The body is neither JSON nor form-encoded."},
         404: {"description": "No such workspace."},
         413: {"description": "The body is over 16 KiB."},
         422: {"description": "Invalid fields, each with its message."},
         429: {"description": "Too many submissions from this client: see Retry-After."},
+        503: {"description": "The database is unavailable: nothing was stored, try again."},
     },
 )
 async def submit(workspace_slug: str, request: Request, engine: EngineDep) -> Response:
-    """A lead's inquiry: JSON or form-encoded."""
+    """A lead's inquiry: JSON or form-encoded. Stored (durably) in the inbox before the answer,
+    like a webhook; the inbox's job makes or updates its lead (backend/leads/capture.py)."""
     body = await read_capped(request, MAX_BODY_BYTES)
-    # The rest runs in the thread pool (the event loop keeps serving meanwhile), in one
-    # database transaction: the workspace looked up and the inquiry stored together.
-    return await run_in_threadpool(_submit, engine, request, workspace_slug, body)
-
-
-def _submit(engine: Engine, request: Request, slug: str, body: bytes) -> Response:
     html = _wants_html(request)
-    with session_scope(engine) as session:
-        found = _lookup(session, slug)
-        if found is None:
-            if html:
-                return _page("lead_message.html", 404, title="Form not found", text=_unknown(slug))
-            return JSONResponse({"detail": _unknown(slug)}, status_code=404)
-        workspace_id, name, slug, origins = found
-        cors = _cors(request, origins)
-        client = request.client.host if request.client else "unknown"
-        wait = _limiter(request).retry_after(client, slug)
-        if wait is not None:
-            log.info("lead form rate limited", workspace=slug, retry_after=wait)
-            headers = cors | {"Retry-After": str(wait)}
-            text = f"too many submissions from this address; try again in {wait} seconds"
-            if html:
-                return _page(
-                    "lead_message.html", 429, headers, title="Please wait a moment", text=text
-                )
-            return JSONResponse({"detail": text}, status_code=429, headers=headers)
-        fields = _parse(request, body)
-        if fields is None:
-            return JSONResponse(
-                {"detail": "send a JSON object or a form-encoded body"},
-                status_code=400,
-                headers=cors,
+    found = await _workspaces(request).get(engine, workspace_slug)
+    if found is None:
+        if html:
+            return _page(
+                "lead_message.html", 404, title="Form not found", text=_unknown(workspace_slug)
             )
-        if str(fields.get(HONEYPOT) or "").strip():
-            log.info("lead form honeypot filled", workspace=slug)
-            return _thanks(html, name, 201, cors)
-        inquiry, errors = validate(fields)
-        if inquiry is None:
-            if html:
-                kept = {k: v for k, v in fields.items() if k in FIELDS and isinstance(v, str)}
-                return _form(name, slug, values=kept, errors=errors, status=422, headers=cors)
-            return JSONResponse(
-                {"detail": "some fields need another look", "errors": errors},
-                status_code=422,
-                headers=cors,
-            )
-        captured = capture.capture(session, workspace_id, inquiry)
-    # Committed (session_scope): only now is the lead stored and the answer true.
-    log.info("lead captured", workspace=slug, lead=captured.lead_id, new=captured.new)
-    return _thanks(html, name, 201 if captured.new else 200, cors)
+        return JSONResponse({"detail": _unknown(workspace_slug)}, status_code=404)
+    workspace_id, name, slug, origins = found
+    cors = _cors(request, origins)
+    client = request.client.host if request.client else "unknown"
+    wait = _limiter(request).retry_after(client, slug)
+    if wait is not None:
+        log.info("lead form rate limited", workspace=slug, retry_after=wait)
+        headers = cors | {"Retry-After": str(wait)}
+        text = f"too many submissions from this address; try again in {wait} seconds"
+        if html:
+            return _page("lead_message.html", 429, headers, title="Please wait a moment", text=text)
+        return JSONResponse({"detail": text}, status_code=429, headers=headers)
+    fields = _parse(request, body)
+    if fields is None:
+        return JSONResponse(
+            {"detail": "send a JSON object or a form-encoded body"}, status_code=400, headers=cors
+        )
+    if str(fields.get(HONEYPOT) or "").strip():
+        log.info("lead form honeypot filled", workspace=slug)
+        return _thanks(html, name, 202, cors)
+    inquiry, errors = validate(fields)
+    if inquiry is None:
+        if html:
+            kept = {k: v for k, v in fields.items() if k in FIELDS and isinstance(v, str)}
+            return _form(name, slug, values=kept, errors=errors, status=422, headers=cors)
+        return JSONResponse(
+            {"detail": "some fields need another look", "errors": errors},
+            status_code=422,
+            headers=cors,
+        )
+    # Committed when this returns (with other requests' events: intake.py), so the answer is
+    # true. Each submission is its own event: a new id, never a duplicate.
+    await store_verified(
+        request,
+        engine,
+        Intake(capture.INBOX_PROVIDER, slug),
+        external_id=uuid.uuid4().hex,
+        event_type=capture.INQUIRY_EVENT,
+        workspace_id=workspace_id,
+        integration_id=None,
+        payload=inquiry.payload(),
+    )
+    return _thanks(html, name, 202, cors)
 
 
 def _thanks(html: bool, name: str, status: int, headers: dict[str, str]) -> Response:

@@ -1,8 +1,11 @@
 """Capturing a lead: one lead per (workspace, lower-cased trimmed e-mail).
 
-The request's transaction does the least that must be durable before the answer: the lead (new,
-or a repeat inquiry: inquiries + 1, last inquiry, empty fields filled), the inquiry's message
-and, for a new lead only, one outbox job ``lead.announce`` (keyed by the lead, so at most one).
+The form's request stores the validated inquiry in the inbox, as a webhook is stored
+(backend/api/forms.py; provider ``INBOX_PROVIDER``), and answers. The inbox's job then runs
+``capture_stored`` (declared in backend/leads/jobs.py), whose transaction does the least: the
+lead (new, or a repeat inquiry: inquiries + 1, last inquiry, empty fields filled), the inquiry's
+message and, for a new lead only, one outbox job ``lead.announce`` (keyed by the lead, so at
+most one), with the stored inquiry marked handled.
 That job (``announce``, declared in backend/leads/jobs.py; a local job, it calls no provider)
 tells people: an alert (one per lead), a ``new_lead_notification`` to each owner and, when a
 published proposal template matches its service type, a ``proposal_sent`` to the lead; and it
@@ -34,6 +37,7 @@ from backend.platform import incidents, outbox
 from backend.platform.outbox import JobContext
 from models import (
     AlertPriority,
+    InboundEvent,
     Lead,
     LeadMessage,
     Membership,
@@ -45,6 +49,9 @@ from models import (
 )
 
 ALERT_RULE = "lead.new"
+# The inbox's name for inquiries from the lead form, and their one event type.
+INBOX_PROVIDER = "leadform"
+INQUIRY_EVENT = "lead.inquiry"
 # The outbox job that announces a new lead (backend/leads/jobs.py declares it).
 ANNOUNCE_KIND = "lead.announce"
 
@@ -62,11 +69,47 @@ class Inquiry:
     message: str | None = None
     marketing_consent: bool = False
 
+    def payload(self) -> dict[str, Any]:
+        """The inquiry as the inbox stores it (JSON): the form's request stores only this."""
+        return {
+            "name": self.name,
+            "email": self.email,
+            "phone": self.phone,
+            "company": self.company,
+            "service_type": self.service_type,
+            "event_date": self.event_date.isoformat() if self.event_date else None,
+            "message": self.message,
+            "marketing_consent": self.marketing_consent,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Inquiry:
+        event_date = payload.get("event_date")
+        return cls(
+            name=payload["name"],
+            email=payload["email"],
+            phone=payload.get("phone"),
+            company=payload.get("company"),
+            service_type=payload.get("service_type"),
+            event_date=dt.date.fromisoformat(event_date) if event_date else None,
+            message=payload.get("message"),
+            marketing_consent=bool(payload.get("marketing_consent")),
+        )
+
 
 @dataclass(frozen=True)
 class Captured:
     lead_id: int
     new: bool
+
+
+def capture_stored(session: Session, event: InboundEvent) -> None:
+    """The inbox's handler for a stored inquiry: captured as received (its time is the
+    request's, not the job's)."""
+    if event.workspace_id is None:  # the form stores every inquiry with its workspace
+        raise ValueError("a stored inquiry without a workspace")
+    inquiry = Inquiry.from_payload(event.payload)
+    capture(session, event.workspace_id, inquiry, now=event.received_at)
 
 
 def form_url(slug: str) -> str:

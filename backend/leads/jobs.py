@@ -1,6 +1,7 @@
-"""The leads domain's work: the ``lead.announce`` outbox job, which tells people about a new
-lead (its alert, the owners' notification, the proposal, the sequence enrolments) once the
-form's request has stored it (backend/leads/capture.py).
+"""The leads domain's work: the lead form's stored inquiries, made leads by the inbox's job, and
+the ``lead.announce`` outbox job, which tells people about a new lead (its alert, the owners'
+notification, the proposal, the sequence enrolments) once it is captured
+(backend/leads/capture.py).
 
 Covered by tests/jobs/test_discovery.py (what is declared here is loaded).
 """
@@ -8,7 +9,11 @@ Covered by tests/jobs/test_discovery.py (what is declared here is loaded).
 from __future__ import annotations
 
 from backend.leads import capture
-from backend.platform import outbox
+from backend.platform import inbox, outbox
+
+# -- inbox event handlers --------------------------------------------------------------------
+
+inbox.register(capture.INBOX_PROVIDER, {capture.INQUIRY_EVENT: capture.capture_stored})
 
 # -- outbox job kinds -----------------------------------------------------------------------
 

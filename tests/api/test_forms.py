@@ -1,7 +1,8 @@
-"""The lead form on the sidecar: a submission makes a lead, its alert, the owners' notification
-and the matching proposal (both delivered to the sandbox's mailbox); a repeat updates the lead
-and tells nobody again; invalid fields, a big body, the honeypot, the rate limit, CORS and the
-hosted form (GET, POST, errors shown again with the values kept)."""
+"""The lead form on the sidecar: a submission is stored (202) and its job makes a lead, its alert,
+the owners' notification and the matching proposal (both delivered to the sandbox's mailbox); a
+repeat gets the same answer, updates the lead and tells nobody again; invalid fields, a big
+body, the honeypot, the rate limit, CORS and the hosted form (GET, POST, errors shown again with
+the values kept)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from sqlalchemy.orm import Session
 
 from backend.api.forms import RateLimit
 from backend.jobs.runner import Runner
-from models import Alert, EmailMessage, Lead, LeadMessage
+from models import Alert, EmailMessage, InboundEvent, Lead, LeadMessage
 from tests.api.webhook_support import client_for
 from tests.email.support import (
     LEAD_FORM_ORIGIN,
+    capture_stored_inquiries,
     drain,
     mailbox,
     prepare_lead_form,
@@ -66,13 +68,13 @@ def test_a_lead_its_alert_and_emails_then_a_repeat_updates_it(
     engine: Engine, client: TestClient
 ) -> None:
     first = client.post("/forms/acme/leads", json=JANE)
-    assert first.status_code == 201, first.text
+    assert first.status_code == 202, first.text
+    # The answer means "stored": the inquiry waits in the inbox, its lead is made by its job.
+    assert _leads(engine) == [] and _count(engine, InboundEvent) == 1
+    assert capture_stored_inquiries(engine) == 1
     (lead,) = _leads(engine)
     assert (lead.email, lead.name, lead.inquiries) == ("jane@example.com", "Jane Doe", 1)
     assert lead.service_type == "recital media" and str(lead.event_date) == "2027-05-03"
-    # The answer does not wait for the announcement: its job runs a moment later.
-    assert _count(engine, Alert) == 0 and _count(engine, EmailMessage) == 0
-    assert drain(engine, provider_jobs=False) == []
     with Session(engine) as session:
         (alert,) = session.scalars(select(Alert)).all()
         assert alert.message == "New lead: Jane Doe \u2013 recital media"
@@ -91,11 +93,16 @@ def test_a_lead_its_alert_and_emails_then_a_repeat_updates_it(
             "message": "Also May 4?",
         },
     )
-    assert again.status_code == 200, again.text
+    # The same answer as a new address's: the form tells nobody who is already a lead.
+    assert again.status_code == 202, again.text
+    assert (again.json(), again.headers.get("content-length")) == (
+        first.json(),
+        first.headers.get("content-length"),
+    )
+    assert drain(engine, provider_jobs=False) == []  # captured; nothing more to announce
     (lead,) = _leads(engine)
     assert (lead.inquiries, lead.company, lead.name) == (2, "Dance Co", "Jane Doe")
     assert lead.last_inquiry_at is not None
-    assert drain(engine, provider_jobs=False) == []  # nothing more to announce
     with Session(engine) as session:
         bodies = session.scalars(select(LeadMessage.body).order_by(LeadMessage.id)).all()
         assert bodies == ["Could you film our spring recital?", "Also May 4?"]
@@ -116,10 +123,10 @@ def test_eight_posts_at_once_make_one_lead(engine: Engine, client: TestClient) -
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(answers) == [200] * 7 + [201]
+    assert answers == [202] * 8
+    assert drain(engine, provider_jobs=False) == []
     (lead,) = _leads(engine)
     assert lead.inquiries == 8
-    assert drain(engine, provider_jobs=False) == []
     assert _count(engine, Alert) == 1 and _count(engine, LeadMessage) == 8
     assert _count(engine, EmailMessage) == 2  # one notification, one proposal
 
@@ -160,7 +167,8 @@ def test_the_honeypot_answers_success_and_stores_nothing(
     engine: Engine, client: TestClient
 ) -> None:
     answer = client.post("/forms/acme/leads", json={**JANE, "website": "http://spam.example"})
-    assert answer.status_code == 201
+    assert answer.status_code == 202
+    assert _count(engine, InboundEvent) == 0
     assert drain(engine, provider_jobs=False) == []
     assert _leads(engine) == [] and _count(engine, Alert) == 0
 
@@ -179,7 +187,7 @@ def test_the_rate_limit_answers_429_with_retry_after(engine: Engine, client: Tes
             client.post(
                 "/forms/acme/leads", json={**JANE, "email": f"p{n}@example.com"}
             ).status_code
-            == 201
+            == 202
         )
     refused = client.post("/forms/acme/leads", json={**JANE, "email": "p9@example.com"})
     assert refused.status_code == 429
@@ -187,8 +195,9 @@ def test_the_rate_limit_answers_429_with_retry_after(engine: Engine, client: Tes
     now[0] += 61
     assert (
         client.post("/forms/acme/leads", json={**JANE, "email": "p9@example.com"}).status_code
-        == 201
+        == 202
     )
+    assert capture_stored_inquiries(engine) == 3
     assert len(_leads(engine)) == 3
 
 
@@ -204,7 +213,7 @@ def test_cors_for_the_workspaces_origins_only(client: TestClient) -> None:
     posted = client.post("/forms/acme/leads", json=JANE, headers={"origin": ORIGIN})
     assert posted.headers["access-control-allow-origin"] == ORIGIN
     other = client.post("/forms/acme/leads", json=JANE, headers={"origin": "https://evil.example"})
-    assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
+    assert other.status_code == 202 and "access-control-allow-origin" not in other.headers
 
 
 def test_the_hosted_form_thanks_or_shows_the_errors_again(
@@ -232,7 +241,8 @@ def test_the_hosted_form_thanks_or_shows_the_errors_again(
         },
         headers=HTML,
     )
-    assert good.status_code == 201 and "Thank you" in good.text
+    assert good.status_code == 202 and "Thank you" in good.text
+    assert capture_stored_inquiries(engine) == 1
     (lead,) = _leads(engine)
     assert lead.marketing_consent is True
 
@@ -243,7 +253,7 @@ def test_the_notification_and_the_proposal_reach_the_mailbox(
     ws = workspace_with_sendgrid(engine, sandbox)
     prepare_lead_form(engine, ws)
     for client in client_for(engine):
-        assert client.post("/forms/acme/leads", json=JANE).status_code == 201
+        assert client.post("/forms/acme/leads", json=JANE).status_code == 202
     while Runner(engine, "test-worker").run_once().claimed:
         pass
     delivered = sorted((m["to"]["email"], m["subject"]) for m in mailbox(sandbox))
@@ -274,9 +284,9 @@ def test_the_demo_studios_form_sends_its_proposal(engine: Engine) -> None:
             json={"name": "Ada Lee", "email": "ada@example.com", "service_type": "recital media"},
             headers={"origin": demo.STUDIO_FORM_ORIGINS[0]},
         )
-        assert posted.status_code == 201, posted.text
+        assert posted.status_code == 202, posted.text
         assert posted.headers["access-control-allow-origin"] == demo.STUDIO_FORM_ORIGINS[0]
-    assert drain(engine, provider_jobs=False) == []  # the lead's announcement
+    assert drain(engine, provider_jobs=False) == []  # the lead's capture and announcement
     with Session(engine) as session:
         purposes = session.scalars(
             select(EmailMessage.purpose).where(EmailMessage.to_email == "ada@example.com")
@@ -302,8 +312,8 @@ def test_the_proposal_goes_without_consent_but_not_after_an_unsubscribe(
         )
         session.commit()
     for email in ("early@example.com", "late@example.com"):
-        assert client.post("/forms/acme/leads", json={**JANE, "email": email}).status_code == 201
-    assert drain(engine, provider_jobs=False) == []  # the leads' announcements
+        assert client.post("/forms/acme/leads", json={**JANE, "email": email}).status_code == 202
+    assert drain(engine, provider_jobs=False) == []  # the leads' capture and announcements
     with Session(engine) as session:
         proposals = session.execute(
             select(EmailMessage.to_email, EmailMessage.status)
@@ -324,5 +334,6 @@ def test_the_hosted_forms_honeypot_thanks_and_stores_nothing(
         data={"name": "Bot", "email": "bot@example.com", "website": "http://spam.example"},
         headers=HTML,
     )
-    assert answer.status_code == 201 and "Thank you" in answer.text
+    assert answer.status_code == 202 and "Thank you" in answer.text
+    assert _count(engine, InboundEvent) == 0
     assert _leads(engine) == []

@@ -195,8 +195,9 @@ def test_the_proposal_mailed_to_a_new_lead_links_to_its_page(
         "/forms/acme/leads",
         json={"name": "Sam Lee", "email": "sam@example.com", "service_type": "recital media"},
     )
-    assert answer.status_code == 201, answer.text
-    assert drain(engine, provider_jobs=False) == []  # the lead's announcement: the proposal
+    assert answer.status_code == 202, answer.text
+    # The inquiry's capture, then the lead's announcement: the proposal.
+    assert drain(engine, provider_jobs=False) == []
     with Session(engine) as session:
         (proposal,) = session.scalars(
             select(EmailMessage).where(EmailMessage.purpose == "proposal_sent")

@@ -19,9 +19,11 @@ from backend.connections import credentials
 from backend.db import get_engine
 from backend.email import service
 from backend.jobs.runner import Runner
+from backend.leads import capture
 from models import (
     EmailMessage,
     InboundEvent,
+    InboundStatus,
     Integration,
     IntegrationStatus,
     ProposalTemplate,
@@ -157,6 +159,21 @@ def drain(engine: Engine, *, provider_jobs: bool | None = None) -> list[str]:
         errors += report.errors
         if not report.claimed:
             return errors
+
+
+def capture_stored_inquiries(engine: Engine) -> int:
+    """Run the local jobs: the inbox's capture of the lead form's stored inquiries (and then
+    the new leads' announcements). Returns how many stored inquiries are handled in all."""
+    assert drain(engine, provider_jobs=False) == []
+    with Session(engine) as session:
+        return len(
+            session.scalars(
+                select(InboundEvent.id).where(
+                    InboundEvent.provider == capture.INBOX_PROVIDER,
+                    InboundEvent.status == InboundStatus.HANDLED,
+                )
+            ).all()
+        )
 
 
 def requests_made(sandbox: RunningSandbox) -> int:
