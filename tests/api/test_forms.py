@@ -6,6 +6,7 @@ the values kept)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 
@@ -14,9 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from backend.api.forms import RateLimit
+from backend.api.forms import RateLimit, WorkspaceCache
 from backend.jobs.runner import Runner
-from models import Alert, EmailMessage, InboundEvent, Lead, LeadMessage
+from models import Alert, EmailMessage, InboundEvent, Lead, LeadMessage, Workspace
 from tests.api.webhook_support import client_for
 from tests.email.support import (
     LEAD_FORM_ORIGIN,
@@ -337,3 +338,24 @@ def test_the_hosted_forms_honeypot_thanks_and_stores_nothing(
     assert answer.status_code == 202 and "Thank you" in answer.text
     assert _count(engine, InboundEvent) == 0
     assert _leads(engine) == []
+
+
+def test_a_workspace_looked_up_is_kept_two_seconds(engine: Engine, ws: int) -> None:
+    """The form's burst costs one look-up a workspace; a change of its origins shows after the
+    cache's TTL (the clock moved by hand)."""
+    now = [100.0]
+    cache = WorkspaceCache(clock=lambda: now[0])
+    first = asyncio.run(cache.get(engine, "acme"))
+    assert first is not None and first[0] == ws and ORIGIN in first[3]
+    assert asyncio.run(cache.get(engine, "nobody")) is None
+    with Session(engine) as session:
+        workspace = session.get(Workspace, ws)
+        assert workspace is not None
+        workspace.lead_form_origins = ["https://new.example"]
+        session.commit()
+    now[0] += WorkspaceCache.TTL - 0.1
+    kept = asyncio.run(cache.get(engine, "acme"))
+    assert kept is not None and ORIGIN in kept[3]
+    now[0] += 0.2
+    fresh = asyncio.run(cache.get(engine, "acme"))
+    assert fresh is not None and fresh[3] == ["https://new.example"]
