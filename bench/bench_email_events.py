@@ -162,8 +162,13 @@ def stored(engine: Engine) -> tuple[int, int]:
         events = conn.execute(
             text("SELECT count(*) FROM inbound_events WHERE provider = 'sendgrid'")
         ).scalar_one()
+        # The events the jobs name: a group's job names up to 128 (backend/platform/inbox.py).
         jobs_ = conn.execute(
-            text("SELECT count(*) FROM outbox_jobs WHERE idempotency_key LIKE 'inbox:sendgrid:%'")
+            text(
+                "SELECT coalesce(sum(CASE WHEN payload::jsonb ? 'inbound_ids' "
+                "THEN jsonb_array_length(payload::jsonb -> 'inbound_ids') ELSE 1 END), 0) "
+                "FROM outbox_jobs WHERE idempotency_key LIKE 'inbox:sendgrid:%'"
+            )
         ).scalar_one()
     return int(events), int(jobs_)
 
@@ -392,7 +397,7 @@ def main() -> int:
     checks = []
     if intake:
         print(
-            f"intake: {intake['events']:,} events ({intake['jobs']:,} jobs) stored in "
+            f"intake: {intake['events']:,} events (named by jobs: {intake['jobs']:,}) stored in "
             f"{intake['seconds']:.1f} s by {intake['posts']} posts {intake['statuses']}: "
             f"{intake['per_second']:,.0f} events/s"
         )

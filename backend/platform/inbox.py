@@ -1,10 +1,15 @@
 """The webhook inbox: verified provider events are stored with their processing job in one
 transaction (``record``); the ``inbox.process`` job later applies each one through the handler
-registered for its (provider, event type).
+registered for its (provider, event type). On PostgreSQL, the events of a provider with a batch
+handler (SendGrid's) that one statement stores for a workspace share one job (``_record_sql``).
 
 Handlers are idempotent and order-independent: a provider sends the same event twice, out of
 order, sometimes days late, and the final state must be the same as sending each once, in order.
 """
+
+# Longer than 500 lines: storing (one hand-tuned PostgreSQL statement and the SQLite path) and
+# applying (single, grouped and batch-applied events) share the handler registry and the job's
+# payload shapes; split, each half would need the other's internals.
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
+import structlog
 from sqlalchemy import Connection, Engine, Table, func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -29,6 +35,7 @@ InboxHandler = Callable[[Session, InboundEvent], None]
 # (see ``register``); returns it, to be held until the batch commits.
 InboxPrefetch = Callable[[Session, Sequence[InboundEvent]], object]
 PROCESS_KIND = "inbox.process"
+log = structlog.get_logger("inbox")
 
 
 class Pending(NamedTuple):
@@ -297,8 +304,9 @@ def record_statement(events: Sequence[Incoming]) -> RecordStatement:
     # costs milliseconds, and the driver keeps only so many prepared).
     rows = 1 << (len(unique) - 1).bit_length()
     params += [None] * (_ROW_PARAMS * (rows - len(unique)))
-    params.append(outbox.kinds()[PROCESS_KIND].max_attempts)
-    return RecordStatement(_record_sql(rows), tuple(params), events, first)
+    grouped = tuple(sorted(_batch_providers()))
+    params += [outbox.kinds()[PROCESS_KIND].max_attempts] * (2 if grouped else 1)
+    return RecordStatement(_record_sql(rows, grouped), tuple(params), events, first)
 
 
 def record_many(connection: Connection, events: Sequence[Incoming]) -> list[bool]:
@@ -329,15 +337,42 @@ def _job_key(provider: str, integration_id: int | None, external_id: str) -> str
     return f"inbox:{provider}:{integration_id}:{external_id}"
 
 
-@functools.lru_cache(maxsize=16)
-def _record_sql(rows: int) -> str:
+@functools.lru_cache(maxsize=32)
+def _record_sql(rows: int, grouped: tuple[str, ...] = ()) -> str:
     """Both rows of up to ``rows`` events in one statement (rows of NULLs are padding): a job
     is inserted for each event that was (a duplicate inserts nothing), its payload pointing at
     the event's new id. Rows are spelled out rather than passed as arrays to unnest: the
-    driver's encoding of arrays of 4 KB JSON texts cost more than the insert itself."""
+    driver's encoding of arrays of 4 KB JSON texts cost more than the insert itself.
+
+    Events of the ``grouped`` providers (those with a batch handler, ``register``) get one job
+    for all of a workspace's events in the statement, ``{"inbound_ids": [...]}`` keyed
+    ``inbox:<provider>:batch:<first id>``: a SendGrid post of hundreds of events is claimed,
+    run and completed as a few jobs, not one per event (``process`` says how a failing event
+    is taken out of its group)."""
     row = (
         "(%s, %s, %s, CAST(%s AS INTEGER), CAST(%s AS INTEGER), CAST(%s AS JSONB),"
         " CAST(%s AS TIMESTAMPTZ))"
+    )
+    # Provider names are the registry's constants (``register``), never a request's value.
+    names = ", ".join("'" + name.replace("'", "''") + "'" for name in grouped)
+    alone = f"WHERE provider NOT IN ({names})" if grouped else ""
+    group_job = (
+        f"""
+    ), group_job AS (
+        INSERT INTO outbox_jobs
+            (kind, provider, payload, idempotency_key, workspace_id, status, attempts,
+             max_attempts, run_after, fair_at, created_at)
+        SELECT '{PROCESS_KIND}', NULL,
+               jsonb_build_object('inbound_ids', jsonb_agg(id ORDER BY id)),
+               'inbox:' || provider || ':batch:' || min(id),
+               workspace_id, '{JobStatus.PENDING.value}', 0, CAST(%s AS INTEGER),
+               min(received_at), min(received_at), min(received_at)
+        FROM event
+        WHERE provider IN ({names})
+        GROUP BY provider, workspace_id
+        ON CONFLICT (idempotency_key) DO NOTHING"""  # noqa: S608 (constants only, as below)
+        if grouped
+        else ""
     )
     # Only constants are formatted in; every value is a parameter. ON CONFLICT has no target:
     # an event is a duplicate under UNIQUE(integration_id, external_id) or, for the
@@ -367,7 +402,8 @@ def _record_sql(rows: int) -> str:
                received_at,
                received_at
         FROM event
-        ON CONFLICT (idempotency_key) DO NOTHING
+        {alone}
+        ON CONFLICT (idempotency_key) DO NOTHING{group_job}
     )
     SELECT provider, integration_id, external_id FROM event
     """  # noqa: S608
@@ -377,15 +413,16 @@ def load_events(session: Session, jobs: Sequence[outbox.JobContext]) -> list[obj
     """``process``'s prepare hook (both declared in platform/jobs.py): the batch's events in one
     query, so that each job's ``session.get`` finds its event already loaded, then what their
     handlers prefetch."""
-    ids = [job.payload["inbound_id"] for job in jobs]
+    ids = [inbound_id for job in jobs for inbound_id in _inbound_ids(job.payload)]
     batched = _batch_providers()
     if batched:
         # The job's key names the event's provider (``_job_key``): only events of a provider
         # with a batch handler are read for it, the rest cost no query more than before.
         mine = [
-            job.payload["inbound_id"]
+            inbound_id
             for job in jobs
             if _key_provider(job.idempotency_key) in batched
+            for inbound_id in _inbound_ids(job.payload)
         ]
         if mine:
             applied = _apply_batches(session, mine, batched)
@@ -399,6 +436,14 @@ def load_events(session: Session, jobs: Sequence[outbox.JobContext]) -> list[obj
         if event.status is InboundStatus.PENDING and registered and registered.prefetch:
             by_prefetch.setdefault(registered.prefetch, []).append(event)
     return [events, *(prefetch(session, batch) for prefetch, batch in by_prefetch.items())]
+
+
+def _inbound_ids(payload: Mapping[str, Any]) -> list[int]:
+    """The events an ``inbox.process`` job applies: one (``inbound_id``) or a group
+    (``inbound_ids``, see ``_record_sql``)."""
+    if "inbound_ids" in payload:
+        return [int(inbound_id) for inbound_id in payload["inbound_ids"]]
+    return [int(payload["inbound_id"])]
 
 
 def _key_provider(key: str) -> str:
@@ -457,12 +502,56 @@ def _apply_batches(session: Session, ids: list[int], providers: frozenset[str]) 
 
 
 def process(session: Session, job: outbox.JobContext) -> None:
-    """Apply one stored event. Runs in the job's transaction: the effect and the 'handled'
-    mark commit together, so a crash between them cannot apply an event twice."""
+    """Apply the job's stored event, or its group of events. Runs in the job's transaction:
+    the effect and the 'handled' mark commit together, so a crash between them cannot apply an
+    event twice.
+
+    A group's events not applied by their batch handler each run in a savepoint: one that
+    fails is rolled back alone and handed to a job of its own (keyed as a lone event's job
+    would be), which retries it, fails it and shows its error like any event's, while the
+    rest of the group is done."""
+    if "inbound_ids" not in job.payload:
+        _process_one(session, int(job.payload["inbound_id"]))
+        return
+    applied = session.info.get(_APPLIED) or set()
+    for inbound_id in _inbound_ids(job.payload):
+        if inbound_id in applied:
+            continue
+        savepoint = session.begin_nested()
+        try:
+            _process_one(session, inbound_id)
+            savepoint.commit()
+        except Exception as exc:
+            savepoint.rollback()
+            _hand_off(session, inbound_id, exc)
+
+
+def _hand_off(session: Session, inbound_id: int, error: Exception) -> None:
+    """A group's failing event, given a job of its own."""
+    event = session.get(InboundEvent, inbound_id)
+    if event is None:
+        return
+    log.warning(
+        "inbox.event_handed_off",
+        provider=event.provider,
+        event_type=event.event_type,
+        inbound_id=inbound_id,
+        error=type(error).__name__,
+    )
+    outbox.enqueue(
+        session,
+        kind=PROCESS_KIND,
+        payload={"inbound_id": inbound_id},
+        idempotency_key=_job_key(event.provider, event.integration_id, event.external_id),
+        workspace_id=event.workspace_id,
+    )
+
+
+def _process_one(session: Session, inbound_id: int) -> None:
     applied = session.info.get(_APPLIED)
-    if applied and job.payload["inbound_id"] in applied:
+    if applied and inbound_id in applied:
         return  # applied with its batch (``load_events``), in this transaction
-    event = session.get(InboundEvent, job.payload["inbound_id"])
+    event = session.get(InboundEvent, inbound_id)
     if event is None or event.status in (InboundStatus.HANDLED, InboundStatus.IGNORED):
         return
     event.attempts += 1

@@ -1,3 +1,5 @@
+# Longer than 500 lines: enqueue, claim, complete and fail are one state machine over one
+# table, whose statements are built once and share its turn and lease rules.
 """The transactional outbox: every side effect on a provider is a job written in the same
 transaction as the change that asks for it, then run by workers.
 

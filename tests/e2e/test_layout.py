@@ -55,7 +55,9 @@ def test_operator_uses_the_console_on_a_phone(browser: Browser, console: Console
             drawer = page.get_by_test_id("nav-drawer")
             expect(drawer).to_be_visible()
             drawer.get_by_test_id(f"nav-{label.lower()}").click()
-            expect(page).to_have_url(re.compile(f"/{label.lower()}/?$"))
+            # As long as the context's default: on a loaded machine the route change that
+            # follows the click has taken more than expect's own 5 s.
+            expect(page).to_have_url(re.compile(f"/{label.lower()}/?$"), timeout=20_000)
             expect(drawer).to_be_hidden()
             expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
             expect(page.get_by_test_id(ready)).to_be_visible()

@@ -1,5 +1,6 @@
 """The inbox's batch statement (the sidecar's hot path on PostgreSQL): every event once, each
-with its job, duplicates recognised inside a batch and against what is stored."""
+with its job (a batch provider's events one job a workspace), duplicates recognised inside a
+batch and against what is stored; a group's failing event handed a job of its own."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from backend.platform import inbox
 from backend.platform.inbox import Incoming
-from models import InboundEvent, OutboxJob
+from models import InboundEvent, InboundStatus, JobStatus, OutboxJob
+from tests.email.support import drain
 from tests.factories import two_receivers
 
 
@@ -112,3 +114,101 @@ def test_one_event_id_received_by_two_integrations_is_two_events(pg_engine: Engi
         f"inbox:stripe:{int_b}:evt_shared",
         "inbox:stripe:evt_shared",
     }
+
+
+def _sendgrid(external_id: str, ws: int, integration: int, kind: str = "delivered") -> Incoming:
+    return _event(
+        external_id,
+        provider="sendgrid",
+        event_type=kind,
+        workspace_id=ws,
+        integration_id=integration,
+        payload={"sg_event_id": external_id, "event": kind, "email": "a@example.com"},
+    )
+
+
+def _jobs(engine: Engine) -> list[OutboxJob]:
+    with Session(engine) as session:
+        return list(session.scalars(select(OutboxJob).order_by(OutboxJob.id)))
+
+
+def test_a_batch_providers_events_share_one_job_a_workspace(pg_engine: Engine) -> None:
+    """SendGrid's events (a provider with a batch handler) stored by one statement get one job
+    per workspace naming them all; Stripe's keep one each."""
+    with Session(pg_engine) as session:
+        (ws_a, int_a), (ws_b, int_b) = two_receivers(session, provider="sendgrid")
+    events = [
+        _sendgrid("sg_a1", ws_a, int_a),
+        _event("evt_1"),
+        _sendgrid("sg_b1", ws_b, int_b),
+        _sendgrid("sg_a2", ws_a, int_a),
+        _sendgrid("sg_a3", ws_a, int_a),
+        _sendgrid("sg_a1", ws_a, int_a),  # a repeat in the post: no second row, no second id
+        _sendgrid("sg_b2", ws_b, int_b),
+    ]
+    with pg_engine.begin() as conn:
+        assert inbox.record_many(conn, events) == [True] * 5 + [False, True]
+    with Session(pg_engine) as session:
+        ids = dict(session.execute(select(InboundEvent.external_id, InboundEvent.id)).all())
+    jobs = {(job.workspace_id, job.idempotency_key): job.payload for job in _jobs(pg_engine)}
+    first_a = min(ids["sg_a1"], ids["sg_a2"], ids["sg_a3"])
+    first_b = min(ids["sg_b1"], ids["sg_b2"])
+    assert jobs == {
+        (ws_a, f"inbox:sendgrid:batch:{first_a}"): {
+            "inbound_ids": sorted([ids["sg_a1"], ids["sg_a2"], ids["sg_a3"]])
+        },
+        (ws_b, f"inbox:sendgrid:batch:{first_b}"): {
+            "inbound_ids": sorted([ids["sg_b1"], ids["sg_b2"]])
+        },
+        (None, "inbox:stripe:evt_1"): {"inbound_id": ids["evt_1"]},
+    }
+
+
+def test_a_groups_failing_event_is_handed_a_job_of_its_own(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One event of a group whose handler fails is rolled back alone and given its own job
+    (which retries it and shows its error); the group's other events are handled and the
+    group's job is done."""
+
+    def refuse(session: Session, event: InboundEvent) -> None:
+        raise ValueError("this event cannot be applied")
+
+    # An event type of SendGrid's that always fails, for this test only.
+    monkeypatch.setitem(
+        inbox._HANDLERS,
+        ("sendgrid", "test_refused"),
+        inbox._Registered(refuse, False, None),
+    )
+    with Session(pg_engine) as session:
+        (ws, integration), _ = two_receivers(session, provider="sendgrid")
+    with pg_engine.begin() as conn:
+        inbox.record_many(
+            conn,
+            [
+                _sendgrid("sg_1", ws, integration),
+                _sendgrid("sg_bad", ws, integration, kind="test_refused"),
+                _sendgrid("sg_2", ws, integration, kind="processed"),
+            ],
+        )
+    (group,) = _jobs(pg_engine)
+    errors = drain(pg_engine)
+    with Session(pg_engine) as session:
+        statuses = dict(
+            session.execute(select(InboundEvent.external_id, InboundEvent.status)).tuples().all()
+        )
+        bad_id = session.scalars(
+            select(InboundEvent.id).where(InboundEvent.external_id == "sg_bad")
+        ).one()
+    assert statuses == {
+        "sg_1": InboundStatus.HANDLED,
+        "sg_2": InboundStatus.HANDLED,
+        "sg_bad": InboundStatus.PENDING,
+    }
+    jobs = {job.id: job for job in _jobs(pg_engine)}
+    assert jobs[group.id].status == JobStatus.DONE
+    (own,) = [job for job in jobs.values() if job.id != group.id]
+    assert own.payload == {"inbound_id": bad_id}
+    assert own.idempotency_key == f"inbox:sendgrid:{integration}:sg_bad"
+    assert own.status == JobStatus.PENDING and "cannot be applied" in (own.last_error or "")
+    assert errors == [f"{inbox.PROCESS_KIND}#{own.id}: RuntimeError"]  # once, by its own job

@@ -17,7 +17,9 @@ from tests.factories import two_receivers
 
 def _event(external_id: str, payload: dict[str, object] | None = None) -> Incoming:
     body = payload or {"id": external_id}
-    return Incoming("sendgrid", external_id, "delivered", None, None, body)
+    # Stripe's: a provider without a batch handler gets a job an event (SendGrid's share one:
+    # tests/platform/test_inbox_batch.py).
+    return Incoming("stripe", external_id, "invoice.paid", None, None, body)
 
 
 def _stored(engine: Engine) -> tuple[int, int]:
@@ -46,10 +48,10 @@ def test_a_batch_with_an_event_the_database_refuses_stores_none_of_it(engine: En
 
 def test_one_event_id_received_by_two_integrations_is_two_events(engine: Engine) -> None:
     with Session(engine) as session:
-        (ws_a, int_a), (ws_b, int_b) = two_receivers(session, provider="sendgrid")
+        (ws_a, int_a), (ws_b, int_b) = two_receivers(session, provider="stripe")
 
     def ours(workspace_id: int, integration_id: int) -> Incoming:
-        return Incoming("sendgrid", "sg_shared", "delivered", workspace_id, integration_id, {})
+        return Incoming("stripe", "sg_shared", "invoice.paid", workspace_id, integration_id, {})
 
     outcomes = inbox.record_all_committed(
         engine, [ours(ws_a, int_a), ours(ws_b, int_b), ours(ws_b, int_b)]
@@ -63,7 +65,7 @@ def test_one_event_id_received_by_two_integrations_is_two_events(engine: Engine)
     with Session(engine) as session:
         keys = set(session.scalars(select(OutboxJob.idempotency_key)))
     assert keys == {
-        f"inbox:sendgrid:{int_a}:sg_shared",
-        f"inbox:sendgrid:{int_b}:sg_shared",
-        "inbox:sendgrid:sg_shared",
+        f"inbox:stripe:{int_a}:sg_shared",
+        f"inbox:stripe:{int_b}:sg_shared",
+        "inbox:stripe:sg_shared",
     }

@@ -505,7 +505,8 @@ class RouteCases:
     def lead_form(self, method: str) -> Cases:
         """The lead form is public by design: anyone may post an inquiry to a workspace's form,
         and it lands in that workspace only: the request stores the inquiry in the inbox with
-        A's id, and its job makes A's lead, message, alert and notices. An unknown workspace is a 404 that stores nothing. GET and the CORS preflight write nothing."""
+        A's id, and its job makes A's lead, message, alert and notices. An unknown workspace
+        is a 404 that stores nothing. GET and the CORS preflight write nothing."""
         form = f"/forms/{self.a.slug}"
         leads = f"{form}/leads"
         if method == "GET":

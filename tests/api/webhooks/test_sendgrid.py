@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from backend.jobs.runner import Runner
-from models import EmailEvent, InboundEvent, InboundStatus, Integration
+from models import EmailEvent, InboundEvent, InboundStatus, Integration, OutboxJob
 from tests.api.webhook_support import (
     Seeded,
     now,
@@ -104,8 +104,15 @@ def test_batch_of_three_is_three_rows_and_resending_it_adds_none(
     assert first.json() == {"received": True, "stored": 3, "duplicates": 0}
     again = sidecar.post(url, content=body, headers=_signed(seeded.sendgrid_key, body=body))
     assert again.json() == {"received": True, "stored": 0, "duplicates": 3}
-    assert stored(engine) == (3, 3)
+    assert stored(engine)[0] == 3
     rows = session.scalars(select(InboundEvent).order_by(InboundEvent.external_id)).all()
+    # Each event named by a job (on PostgreSQL the post's three share one: inbox.py).
+    named = sorted(
+        inbound_id
+        for payload in session.scalars(select(OutboxJob.payload))
+        for inbound_id in payload.get("inbound_ids", [payload.get("inbound_id")])
+    )
+    assert named == sorted(r.id for r in rows)
     assert [(r.provider, r.external_id, r.event_type, r.workspace_id) for r in rows] == [
         ("sendgrid", f"sg-{x}", "delivered", seeded.workspace_id) for x in "abc"
     ]
@@ -189,10 +196,13 @@ def test_one_event_id_for_two_workspaces_is_stored_and_processed_once_in_each(
         for ws in (seeded, other, other)
     ]
     assert [(a["stored"], a["duplicates"]) for a in answers] == [(2, 0), (2, 0), (0, 2)]
-    assert stored(engine) == (4, 4)
+    # Four events; on PostgreSQL each post's events share a job (backend/platform/inbox.py).
+    grouped = engine.dialect.name == "postgresql"
+    jobs = 2 if grouped else 4
+    assert stored(engine) == (4, jobs)
 
     report = Runner(engine, "test-worker", batch=100).run_once()
-    assert (report.claimed, report.done) == (4, 4), report.errors
+    assert (report.claimed, report.done) == (jobs, jobs), report.errors
     assert Runner(engine, "test-worker", batch=100).run_once().claimed == 0
     session.expire_all()
     rows = session.execute(
