@@ -195,7 +195,8 @@ def test_a_groups_failing_event_is_handed_a_job_of_its_own(
     errors = drain(pg_engine)
     with Session(pg_engine) as session:
         statuses = dict(
-            session.execute(select(InboundEvent.external_id, InboundEvent.status)).tuples().all()
+            (row.external_id, row.status)
+            for row in session.execute(select(InboundEvent.external_id, InboundEvent.status))
         )
         bad_id = session.scalars(
             select(InboundEvent.id).where(InboundEvent.external_id == "sg_bad")
